@@ -1,0 +1,75 @@
+"""Sessions: `nox` runs lint and every test session; `nox -s main` runs the main job.
+
+Each session installs what it needs itself, Debian's dataset-fashion-mnist included (as root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "tests-core"]
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+DATA = Path("/usr/share/datasets/fashion-mnist")
+PLUGINS = {"torch": "plugins/fmnist_torch", "tf": "plugins/fmnist_tf", "keras": "plugins/fmnist_keras"}
+
+
+def ensure_data(session: nox.Session) -> None:
+    """Install Debian's dataset-fashion-mnist when the real data is missing."""
+    if (DATA / "t10k-labels-idx1-ubyte.gz").exists():
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        session.error(f"Fashion-MNIST missing in {DATA}: run `apt-get install dataset-fashion-mnist` as root")
+    session.run("apt-get", "update", "-q", external=True)
+    session.run("apt-get", "install", "-y", "-q", "dataset-fashion-mnist", external=True)
+
+
+def pytest(session: nox.Session, *paths: str) -> None:
+    session.run("python", "-m", "pytest", *paths, *session.posargs,
+                env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over everything."""
+    session.install("ruff")
+    paths = [p for p in ("src", "plugins", "tests", "bench", "noxfile.py") if (ROOT / p).exists()]
+    session.run("ruff", "check", *paths)
+
+
+@nox.session(name="tests-core")
+def tests_core(session: nox.Session) -> None:
+    """The core with no framework installed: NumPy backend, data, CLI, conformance."""
+    ensure_data(session)
+    session.install("-e", ".[test]")
+    pytest(session, "tests/core")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Wheels of fmnist-core and every plugin into dist/."""
+    shutil.rmtree(ROOT / "dist", ignore_errors=True)
+    session.install("build")
+    for folder in [".", *PLUGINS.values()]:
+        if (ROOT / folder / "pyproject.toml").exists():
+            session.run("python", "-m", "build", "--wheel", "--outdir", str(ROOT / "dist"), folder)
+
+
+@nox.session
+def main(session: nox.Session) -> None:
+    """The main job: install from the built wheels, train on the real data, evaluate, save, predict."""
+    ensure_data(session)
+    build(session)
+    extra = session.posargs[0] if session.posargs else "torch"
+    spec = f"fmnist-core[{extra}]" if (ROOT / PLUGINS.get(extra, "-") / "pyproject.toml").exists() else "fmnist-core"
+    session.install("--find-links", str(ROOT / "dist"), spec)
+    run = ROOT / "runs" / "main"
+    session.run("fmnist", "backends")
+    session.run("fmnist", "train", "--out", str(run))
+    session.run("fmnist", "predict", "--weights", str(run / "weights.safetensors"),
+                str(ROOT.parent / "shared" / "seed-artifacts" / "predict-image.png"))

@@ -1,0 +1,117 @@
+"""The contract between the core and a framework backend.
+
+The core owns epochs, shuffling, batching by index, metrics, callbacks and progress. A backend
+owns its tensors, device, model and optimizer, and supplies the steps:
+
+* ``Engine.attach(images, labels)`` keeps the training set resident on the device (uint8);
+* ``Engine.train_steps(batches)`` runs ``k`` SGD steps for a ``(k, batch_size)`` index matrix,
+  gathering and scaling (÷255) each batch itself, with no host synchronisation between steps,
+  and returns each step's mean loss and correct count;
+* ``Engine.logits(images)`` runs the forward pass on uint8 images (evaluation and prediction);
+* ``get_params``/``set_params`` move parameters in the neutral layout (see ``models``).
+
+Every backend computes the same thing: ``loss = mean cross-entropy of the batch``,
+``w -= learning_rate * grad``, accuracy counted on the logits before the update.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .models import ModelSpec
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What ``train_steps`` returns: per-step mean loss (k,) and correct counts (k,)."""
+
+    losses: np.ndarray
+    correct: np.ndarray
+
+
+@dataclass
+class EngineConfig:
+    """Everything a backend needs to build an engine."""
+
+    model: ModelSpec
+    learning_rate: float
+    seed: int
+    initial_params: dict[str, np.ndarray] | None = None  # None: the framework's own initialiser
+    options: dict[str, Any] = field(default_factory=dict)  # backend-specific, e.g. device
+
+
+class Engine(ABC):
+    """A model, its optimizer and its resident data on one backend."""
+
+    device: str = "cpu"
+
+    @abstractmethod
+    def attach(self, images: np.ndarray, labels: np.ndarray) -> None:
+        """Keep the training images (N, 28, 28) uint8 and labels (N,) uint8 on the device."""
+
+    @abstractmethod
+    def train_steps(self, batches: np.ndarray) -> StepResult:
+        """Run one SGD step per row of ``batches`` (k, batch_size) int64 indices into the data."""
+
+    @abstractmethod
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Logits (n, classes) float32 of uint8 images (n, 28, 28), in inference mode."""
+
+    @abstractmethod
+    def get_params(self) -> dict[str, np.ndarray]:
+        """A copy of the parameters in the neutral layout."""
+
+    @abstractmethod
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        """Replace the parameters (neutral layout, already checked against the model)."""
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        """Optimizer slots for checkpoints (plain SGD has none)."""
+        return {}
+
+    def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore what ``optimizer_state`` returned."""
+        if state:
+            raise NotImplementedError(f"{type(self).__name__} has no optimizer state to restore")
+
+
+class Backend(ABC):
+    """A framework backend, registered by a plugin and looked up by ``name``.
+
+    Creating the object must be cheap and import no framework: ``requires`` names the modules
+    whose presence makes it usable, checked without importing them.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    priority: ClassVar[int] = 0  # backend=None picks the highest available
+    requires: ClassVar[tuple[str, ...]] = ()
+    models: ClassVar[tuple[str, ...]] = ("mlp",)
+
+    def unavailable_reason(self) -> str | None:
+        """None when usable; otherwise why not (a missing module), without importing it."""
+        for module in self.requires:
+            if importlib.util.find_spec(module) is None:
+                return f"module {module!r} is not installed"
+        return None
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the framework packages behind this backend."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        found = {}
+        for module in self.requires:
+            try:
+                found[module] = version(module)
+            except PackageNotFoundError:
+                found[module] = "not installed"
+        return found
+
+    @abstractmethod
+    def create_engine(self, config: EngineConfig) -> Engine:
+        """Build the model (from ``config.initial_params`` when given) and its optimizer."""

@@ -1,0 +1,247 @@
+"""The ``fmnist`` command line: backends, info, train, evaluate, predict, convert.
+
+Errors print as one line on stderr (``--debug`` shows the traceback). Exit codes: 0 success,
+1 an fmnist error (bad input, missing data, unknown backend), 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def cmd_backends(args) -> int:
+    from . import plugins
+
+    rows = []
+    for name, backend in sorted(plugins.backends().items()):
+        reason = backend.unavailable_reason()
+        if reason is None and args.check:
+            try:
+                backend.versions()
+                from .backend import EngineConfig
+
+                backend.create_engine(EngineConfig(plugins.get_model("mlp"), 0.1, 0))
+            except Exception as exc:  # report, keep listing the others
+                reason = f"{type(exc).__name__}: {exc}"
+        rows.append({"name": name, "available": reason is None, "reason": reason,
+                     "priority": backend.priority, "models": list(backend.models),
+                     "description": backend.description})
+    failures = [{"plugin": f.name, "entry_point": f.value, "error": f.error}
+                for f in plugins.plugin_failures()]
+    if args.json:
+        _print_json({"backends": rows, "failed_plugins": failures})
+    else:
+        for row in rows:
+            state = "ok" if row["available"] else f"unavailable: {row['reason']}"
+            print(f"{row['name']:<8} {state:<12} {row['description']}")
+        for failure in failures:
+            print(f"plugin {failure['plugin']!r} failed to load: {failure['error']}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    import platform
+
+    from . import __version__, data, plugins
+
+    found = None
+    try:
+        located = data.locate(args.data_dir)
+        found = None if located is None else {"place": located[0],
+                                              "files": {k: str(v) for k, v in located[1].items()}}
+    except Exception as exc:
+        found = {"error": str(exc)}
+    info = {
+        "fmnist_core": __version__, "python": platform.python_version(),
+        "cache_dir": str(data.cache_dir()),
+        "data_search_path": [f"{label}: {path}" for label, path in data.search_path(args.data_dir)],
+        "data_found": found,
+        "backends": {n: (b.unavailable_reason() or b.versions()) for n, b in plugins.backends().items()},
+        "weight_formats": sorted(plugins.weight_formats()),
+    }
+    if args.json:
+        _print_json(info)
+    else:
+        for key, value in info.items():
+            print(f"{key}: {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
+    return 0
+
+
+def _trainer_options(args) -> dict:
+    options = {}
+    for item in args.option or []:
+        key, _, value = item.partition("=")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    if getattr(args, "device", None):
+        options["device"] = args.device
+    return options
+
+
+def cmd_train(args) -> int:
+    from .files import atomic_write_json
+    from .trainer import Trainer
+
+    verbose = 0 if (args.json or args.quiet) else "auto"
+    started = time.perf_counter()
+    if args.resume:
+        run = Path(args.resume)
+        trainer = Trainer.resume(run, verbose=verbose, data_dir=args.data_dir)
+        if args.epochs:
+            trainer.epochs = args.epochs
+    else:
+        run = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+        trainer = Trainer(backend=args.backend, model=args.model, epochs=args.epochs or 5,
+                          batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                          data_dir=args.data_dir, verbose=verbose, validate=args.validate,
+                          verify=not args.no_verify, **_trainer_options(args))
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run / "config.json", trainer.config())
+    history = trainer.fit(checkpoint_dir=run)
+    result = trainer.evaluate()
+    weights = trainer.save(run / "weights.safetensors")
+    atomic_write_json(run / "history.json", history.to_dict())
+    atomic_write_json(run / "evaluation.json", result.to_dict())
+    summary = {"run": str(run), "backend": trainer.backend.name, "weights": str(weights),
+               "test_loss": result.loss, "test_accuracy": result.accuracy,
+               "epoch_seconds": history.column("seconds"), "wall_seconds": time.perf_counter() - started}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"\nTest accuracy: {result.accuracy * 100:>0.1f}%, test loss: {result.loss:>8f}")
+        print(f"Saved {weights} (run folder {run})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .trainer import Trainer
+
+    trainer = Trainer.load(args.weights, backend=args.backend, data_dir=args.data_dir, verbose=0,
+                           verify=not args.no_verify)
+    result = trainer.evaluate(args.split)
+    if args.json:
+        _print_json({"backend": trainer.backend.name, **result.to_dict()})
+    else:
+        print(f"{args.split} accuracy: {result.accuracy * 100:.2f}%, loss: {result.loss:.6f} "
+              f"({result.count} images, backend {trainer.backend.name})")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .trainer import Trainer
+
+    trainer = Trainer.load(args.weights, backend=args.backend, verbose=0)
+    predictions = trainer.predict(args.images, output="predictions")
+    if args.json:
+        _print_json([{"path": p.path, "index": p.index, "label": p.label,
+                      **({"probabilities": list(p.probabilities)} if args.probabilities else {})}
+                     for p in predictions])
+    else:
+        for p in predictions:
+            extra = f"  p={max(p.probabilities):.3f}" if args.probabilities else ""
+            print(f"{p.path}: {p.label}{extra}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .weights import read_weights, write_weights
+
+    weights = read_weights(args.source, args.from_format)
+    from .plugins import get_model
+
+    weights.params = get_model(weights.model).check_params(weights.params, source=str(args.source))
+    fmt = write_weights(args.target, weights, args.to)
+    print(f"wrote {args.target} ({fmt.name}) from {args.source}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fmnist", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("backends", help="list installed backends and plugins that failed to load")
+    p.add_argument("--check", action="store_true", help="import each framework and build a model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_backends)
+
+    p = sub.add_parser("info", help="where the data is, cache folder, versions")
+    p.add_argument("--data-dir")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("train", help="train, evaluate and save a model into a run folder")
+    p.add_argument("--backend", help="backend name (default: best installed)")
+    p.add_argument("--model", default="mlp")
+    p.add_argument("--epochs", type=int, default=None, help="default 5")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir")
+    p.add_argument("--device", help="backend device, e.g. cpu, cuda, auto")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="backend option")
+    p.add_argument("--out", help="run folder (default runs/<timestamp>)")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder")
+    p.add_argument("--validate", action="store_true", help="evaluate on the test set every epoch")
+    p.add_argument("--no-verify", action="store_true", help="skip data checksums (knowingly)")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a weights file on the test set")
+    p.add_argument("weights")
+    p.add_argument("--backend")
+    p.add_argument("--split", default="test", choices=["test", "train"])
+    p.add_argument("--data-dir")
+    p.add_argument("--no-verify", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify images or folders of images")
+    p.add_argument("--weights", required=True)
+    p.add_argument("images", nargs="+")
+    p.add_argument("--backend")
+    p.add_argument("--probabilities", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("convert", help="convert weights between formats (any installed plugin's)")
+    p.add_argument("source")
+    p.add_argument("target")
+    p.add_argument("--to", help="target format (default: by the target's suffix)")
+    p.add_argument("--from", dest="from_format", help="source format (default: detected)")
+    p.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import FmnistError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except FmnistError as exc:
+        if args.debug:
+            raise
+        print(f"fmnist: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("fmnist: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

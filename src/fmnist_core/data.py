@@ -1,0 +1,254 @@
+"""The Fashion-MNIST dataset: its spec, where its files are found, verification and the cache.
+
+Files are looked for, in order: an explicit ``data_dir``; ``$FMNIST_DATA_DIR``; fmnist's own
+download folder in the user cache; Debian's ``/usr/share/datasets/fashion-mnist`` (package
+``dataset-fashion-mnist``); a torchvision root (``./data/FashionMNIST/raw``); the Keras cache
+(``~/.keras/datasets/fashion-mnist``). When none has them, they are downloaded into the cache.
+
+The SHA-256 of each file's *decompressed* content is checked once; the arrays are then kept as
+``.npy`` files in the cache and memory-mapped on later loads, which take milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .files import atomic_write_bytes
+from .idx import parse_idx, read_file_bytes
+
+
+@dataclass(frozen=True)
+class IdxFileSpec:
+    """One of the four original files: its name, array shape and decompressed SHA-256."""
+
+    name: str
+    shape: tuple[int, ...]
+    sha256: str
+
+
+FILES: dict[str, IdxFileSpec] = {
+    spec.name: spec
+    for spec in (
+        IdxFileSpec(
+            "train-images-idx3-ubyte",
+            (60000, 28, 28),
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        ),
+        IdxFileSpec(
+            "train-labels-idx1-ubyte",
+            (60000,),
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        ),
+        IdxFileSpec(
+            "t10k-images-idx3-ubyte",
+            (10000, 28, 28),
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        ),
+        IdxFileSpec(
+            "t10k-labels-idx1-ubyte",
+            (10000,),
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        ),
+    )
+}
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+CACHE_LAYOUT_VERSION = "v1"
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images (N, 28, 28) uint8 and labels (N,) uint8 of one split."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self):
+        if self.images.ndim != 3 or self.images.shape[1:] != (28, 28):
+            raise DataError(f"images must have shape (N, 28, 28), got {self.images.shape}")
+        if self.images.dtype != np.uint8 or self.labels.dtype != np.uint8:
+            raise DataError("images and labels must be uint8 arrays")
+        if self.labels.shape != (len(self.images),):
+            raise DataError(
+                f"{len(self.images)} images but labels of shape {self.labels.shape}"
+            )
+        if len(self.labels) and int(self.labels.max()) >= 10:
+            raise DataError(f"labels must lie in 0..9, found {int(self.labels.max())}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The train and test splits, and where they were read from."""
+
+    train: Split
+    test: Split
+    source: str = "<memory>"
+
+
+def cache_dir() -> Path:
+    """fmnist's cache folder: ``$FMNIST_CACHE_DIR`` or the platform's user cache."""
+    env = os.environ.get("FMNIST_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("fmnist"))
+
+
+def download_dir() -> Path:
+    """Where downloaded original files are kept."""
+    return cache_dir() / "downloads"
+
+
+def search_path(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
+    """The places searched for the four files, in order, each with a label."""
+    places: list[tuple[str, Path]] = []
+    if data_dir is not None:
+        places.append(("data_dir", Path(data_dir).expanduser()))
+    elif os.environ.get("FMNIST_DATA_DIR"):
+        places.append(("$FMNIST_DATA_DIR", Path(os.environ["FMNIST_DATA_DIR"]).expanduser()))
+    else:
+        places += [
+            ("fmnist cache", download_dir()),
+            ("Debian package dataset-fashion-mnist", DEBIAN_DIR),
+            ("torchvision root ./data", Path("data") / "FashionMNIST" / "raw"),
+            ("Keras cache", Path.home() / ".keras" / "datasets" / "fashion-mnist"),
+        ]
+    return places
+
+
+def find_files(folder: Path) -> dict[str, Path] | None:
+    """The four files in ``folder`` (raw or ``.gz``), or None when any is missing."""
+    found = {}
+    for name in FILES:
+        for candidate in (folder / name, folder / f"{name}.gz"):
+            if candidate.is_file():
+                found[name] = candidate
+                break
+        else:
+            return None
+    return found
+
+
+def locate(data_dir: str | os.PathLike | None = None) -> tuple[str, dict[str, Path]] | None:
+    """The first place on the search path holding all four files, or None.
+
+    An explicit ``data_dir`` (or ``$FMNIST_DATA_DIR``) that lacks a file is an error: the user
+    asked for that folder, so fmnist does not quietly use another.
+    """
+    for label, folder in search_path(data_dir):
+        files = find_files(folder)
+        if files is not None:
+            return label, files
+        if label in ("data_dir", "$FMNIST_DATA_DIR"):
+            missing = [n for n in FILES if not (folder / n).exists() and not (folder / f"{n}.gz").exists()]
+            raise DataError(
+                f"{label} {folder} lacks {', '.join(missing)} (raw or .gz)",
+                fix="point it at a folder holding the four Fashion-MNIST files, or unset it",
+            )
+    return None
+
+
+def verify_and_parse(path: Path, spec: IdxFileSpec, verify: bool = True) -> np.ndarray:
+    """Decompress, check the SHA-256 (unless ``verify`` is False) and parse one file."""
+    content = read_file_bytes(path)
+    if verify:
+        digest = hashlib.sha256(content).hexdigest()
+        if digest != spec.sha256:
+            raise DataError(
+                f"{path} has the wrong checksum: SHA-256 of its content is {digest[:16]}…, "
+                f"expected {spec.sha256[:16]}… for {spec.name}",
+                fix="delete it and get a good copy, or pass verify=False / --no-verify "
+                "to use it knowingly",
+            )
+    array = parse_idx(content, str(path))
+    if array.shape != spec.shape or array.dtype != np.uint8:
+        raise DataError(
+            f"{path} holds {array.dtype} data of shape {array.shape}, expected uint8 {spec.shape}",
+            fix="use the original Fashion-MNIST files",
+        )
+    return array
+
+
+def _cache_key(files: dict[str, Path]) -> str:
+    """Identifies the source files by path, size and modification time."""
+    signature = []
+    for name in sorted(files):
+        stat = files[name].stat()
+        signature.append([name, str(files[name].resolve()), stat.st_size, stat.st_mtime_ns])
+    return hashlib.sha256(json.dumps(signature).encode()).hexdigest()[:20]
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def load_arrays(files: dict[str, Path], verify: bool = True) -> dict[str, np.ndarray]:
+    """The four arrays from ``files``: from the verified cache when the files are unchanged."""
+    if not verify:
+        return {name: verify_and_parse(files[name], FILES[name], verify=False) for name in FILES}
+    folder = cache_dir() / "verified" / CACHE_LAYOUT_VERSION / _cache_key(files)
+    cached = {name: folder / f"{name}.npy" for name in FILES}
+    if all(path.is_file() for path in cached.values()):
+        try:
+            arrays = {name: np.load(path, mmap_mode="r") for name, path in cached.items()}
+            if all(arrays[n].shape == FILES[n].shape for n in FILES):
+                return arrays
+        except (OSError, ValueError):
+            pass  # a damaged cache entry is rebuilt below
+    arrays = {name: verify_and_parse(files[name], FILES[name]) for name in FILES}
+    try:
+        for name, array in arrays.items():
+            atomic_write_bytes(cached[name], _npy_bytes(array))
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return arrays
+
+
+def load_dataset(
+    data_dir: str | os.PathLike | None = None, *, download: bool | None = None, verify: bool = True
+) -> Dataset:
+    """Find, verify and load Fashion-MNIST; download it when allowed and nowhere to be found.
+
+    ``download`` defaults to True unless ``$FMNIST_OFFLINE`` is set.
+    """
+    found = locate(data_dir)
+    if found is None:
+        if download is None:
+            download = not os.environ.get("FMNIST_OFFLINE")
+        searched = "; ".join(f"{label} ({path})" for label, path in search_path(data_dir))
+        if not download:
+            raise DataError(
+                f"Fashion-MNIST not found; searched: {searched}; downloading is off",
+                fix="`apt-get install dataset-fashion-mnist`, or pass --data-dir / set "
+                "FMNIST_DATA_DIR to a folder with the four files, or allow the download",
+            )
+        from .download import download_files
+
+        download_files(download_dir(), searched=searched)
+        found = locate(data_dir)
+        assert found is not None
+    label, files = found
+    arrays = load_arrays(files, verify=verify)
+    splits = {
+        split: Split(arrays[images], arrays[labels])
+        for split, (images, labels) in SPLIT_FILES.items()
+    }
+    folder = next(iter(files.values())).parent
+    return Dataset(splits["train"], splits["test"], source=f"{label}: {folder}")

@@ -1,0 +1,118 @@
+"""Turning users' images into the dataset's form: 28×28, 8-bit grayscale, light object on black.
+
+What is done, in order:
+
+1. Any mode is accepted. Transparent pixels (alpha, or a palette's transparent colour) are
+   composited onto black, the dataset's background. 16-bit and float images are scaled to 8 bits.
+2. Colour becomes grayscale (ITU-R 601 luma, as Pillow's ``convert("L")``).
+3. Fashion-MNIST shows light garments on a black background. When the image's border is mostly
+   light (a photo or drawing on white paper), the image is inverted.
+4. An image of another size is scaled, keeping its aspect ratio, to fit 28×28, and centred on
+   a black canvas.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+SIZE = 28
+
+
+def _to_uint8_gray(image) -> np.ndarray:
+    from PIL import Image
+
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(array.max()), 1.0)
+        if image.mode == "F":
+            top = 1.0 if array.max() <= 1.0 else 255.0
+        return np.clip(np.rint(array / top * 255.0), 0, 255).astype(np.uint8)
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(black, rgba)
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def to_dataset_form(gray: np.ndarray) -> np.ndarray:
+    """Invert light-background images and fit them into 28×28 (see the module docstring)."""
+    from PIL import Image
+
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if border.mean() > 127:
+        gray = 255 - gray
+    if gray.shape == (SIZE, SIZE):
+        return np.ascontiguousarray(gray)
+    height, width = gray.shape
+    scale = SIZE / max(height, width)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = np.asarray(Image.fromarray(gray).resize(new_size, Image.Resampling.LANCZOS))
+    canvas = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    top, left = (SIZE - new_size[1]) // 2, (SIZE - new_size[0]) // 2
+    canvas[top : top + new_size[1], left : left + new_size[0]] = resized
+    return canvas
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read one image file as a (28, 28) uint8 array in the dataset's form."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.width == 0 or image.height == 0:
+                raise ImageError(f"{path} is an empty image", fix="use a non-empty image")
+            gray = _to_uint8_gray(image)
+    except ImageError:
+        raise
+    except FileNotFoundError as exc:
+        raise ImageError(f"{path} does not exist", fix="check the path") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(
+            f"{path} is not an image Pillow can read", fix="pass a PNG or JPEG file"
+        ) from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(
+            f"{path} is a damaged or truncated image ({exc})", fix="re-export or re-download it"
+        ) from exc
+    return to_dataset_form(gray)
+
+
+def collect_image_paths(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders (their image files, sorted by name) into a list of paths."""
+    paths: list[Path] = []
+    for item in inputs:
+        item = Path(item)
+        if item.is_dir():
+            found = sorted(
+                p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not found:
+                raise ImageError(
+                    f"folder {item} holds no images ({', '.join(IMAGE_SUFFIXES)})",
+                    fix="point at a folder of PNG or JPEG files",
+                )
+            paths += found
+        elif item.exists():
+            paths.append(item)
+        else:
+            raise ImageError(f"{item} does not exist", fix="check the path")
+    return paths
+
+
+def load_images(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], np.ndarray]:
+    """The image paths behind ``inputs`` and their (N, 28, 28) uint8 array."""
+    paths = collect_image_paths(inputs)
+    if not paths:
+        raise ImageError("no images given", fix="pass image files or folders")
+    return paths, np.stack([load_image(p) for p in paths])

@@ -1,0 +1,144 @@
+"""Plugin discovery and lookup.
+
+Plugins are modules registered under the entry-point group ``fmnist``; fmnist's own defaults are
+registered the same way (``DEFAULT_PLUGINS``). A plugin that fails to import is recorded with its
+reason (``fmnist backends`` shows it) and the others keep working.
+
+Environment: ``FMNIST_DISABLE_PLUGIN_AUTOLOAD=1`` loads no entry points (only the defaults);
+``FMNIST_PLUGINS=torch,tf`` loads only the named entry points.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+import pluggy
+
+from . import hookspecs
+from .backend import Backend
+from .errors import BackendError
+from .models import ModelSpec
+from .weights import WeightFormat
+
+ENTRY_POINT_GROUP = "fmnist"
+DEFAULT_PLUGINS = (
+    "fmnist_core._plugins.builtin_models",
+    "fmnist_core._plugins.numpy_backend",
+)
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """An entry point that could not be loaded, and why."""
+
+    name: str
+    value: str
+    error: str
+
+
+_manager: pluggy.PluginManager | None = None
+_failures: list[PluginFailure] = []
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, loading plugins on first use."""
+    global _manager
+    if _manager is None:
+        manager = pluggy.PluginManager("fmnist")
+        manager.add_hookspecs(hookspecs)
+        for module_name in DEFAULT_PLUGINS:
+            manager.register(importlib.import_module(module_name), name=module_name)
+        _failures.clear()
+        if not os.environ.get("FMNIST_DISABLE_PLUGIN_AUTOLOAD"):
+            _load_entry_points(manager)
+        _manager = manager
+    return _manager
+
+
+def _load_entry_points(manager: pluggy.PluginManager) -> None:
+    only = os.environ.get("FMNIST_PLUGINS")
+    allowed = {n.strip() for n in only.split(",") if n.strip()} if only else None
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if allowed is not None and ep.name not in allowed:
+            continue
+        if manager.get_plugin(ep.name) is not None:
+            continue
+        try:
+            manager.register(ep.load(), name=ep.name)
+        except Exception as exc:  # a broken plugin must not take the others down
+            _failures.append(PluginFailure(ep.name, ep.value, f"{type(exc).__name__}: {exc}"))
+
+
+def reset() -> None:
+    """Forget loaded plugins (tests use it after changing the environment)."""
+    global _manager
+    _manager = None
+    _failures.clear()
+
+
+def plugin_failures() -> list[PluginFailure]:
+    """Entry points that failed to load."""
+    get_plugin_manager()
+    return list(_failures)
+
+
+def _collect(hook) -> list:
+    return [item for items in hook() for item in (items or [])]
+
+
+def backends() -> dict[str, Backend]:
+    """Registered backends by name, available or not."""
+    return {b.name: b for b in _collect(get_plugin_manager().hook.fmnist_backends)}
+
+
+def models() -> dict[str, ModelSpec]:
+    """Registered model architectures by name."""
+    return {m.name: m for m in _collect(get_plugin_manager().hook.fmnist_models)}
+
+
+def weight_formats() -> dict[str, WeightFormat]:
+    """Registered weight formats by name (the neutral one first)."""
+    return {f.name: f for f in _collect(get_plugin_manager().hook.fmnist_weight_formats)}
+
+
+def _failure_hint() -> str:
+    failures = plugin_failures()
+    if not failures:
+        return ""
+    return "; plugins that failed to load: " + ", ".join(f"{f.name} ({f.error})" for f in failures)
+
+
+def get_backend(name: str | None = None) -> Backend:
+    """The backend called ``name``; for None, the available one with the highest priority."""
+    registered = backends()
+    if name is None:
+        usable = [b for b in registered.values() if b.unavailable_reason() is None]
+        if not usable:
+            raise BackendError("no usable backend is installed" + _failure_hint())
+        return max(usable, key=lambda b: b.priority)
+    if name not in registered:
+        raise BackendError(
+            f"unknown backend {name!r}; installed backends: {', '.join(sorted(registered))}"
+            + _failure_hint(),
+            fix=f"pick one of those, or `pip install fmnist-core[{name}]`",
+        )
+    backend = registered[name]
+    reason = backend.unavailable_reason()
+    if reason:
+        raise BackendError(f"backend {name!r} is installed but unusable: {reason}",
+                           fix=f"`pip install fmnist-core[{name}]`")
+    return backend
+
+
+def get_model(name: str) -> ModelSpec:
+    """The model architecture called ``name``."""
+    registered = models()
+    if name not in registered:
+        raise BackendError(
+            f"unknown model {name!r}; known models: {', '.join(sorted(registered))}",
+            fix="pick one of those",
+        )
+    return registered[name]

@@ -1,0 +1,353 @@
+"""``Trainer``: the public API that trains, evaluates, saves, loads and predicts on any backend."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import plugins
+from .backend import Backend, Engine, EngineConfig
+from .callbacks import Callback, PrintProgress, ProgressBar
+from .data import Dataset, load_dataset
+from .errors import ConfigError, TrainingError, WeightsError
+from .images import load_images
+from .iteration import batch_count, epoch_permutation, report_groups
+from .labels import LABELS
+from .metrics import EpochRecord, EvalResult, History, ProgressRecord, softmax
+from .weights import Weights, read_weights, write_weights
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's prediction."""
+
+    path: str
+    index: int
+    label: str
+    probabilities: tuple[float, ...]
+
+
+class Trainer:
+    """Train, evaluate, save and predict with one backend.
+
+    ``backend=None`` picks the best installed backend. ``init="core"`` starts from the core's
+    seeded initial weights (identical on every backend); ``init="framework"`` uses the
+    framework's own initialiser. ``verbose``: 0 silent, 1 progress bar, 2 the article's lines,
+    ``"auto"`` a bar on a terminal and lines otherwise. Extra keyword arguments are backend
+    options (e.g. ``device="cuda"``, ``jit_compile=True``, ``keras_backend="torch"``).
+    """
+
+    def __init__(
+        self,
+        backend: str | None = None,
+        model: str = "mlp",
+        epochs: int = 5,
+        batch_size: int = 64,
+        learning_rate: float = 0.1,
+        seed: int = 0,
+        data_dir: str | os.PathLike | None = None,
+        *,
+        data: Dataset | None = None,
+        init: str = "core",
+        log_every: int = 100,
+        verbose: int | str = "auto",
+        callbacks: Sequence[Callback] = (),
+        validate: bool = False,
+        verify: bool = True,
+        **options: Any,
+    ):
+        _check_int("epochs", epochs, 1)
+        _check_int("batch_size", batch_size, 1)
+        _check_int("log_every", log_every, 1)
+        _check_int("seed", seed, 0)
+        if not isinstance(learning_rate, (int, float)) or not math.isfinite(learning_rate) or learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be a positive number, got {learning_rate!r}",
+                              fix="use e.g. learning_rate=0.1")
+        if init not in ("core", "framework"):
+            raise ConfigError(f"init must be 'core' or 'framework', got {init!r}")
+        self.backend: Backend = plugins.get_backend(backend)
+        self.model = plugins.get_model(model)
+        if self.model.name not in self.backend.models:
+            raise ConfigError(
+                f"backend {self.backend.name!r} has no model {model!r}; it supports "
+                f"{', '.join(self.backend.models)}", fix="pick another model or backend")
+        self.epochs, self.batch_size, self.learning_rate, self.seed = epochs, batch_size, float(learning_rate), seed
+        self.data_dir, self.init, self.log_every, self.verbose = data_dir, init, log_every, verbose
+        self.callbacks, self.validate, self.verify, self.options = list(callbacks), validate, verify, options
+        self.history = History()
+        self.stop_training = False
+        self._data = data
+        self._engine: Engine | None = None
+        self._attached = False
+        self._start_params: dict[str, np.ndarray] | None = None
+        self._start_epoch = 0
+
+    # -- configuration -------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """The hyper-parameters, as recorded in run folders and weight files."""
+        return {
+            "backend": self.backend.name, "model": self.model.name, "epochs": self.epochs,
+            "batch_size": self.batch_size, "learning_rate": self.learning_rate, "seed": self.seed,
+            "init": self.init, "log_every": self.log_every,
+            "options": {k: v for k, v in self.options.items() if isinstance(v, (str, int, float, bool))},
+        }
+
+    @property
+    def data(self) -> Dataset:
+        """The dataset, found, verified and loaded on first use."""
+        if self._data is None:
+            self._data = load_dataset(self.data_dir, verify=self.verify)
+        return self._data
+
+    @property
+    def engine(self) -> Engine:
+        """The backend's engine (model, optimizer, device), built on first use."""
+        if self._engine is None:
+            if self._start_params is not None:
+                initial = self._start_params
+            elif self.init == "core":
+                initial = self.model.init_params(self.seed)
+            else:
+                initial = None
+            self._engine = self.backend.create_engine(EngineConfig(
+                model=self.model, learning_rate=self.learning_rate, seed=self.seed,
+                initial_params=initial, options=dict(self.options)))
+        return self._engine
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """A copy of the current parameters in the neutral layout."""
+        return self.engine.get_params()
+
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        """Replace the parameters (neutral layout); shapes are checked against the model."""
+        checked = self.model.check_params(params)
+        if self._engine is None:
+            self._start_params = checked
+        else:
+            self._engine.set_params(checked)
+
+    # -- training -----------------------------------------------------------------------
+    def _default_callbacks(self) -> list[Callback]:
+        verbose = self.verbose
+        if verbose == "auto":
+            verbose = 1 if sys.stderr.isatty() else 2
+        return {0: [], 1: [ProgressBar()], 2: [PrintProgress()]}.get(int(verbose), [])
+
+    def fit(self, epochs: int | None = None, *, checkpoint_dir: str | os.PathLike | None = None) -> History:
+        """Train until ``epochs`` (default: the constructor's) and return the ``History``.
+
+        With ``checkpoint_dir`` a checkpoint (weights, optimizer state, epoch, history) is
+        written atomically after each epoch; ``Trainer.resume`` continues from it.
+        """
+        if epochs is not None:
+            _check_int("epochs", epochs, 1)
+            self.epochs = epochs
+        train = self.data.train
+        engine = self.engine
+        if not self._attached:
+            engine.attach(train.images, train.labels)
+            self._attached = True
+        callbacks = self._default_callbacks() + self.callbacks
+        self.stop_training = False
+        batches = batch_count(len(train), self.batch_size)
+        for cb in callbacks:
+            cb.on_train_begin(self)
+        for epoch in range(self._start_epoch, self.epochs):
+            for cb in callbacks:
+                cb.on_epoch_begin(self, epoch)
+            record = self._train_epoch(engine, epoch, len(train), batches, callbacks)
+            if self.validate:
+                result = self.evaluate()
+                record.test_loss, record.test_accuracy = result.loss, result.accuracy
+            self.history.epochs.append(record)
+            self._start_epoch = epoch + 1
+            if checkpoint_dir is not None:
+                self.save_checkpoint(checkpoint_dir)
+            for cb in callbacks:
+                cb.on_epoch_end(self, record)
+            if self.stop_training:
+                break
+        for cb in callbacks:
+            cb.on_train_end(self, self.history)
+        return self.history
+
+    def _train_epoch(self, engine, epoch, size, batches, callbacks) -> EpochRecord:
+        order = epoch_permutation(self.seed, epoch, size)
+        snapshot = engine.get_params()
+        loss_sum, correct, items, steps = 0.0, 0, 0, 0
+        started = time.perf_counter()
+        for group in report_groups(order, self.batch_size, self.log_every):
+            for block in group:
+                result = engine.train_steps(block)
+                if not np.all(np.isfinite(result.losses)):
+                    bad = steps + int(np.argmin(np.isfinite(result.losses))) + 1
+                    engine.set_params(snapshot)
+                    raise TrainingError(
+                        f"the loss became {result.losses[bad - steps - 1]} at epoch {epoch + 1}, "
+                        f"batch {bad}; the weights are back to where epoch {epoch + 1} began",
+                        fix=f"lower the learning rate (now {self.learning_rate})")
+                loss_sum += float(np.dot(result.losses.astype(np.float64), np.full(len(block), block.shape[1])))
+                correct += int(result.correct.sum())
+                items += block.size
+                steps += len(block)
+                last_loss = float(result.losses[-1])
+            progress = ProgressRecord(epoch, steps, items, loss_sum / items, correct / items, last_loss)
+            self.history.progress.append(progress)
+            for cb in callbacks:
+                cb.on_progress(self, progress, batches)
+        seconds = time.perf_counter() - started
+        return EpochRecord(epoch, loss_sum / items, correct / items, seconds, steps, items)
+
+    # -- evaluation and prediction ---------------------------------------------------------
+    def evaluate(self, split: str = "test") -> EvalResult:
+        """Mean per-sample loss, accuracy and confusion matrix on ``split`` ("test" or "train")."""
+        if split not in ("test", "train"):
+            raise ConfigError(f"split must be 'test' or 'train', got {split!r}")
+        data = getattr(self.data, split)
+        return EvalResult.from_logits(self.engine.logits(data.images), data.labels)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Logits of uint8 images (n, 28, 28)."""
+        images = np.asarray(images)
+        if images.ndim == 2:
+            images = images[None]
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+            raise ConfigError(f"images must be uint8 of shape (n, 28, 28), got {images.dtype} {images.shape}",
+                              fix="use fmnist_core.load_image to convert image files")
+        return self.engine.logits(images)
+
+    def predict(self, inputs: Iterable[str | os.PathLike] | str | os.PathLike | np.ndarray,
+                output: str = "labels") -> list:
+        """Predict image files, folders of images, or a uint8 array (n, 28, 28).
+
+        ``output``: "labels" (names), "indices", "probabilities" (lists of 10 floats) or
+        "predictions" (``Prediction`` objects with path, index, label and probabilities).
+        """
+        if output not in ("labels", "indices", "probabilities", "predictions"):
+            raise ConfigError(f"output must be labels, indices, probabilities or predictions, got {output!r}")
+        if isinstance(inputs, np.ndarray):
+            images, paths = inputs, [f"<array {i}>" for i in range(len(np.atleast_3d(inputs)))]
+        else:
+            if isinstance(inputs, (str, os.PathLike)):
+                inputs = [inputs]
+            found, images = load_images(inputs)
+            paths = [str(p) for p in found]
+        logits = self.logits(images)
+        indices = logits.argmax(axis=1)
+        if output == "indices":
+            return [int(i) for i in indices]
+        if output == "labels":
+            return [LABELS[i] for i in indices]
+        probs = softmax(logits)
+        if output == "probabilities":
+            return [[float(p) for p in row] for row in probs]
+        return [Prediction(path, int(i), LABELS[i], tuple(float(p) for p in row))
+                for path, i, row in zip(paths, indices, probs, strict=False)]
+
+    # -- saving and loading ---------------------------------------------------------------
+    def _weights(self) -> Weights:
+        versions = {"fmnist-core": _version("fmnist-core"), **self.backend.versions()}
+        metadata = {"backend": self.backend.name, "versions": json.dumps(versions),
+                    "config": json.dumps(self.config()), "epochs_done": str(self._start_epoch)}
+        return Weights(self.model.name, self.engine.get_params(), metadata)
+
+    def save(self, path: str | os.PathLike, format: str | None = None) -> Path:
+        """Save the weights atomically; the format follows the suffix (default: safetensors)."""
+        write_weights(path, self._weights(), format)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backend: str | None = None, *, format: str | None = None,
+             **overrides: Any) -> Trainer:
+        """A trainer holding the weights in ``path``, in any format an installed plugin reads.
+
+        The backend recorded in the file is used unless ``backend`` is given (or it is not
+        installed, then the best installed one is).
+        """
+        weights = read_weights(path, format)
+        config = _recorded_config(weights)
+        if backend is None:
+            recorded = config.get("backend") or weights.metadata.get("backend")
+            usable = plugins.backends()
+            if recorded in usable and usable[recorded].unavailable_reason() is None:
+                backend = recorded
+        kwargs = {k: config[k] for k in ("epochs", "batch_size", "learning_rate", "seed", "init", "log_every")
+                  if k in config}
+        kwargs.update(config.get("options", {}) if backend in (None, config.get("backend")) else {})
+        kwargs.update(overrides)
+        trainer = cls(backend=backend, model=weights.model, **kwargs)
+        trainer.set_params(trainer.model.check_params(weights.params, source=str(path)))
+        trainer._start_epoch = int(weights.metadata.get("epochs_done", 0) or 0)
+        return trainer
+
+    def save_checkpoint(self, folder: str | os.PathLike) -> Path:
+        """Write weights, optimizer state, epoch and history to ``folder`` atomically."""
+        folder = Path(folder)
+        weights = self._weights()
+        for name, array in self.engine.optimizer_state().items():
+            weights.params[f"optimizer.{name}"] = array
+        weights.metadata["history"] = json.dumps(self.history.to_dict())
+        path = folder / CHECKPOINT_NAME
+        write_weights(path, weights, "safetensors")
+        return path
+
+    @classmethod
+    def resume(cls, folder: str | os.PathLike, **overrides: Any) -> Trainer:
+        """A trainer that continues the run checkpointed in ``folder``; call ``fit()`` next."""
+        path = Path(folder) / CHECKPOINT_NAME
+        if not path.exists():
+            raise WeightsError(f"{folder} holds no {CHECKPOINT_NAME}",
+                               fix="pass a run folder written by `fmnist train` or fit(checkpoint_dir=...)")
+        weights = read_weights(path, "safetensors")
+        optimizer = {k[len("optimizer."):]: v for k, v in weights.params.items() if k.startswith("optimizer.")}
+        weights.params = {k: v for k, v in weights.params.items() if not k.startswith("optimizer.")}
+        config = _recorded_config(weights)
+        kwargs = {k: config[k] for k in ("epochs", "batch_size", "learning_rate", "seed", "init", "log_every")
+                  if k in config}
+        kwargs.update(config.get("options", {}))
+        kwargs.update(overrides)
+        trainer = cls(backend=config.get("backend"), model=weights.model, **kwargs)
+        trainer.set_params(weights.params)
+        trainer.history = History.from_dict(json.loads(weights.metadata.get("history", "{}")))
+        trainer._start_epoch = int(weights.metadata.get("epochs_done", 0))
+        if optimizer:
+            trainer.engine.set_optimizer_state(optimizer)
+        return trainer
+
+    def __repr__(self) -> str:
+        return (f"Trainer(backend={self.backend.name!r}, model={self.model.name!r}, epochs={self.epochs}, "
+                f"batch_size={self.batch_size}, learning_rate={self.learning_rate}, seed={self.seed})")
+
+
+def _recorded_config(weights: Weights) -> dict[str, Any]:
+    try:
+        return json.loads(weights.metadata.get("config", "{}"))
+    except json.JSONDecodeError:
+        return {}
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer ≥ {minimum}, got {value!r}",
+                          fix=f"pass {name}={max(minimum, 1)} or more")
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"

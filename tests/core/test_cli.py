@@ -1,0 +1,72 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+def fmnist(*args, env=None, check=True):
+    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", *map(str, args)], capture_output=True,
+                         text=True, timeout=600, env=env)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_backends_json():
+    rows = json.loads(fmnist("backends", "--json").stdout)
+    assert "numpy" in [r["name"] for r in rows["backends"]]
+
+
+def test_train_predict_evaluate(tmp_path, real_data_dir, artifacts):
+    run = tmp_path / "run"
+    summary = json.loads(fmnist("train", "--backend", "numpy", "--epochs", "1", "--out", run,
+                                "--data-dir", real_data_dir, "--json").stdout)
+    assert summary["test_accuracy"] > 0.75
+    for name in ("config.json", "history.json", "weights.safetensors", "evaluation.json", "checkpoint.safetensors"):
+        assert (run / name).is_file()
+    predicted = json.loads(fmnist("predict", "--weights", run / "weights.safetensors",
+                                  artifacts / "predict-image.png", "--json").stdout)
+    assert predicted[0]["label"] == "Ankle Boot"
+    evaluated = json.loads(fmnist("evaluate", run / "weights.safetensors", "--data-dir", real_data_dir, "--json").stdout)
+    assert evaluated["accuracy"] == pytest.approx(summary["test_accuracy"])
+
+
+def test_resume_continues_run(tmp_path, real_data_dir):
+    run = tmp_path / "run"
+    fmnist("train", "--backend", "numpy", "--epochs", "1", "--out", run, "--data-dir", real_data_dir, "--quiet")
+    out = json.loads(fmnist("train", "--resume", run, "--epochs", "2", "--data-dir", real_data_dir, "--json").stdout)
+    history = json.loads((run / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [0, 1]
+    assert len(out["epoch_seconds"]) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--backend", "nope"], "unknown backend 'nope'"),
+    (["train", "--backend", "numpy", "--batch-size", "0"], "batch_size must be"),
+    (["predict", "--weights", "missing.safetensors", "x.png"], "does not exist"),
+])
+def test_errors_are_one_line(args, message):
+    out = fmnist(*args, check=False)
+    assert out.returncode == 1
+    assert message in out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+def test_truncated_data_file_one_line(tmp_path, real_data_dir):
+    folder = tmp_path / "data"
+    shutil.copytree(real_data_dir, folder)
+    bad = folder / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:5000])
+    out = fmnist("train", "--backend", "numpy", "--data-dir", folder, "--out", tmp_path / "r", check=False)
+    assert out.returncode == 1
+    assert str(bad) in out.stderr and "truncated" in out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    debug = fmnist("--debug", "train", "--backend", "numpy", "--data-dir", folder, "--out", tmp_path / "r", check=False)
+    assert "Traceback" in debug.stderr
+
+
+def test_info_json(real_data_dir):
+    info = json.loads(fmnist("info", "--json", "--data-dir", real_data_dir).stdout)
+    assert info["data_found"]["place"] == "data_dir"

@@ -1,0 +1,5 @@
+from fmnist_core.testing import BackendConformance
+
+
+class TestNumpyConformance(BackendConformance):
+    backend = "numpy"

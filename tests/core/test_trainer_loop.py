@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+
+from fmnist_core import Callback, EarlyStopping, ModelCheckpoint, Trainer, TrainingError
+from fmnist_core.errors import ConfigError
+from fmnist_core.iteration import epoch_permutation, report_groups
+from fmnist_core.testing import synthetic_dataset
+
+
+@pytest.fixture
+def dataset():
+    return synthetic_dataset(train=1000, test=100)
+
+
+def test_report_groups_cover_every_sample_once():
+    order = epoch_permutation(0, 0, 1000)
+    groups = list(report_groups(order, 64, 5))
+    blocks = [b for g in groups for b in g]
+    assert all(b.ndim == 2 for b in blocks)
+    assert [b.shape for b in groups[-1]] == [(5, 64), (1, 40)]
+    np.testing.assert_array_equal(np.sort(np.concatenate([b.ravel() for b in blocks])), np.arange(1000))
+
+
+def test_permutation_depends_on_seed_and_epoch():
+    a = epoch_permutation(0, 0, 100)
+    np.testing.assert_array_equal(a, epoch_permutation(0, 0, 100))
+    assert not np.array_equal(a, epoch_permutation(0, 1, 100))
+    assert not np.array_equal(a, epoch_permutation(1, 0, 100))
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_train_begin(self, trainer):
+        self.events.append("train_begin")
+
+    def on_epoch_begin(self, trainer, epoch):
+        self.events.append(f"epoch_begin {epoch}")
+
+    def on_progress(self, trainer, record, batches):
+        self.events.append(f"progress {record.batch}/{batches}")
+
+    def on_epoch_end(self, trainer, record):
+        self.events.append(f"epoch_end {record.epoch}")
+
+    def on_train_end(self, trainer, history):
+        self.events.append("train_end")
+
+
+def test_core_owns_loop_batching_and_callbacks(fake_backend, dataset):
+    recorder = Recorder()
+    trainer = Trainer(backend=fake_backend, data=dataset, epochs=2, batch_size=64, log_every=5,
+                      verbose=0, callbacks=[recorder])
+    history = trainer.fit()
+    calls = trainer.engine.calls
+    assert calls[0] == ("attach", (1000, 28, 28))
+    # 15 full batches in blocks of at most 5 steps, then the 40-sample remainder, per epoch
+    assert [c[1] for c in calls[1:5]] == [(5, 64), (5, 64), (5, 64), (1, 40)]
+    assert recorder.events[:6] == ["train_begin", "epoch_begin 0", "progress 5/16", "progress 10/16",
+                                   "progress 16/16", "epoch_end 0"]
+    assert recorder.events[-1] == "train_end"
+    assert len(history) == 2 and history[0].items == 1000 and history[0].steps == 16
+
+
+def test_loss_is_averaged_per_sample(fake_backend, dataset):
+    trainer = Trainer(backend=fake_backend, data=dataset, epochs=1, batch_size=64, verbose=0)
+    record = trainer.fit()[0]
+    step_losses = 1.0 / np.arange(1, 17)
+    sizes = np.array([64] * 15 + [40])
+    assert record.loss == pytest.approx(float((step_losses.astype(np.float32) * sizes).sum() / 1000), rel=1e-6)
+    assert record.accuracy == pytest.approx(float((dataset.train.labels % 2 == 0).mean()))
+
+
+def test_nan_restores_epoch_start_weights(fake_backend, dataset):
+    trainer = Trainer(backend=fake_backend, data=dataset, epochs=3, batch_size=64, verbose=0,
+                      log_every=4, nan_after=20)
+    with pytest.raises(TrainingError, match="epoch 2, batch 8") as info:
+        trainer.fit()
+    assert "lower the learning rate" in str(info.value)
+    assert trainer.params["fc2.bias"][0] == pytest.approx(0.16)  # 16 steps of epoch 1
+    assert len(trainer.history) == 1
+
+
+def test_early_stopping_and_checkpoint(fake_backend, dataset, tmp_path):
+    class Worse(Callback):
+        def on_epoch_end(self, trainer, record):
+            record.loss = float(record.epoch)  # never improves after epoch 0
+    trainer = Trainer(backend=fake_backend, data=dataset, epochs=10, verbose=0,
+                      callbacks=[Worse(), EarlyStopping(patience=1), ModelCheckpoint(tmp_path / "e{epoch}.safetensors")])
+    history = trainer.fit()
+    assert len(history) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e1.safetensors", "e2.safetensors", "e3.safetensors"]
+
+
+@pytest.mark.parametrize("kwargs, name", [({"batch_size": 0}, "batch_size"), ({"epochs": 0}, "epochs"),
+                                          ({"learning_rate": -0.1}, "learning_rate"),
+                                          ({"learning_rate": float("nan")}, "learning_rate"),
+                                          ({"seed": -1}, "seed"), ({"epochs": 2.5}, "epochs")])
+def test_bad_hyper_parameters(kwargs, name):
+    with pytest.raises(ConfigError, match=name):
+        Trainer(backend="numpy", **kwargs)
+
+
+def test_resume_equals_uninterrupted(dataset, tmp_path):
+    full = Trainer(backend="numpy", data=dataset, epochs=4, verbose=0, seed=5)
+    full.fit()
+    part = Trainer(backend="numpy", data=dataset, epochs=2, verbose=0, seed=5)
+    part.fit(checkpoint_dir=tmp_path)
+    resumed = Trainer.resume(tmp_path, data=dataset, verbose=0)
+    history = resumed.fit(epochs=4)
+    assert history.metrics() == full.history.metrics()
+    for name, value in full.params.items():
+        np.testing.assert_array_equal(resumed.params[name], value)
