@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests-core"]
+nox.options.sessions = ["lint", "tests-core", "tests-torch"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -48,6 +48,14 @@ def tests_core(session: nox.Session) -> None:
     ensure_data(session)
     session.install("-e", ".[test]")
     pytest(session, "tests/core")
+
+
+@nox.session(name="tests-torch")
+def tests_torch(session: nox.Session) -> None:
+    """The PyTorch plugin: conformance, article weights, real-data acceptance."""
+    ensure_data(session)
+    session.install("-e", ".[test]", "-e", PLUGINS["torch"])
+    pytest(session, "tests/torch")
 
 
 @nox.session

@@ -5,7 +5,7 @@ owns its tensors, device, model and optimizer, and supplies the steps:
 
 * ``Engine.attach(images, labels)`` keeps the training set resident on the device (uint8);
 * ``Engine.train_steps(batches)`` runs ``k`` SGD steps for a ``(k, batch_size)`` index matrix,
-  gathering and scaling (÷255) each batch itself, with no host synchronisation between steps,
+  gathering and scaling (float32 ÷ 255) each batch itself, with no host synchronisation between steps,
   and returns each step's mean loss and correct count;
 * ``Engine.logits(images)`` runs the forward pass on uint8 images (evaluation and prediction);
 * ``get_params``/``set_params`` move parameters in the neutral layout (see ``models``).

@@ -13,7 +13,9 @@ from ..backend import Backend, Engine, EngineConfig, StepResult
 from ..errors import BackendError
 from ..hookspecs import hookimpl
 
-SCALE = np.float32(1.0 / 255.0)
+# Pixels are divided by 255 (not multiplied by 1/255) as torchvision's ToTensor does, so that
+# every backend sees bit-identical inputs.
+MAX = np.float32(255.0)
 
 
 class NumpyMLPEngine(Engine):
@@ -54,7 +56,7 @@ class NumpyMLPEngine(Engine):
         out = np.empty((len(flat), self.w2.shape[1]), dtype=np.float32)
         for start in range(0, len(flat), 8192):
             x = flat[start : start + 8192].astype(np.float32)
-            x *= SCALE
+            x /= MAX
             out[start : start + 8192] = self._forward(x)[1]
         return out
 
@@ -85,7 +87,7 @@ class NumpyMLPEngine(Engine):
         for step in range(len(batches)):
             index = batches[step]
             np.take(self.images, index, axis=0, out=raw)
-            np.multiply(raw, SCALE, out=x)
+            np.divide(raw, MAX, out=x)
             y = self.labels[index]
             hidden, logits = self._forward(x)
             correct[step] = np.count_nonzero(logits.argmax(axis=1) == y)

@@ -1,0 +1,148 @@
+import csv
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from fmnist_torch.data import FashionMNIST
+from torch import nn
+
+from fmnist_core import Trainer, WeightsError, read_weights
+from fmnist_core.testing import BackendConformance, synthetic_dataset
+
+
+class TestTorchConformance(BackendConformance):
+    backend = "torch"
+
+
+class TestTorchAutogradConformance(BackendConformance):
+    backend = "torch"
+    options = {"step": "autograd"}
+
+
+class ArticleNetwork(nn.Module):
+    """The article's NeuralNetwork, verbatim."""
+
+    def __init__(self):
+        super().__init__()
+        self.sequence = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 20), nn.ReLU(), nn.Linear(20, 10))
+
+    def forward(self, x):
+        return self.sequence(x)
+
+
+@pytest.fixture(scope="module")
+def real(request):
+    from fmnist_core import load_dataset
+    from tests.conftest import REAL_DATA
+
+    return load_dataset(REAL_DATA)
+
+
+@pytest.fixture(scope="module")
+def trained(real):
+    trainer = Trainer(backend="torch", seed=0, verbose=0, data=real)
+    trainer.fit()
+    return trainer
+
+
+def test_article_recipe_accuracy(trained):
+    assert trained.evaluate().accuracy >= 0.80
+
+
+def test_mean_over_seeds(trained, real):
+    accuracies = [trained.evaluate().accuracy]
+    for seed in range(1, 5):
+        trainer = Trainer(backend="torch", seed=seed, verbose=0, data=real)
+        trainer.fit()
+        accuracies.append(trainer.evaluate().accuracy)
+    print("torch accuracies over seeds 0-4:", accuracies)
+    assert np.mean(accuracies) >= 0.83
+
+
+def test_framework_initialiser_also_trains(real):
+    trainer = Trainer(backend="torch", seed=0, verbose=0, data=real, init="framework", epochs=1)
+    trainer.fit()
+    assert trainer.evaluate().accuracy >= 0.78
+
+
+def test_deterministic_on_cpu(trained, real):
+    again = Trainer(backend="torch", seed=0, verbose=0, data=real)
+    again.fit()
+    assert again.history.metrics() == trained.history.metrics()
+
+
+def test_article_weights_evaluate_as_article_forward(real, artifacts):
+    path = artifacts / "pytorch" / "weights.pth"
+    model = ArticleNetwork()
+    model.load_state_dict(torch.load(path, weights_only=True))
+    model.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(real.test.images.astype(np.float32) / 255.0)
+        article_accuracy = (model(x).argmax(1).numpy() == real.test.labels).mean()
+    loaded = Trainer.load(path, backend="torch", verbose=0, data=real)
+    assert loaded.evaluate().accuracy == article_accuracy
+    folder = artifacts / "sample-request"
+    with open(folder / "labels.csv") as handle:
+        truth = [int(row["label"]) for row in csv.DictReader(handle)]
+    predicted = loaded.predict(folder, output="indices")
+    assert np.mean(np.array(predicted) == np.array(truth)) >= 0.8
+    assert loaded.predict(artifacts / "predict-image.png") == ["Ankle Boot"]
+
+
+def test_pth_written_by_fmnist_loads_in_article_code(trained, tmp_path, real):
+    path = trained.save(tmp_path / "weights.pth")
+    model = ArticleNetwork()
+    model.load_state_dict(torch.load(path, weights_only=True))
+    with torch.no_grad():
+        logits = model(torch.from_numpy(real.test.images[:100].astype(np.float32) / 255.0)).numpy()
+    np.testing.assert_allclose(logits, trained.logits(real.test.images[:100]), rtol=1e-5, atol=1e-5)
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_malicious_pth_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as handle:
+        torch.save({"x": Evil()}, handle)
+    with pytest.raises(WeightsError, match="weights_only=True"):
+        read_weights(path)
+    pickled = tmp_path / "raw.pth"
+    pickled.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(WeightsError, match="not a loadable PyTorch state_dict"):
+        read_weights(pickled)
+
+
+def test_pth_of_another_model(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save(nn.Sequential(nn.Linear(3, 4)).state_dict(), path)
+    with pytest.raises(WeightsError, match="not the MLP's"):
+        read_weights(path)
+
+
+def test_torch_dataset_matches_core(real):
+    dataset = FashionMNIST(train=False, data_dir=None)
+    image, label = dataset[0]
+    assert image.shape == (1, 28, 28) and image.dtype == torch.float32 and float(image.max()) <= 1.0
+    assert label == int(real.test.labels[0]) and len(dataset) == 10000
+
+
+def test_device_errors_clearly():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    from fmnist_core import BackendError
+
+    with pytest.raises(BackendError, match="no CUDA device"):
+        _ = Trainer(backend="torch", device="cuda", data=synthetic_dataset(), verbose=0).engine
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device machine)")
+def test_cuda_matches_cpu(real):
+    gpu = Trainer(backend="torch", seed=0, verbose=0, data=real, device="cuda")
+    gpu.fit()
+    cpu = Trainer(backend="torch", seed=0, verbose=0, data=real)
+    cpu.fit()
+    assert abs(gpu.evaluate().accuracy - cpu.evaluate().accuracy) <= 0.005
