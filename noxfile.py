@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests-core", "tests-torch"]
+nox.options.sessions = ["lint", "tests-core", "tests-torch", "tests-tf"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -56,6 +56,14 @@ def tests_torch(session: nox.Session) -> None:
     ensure_data(session)
     session.install("-e", ".[test]", "-e", PLUGINS["torch"])
     pytest(session, "tests/torch")
+
+
+@nox.session(name="tests-tf")
+def tests_tf(session: nox.Session) -> None:
+    """The low-level TensorFlow plugin: conformance, SavedModel import and export."""
+    ensure_data(session)
+    session.install("-e", ".[test]", "-e", PLUGINS["tf"])
+    pytest(session, "tests/tf")
 
 
 @nox.session

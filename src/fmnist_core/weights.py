@@ -7,6 +7,7 @@ neutral layout (``fmnist_core.models``) and string metadata: ``fmnist_format``, 
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from collections.abc import Callable
@@ -133,7 +134,8 @@ def format_for(path: str | os.PathLike, format: str | None = None, *, for_writin
 def read_weights(path: str | os.PathLike, format: str | None = None) -> Weights:
     """Read any weights file an installed plugin understands, into the neutral layout."""
     path = Path(path)
-    if not path.exists():
+    # a prefix-named format (a TF checkpoint: PATH.index + PATH.data-…) has no file at PATH itself
+    if not path.exists() and not any(path.parent.glob(f"{glob.escape(path.name)}.*")):
         raise WeightsError(f"weights file {path} does not exist", fix="check the path")
     fmt = format_for(path, format)
     if fmt.read is None:

@@ -1,0 +1,67 @@
+"""Registers the ``tf`` backend and the TF checkpoint and SavedModel formats (no TF import here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fmnist_core import Backend, EngineConfig, WeightFormat, hookimpl
+
+
+class TFBackend(Backend):
+    name = "tf"
+    description = "low-level TensorFlow: tf.Module variables, GradientTape, tf.function (GPU when seen)"
+    priority = 20
+    requires = ("tensorflow",)
+    models = ("mlp",)
+
+    def create_engine(self, config: EngineConfig):
+        from .engine import TFMLPEngine
+
+        return TFMLPEngine(config)
+
+
+def _lazy(name):
+    def call(*args):
+        from . import formats
+
+        return getattr(formats, name)(*args)
+
+    return call
+
+
+def _is_savedmodel(path: Path) -> bool:
+    return path.is_dir() and (path / "saved_model.pb").is_file()
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return path.name.endswith(".ckpt") or path.name.endswith(".index") or Path(f"{path}.index").is_file()
+
+
+SAVEDMODEL = WeightFormat(
+    name="savedmodel",
+    description="TF2 SavedModel folder with a serving signature; read from its variables, never executed",
+    suffixes=(".savedmodel",),
+    read=_lazy("read_savedmodel"),
+    write=_lazy("write_savedmodel"),
+    matches=_is_savedmodel,
+    plugin="fmnist_tf",
+)
+CHECKPOINT = WeightFormat(
+    name="tf-checkpoint",
+    description="tf.train.Checkpoint of w1, b1, w2, b2 (PATH.ckpt → PATH.ckpt.index + data)",
+    suffixes=(".ckpt",),
+    read=_lazy("read_checkpoint"),
+    write=_lazy("write_checkpoint"),
+    matches=_is_checkpoint,
+    plugin="fmnist_tf",
+)
+
+
+@hookimpl
+def fmnist_backends():
+    return [TFBackend()]
+
+
+@hookimpl
+def fmnist_weight_formats():
+    return [SAVEDMODEL, CHECKPOINT]
