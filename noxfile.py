@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests-core", "tests-torch", "tests-tf"]
+nox.options.sessions = ["lint", "tests-core", "tests-torch", "tests-tf", "tests-keras", "tests-keras-torch"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -29,9 +29,9 @@ def ensure_data(session: nox.Session) -> None:
     session.run("apt-get", "install", "-y", "-q", "dataset-fashion-mnist", external=True)
 
 
-def pytest(session: nox.Session, *paths: str) -> None:
+def pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None) -> None:
     session.run("python", "-m", "pytest", *paths, *session.posargs,
-                env={"PYTHONDONTWRITEBYTECODE": "1"})
+                env={"PYTHONDONTWRITEBYTECODE": "1", **(env or {})})
 
 
 @nox.session
@@ -64,6 +64,22 @@ def tests_tf(session: nox.Session) -> None:
     ensure_data(session)
     session.install("-e", ".[test]", "-e", PLUGINS["tf"])
     pytest(session, "tests/tf")
+
+
+@nox.session(name="tests-keras")
+def tests_keras(session: nox.Session) -> None:
+    """The Keras plugin on Keras' TensorFlow backend."""
+    ensure_data(session)
+    session.install("-e", ".[test]", "-e", PLUGINS["keras"])
+    pytest(session, "tests/keras", env={"KERAS_BACKEND": "tensorflow"})
+
+
+@nox.session(name="tests-keras-torch")
+def tests_keras_torch(session: nox.Session) -> None:
+    """The Keras plugin on Keras' torch backend."""
+    ensure_data(session)
+    session.install("-e", ".[test]", "-e", PLUGINS["keras"], "torch")
+    pytest(session, "tests/keras", env={"KERAS_BACKEND": "torch"})
 
 
 @nox.session

@@ -1,0 +1,55 @@
+"""Registers the ``keras`` backend and the ``.keras`` / ``.weights.h5`` formats (no Keras import here)."""
+
+from __future__ import annotations
+
+from fmnist_core import Backend, EngineConfig, WeightFormat, hookimpl
+
+
+class KerasBackend(Backend):
+    name = "keras"
+    description = "Keras 3 (keras_backend='tensorflow' by default, or 'torch')"
+    priority = 10
+    requires = ("keras",)
+    models = ("mlp",)
+
+    def create_engine(self, config: EngineConfig):
+        from .engine import create_engine
+
+        return create_engine(config)
+
+
+def _lazy(name):
+    def call(*args):
+        from . import formats
+
+        return getattr(formats, name)(*args)
+
+    return call
+
+
+KERAS = WeightFormat(
+    name="keras",
+    description="Keras 3 .keras archive (loaded with safe_mode=True)",
+    suffixes=(".keras",),
+    read=_lazy("read_keras"),
+    write=_lazy("write_keras"),
+    plugin="fmnist_keras",
+)
+WEIGHTS_H5 = WeightFormat(
+    name="weights.h5",
+    description="Keras .weights.h5 of the article's Sequential model",
+    suffixes=(".weights.h5",),
+    read=_lazy("read_weights_h5"),
+    write=_lazy("write_weights_h5"),
+    plugin="fmnist_keras",
+)
+
+
+@hookimpl
+def fmnist_backends():
+    return [KerasBackend()]
+
+
+@hookimpl
+def fmnist_weight_formats():
+    return [KERAS, WEIGHTS_H5]
