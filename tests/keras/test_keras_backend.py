@@ -57,7 +57,6 @@ def test_keras_file_loads_in_plain_keras(trained, real, tmp_path):
 
 def test_to_keras_model(trained, real):
     import keras
-
     from fmnist_keras import to_keras_model
 
     model = to_keras_model(trained)
@@ -93,7 +92,6 @@ def test_other_keras_backend_in_same_process_is_a_clear_error():
 @pytest.mark.skipif(KERAS_BACKEND != "tensorflow", reason="model.export needs the TensorFlow Keras backend")
 def test_export_savedmodel(trained, real, tmp_path):
     import tensorflow as tf
-
     from fmnist_keras import export
 
     export(trained, tmp_path / "served")
