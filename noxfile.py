@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests-core", "tests-torch", "tests-tf", "tests-keras", "tests-keras-torch"]
+nox.options.sessions = ["lint", "tests-core", "tests-torch", "tests-tf", "tests-keras", "tests-keras-torch", "tests-parity"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -80,6 +80,14 @@ def tests_keras_torch(session: nox.Session) -> None:
     ensure_data(session)
     session.install("-e", ".[test]", "-e", PLUGINS["keras"], "torch")
     pytest(session, "tests/keras", env={"KERAS_BACKEND": "torch"})
+
+
+@nox.session(name="tests-parity")
+def tests_parity(session: nox.Session) -> None:
+    """Every plugin installed: same numbers as the NumPy reference, weights portable."""
+    ensure_data(session)
+    session.install("-e", ".[test]", *(arg for path in PLUGINS.values() for arg in ("-e", path)))
+    pytest(session, "tests/parity", env={"KERAS_BACKEND": "tensorflow"})
 
 
 @nox.session

@@ -47,13 +47,21 @@ class TorchMLPEngine(Engine):
         torch.random.set_rng_state(generator_state)
         if config.initial_params is not None:
             self.set_params(config.initial_params)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.learning_rate)
         self.learning_rate = config.learning_rate
         self.step_kind = options.get("step", "fused")
         if self.step_kind not in ("fused", "autograd"):
             raise BackendError(f"torch option step={self.step_kind!r} is unknown", fix="use 'fused' or 'autograd'")
         self.images: torch.Tensor | None = None
         self.labels: torch.Tensor | None = None
+        self._optimizer: torch.optim.Optimizer | None = None
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        # Built on first use: creating torch.optim.SGD imports triton, whose native library
+        # segfaults in a process where TensorFlow was imported first; the fused step needs none.
+        if self._optimizer is None:
+            self._optimizer = torch.optim.SGD(self.model.parameters(), lr=self.learning_rate)
+        return self._optimizer
 
     @property
     def _layers(self) -> tuple[nn.Linear, nn.Linear]:

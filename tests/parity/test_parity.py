@@ -1,0 +1,91 @@
+"""Every installed backend computes the same thing as the NumPy reference, and weights move
+between them without loss. The parity nox session installs every plugin."""
+
+import numpy as np
+import pytest
+
+from fmnist_core import get_model, load_dataset
+from fmnist_core.testing.parity import first_step_losses, installed_backends, train_all, transfers
+
+BACKENDS = installed_backends()
+
+
+@pytest.fixture(scope="module")
+def real():
+    from tests.conftest import REAL_DATA
+
+    return load_dataset(REAL_DATA)
+
+
+def test_every_framework_plugin_installed():
+    assert {"numpy", "torch", "tf", "keras"} <= set(BACKENDS)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_identical_initial_weights(backend, real):
+    from fmnist_core import Trainer
+
+    params = Trainer(backend=backend, data=real, seed=11, verbose=0).params
+    for name, value in get_model("mlp").init_params(11).items():
+        np.testing.assert_array_equal(params[name], value, err_msg=f"{backend} {name}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_batches_in_same_order(backend, real):
+    from fmnist_core import Trainer
+
+    trainer = Trainer(backend=backend, data=real, seed=2, epochs=1, verbose=0)
+    seen = []
+    original = trainer.engine.train_steps
+    trainer.engine.train_steps = lambda block: (seen.append(block.copy()), original(block))[1]
+    trainer.fit()
+    from fmnist_core.iteration import epoch_permutation
+
+    np.testing.assert_array_equal(np.concatenate([b.ravel() for b in seen]), epoch_permutation(2, 0, 60000))
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_first_100_step_losses_match_reference(backend, real):
+    reference = first_step_losses("numpy", real)
+    losses = first_step_losses(backend, real)
+    relative = np.abs(losses - reference) / np.abs(reference)
+    print(f"{backend}: max relative per-step loss difference over 100 steps {relative.max():.2e}")
+    assert relative.max() <= 1e-4
+
+
+@pytest.fixture(scope="module")
+def trained(real):
+    return train_all(real, BACKENDS)
+
+
+def test_final_accuracies_agree(trained):
+    accuracies = {name: t.accuracy for name, t in trained.items()}
+    print("test accuracies after 5 epochs:", accuracies)
+    assert max(accuracies.values()) - min(accuracies.values()) <= 0.002
+
+
+def test_weights_move_between_every_pair(trained, real):
+    results = transfers(trained, real)
+    assert {(r.source, r.target) for r in results} == {(a, b) for a in trained for b in trained if a != b}
+    for r in results:
+        print(f"{r.source:>6} -> {r.target:<6} via {r.format:<13} argmax agreement {r.argmax_agreement:.4f}, "
+              f"max |logit diff| {r.max_logit_difference:.2e}")
+        assert r.argmax_agreement == 1.0, r
+        assert r.max_logit_difference <= 1e-4, r
+
+
+def test_article_pth_converts_to_keras(artifacts, tmp_path, real):
+    from fmnist_core import Trainer
+    from fmnist_core.cli import main
+
+    assert main(["convert", str(artifacts / "pytorch" / "weights.pth"), str(tmp_path / "article.keras")]) == 0
+    original = Trainer.load(artifacts / "pytorch" / "weights.pth", backend="numpy", data=real, verbose=0)
+    converted = Trainer.load(tmp_path / "article.keras", backend="keras", data=real, verbose=0)
+    got, want = converted.logits(real.test.images), original.logits(real.test.images)
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+    # a class is only defined where the top two logits differ by more than float32 noise
+    top2 = np.sort(want, axis=1)[:, -2:]
+    decided = top2[:, 1] - top2[:, 0] > 1e-4
+    print(f"article weights .pth -> .keras: {int((~decided).sum())} near-ties, "
+          f"agreement {np.mean(got.argmax(1) == want.argmax(1)):.4f}")
+    np.testing.assert_array_equal(got.argmax(1)[decided], want.argmax(1)[decided])
