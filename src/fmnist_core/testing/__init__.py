@@ -137,6 +137,17 @@ class BackendConformance:
             np.testing.assert_array_equal(got.argmax(1), expected.argmax(1), err_msg=fmt.name)
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=fmt.name)
 
+    def test_resume_equals_uninterrupted(self, dataset, tmp_path):
+        full = self.trainer(dataset, epochs=4)
+        full.fit()
+        part = self.trainer(dataset, epochs=2)
+        part.fit(checkpoint_dir=tmp_path)
+        resumed = Trainer.resume(tmp_path, data=dataset, verbose=0)
+        assert resumed.backend.name == self.backend
+        assert resumed.fit(epochs=4).metrics() == full.history.metrics()
+        for name, value in full.params.items():
+            np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
+
     def test_wrong_shape_weights_rejected(self, dataset):
         trainer = self.trainer(dataset)
         params = trainer.params
