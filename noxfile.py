@@ -44,9 +44,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(name="tests-core")
 def tests_core(session: nox.Session) -> None:
-    """The core with no framework installed: NumPy backend, data, CLI, conformance."""
+    """The core with no framework installed: NumPy backend, data, CLI, pictures, conformance."""
     ensure_data(session)
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,plots]")
     pytest(session, "tests/core")
 
 
@@ -88,6 +88,14 @@ def tests_parity(session: nox.Session) -> None:
     ensure_data(session)
     session.install("-e", ".[test]", *(arg for path in PLUGINS.values() for arg in ("-e", path)))
     pytest(session, "tests/parity", env={"KERAS_BACKEND": "tensorflow"})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every backend against the article's programs, hand-written loops and the floor."""
+    ensure_data(session)
+    session.install("-e", ".", *(arg for path in PLUGINS.values() for arg in ("-e", path)))
+    session.run("python", "bench/run.py", *session.posargs)
 
 
 @nox.session

@@ -114,7 +114,9 @@ def cmd_train(args) -> int:
     weights = trainer.save(run / "weights.safetensors")
     atomic_write_json(run / "history.json", history.to_dict())
     atomic_write_json(run / "evaluation.json", result.to_dict())
+    pictures = _draw_pictures(run, trainer) if not args.no_plots else []
     summary = {"run": str(run), "backend": trainer.backend.name, "weights": str(weights),
+               "pictures": [str(p) for p in pictures],
                "test_loss": result.loss, "test_accuracy": result.accuracy,
                "epoch_seconds": history.column("seconds"), "wall_seconds": time.perf_counter() - started}
     if args.json:
@@ -122,6 +124,43 @@ def cmd_train(args) -> int:
     else:
         print(f"\nTest accuracy: {result.accuracy * 100:>0.1f}%, test loss: {result.loss:>8f}")
         print(f"Saved {weights} (run folder {run})")
+    return 0
+
+
+def _draw_pictures(run: Path, trainer) -> list[Path]:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        print('fmnist: note: no pictures drawn (matplotlib missing; pip install "fmnist-core[plots]")',
+              file=sys.stderr)
+        return []
+    from .plots import draw_run
+
+    return draw_run(run, trainer)
+
+
+def cmd_report(args) -> int:
+    from .metrics import History
+    from .plots import comparison_figure, draw_run, save_figure
+
+    runs = {}
+    for folder in args.runs:
+        folder = Path(folder)
+        if not (folder / "history.json").is_file() or not (folder / "evaluation.json").is_file():
+            from .errors import FmnistError
+
+            raise FmnistError(f"{folder} is not a finished run folder (no history.json / evaluation.json)",
+                              fix="pass folders written by `fmnist train`")
+        for path in draw_run(folder):
+            print(f"wrote {path}")
+        evaluation = json.loads((folder / "evaluation.json").read_text())
+        config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
+        name = f"{folder.name} ({config.get('backend', '?')})"
+        runs[name] = (History.from_dict(json.loads((folder / "history.json").read_text())), evaluation["accuracy"])
+    if len(runs) > 1 or args.compare:
+        target = Path(args.compare or "comparison.png")
+        save_figure(comparison_figure(runs), target)
+        print(f"wrote {target}")
     return 0
 
 
@@ -144,6 +183,12 @@ def cmd_predict(args) -> int:
 
     trainer = Trainer.load(args.weights, backend=args.backend, verbose=0)
     predictions = trainer.predict(args.images, output="predictions")
+    if args.grid:
+        from .images import load_images
+        from .plots import predictions_figure, save_figure
+
+        paths, images = load_images(args.images)
+        save_figure(predictions_figure(images, [p.index for p in predictions], names=[p.name for p in paths]), args.grid)
     if args.json:
         _print_json([{"path": p.path, "index": p.index, "label": p.label,
                       **({"probabilities": list(p.probabilities)} if args.probabilities else {})}
@@ -196,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder")
     p.add_argument("--validate", action="store_true", help="evaluate on the test set every epoch")
     p.add_argument("--no-verify", action="store_true", help="skip data checksums (knowingly)")
+    p.add_argument("--no-plots", action="store_true", help="draw no pictures into the run folder")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -214,8 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--backend")
     p.add_argument("--probabilities", action="store_true")
+    p.add_argument("--grid", metavar="PNG", help="also draw the images with their predictions")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("report", help="(re)draw a run folder's pictures; several runs: a comparison")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--compare", metavar="PNG", help="comparison picture (default comparison.png with 2+ runs)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("convert", help="convert weights between formats (any installed plugin's)")
     p.add_argument("source")

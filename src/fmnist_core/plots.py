@@ -1,0 +1,168 @@
+"""Pictures of a run: training curves, confusion matrix, prediction grids, run comparisons.
+
+Needs matplotlib (``pip install fmnist-core[plots]``); drawn with the Agg backend, no display.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FmnistError
+from .files import atomic_write_bytes
+from .labels import LABELS
+from .metrics import History
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise FmnistError("drawing pictures needs matplotlib, which is not installed",
+                          fix='`pip install "fmnist-core[plots]"`') from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
+
+
+def _progress_x(history: History) -> tuple[np.ndarray, int]:
+    per_epoch = max((r.batch for r in history.progress), default=1)
+    return np.array([r.epoch + r.batch / per_epoch for r in history.progress]), per_epoch
+
+
+def curves_figure(history: History, test: tuple[float, float] | None = None, title: str = ""):
+    """Loss and accuracy every progress report and per epoch, with the test metrics."""
+    plt = _pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    x, _ = _progress_x(history)
+    epochs = np.array([r.epoch + 1 for r in history.epochs])
+    ax_loss.plot(x, [r.loss for r in history.progress], color="tab:blue", alpha=0.45, label="running, every report")
+    ax_loss.plot(epochs, history.column("loss"), "o-", color="tab:blue", label="epoch mean")
+    ax_acc.plot(x, [r.accuracy * 100 for r in history.progress], color="tab:green", alpha=0.45, label="running, every report")
+    ax_acc.plot(epochs, [a * 100 for a in history.column("accuracy")], "o-", color="tab:green", label="epoch")
+    tested = [r for r in history.epochs if r.test_accuracy is not None]
+    if tested:
+        ax_loss.plot([r.epoch + 1 for r in tested], [r.test_loss for r in tested], "s--", color="tab:red", label="test")
+        ax_acc.plot([r.epoch + 1 for r in tested], [r.test_accuracy * 100 for r in tested], "s--", color="tab:red", label="test")
+    elif test is not None:
+        ax_loss.plot([epochs[-1]], [test[0]], "s", color="tab:red", markersize=8, label=f"test {test[0]:.3f}")
+        ax_acc.plot([epochs[-1]], [test[1] * 100], "s", color="tab:red", markersize=8, label=f"test {test[1] * 100:.1f}%")
+    for ax, name in ((ax_loss, "training loss (mean per sample)"), (ax_acc, "accuracy (%)")):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def confusion_figure(confusion: np.ndarray, title: str = "Confusion matrix (test set)"):
+    """A labelled heatmap of ``confusion[true, predicted]`` with the counts written in."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 7.5))
+    image = ax.imshow(confusion, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="images")
+    ax.set_xticks(range(len(LABELS)), LABELS, rotation=45, ha="right")
+    ax.set_yticks(range(len(LABELS)), LABELS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = confusion.max() / 2
+    for (row, col), count in np.ndenumerate(confusion):
+        ax.text(col, row, str(count), ha="center", va="center", fontsize=8,
+                color="white" if count > threshold else "black")
+    accuracy = np.trace(confusion) / max(confusion.sum(), 1)
+    ax.set_title(f"{title}: accuracy {accuracy * 100:.2f}%")
+    return fig
+
+
+def predictions_figure(images: np.ndarray, predicted: list[int], truth: list[int] | None = None,
+                       names: list[str] | None = None, columns: int = 8):
+    """A grid of images with their predicted labels; mistakes in red with the true label."""
+    plt = _pyplot()
+    count = len(images)
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.45, rows * 1.7), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index >= count:
+            continue
+        ax.imshow(images[index], cmap="gray", vmin=0, vmax=255)
+        label = LABELS[predicted[index]]
+        wrong = truth is not None and truth[index] != predicted[index]
+        text = f"{label}\n(true: {LABELS[truth[index]]})" if wrong else label
+        if names is not None:
+            text = f"{names[index]}\n{text}"
+        ax.set_title(text, fontsize=7, color="tab:red" if wrong else "black")
+    if truth is not None:
+        mistakes = sum(t != p for t, p in zip(truth, predicted, strict=True))
+        fig.suptitle(f"{count - mistakes}/{count} right; mistakes in red", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def comparison_figure(runs: dict[str, tuple[History, float | None]]):
+    """Several runs: epoch losses overlaid, and test accuracies side by side."""
+    plt = _pyplot()
+    fig, (ax_loss, ax_bar) = plt.subplots(1, 2, figsize=(11, 4))
+    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]
+    for number, (name, (history, _)) in enumerate(runs.items()):
+        marker, line = styles[number % len(styles)]
+        # identical runs (parity) would hide each other: each gets its own marker and dash
+        ax_loss.plot([r.epoch + 1 for r in history.epochs], history.column("loss"), marker=marker,
+                     linestyle=line, markersize=9 - 2 * (number % 3), label=name)
+    ax_loss.xaxis.get_major_locator().set_params(integer=True)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_title("training loss per epoch")
+    ax_loss.grid(alpha=0.3)
+    ax_loss.legend(fontsize=8)
+    names = list(runs)
+    accuracies = [(runs[n][1] or 0) * 100 for n in names]
+    bars = ax_bar.bar(names, accuracies, color="tab:green")
+    ax_bar.bar_label(bars, labels=[f"{a:.2f}%" for a in accuracies], fontsize=8)
+    low = min(accuracies) if accuracies else 0
+    ax_bar.set_ylim(max(0, low - 5), min(100, max(accuracies, default=100) + 2))
+    ax_bar.set_title("test accuracy")
+    ax_bar.tick_params(axis="x", rotation=30)
+    return fig
+
+
+def draw_run(run: str | os.PathLike, trainer=None) -> list[Path]:
+    """(Re)draw curves.png, confusion.png and predictions.png in a run folder."""
+    import json
+
+    run = Path(run)
+    history = History.from_dict(json.loads((run / "history.json").read_text()))
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    title = run.name
+    written = [_save(curves_figure(history, (evaluation["loss"], evaluation["accuracy"]), title), run / "curves.png"),
+               _save(confusion_figure(np.array(evaluation["confusion"])), run / "confusion.png")]
+    if trainer is None and (run / "weights.safetensors").exists():
+        from .trainer import Trainer
+
+        trainer = Trainer.load(run / "weights.safetensors", verbose=0)
+    if trainer is not None:
+        test = trainer.data.test
+        images = np.asarray(test.images[:48])
+        predicted = trainer.predict(images, output="indices")
+        written.append(_save(predictions_figure(images, predicted, [int(t) for t in test.labels[:48]]),
+                             run / "predictions.png"))
+    return written
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write a figure as PNG atomically."""
+    return _save(fig, path)

@@ -1,0 +1,83 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fmnist_core import FmnistError, Trainer
+from fmnist_core.metrics import EvalResult
+from fmnist_core.testing import synthetic_dataset
+
+
+def check_png(path, min_size=(300, 200)):
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size[0] >= min_size[0] and image.size[1] >= min_size[1], image.size
+
+
+def test_confusion_matrix_drawn_matches_numbers():
+    from fmnist_core.plots import confusion_figure
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 500)
+    predicted = np.where(rng.random(500) < 0.7, labels, rng.integers(0, 10, 500))
+    result = EvalResult.from_logits(np.eye(10)[predicted], labels)
+    fig = confusion_figure(result.confusion)
+    ax = fig.axes[0]
+    drawn = np.array([int(t.get_text()) for t in ax.texts]).reshape(10, 10)
+    np.testing.assert_array_equal(drawn, result.confusion)
+    np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), result.confusion)
+    assert [t.get_text() for t in ax.get_xticklabels()][9] == "Ankle Boot"
+    assert f"{result.accuracy * 100:.2f}%" in ax.get_title()
+
+
+def test_prediction_grid_marks_mistakes():
+    from fmnist_core.plots import predictions_figure
+
+    images = synthetic_dataset().test.images[:10]
+    fig = predictions_figure(images, [0] * 10, truth=[0] * 7 + [1] * 3)
+    red = [ax for ax in fig.axes if ax.get_title() and ax.title.get_color() == "tab:red"]
+    assert len(red) == 3 and "true: Trouser" in red[0].get_title()
+
+
+def test_run_folder_pictures_and_report(tmp_path, real_data_dir, artifacts):
+    runs = []
+    for backend_seed in (0, 1):
+        run = tmp_path / f"run{backend_seed}"
+        out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "train", "--backend", "numpy", "--epochs", "2",
+                              "--seed", str(backend_seed), "--out", str(run), "--data-dir", str(real_data_dir), "--json"],
+                             capture_output=True, text=True, check=True)
+        assert len(json.loads(out.stdout)["pictures"]) == 3
+        for name in ("curves.png", "confusion.png", "predictions.png"):
+            check_png(run / name)
+        runs.append(run)
+    (runs[0] / "curves.png").unlink()
+    subprocess.run([sys.executable, "-m", "fmnist_core.cli", "report", *map(str, runs), "--compare",
+                    str(tmp_path / "cmp.png")], check=True, capture_output=True)
+    check_png(runs[0] / "curves.png")
+    check_png(tmp_path / "cmp.png")
+    subprocess.run([sys.executable, "-m", "fmnist_core.cli", "predict", "--weights", str(runs[0] / "weights.safetensors"),
+                    str(artifacts / "sample-request"), "--grid", str(tmp_path / "grid.png")], check=True, capture_output=True)
+    check_png(tmp_path / "grid.png", (600, 600))
+
+
+def test_missing_matplotlib_is_a_clear_error(monkeypatch):
+    from fmnist_core import plots
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(FmnistError, match=r"fmnist-core\[plots\]"):
+        plots.confusion_figure(np.eye(10, dtype=int))
+
+
+def test_curves_from_history():
+    from fmnist_core.plots import curves_figure
+
+    trainer = Trainer(backend="numpy", data=synthetic_dataset(), epochs=2, verbose=0, validate=True)
+    fig = curves_figure(trainer.fit())
+    loss_ax = fig.axes[0]
+    labels = [line.get_label() for line in loss_ax.get_lines()]
+    assert labels == ["running, every report", "epoch mean", "test"]
