@@ -1,0 +1,144 @@
+"""Minimal hand-written fast loops, one per framework, to measure what fmnist's core costs on
+top of the same step written by hand; and the physical floor (gather + two matmuls per batch).
+
+Each returns (epoch_seconds, train_seconds, test_accuracy).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+EPOCHS, BATCH, LR = 5, 64, np.float32(0.1)
+
+
+def glorot(rng, fan_in, fan_out):
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32)
+
+
+def initial():
+    rng = np.random.default_rng(0)
+    return glorot(rng, 784, 20), np.zeros(20, np.float32), glorot(rng, 20, 10), np.zeros(10, np.float32)
+
+
+def orders(n):
+    rng = np.random.default_rng(1)
+    return [rng.permutation(n) for _ in range(EPOCHS)]
+
+
+def floor(data):
+    """Only the gather and the two forward matrix products of every batch."""
+    train_x, _, _, _ = data
+    flat = np.ascontiguousarray(train_x).reshape(len(train_x), 784)
+    w1, _, w2, _ = initial()
+    raw, x = np.empty((BATCH, 784), np.uint8), np.empty((BATCH, 784), np.float32)
+    seconds = []
+    for order in orders(len(flat)):
+        t0 = time.perf_counter()
+        for start in range(0, len(order) - BATCH + 1, BATCH):
+            np.take(flat, order[start : start + BATCH], axis=0, out=raw)
+            np.divide(raw, np.float32(255), out=x)
+            (x @ w1) @ w2
+        seconds.append(time.perf_counter() - t0)
+    return seconds, sum(seconds), float("nan")
+
+
+def torch_loop(data):
+    import torch
+
+    train_x, train_y, test_x, test_y = data
+    images = torch.from_numpy(np.array(train_x).reshape(-1, 784))
+    labels = torch.from_numpy(np.asarray(train_y, np.int64))
+    w1, b1, w2, b2 = (torch.from_numpy(np.ascontiguousarray(a)) for a in initial())
+    w1, w2 = w1.t().contiguous(), w2.t().contiguous()  # (out, in) as nn.Linear
+    seconds = []
+    with torch.no_grad():
+        for order in orders(len(labels)):
+            t0 = time.perf_counter()
+            index = torch.from_numpy(order)
+            for start in range(0, len(order), BATCH):
+                rows = index[start : start + BATCH]
+                x = images.index_select(0, rows).to(torch.float32).div_(255.0)
+                y = labels.index_select(0, rows)
+                hidden = torch.addmm(b1, x, w1.t()).relu_()
+                logits = torch.addmm(b2, hidden, w2.t())
+                log_probs = torch.log_softmax(logits, dim=1)
+                grad = log_probs.exp_()
+                grad[torch.arange(len(y)), y] -= 1.0
+                grad.mul_(1.0 / len(y))
+                grad_hidden = grad.mm(w2).mul_(hidden > 0)
+                w2.addmm_(grad.t(), hidden, alpha=-0.1)
+                b2.sub_(grad.sum(dim=0), alpha=0.1)
+                w1.addmm_(grad_hidden.t(), x, alpha=-0.1)
+                b1.sub_(grad_hidden.sum(dim=0), alpha=0.1)
+            seconds.append(time.perf_counter() - t0)
+        x = torch.from_numpy(np.asarray(test_x).reshape(-1, 784)).to(torch.float32) / 255.0
+        predicted = torch.addmm(b2, torch.addmm(b1, x, w1.t()).relu_(), w2.t()).argmax(1).numpy()
+    return seconds, sum(seconds), float((predicted == test_y).mean())
+
+
+def tf_loop(data, keras_model=False):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    train_x, train_y, test_x, test_y = data
+    images = tf.constant(np.asarray(train_x).reshape(-1, 784))
+    labels = tf.constant(np.asarray(train_y, np.int32))
+    if keras_model:
+        import keras
+
+        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(20, activation="relu"), keras.layers.Dense(10)])
+        model.set_weights(list(initial()))
+        optimizer = keras.optimizers.SGD(0.1)
+        variables = model.trainable_variables
+
+        def forward(x):
+            return model(x, training=True)
+
+        def update(grads):
+            optimizer.apply(grads, variables)
+    else:
+        variables = [tf.Variable(a) for a in initial()]
+
+        def forward(x):
+            return tf.matmul(tf.nn.relu(tf.matmul(x, variables[0]) + variables[1]), variables[2]) + variables[3]
+
+        def update(grads):
+            for v, g in zip(variables, grads, strict=True):
+                v.assign_sub(0.1 * g)
+
+    @tf.function(jit_compile=True)
+    def epoch(batches):
+        for step in tf.range(tf.shape(batches)[0]):
+            rows = batches[step]
+            x = tf.cast(tf.gather(images, rows), tf.float32) / 255.0
+            y = tf.gather(labels, rows)
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, forward(x)))
+            update(tape.gradient(loss, variables))
+        return loss
+
+    seconds = []
+    for order in orders(len(train_y)):
+        t0 = time.perf_counter()
+        full = len(order) // BATCH * BATCH
+        epoch(tf.constant(order[:full].reshape(-1, BATCH), tf.int32))
+        epoch(tf.constant(order[full:].reshape(1, -1), tf.int32)).numpy()
+        seconds.append(time.perf_counter() - t0)
+    logits = forward(tf.constant(np.asarray(test_x).reshape(-1, 784), tf.float32) / 255.0)
+    return seconds, sum(seconds), float((np.argmax(np.asarray(logits), 1) == test_y).mean())
+
+
+def run(name, data):
+    if name == "floor":
+        return floor(data)
+    if name == "handwritten-torch":
+        return torch_loop(data)
+    if name == "handwritten-tf":
+        return tf_loop(data)
+    if name == "handwritten-keras":
+        return tf_loop(data, keras_model=True)
+    raise SystemExit(f"unknown program {name}")
