@@ -89,3 +89,13 @@ def test_article_pth_converts_to_keras(artifacts, tmp_path, real):
     print(f"article weights .pth -> .keras: {int((~decided).sum())} near-ties, "
           f"agreement {np.mean(got.argmax(1) == want.argmax(1)):.4f}")
     np.testing.assert_array_equal(got.argmax(1)[decided], want.argmax(1)[decided])
+
+
+def test_torch_autograd_after_tensorflow_in_one_process(real):
+    """torch.optim imports triton, which segfaulted after TensorFlow; the backend avoids it."""
+    import tensorflow  # noqa: F401
+
+    from fmnist_core import Trainer
+
+    trainer = Trainer(backend="torch", step="autograd", data=real, epochs=1, verbose=0)
+    assert trainer.fit()[0].accuracy > 0.7

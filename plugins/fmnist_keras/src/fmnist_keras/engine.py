@@ -91,9 +91,15 @@ class KerasEngine(Engine):
 
 class KerasTFEngine(KerasEngine):
     def __init__(self, config, keras):
-        super().__init__(config, keras)
         import tensorflow as tf
 
+        threads = config.options.get("threads", 1 if not tf.config.list_physical_devices("GPU") else None)
+        if threads:  # as in fmnist-tf: one intra-op thread is fastest here; TF takes it only before it starts
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            except RuntimeError:
+                pass
+        super().__init__(config, keras)
         self.tf = tf
         jit = bool(config.options.get("jit_compile", True))
         self._train = tf.function(self._train_block, jit_compile=jit, reduce_retracing=True)

@@ -53,15 +53,6 @@ class TorchMLPEngine(Engine):
             raise BackendError(f"torch option step={self.step_kind!r} is unknown", fix="use 'fused' or 'autograd'")
         self.images: torch.Tensor | None = None
         self.labels: torch.Tensor | None = None
-        self._optimizer: torch.optim.Optimizer | None = None
-
-    @property
-    def optimizer(self) -> torch.optim.Optimizer:
-        # Built on first use: creating torch.optim.SGD imports triton, whose native library
-        # segfaults in a process where TensorFlow was imported first; the fused step needs none.
-        if self._optimizer is None:
-            self._optimizer = torch.optim.SGD(self.model.parameters(), lr=self.learning_rate)
-        return self._optimizer
 
     @property
     def _layers(self) -> tuple[nn.Linear, nn.Linear]:
@@ -106,31 +97,37 @@ class TorchMLPEngine(Engine):
     def _fused_steps(self, index, losses, correct):
         # The MLP's backward pass written out with in-place updates: measured faster than
         # autograd + optimizer.step for a model this small (see bench/), same arithmetic.
+        # The block's images are gathered and scaled in one go, and the metrics are computed
+        # from the stored logits after the loop, so that each step runs only its own math.
         first, second = self._layers
         w1, b1, w2, b2 = first.weight, first.bias, second.weight, second.bias
-        lr = self.learning_rate
-        batch = index.shape[1]
-        rows_range = torch.arange(batch, device=self.device_obj)
-        for step in range(index.shape[0]):
-            rows = index[step]
-            x = self.images.index_select(0, rows).to(torch.float32).div_(255.0)
-            y = self.labels.index_select(0, rows)
+        steps, batch = index.shape
+        flat = index.reshape(-1)
+        x_block = self.images.index_select(0, flat).to(torch.float32).div_(255.0).view(steps, batch, -1)
+        y_block = self.labels.index_select(0, flat).view(steps, batch)
+        one_hot = torch.nn.functional.one_hot(y_block, w2.shape[0]).to(torch.float32)
+        logits_block = torch.empty(steps, batch, w2.shape[0], device=self.device_obj)
+        step_size = self.learning_rate / batch  # d(mean loss)/d(logits) = (softmax - one_hot) / batch
+        for step in range(steps):
+            x = x_block[step]
             hidden = torch.addmm(b1, x, w1.t()).relu_()
-            logits = torch.addmm(b2, hidden, w2.t())
-            correct[step] = (logits.argmax(dim=1) == y).sum()
-            log_probs = torch.log_softmax(logits, dim=1)
-            losses[step] = -log_probs[rows_range, y].mean()
-            grad = log_probs.exp_()
-            grad[rows_range, y] -= 1.0
-            grad.mul_(1.0 / batch)
-            grad_hidden = grad.mm(w2).mul_(hidden > 0)
-            w2.addmm_(grad.t(), hidden, alpha=-lr)
-            b2.sub_(grad.sum(dim=0), alpha=lr)
-            w1.addmm_(grad_hidden.t(), x, alpha=-lr)
-            b1.sub_(grad_hidden.sum(dim=0), alpha=lr)
+            logits = torch.addmm(b2, hidden, w2.t(), out=logits_block[step])
+            grad = torch.softmax(logits, dim=1).sub_(one_hot[step])
+            grad_hidden = torch.ops.aten.threshold_backward(grad.mm(w2), hidden, 0)
+            w2.addmm_(grad.t(), hidden, alpha=-step_size)
+            b2.sub_(grad.sum(dim=0), alpha=step_size)
+            w1.addmm_(grad_hidden.t(), x, alpha=-step_size)
+            b1.sub_(grad_hidden.sum(dim=0), alpha=step_size)
+        log_probs = torch.log_softmax(logits_block, dim=2)
+        losses.copy_(-log_probs.gather(2, y_block.unsqueeze(2)).squeeze(2).mean(dim=1))
+        correct.copy_((logits_block.argmax(dim=2) == y_block).sum(dim=1))
 
     def _autograd_steps(self, index, losses, correct):
-        model, optimizer = self.model, self.optimizer
+        # Plain SGD by hand rather than torch.optim.SGD: creating that optimizer imports triton,
+        # whose native library segfaults in a process where TensorFlow was imported first
+        # (any process with every fmnist plugin installed). Without momentum it is the same update.
+        model = self.model
+        parameters = list(model.parameters())
         model.train()
         for step in range(index.shape[0]):
             rows = index[step]
@@ -138,9 +135,9 @@ class TorchMLPEngine(Engine):
             y = self.labels.index_select(0, rows)
             logits = model(x)
             loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            grads = torch.autograd.grad(loss, parameters)
+            with torch.no_grad():
+                torch._foreach_add_(parameters, grads, alpha=-self.learning_rate)
             losses[step] = loss.detach()
             correct[step] = (logits.detach().argmax(dim=1) == y).sum()
 
