@@ -37,3 +37,17 @@ def report_groups(order: np.ndarray, batch_size: int, every: int) -> Iterator[li
         if number == len(starts) - 1 and len(rest):
             group.append(rest.reshape(1, -1))
         yield group
+
+
+def pad_block(batches: np.ndarray, rows_seen: dict[int, int]) -> tuple[np.ndarray, int]:
+    """For compiled backends: pad a block to the most rows seen for its batch size.
+
+    XLA compiles one program per input shape (about half a second each here), so blocks of
+    different lengths are padded with copies of their last row and the real step count is
+    passed along; the padding rows are never run. Returns ``(padded, steps)``.
+    """
+    steps, batch = batches.shape
+    rows = rows_seen[batch] = max(steps, rows_seen.get(batch, 0))
+    if rows > steps:
+        batches = np.concatenate([batches, np.repeat(batches[-1:], rows - steps, axis=0)])
+    return batches, steps

@@ -91,26 +91,33 @@ def confusion_figure(confusion: np.ndarray, title: str = "Confusion matrix (test
 
 def predictions_figure(images: np.ndarray, predicted: list[int], truth: list[int] | None = None,
                        names: list[str] | None = None, columns: int = 8):
-    """A grid of images with their predicted labels; mistakes in red with the true label."""
+    """A grid of images with their predicted labels; mistakes in red with the true label.
+
+    Drawn as one montage image with text labels: one axes per image took a second for 48.
+    """
     plt = _pyplot()
     count = len(images)
     rows = -(-count // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.45, rows * 1.7), squeeze=False)
-    for index, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if index >= count:
-            continue
-        ax.imshow(images[index], cmap="gray", vmin=0, vmax=255)
+    label_space, gap = 18, 4
+    cell_h, cell_w = 28 + label_space, 28 + gap
+    canvas = np.full((rows * cell_h, columns * cell_w), 255, dtype=np.uint8)
+    fig, ax = plt.subplots(figsize=(columns * 1.3, rows * 1.55))
+    for index in range(count):
+        row, col = divmod(index, columns)
+        top, left = row * cell_h + label_space, col * cell_w + gap // 2
+        canvas[top : top + 28, left : left + 28] = images[index]
         label = LABELS[predicted[index]]
         wrong = truth is not None and truth[index] != predicted[index]
         text = f"{label}\n(true: {LABELS[truth[index]]})" if wrong else label
         if names is not None:
             text = f"{names[index]}\n{text}"
-        ax.set_title(text, fontsize=7, color="tab:red" if wrong else "black")
+        ax.text(left + 14, top - 1.5, text, ha="center", va="bottom", fontsize=7,
+                color="tab:red" if wrong else "black")
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.axis("off")
     if truth is not None:
         mistakes = sum(t != p for t, p in zip(truth, predicted, strict=True))
-        fig.suptitle(f"{count - mistakes}/{count} right; mistakes in red", fontsize=10)
-    fig.tight_layout()
+        ax.set_title(f"{count - mistakes}/{count} right; mistakes in red", fontsize=10)
     return fig
 
 

@@ -40,8 +40,10 @@ def test_prediction_grid_marks_mistakes():
 
     images = synthetic_dataset().test.images[:10]
     fig = predictions_figure(images, [0] * 10, truth=[0] * 7 + [1] * 3)
-    red = [ax for ax in fig.axes if ax.get_title() and ax.title.get_color() == "tab:red"]
-    assert len(red) == 3 and "true: Trouser" in red[0].get_title()
+    texts = fig.axes[0].texts
+    red = [t for t in texts if t.get_color() == "tab:red"]
+    assert len(texts) == 10 and len(red) == 3 and "true: Trouser" in red[0].get_text()
+    assert fig.axes[0].get_title() == "7/10 right; mistakes in red"
 
 
 def test_run_folder_pictures_and_report(tmp_path, real_data_dir, artifacts):

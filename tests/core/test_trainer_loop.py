@@ -112,3 +112,19 @@ def test_resume_equals_uninterrupted(dataset, tmp_path):
     assert history.metrics() == full.history.metrics()
     for name, value in full.params.items():
         np.testing.assert_array_equal(resumed.params[name], value)
+
+
+def test_pad_block_keeps_one_shape_per_batch_size():
+    from fmnist_core.iteration import pad_block
+
+    seen = {}
+    block = np.arange(500).reshape(5, 100)
+    padded, steps = pad_block(block, seen)
+    assert padded is block and steps == 5
+    short = np.arange(200).reshape(2, 100)
+    padded, steps = pad_block(short, seen)
+    assert padded.shape == (5, 100) and steps == 2
+    np.testing.assert_array_equal(padded[:2], short)
+    np.testing.assert_array_equal(padded[2:], np.repeat(short[-1:], 3, axis=0))
+    assert pad_block(np.arange(32).reshape(1, 32), seen)[0].shape == (1, 32)
+    assert seen == {100: 5, 32: 1}

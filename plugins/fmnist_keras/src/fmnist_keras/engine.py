@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from fmnist_core import BackendError, Engine, EngineConfig, StepResult
+from fmnist_core.iteration import pad_block
 
 SUPPORTED = ("tensorflow", "torch")
 
@@ -101,6 +102,7 @@ class KerasTFEngine(KerasEngine):
                 pass
         super().__init__(config, keras)
         self.tf = tf
+        self._block_rows: dict[int, int] = {}
         jit = bool(config.options.get("jit_compile", True))
         self._train = tf.function(self._train_block, jit_compile=jit, reduce_retracing=True)
         self._forward = tf.function(lambda x: self.model(tf.cast(x, tf.float32) / 255.0, training=False),
@@ -111,13 +113,13 @@ class KerasTFEngine(KerasEngine):
         self.images = tf.constant(np.asarray(images, np.uint8))
         self.labels = tf.constant(np.asarray(labels, np.int32))
 
-    def _train_block(self, batches, images, labels):
+    def _train_block(self, batches, steps, images, labels):
         tf = self.tf
         variables = self.model.trainable_variables
-        steps = tf.shape(batches)[0]
-        losses = tf.TensorArray(tf.float32, size=steps)
-        correct = tf.TensorArray(tf.int32, size=steps)
-        for step in tf.range(steps):
+        losses = tf.zeros([tf.shape(batches)[0]], tf.float32)
+        correct = tf.zeros([tf.shape(batches)[0]], tf.int32)
+        step = tf.constant(0)
+        while step < steps:  # not tf.range: XLA makes a Range's limit a compile-time constant
             rows = batches[step]
             x = tf.cast(tf.gather(images, rows), tf.float32) / 255.0
             y = tf.gather(labels, rows)
@@ -125,14 +127,17 @@ class KerasTFEngine(KerasEngine):
                 logits = self.model(x, training=True)
                 loss = self.loss_fn(y, logits)
             self.optimizer.apply(tape.gradient(loss, variables), variables)
-            hits = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y), tf.int32)
-            losses = losses.write(step, loss)
-            correct = correct.write(step, tf.reduce_sum(hits))
-        return losses.stack(), correct.stack()
+            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y), tf.int32))
+            losses = tf.tensor_scatter_nd_update(losses, [[step]], [loss])
+            correct = tf.tensor_scatter_nd_update(correct, [[step]], [hits])
+            step += 1
+        return losses, correct
 
     def train_steps(self, batches):
-        losses, correct = self._train(self.tf.constant(batches, self.tf.int32), self.images, self.labels)
-        return StepResult(losses.numpy(), correct.numpy())
+        padded, steps = pad_block(batches, self._block_rows)
+        tf = self.tf
+        losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(steps), self.images, self.labels)
+        return StepResult(losses.numpy()[:steps], correct.numpy()[:steps])
 
     def _predict(self, images):
         return self._forward(self.tf.constant(images)).numpy()

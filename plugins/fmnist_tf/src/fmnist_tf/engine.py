@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fmnist_core import BackendError, Engine, EngineConfig, StepResult  # noqa: E402
+from fmnist_core.iteration import pad_block  # noqa: E402
 
 NAMES = ("w1", "b1", "w2", "b2")
 NEUTRAL = {"w1": "fc1.weight", "b1": "fc1.bias", "w2": "fc2.weight", "b2": "fc2.bias"}
@@ -88,6 +89,7 @@ class TFMLPEngine(Engine):
         self.learning_rate = tf.constant(config.learning_rate, tf.float32)
         self.images = None
         self.labels = None
+        self._block_rows: dict[int, int] = {}
         self._train = tf.function(self._train_block, jit_compile=self.jit_compile, reduce_retracing=True)
         self._forward = tf.function(self._logits_block, jit_compile=self.jit_compile, reduce_retracing=True)
 
@@ -96,24 +98,25 @@ class TFMLPEngine(Engine):
             self.images = tf.constant(np.asarray(images, np.uint8).reshape(len(images), 784))
             self.labels = tf.constant(np.asarray(labels, np.int32))
 
-    def _train_block(self, batches, images, labels):
+    def _train_block(self, batches, steps, images, labels):
         variables = self.module.variables_in_order
-        steps = tf.shape(batches)[0]
-        losses = tf.TensorArray(tf.float32, size=steps)
-        correct = tf.TensorArray(tf.int32, size=steps)
-        for step in tf.range(steps):
+        losses = tf.zeros([tf.shape(batches)[0]], tf.float32)
+        correct = tf.zeros([tf.shape(batches)[0]], tf.int32)
+        step = tf.constant(0)
+        while step < steps:  # not tf.range: XLA makes a Range's limit a compile-time constant
             rows = batches[step]
             x = tf.cast(tf.gather(images, rows), tf.float32) / 255.0
             y = tf.gather(labels, rows)
             with tf.GradientTape() as tape:
                 logits = self.module(x)
                 loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-            for variable, grad in zip(variables, tape.gradient(loss, variables), strict=False):
+            for variable, grad in zip(variables, tape.gradient(loss, variables), strict=True):
                 variable.assign_sub(self.learning_rate * grad)
-            hits = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y), tf.int32)
-            losses = losses.write(step, loss)
-            correct = correct.write(step, tf.reduce_sum(hits))
-        return losses.stack(), correct.stack()
+            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y), tf.int32))
+            losses = tf.tensor_scatter_nd_update(losses, [[step]], [loss])
+            correct = tf.tensor_scatter_nd_update(correct, [[step]], [hits])
+            step += 1
+        return losses, correct
 
     def _logits_block(self, images):
         return self.module(tf.cast(images, tf.float32) / 255.0)
@@ -121,9 +124,10 @@ class TFMLPEngine(Engine):
     def train_steps(self, batches):
         if self.images is None:
             raise BackendError("train_steps called before attach()", fix="attach the data first")
+        padded, steps = pad_block(batches, self._block_rows)
         with tf.device(self.device):
-            losses, correct = self._train(tf.constant(batches, tf.int32), self.images, self.labels)
-        return StepResult(losses.numpy(), correct.numpy())
+            losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(steps), self.images, self.labels)
+        return StepResult(losses.numpy()[:steps], correct.numpy()[:steps])
 
     def logits(self, images):
         flat = np.asarray(images, np.uint8).reshape(len(images), 784)
