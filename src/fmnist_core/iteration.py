@@ -39,15 +39,20 @@ def report_groups(order: np.ndarray, batch_size: int, every: int) -> Iterator[li
         yield group
 
 
-def pad_block(batches: np.ndarray, rows_seen: dict[int, int]) -> tuple[np.ndarray, int]:
-    """For compiled backends: pad a block to the most rows seen for its batch size.
+def pad_block(batches: np.ndarray, largest: list[int]) -> tuple[np.ndarray, int, int]:
+    """For compiled backends: pad a block to the largest ``(steps, batch_size)`` seen so far.
 
-    XLA compiles one program per input shape (about half a second each here), so blocks of
-    different lengths are padded with copies of their last row and the real step count is
-    passed along; the padding rows are never run. Returns ``(padded, steps)``.
+    XLA compiles one program per input shape (about half a second each here), so a shorter
+    block gets copies of its last row and a smaller last batch copies of its first index; the
+    real step count and batch size are passed along with it. The padding steps are never run and
+    the padding samples must be masked out of the loss and accuracy. ``largest`` is the
+    backend's ``[steps, batch_size]`` memory (start with ``[0, 0]``). Returns
+    ``(padded, steps, batch_size)``.
     """
     steps, batch = batches.shape
-    rows = rows_seen[batch] = max(steps, rows_seen.get(batch, 0))
-    if rows > steps:
-        batches = np.concatenate([batches, np.repeat(batches[-1:], rows - steps, axis=0)])
-    return batches, steps
+    largest[0], largest[1] = max(steps, largest[0]), max(batch, largest[1])
+    if batch < largest[1]:
+        batches = np.concatenate([batches, np.repeat(batches[:, :1], largest[1] - batch, axis=1)], axis=1)
+    if steps < largest[0]:
+        batches = np.concatenate([batches, np.repeat(batches[-1:], largest[0] - steps, axis=0)])
+    return batches, steps, batch

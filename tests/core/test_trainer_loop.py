@@ -114,17 +114,20 @@ def test_resume_equals_uninterrupted(dataset, tmp_path):
         np.testing.assert_array_equal(resumed.params[name], value)
 
 
-def test_pad_block_keeps_one_shape_per_batch_size():
+def test_pad_block_keeps_one_shape():
     from fmnist_core.iteration import pad_block
 
-    seen = {}
+    largest = [0, 0]
     block = np.arange(500).reshape(5, 100)
-    padded, steps = pad_block(block, seen)
-    assert padded is block and steps == 5
+    padded, steps, batch = pad_block(block, largest)
+    assert padded is block and (steps, batch) == (5, 100)
     short = np.arange(200).reshape(2, 100)
-    padded, steps = pad_block(short, seen)
-    assert padded.shape == (5, 100) and steps == 2
+    padded, steps, batch = pad_block(short, largest)
+    assert padded.shape == (5, 100) and (steps, batch) == (2, 100)
     np.testing.assert_array_equal(padded[:2], short)
     np.testing.assert_array_equal(padded[2:], np.repeat(short[-1:], 3, axis=0))
-    assert pad_block(np.arange(32).reshape(1, 32), seen)[0].shape == (1, 32)
-    assert seen == {100: 5, 32: 1}
+    last = np.arange(32).reshape(1, 32)
+    padded, steps, batch = pad_block(last, largest)
+    assert padded.shape == (5, 100) and (steps, batch) == (1, 32)
+    np.testing.assert_array_equal(padded[0, :32], last[0])
+    assert set(padded[0, 32:]) == {0} and largest == [5, 100]

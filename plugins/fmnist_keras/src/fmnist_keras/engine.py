@@ -102,22 +102,25 @@ class KerasTFEngine(KerasEngine):
                 pass
         super().__init__(config, keras)
         self.tf = tf
-        self._block_rows: dict[int, int] = {}
+        self._largest_block = [0, 0]
         jit = bool(config.options.get("jit_compile", True))
         self._train = tf.function(self._train_block, jit_compile=jit, reduce_retracing=True)
+        # inference: one graph for any batch size; XLA would compile once per shape for no gain
         self._forward = tf.function(lambda x: self.model(tf.cast(x, tf.float32) / 255.0, training=False),
-                                    jit_compile=jit, reduce_retracing=True)
+                                    input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8)])
 
     def attach(self, images, labels):
         tf = self.tf
         self.images = tf.constant(np.asarray(images, np.uint8))
         self.labels = tf.constant(np.asarray(labels, np.int32))
 
-    def _train_block(self, batches, steps, images, labels):
+    def _train_block(self, batches, steps, valid, images, labels):
         tf = self.tf
         variables = self.model.trainable_variables
         losses = tf.zeros([tf.shape(batches)[0]], tf.float32)
         correct = tf.zeros([tf.shape(batches)[0]], tf.int32)
+        mask = tf.range(tf.shape(batches)[1]) < valid  # padding samples of a smaller last batch
+        weights = tf.cast(mask, tf.float32) / tf.cast(valid, tf.float32)
         step = tf.constant(0)
         while step < steps:  # not tf.range: XLA makes a Range's limit a compile-time constant
             rows = batches[step]
@@ -125,18 +128,20 @@ class KerasTFEngine(KerasEngine):
             y = tf.gather(labels, rows)
             with tf.GradientTape() as tape:
                 logits = self.model(x, training=True)
-                loss = self.loss_fn(y, logits)
+                # Keras' loss averages over the padded batch: weights × its size make it the
+                # mean over the real samples
+                loss = self.loss_fn(y, logits, sample_weight=weights * tf.cast(tf.shape(batches)[1], tf.float32))
             self.optimizer.apply(tape.gradient(loss, variables), variables)
-            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y), tf.int32))
+            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y) & mask, tf.int32))
             losses = tf.tensor_scatter_nd_update(losses, [[step]], [loss])
             correct = tf.tensor_scatter_nd_update(correct, [[step]], [hits])
             step += 1
         return losses, correct
 
     def train_steps(self, batches):
-        padded, steps = pad_block(batches, self._block_rows)
+        padded, steps, valid = pad_block(batches, self._largest_block)
         tf = self.tf
-        losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(steps), self.images, self.labels)
+        losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(steps), tf.constant(valid), self.images, self.labels)
         return StepResult(losses.numpy()[:steps], correct.numpy()[:steps])
 
     def _predict(self, images):

@@ -89,19 +89,22 @@ class TFMLPEngine(Engine):
         self.learning_rate = tf.constant(config.learning_rate, tf.float32)
         self.images = None
         self.labels = None
-        self._block_rows: dict[int, int] = {}
+        self._largest_block = [0, 0]
         self._train = tf.function(self._train_block, jit_compile=self.jit_compile, reduce_retracing=True)
-        self._forward = tf.function(self._logits_block, jit_compile=self.jit_compile, reduce_retracing=True)
+        # inference: one graph for any batch size; XLA would compile once per shape for no gain
+        self._forward = tf.function(self._logits_block, input_signature=[tf.TensorSpec([None, 784], tf.uint8)])
 
     def attach(self, images, labels):
         with tf.device(self.device):
             self.images = tf.constant(np.asarray(images, np.uint8).reshape(len(images), 784))
             self.labels = tf.constant(np.asarray(labels, np.int32))
 
-    def _train_block(self, batches, steps, images, labels):
+    def _train_block(self, batches, steps, valid, images, labels):
         variables = self.module.variables_in_order
         losses = tf.zeros([tf.shape(batches)[0]], tf.float32)
         correct = tf.zeros([tf.shape(batches)[0]], tf.int32)
+        mask = tf.range(tf.shape(batches)[1]) < valid  # padding samples of a smaller last batch
+        weights = tf.cast(mask, tf.float32) / tf.cast(valid, tf.float32)
         step = tf.constant(0)
         while step < steps:  # not tf.range: XLA makes a Range's limit a compile-time constant
             rows = batches[step]
@@ -109,10 +112,11 @@ class TFMLPEngine(Engine):
             y = tf.gather(labels, rows)
             with tf.GradientTape() as tape:
                 logits = self.module(x)
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+                per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+                loss = tf.reduce_sum(per_sample * weights)
             for variable, grad in zip(variables, tape.gradient(loss, variables), strict=True):
                 variable.assign_sub(self.learning_rate * grad)
-            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y), tf.int32))
+            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y) & mask, tf.int32))
             losses = tf.tensor_scatter_nd_update(losses, [[step]], [loss])
             correct = tf.tensor_scatter_nd_update(correct, [[step]], [hits])
             step += 1
@@ -124,9 +128,9 @@ class TFMLPEngine(Engine):
     def train_steps(self, batches):
         if self.images is None:
             raise BackendError("train_steps called before attach()", fix="attach the data first")
-        padded, steps = pad_block(batches, self._block_rows)
+        padded, steps, valid = pad_block(batches, self._largest_block)
         with tf.device(self.device):
-            losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(steps), self.images, self.labels)
+            losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(steps), tf.constant(valid), self.images, self.labels)
         return StepResult(losses.numpy()[:steps], correct.numpy()[:steps])
 
     def logits(self, images):
