@@ -238,7 +238,8 @@ class Trainer:
         if output not in ("labels", "indices", "probabilities", "predictions"):
             raise ConfigError(f"output must be labels, indices, probabilities or predictions, got {output!r}")
         if isinstance(inputs, np.ndarray):
-            images, paths = inputs, [f"<array {i}>" for i in range(len(np.atleast_3d(inputs)))]
+            images = inputs[None] if inputs.ndim == 2 else inputs
+            paths = [f"<array {i}>" for i in range(len(images))]
         else:
             if isinstance(inputs, (str, os.PathLike)):
                 inputs = [inputs]
@@ -274,7 +275,8 @@ class Trainer:
         """A trainer holding the weights in ``path``, in any format an installed plugin reads.
 
         The backend recorded in the file is used unless ``backend`` is given (or it is not
-        installed, then the best installed one is).
+        installed, then the best installed one is). ``fit()`` then trains further from these
+        weights; to continue an interrupted run where it stopped, use ``Trainer.resume``.
         """
         weights = read_weights(path, format)
         config = _recorded_config(weights)
@@ -289,7 +291,6 @@ class Trainer:
         kwargs.update(overrides)
         trainer = cls(backend=backend, model=weights.model, **kwargs)
         trainer.set_params(trainer.model.check_params(weights.params, source=str(path)))
-        trainer._start_epoch = int(weights.metadata.get("epochs_done", 0) or 0)
         return trainer
 
     def save_checkpoint(self, folder: str | os.PathLike) -> Path:

@@ -78,3 +78,17 @@ def test_failed_write_keeps_previous_file(tmp_path):
             raise RuntimeError("killed")
     assert path.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_loaded_weights_train_further(trained, tmp_path):
+    path = trained.save(tmp_path / "w.safetensors")
+    loaded = Trainer.load(path, verbose=0, data=synthetic_dataset(), epochs=1)
+    before = loaded.params
+    assert len(loaded.fit()) == 1
+    assert not np.array_equal(loaded.params["fc1.weight"], before["fc1.weight"])
+
+
+def test_predict_single_array_image(trained):
+    image = synthetic_dataset().test.images[0]
+    predictions = trained.predict(image, output="predictions")
+    assert len(predictions) == 1 and predictions[0].path == "<array 0>"

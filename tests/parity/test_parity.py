@@ -99,3 +99,7 @@ def test_torch_autograd_after_tensorflow_in_one_process(real):
 
     trainer = Trainer(backend="torch", step="autograd", data=real, epochs=1, verbose=0)
     assert trainer.fit()[0].accuracy > 0.7
+    _ = Trainer(backend="tf", data=real, verbose=0).engine  # the TF backend guards triton
+    from fmnist_torch.data import image_grid  # imports torchvision.ops -> torch._dynamo
+
+    assert image_grid(real.test.images[:4]).shape[0] == 3

@@ -123,11 +123,18 @@ def test_pth_of_another_model(tmp_path):
         read_weights(path)
 
 
-def test_torch_dataset_matches_core(real):
+def test_torch_dataset_matches_torchvision_to_tensor(real):
+    from fmnist_torch.data import image_grid
+    from torchvision.transforms import ToTensor
+
     dataset = FashionMNIST(train=False, data_dir=None)
     image, label = dataset[0]
     assert image.shape == (1, 28, 28) and image.dtype == torch.float32 and float(image.max()) <= 1.0
     assert label == int(real.test.labels[0]) and len(dataset) == 10000
+    transformed = FashionMNIST(train=False, transform=ToTensor())[0][0]
+    assert torch.equal(transformed, image)
+    grid = image_grid(real.test.images[:16], nrow=8)
+    assert grid.shape == (3, 2 * 30 + 2, 8 * 30 + 2)
 
 
 def test_device_errors_clearly():

@@ -39,6 +39,10 @@ def import_keras(wanted: str | None = None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    if wanted == "tensorflow":
+        from fmnist_core.compat import block_triton_after_tensorflow
+
+        block_triton_after_tensorflow()
     return keras
 
 

@@ -16,7 +16,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fmnist_core import BackendError, Engine, EngineConfig, StepResult  # noqa: E402
+from fmnist_core.compat import block_triton_after_tensorflow  # noqa: E402
 from fmnist_core.iteration import pad_block  # noqa: E402
+
+block_triton_after_tensorflow()
 
 NAMES = ("w1", "b1", "w2", "b2")
 NEUTRAL = {"w1": "fc1.weight", "b1": "fc1.bias", "w2": "fc2.weight", "b2": "fc2.bias"}
