@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import tempfile
 
 
 def block_triton_after_tensorflow() -> None:
@@ -15,3 +18,30 @@ def block_triton_after_tensorflow() -> None:
     """
     if "triton" not in sys.modules:
         sys.modules["triton"] = None  # import triton -> ImportError
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Hide what native libraries print on file descriptor 2 inside the block.
+
+    TensorFlow 2.21 prints start-up notes (oneDNN, CUDA drivers absent) before its logging is
+    set up, ignoring ``TF_CPP_MIN_LOG_LEVEL``. If the block fails, what was printed is replayed,
+    so a real import error is never hidden. ``FMNIST_NATIVE_LOGS=1`` turns this off.
+    """
+    if os.environ.get("FMNIST_NATIVE_LOGS"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

@@ -34,15 +34,18 @@ def import_keras(wanted: str | None = None):
                 f"keras_backend={wanted!r} asked for (Keras reads its backend once, at import)",
                 fix=f"start a new process, or set KERAS_BACKEND={wanted} before anything imports keras")
         return keras
+    from fmnist_core.compat import block_triton_after_tensorflow, quiet_native_stderr
+
     os.environ["KERAS_BACKEND"] = wanted
     if wanted == "tensorflow":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with quiet_native_stderr():
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # CUDA's probe prints too
+        block_triton_after_tensorflow()
     import keras
 
-    if wanted == "tensorflow":
-        from fmnist_core.compat import block_triton_after_tensorflow
-
-        block_triton_after_tensorflow()
     return keras
 
 

@@ -13,10 +13,14 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from fmnist_core import BackendError, Engine, EngineConfig, StepResult  # noqa: E402
-from fmnist_core.compat import block_triton_after_tensorflow  # noqa: E402
+from fmnist_core.compat import block_triton_after_tensorflow, quiet_native_stderr  # noqa: E402
+
+with quiet_native_stderr():
+    import tensorflow as tf
+
+    tf.config.list_physical_devices("GPU")  # CUDA's probe prints too
 from fmnist_core.iteration import pad_block  # noqa: E402
 
 block_triton_after_tensorflow()

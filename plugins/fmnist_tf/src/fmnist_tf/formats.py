@@ -15,11 +15,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from fmnist_core import Weights, WeightsError  # noqa: E402
 
-from .engine import MLP, NEUTRAL  # noqa: E402
+from .engine import MLP, NEUTRAL, tf  # noqa: E402  (the engine imports TensorFlow quietly)
 
 
 def _read_variables(prefix: str, source: Path) -> Weights:
