@@ -155,7 +155,8 @@ def cmd_report(args) -> int:
             print(f"wrote {path}")
         evaluation = json.loads((folder / "evaluation.json").read_text())
         config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
-        name = f"{folder.name} ({config.get('backend', '?')})"
+        backend = config.get("backend", "?")
+        name = folder.name if folder.name == backend else f"{folder.name} ({backend})"
         runs[name] = (History.from_dict(json.loads((folder / "history.json").read_text())), evaluation["accuracy"])
     if len(runs) > 1 or args.compare:
         target = Path(args.compare or "comparison.png")

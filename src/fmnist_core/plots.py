@@ -48,9 +48,9 @@ def curves_figure(history: History, test: tuple[float, float] | None = None, tit
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     x, _ = _progress_x(history)
     epochs = np.array([r.epoch + 1 for r in history.epochs])
-    ax_loss.plot(x, [r.loss for r in history.progress], color="tab:blue", alpha=0.45, label="running, every report")
+    ax_loss.plot(x, [r.loss for r in history.progress], color="tab:blue", alpha=0.45, label="running mean within epoch")
     ax_loss.plot(epochs, history.column("loss"), "o-", color="tab:blue", label="epoch mean")
-    ax_acc.plot(x, [r.accuracy * 100 for r in history.progress], color="tab:green", alpha=0.45, label="running, every report")
+    ax_acc.plot(x, [r.accuracy * 100 for r in history.progress], color="tab:green", alpha=0.45, label="running mean within epoch")
     ax_acc.plot(epochs, [a * 100 for a in history.column("accuracy")], "o-", color="tab:green", label="epoch")
     tested = [r for r in history.epochs if r.test_accuracy is not None]
     if tested:
@@ -130,7 +130,7 @@ def comparison_figure(runs: dict[str, tuple[History, float | None]]):
         marker, line = styles[number % len(styles)]
         # identical runs (parity) would hide each other: each gets its own marker and dash
         ax_loss.plot([r.epoch + 1 for r in history.epochs], history.column("loss"), marker=marker,
-                     linestyle=line, markersize=9 - 2 * (number % 3), label=name)
+                     linestyle=line, markersize=max(3, 11 - 2 * number), label=name)
     ax_loss.xaxis.get_major_locator().set_params(integer=True)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_title("training loss per epoch")

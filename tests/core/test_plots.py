@@ -82,4 +82,4 @@ def test_curves_from_history():
     fig = curves_figure(trainer.fit())
     loss_ax = fig.axes[0]
     labels = [line.get_label() for line in loss_ax.get_lines()]
-    assert labels == ["running, every report", "epoch mean", "test"]
+    assert labels == ["running mean within epoch", "epoch mean", "test"]
