@@ -164,8 +164,21 @@ def locate(data_dir: str | os.PathLike | None = None) -> tuple[str, dict[str, Pa
 
 
 def verify_and_parse(path: Path, spec: IdxFileSpec, verify: bool = True) -> np.ndarray:
-    """Decompress, check the SHA-256 (unless ``verify`` is False) and parse one file."""
+    """Decompress and parse one file, then check its shape and (unless ``verify`` is False) the
+    SHA-256 of its content. Structure comes first: a broken header says more than a checksum."""
     content = read_file_bytes(path)
+    if len(content) >= 4 and content[:2] == b"\x00\x00" and content[3] != len(spec.shape):
+        raise DataError(
+            f"{path} declares {content[3]} dimensions, but {spec.name} has {len(spec.shape)} "
+            f"(shape {spec.shape})",
+            fix="delete the file and let fmnist find or download a good copy, or reinstall the data",
+        )
+    array = parse_idx(content, str(path))
+    if array.shape != spec.shape or array.dtype != np.uint8:
+        raise DataError(
+            f"{path} holds {array.dtype} data of shape {array.shape}, expected uint8 {spec.shape}",
+            fix="use the original Fashion-MNIST files",
+        )
     if verify:
         digest = hashlib.sha256(content).hexdigest()
         if digest != spec.sha256:
@@ -175,12 +188,6 @@ def verify_and_parse(path: Path, spec: IdxFileSpec, verify: bool = True) -> np.n
                 fix="delete it and get a good copy, or pass verify=False / --no-verify "
                 "to use it knowingly",
             )
-    array = parse_idx(content, str(path))
-    if array.shape != spec.shape or array.dtype != np.uint8:
-        raise DataError(
-            f"{path} holds {array.dtype} data of shape {array.shape}, expected uint8 {spec.shape}",
-            fix="use the original Fashion-MNIST files",
-        )
     return array
 
 

@@ -67,6 +67,8 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise ImageError(f"{path} is an empty file", fix="pass a PNG or JPEG image")
     try:
         with Image.open(path) as image:
             image.load()

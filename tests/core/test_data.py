@@ -120,3 +120,18 @@ def test_download_from_local_mirror_with_a_corrupt_one(real_data_dir, tmp_path, 
     finally:
         bad_server.close()
         good_server.close()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda b: b"\x01" + b[1:], "wrong IDX magic number"),
+    (lambda b: b[:2] + b"\x07" + b[3:], "unknown IDX type code 0x07"),
+    (lambda b: b[:3] + b"\x02" + b[4:], "declares 2 dimensions, but t10k-labels-idx1-ubyte has 1"),
+    (lambda b: b[:4] + (20000).to_bytes(4, "big") + b[8:], "truncated: its header declares shape"),
+])
+def test_header_damage_named_before_checksum(real_data_dir, tmp_path, fresh_cache, change, message):
+    folder = copy_real(real_data_dir, tmp_path / "d")
+    path = folder / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(change(gzip.decompress(path.read_bytes()))))
+    with pytest.raises(DataError, match=message) as info:
+        data.load_dataset(folder)
+    assert str(path) in str(info.value)

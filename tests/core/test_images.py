@@ -56,7 +56,7 @@ def test_other_size_is_fitted(tmp_path):
     assert out.shape == (28, 28) and out[:, :2].max() < 10 and out[14, 17] > 100
 
 
-@pytest.mark.parametrize("content, message", [(b"not an image", "not an image"), (b"", "not an image")])
+@pytest.mark.parametrize("content, message", [(b"not an image", "not an image"), (b"", "is an empty file")])
 def test_unreadable_files_named(tmp_path, content, message):
     path = tmp_path / "bad.png"
     path.write_bytes(content)

@@ -8,6 +8,8 @@ article's own code can ``load_state_dict`` the file. It reads that layout and a 
 from __future__ import annotations
 
 import io
+import pickle
+import re
 
 import numpy as np
 import torch
@@ -25,12 +27,16 @@ NEUTRAL = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
 def read_pth(path) -> Weights:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for pickled objects, RuntimeError for non-zip files
-        reason = str(exc).splitlines()[0][:200]
+    except pickle.UnpicklingError as exc:
         raise WeightsError(
-            f"{path} is not a loadable PyTorch state_dict (refused with weights_only=True: {reason})",
+            f"{path} holds pickled Python objects besides tensors; refused, since unpickling "
+            "runs code (torch.load with weights_only=True)",
             fix="save model.state_dict() with torch.save, never a whole pickled model",
         ) from exc
+    except Exception as exc:  # RuntimeError and others for files that are not torch files
+        reason = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines()[0][:160]
+        raise WeightsError(f"{path} is not a PyTorch state_dict file ({reason})",
+                           fix="pass a file written by torch.save(model.state_dict(), path)") from exc
     if not isinstance(state, dict):
         raise WeightsError(f"{path} holds a {type(state).__name__}, not a state_dict",
                            fix="save model.state_dict()")
