@@ -95,19 +95,23 @@ def article_torch():
     report(epoch_seconds, train_seconds, correct / items)
 
 
-# -- the article's low-level TensorFlow program ------------------------------------------------
-def article_tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
+def article_tf_data(tf):
+    """The article's get_data for TensorFlow and Keras: a per-image map, batch(64).shuffle(500)."""
     train_x, train_y, test_x, test_y = arrays()
     train_dataset = tf.data.Dataset.from_tensor_slices((train_x, train_y))
     test_dataset = tf.data.Dataset.from_tensor_slices((test_x, test_y))
     # the article writes float(image); in a traced map that must be tf.cast
     train_dataset = train_dataset.map(lambda image, label: (tf.cast(image, tf.float32) / 255.0, label))
     test_dataset = test_dataset.map(lambda image, label: (tf.cast(image, tf.float32) / 255.0, label))
-    train_dataset = train_dataset.batch(BATCH).shuffle(500)
-    test_dataset = test_dataset.batch(BATCH).shuffle(500)
+    return train_dataset.batch(BATCH).shuffle(500), test_dataset.batch(BATCH).shuffle(500)
+
+
+# -- the article's low-level TensorFlow program ------------------------------------------------
+def article_tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    train_dataset, test_dataset = article_tf_data(tf)
 
     class NeuralNetwork(tf.Module):  # Keras 3 no longer tracks raw variables on a keras.Model
         def __init__(self):
@@ -172,13 +176,7 @@ def article_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    train_x, train_y, test_x, test_y = arrays()
-    train_dataset = tf.data.Dataset.from_tensor_slices((train_x, train_y))
-    test_dataset = tf.data.Dataset.from_tensor_slices((test_x, test_y))
-    train_dataset = train_dataset.map(lambda image, label: (tf.cast(image, tf.float32) / 255.0, label))
-    test_dataset = test_dataset.map(lambda image, label: (tf.cast(image, tf.float32) / 255.0, label))
-    train_dataset = train_dataset.batch(BATCH).shuffle(500)
-    test_dataset = test_dataset.batch(BATCH).shuffle(500)
+    train_dataset, test_dataset = article_tf_data(tf)
 
     class NeuralNetwork(tf.keras.Model):
         def __init__(self):

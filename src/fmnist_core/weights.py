@@ -8,6 +8,7 @@ neutral layout (``fmnist_core.models``) and string metadata: ``fmnist_format``, 
 from __future__ import annotations
 
 import glob
+import importlib
 import json
 import os
 from collections.abc import Callable
@@ -53,6 +54,16 @@ class WeightFormat:
         if self.matches is not None:
             return self.matches(path)
         return any(path.name.endswith(suffix) for suffix in self.suffixes)
+
+
+def lazy(module: str, name: str) -> Callable:
+    """``module.name``, imported on first call: plugins register formats without importing
+    their framework (e.g. ``read=lazy("fmnist_tf.formats", "read_checkpoint")``)."""
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
 def read_safetensors(path: Path) -> Weights:

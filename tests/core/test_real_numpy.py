@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fmnist_core import LABELS, Trainer
+from fmnist_core.testing import RealDataAcceptance
 
 
 @pytest.fixture(scope="module")
@@ -22,24 +23,8 @@ def real_data_dir_module():
     return REAL_DATA
 
 
-def test_article_recipe_accuracy(trained):
-    assert trained.evaluate().accuracy >= 0.80
-
-
-def test_mean_over_seeds(real_data_dir_module, trained):
-    accuracies = [trained.evaluate().accuracy]
-    for seed in range(1, 5):
-        trainer = Trainer(backend="numpy", seed=seed, verbose=0, data=trained.data)
-        trainer.fit()
-        accuracies.append(trainer.evaluate().accuracy)
-    print("numpy accuracies over seeds 0-4:", accuracies)
-    assert np.mean(accuracies) >= 0.83
-
-
-def test_same_seed_identical_history(trained):
-    again = Trainer(backend="numpy", seed=0, verbose=0, data=trained.data)
-    again.fit()
-    assert again.history.metrics() == trained.history.metrics()
+class TestNumpyOnRealData(RealDataAcceptance):
+    backend = "numpy"
 
 
 def test_predicts_article_image(trained, artifacts):

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from fmnist_core import Trainer, WeightsError, load_dataset, read_weights
-from fmnist_core.testing import BackendConformance
+from fmnist_core.testing import BackendConformance, RealDataAcceptance
 
 
 class TestTFConformance(BackendConformance):
@@ -15,11 +15,13 @@ class TestTFNoXLAConformance(BackendConformance):
     options = {"jit_compile": False}
 
 
+class TestTFOnRealData(RealDataAcceptance):
+    backend = "tf"
+
+
 @pytest.fixture(scope="module")
 def real():
-    from tests.conftest import REAL_DATA
-
-    return load_dataset(REAL_DATA)
+    return load_dataset()
 
 
 @pytest.fixture(scope="module")
@@ -27,32 +29,6 @@ def trained(real):
     trainer = Trainer(backend="tf", seed=0, verbose=0, data=real)
     trainer.fit()
     return trainer
-
-
-def test_article_recipe_accuracy(trained):
-    assert trained.evaluate().accuracy >= 0.80
-
-
-def test_mean_over_seeds(trained, real):
-    accuracies = [trained.evaluate().accuracy]
-    for seed in range(1, 5):
-        trainer = Trainer(backend="tf", seed=seed, verbose=0, data=real)
-        trainer.fit()
-        accuracies.append(trainer.evaluate().accuracy)
-    print("tf accuracies over seeds 0-4:", accuracies)
-    assert np.mean(accuracies) >= 0.83
-
-
-def test_deterministic_on_cpu(trained, real):
-    again = Trainer(backend="tf", seed=0, verbose=0, data=real)
-    again.fit()
-    assert again.history.metrics() == trained.history.metrics()
-
-
-def test_framework_initialiser(real):
-    trainer = Trainer(backend="tf", seed=0, verbose=0, data=real, init="framework", epochs=1)
-    trainer.fit()
-    assert trainer.evaluate().accuracy >= 0.78
 
 
 def test_article_savedmodel_evaluates_as_its_weights(real, artifacts):

@@ -7,8 +7,8 @@ import torch
 from fmnist_torch.data import FashionMNIST
 from torch import nn
 
-from fmnist_core import Trainer, WeightsError, read_weights
-from fmnist_core.testing import BackendConformance, synthetic_dataset
+from fmnist_core import Trainer, WeightsError, load_dataset, read_weights
+from fmnist_core.testing import BackendConformance, RealDataAcceptance, synthetic_dataset
 
 
 class TestTorchConformance(BackendConformance):
@@ -31,12 +31,13 @@ class ArticleNetwork(nn.Module):
         return self.sequence(x)
 
 
-@pytest.fixture(scope="module")
-def real(request):
-    from fmnist_core import load_dataset
-    from tests.conftest import REAL_DATA
+class TestTorchOnRealData(RealDataAcceptance):
+    backend = "torch"
 
-    return load_dataset(REAL_DATA)
+
+@pytest.fixture(scope="module")
+def real():
+    return load_dataset()
 
 
 @pytest.fixture(scope="module")
@@ -44,32 +45,6 @@ def trained(real):
     trainer = Trainer(backend="torch", seed=0, verbose=0, data=real)
     trainer.fit()
     return trainer
-
-
-def test_article_recipe_accuracy(trained):
-    assert trained.evaluate().accuracy >= 0.80
-
-
-def test_mean_over_seeds(trained, real):
-    accuracies = [trained.evaluate().accuracy]
-    for seed in range(1, 5):
-        trainer = Trainer(backend="torch", seed=seed, verbose=0, data=real)
-        trainer.fit()
-        accuracies.append(trainer.evaluate().accuracy)
-    print("torch accuracies over seeds 0-4:", accuracies)
-    assert np.mean(accuracies) >= 0.83
-
-
-def test_framework_initialiser_also_trains(real):
-    trainer = Trainer(backend="torch", seed=0, verbose=0, data=real, init="framework", epochs=1)
-    trainer.fit()
-    assert trainer.evaluate().accuracy >= 0.78
-
-
-def test_deterministic_on_cpu(trained, real):
-    again = Trainer(backend="torch", seed=0, verbose=0, data=real)
-    again.fit()
-    assert again.history.metrics() == trained.history.metrics()
 
 
 def test_article_weights_evaluate_as_article_forward(real, artifacts):

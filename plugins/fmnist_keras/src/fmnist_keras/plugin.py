@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fmnist_core import Backend, EngineConfig, WeightFormat, hookimpl
+from fmnist_core.weights import lazy
 
 
 class KerasBackend(Backend):
@@ -18,29 +19,20 @@ class KerasBackend(Backend):
         return create_engine(config)
 
 
-def _lazy(name):
-    def call(*args):
-        from . import formats
-
-        return getattr(formats, name)(*args)
-
-    return call
-
-
 KERAS = WeightFormat(
     name="keras",
     description="Keras 3 .keras archive (loaded with safe_mode=True)",
     suffixes=(".keras",),
-    read=_lazy("read_keras"),
-    write=_lazy("write_keras"),
+    read=lazy("fmnist_keras.formats", "read_keras"),
+    write=lazy("fmnist_keras.formats", "write_keras"),
     plugin="fmnist_keras",
 )
 WEIGHTS_H5 = WeightFormat(
     name="weights.h5",
     description="Keras .weights.h5 of the article's Sequential model",
     suffixes=(".weights.h5",),
-    read=_lazy("read_weights_h5"),
-    write=_lazy("write_weights_h5"),
+    read=lazy("fmnist_keras.formats", "read_weights_h5"),
+    write=lazy("fmnist_keras.formats", "write_weights_h5"),
     plugin="fmnist_keras",
 )
 

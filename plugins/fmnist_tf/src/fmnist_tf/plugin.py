@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fmnist_core import Backend, EngineConfig, WeightFormat, hookimpl
+from fmnist_core.weights import lazy
 
 
 class TFBackend(Backend):
@@ -20,15 +21,6 @@ class TFBackend(Backend):
         return TFMLPEngine(config)
 
 
-def _lazy(name):
-    def call(*args):
-        from . import formats
-
-        return getattr(formats, name)(*args)
-
-    return call
-
-
 def _is_savedmodel(path: Path) -> bool:
     return path.is_dir() and (path / "saved_model.pb").is_file()
 
@@ -41,8 +33,8 @@ SAVEDMODEL = WeightFormat(
     name="savedmodel",
     description="TF2 SavedModel folder with a serving signature; read from its variables, never executed",
     suffixes=(".savedmodel",),
-    read=_lazy("read_savedmodel"),
-    write=_lazy("write_savedmodel"),
+    read=lazy("fmnist_tf.formats", "read_savedmodel"),
+    write=lazy("fmnist_tf.formats", "write_savedmodel"),
     matches=_is_savedmodel,
     plugin="fmnist_tf",
 )
@@ -50,8 +42,8 @@ CHECKPOINT = WeightFormat(
     name="tf-checkpoint",
     description="tf.train.Checkpoint of w1, b1, w2, b2 (PATH.ckpt → PATH.ckpt.index + data)",
     suffixes=(".ckpt",),
-    read=_lazy("read_checkpoint"),
-    write=_lazy("write_checkpoint"),
+    read=lazy("fmnist_tf.formats", "read_checkpoint"),
+    write=lazy("fmnist_tf.formats", "write_checkpoint"),
     matches=_is_checkpoint,
     plugin="fmnist_tf",
 )

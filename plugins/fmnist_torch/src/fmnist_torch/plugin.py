@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fmnist_core import Backend, EngineConfig, WeightFormat, hookimpl
+from fmnist_core.weights import lazy
 
 
 class TorchBackend(Backend):
@@ -18,24 +19,12 @@ class TorchBackend(Backend):
         return TorchMLPEngine(config)
 
 
-def _read(path):
-    from .formats import read_pth
-
-    return read_pth(path)
-
-
-def _write(path, weights):
-    from .formats import write_pth
-
-    write_pth(path, weights)
-
-
 PTH = WeightFormat(
     name="pth",
     description="PyTorch state_dict in the article's layout (sequence.1.weight, ...); loaded with weights_only=True",
     suffixes=(".pth", ".pt"),
-    read=_read,
-    write=_write,
+    read=lazy("fmnist_torch.formats", "read_pth"),
+    write=lazy("fmnist_torch.formats", "write_pth"),
     plugin="fmnist_torch",
 )
 
