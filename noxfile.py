@@ -114,7 +114,9 @@ def main(session: nox.Session) -> None:
     ensure_data(session)
     build(session)
     extra = session.posargs[0] if session.posargs else "torch"
-    spec = f"fmnist-core[{extra}]" if (ROOT / PLUGINS.get(extra, "-") / "pyproject.toml").exists() else "fmnist-core"
+    if extra not in (*PLUGINS, "all", "numpy"):
+        session.error(f"nox -s main -- {extra}: pick one of {', '.join(PLUGINS)}, all or numpy")
+    spec = "fmnist-core" if extra == "numpy" else f"fmnist-core[{extra}]"
     session.install("--find-links", str(ROOT / "dist"), spec)
     run = ROOT / "runs" / "main"
     session.run("fmnist", "backends")
