@@ -116,7 +116,7 @@ def main(session: nox.Session) -> None:
     extra = session.posargs[0] if session.posargs else "torch"
     if extra not in (*PLUGINS, "all", "numpy"):
         session.error(f"nox -s main -- {extra}: pick one of {', '.join(PLUGINS)}, all or numpy")
-    spec = "fmnist-core" if extra == "numpy" else f"fmnist-core[{extra}]"
+    spec = "fmnist-core[plots]" if extra == "numpy" else f"fmnist-core[{extra},plots]"
     session.install("--find-links", str(ROOT / "dist"), spec)
     run = ROOT / "runs" / "main"
     session.run("fmnist", "backends")
