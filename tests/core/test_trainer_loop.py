@@ -131,3 +131,17 @@ def test_pad_block_keeps_one_shape():
     assert padded.shape == (5, 100) and (steps, batch) == (1, 32)
     np.testing.assert_array_equal(padded[0, :32], last[0])
     assert set(padded[0, 32:]) == {0} and largest == [5, 100]
+
+
+def test_article_progress_lines(fake_backend, dataset, capsys):
+    Trainer(backend=fake_backend, data=dataset, epochs=1, batch_size=64, log_every=5, verbose=2).fit()
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:3] == ["Epoch 1", "-------------------------------"]
+    assert out[3].startswith("[Batch   5 -   320 items] accuracy: ") and ", loss: 0.200000" in out[3]
+    assert out[5].startswith("[Batch  16 -  1000 items]") and out[6].startswith("Epoch 1: loss ")
+
+
+def test_progress_bar(fake_backend, dataset, capsys):
+    Trainer(backend=fake_backend, data=dataset, epochs=2, batch_size=64, log_every=5, verbose=1).fit()
+    err = capsys.readouterr().err
+    assert "Epoch 1/2" in err and "Epoch 2/2" in err and "16/16" in err and "accuracy=" in err
