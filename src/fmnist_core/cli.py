@@ -140,24 +140,16 @@ def _draw_pictures(run: Path, trainer) -> list[Path]:
 
 
 def cmd_report(args) -> int:
-    from .metrics import History
-    from .plots import comparison_figure, draw_run, save_figure
+    from .plots import comparison_figure, draw_run, load_run, save_figure
 
     runs = {}
-    for folder in args.runs:
-        folder = Path(folder)
-        if not (folder / "history.json").is_file() or not (folder / "evaluation.json").is_file():
-            from .errors import FmnistError
-
-            raise FmnistError(f"{folder} is not a finished run folder (no history.json / evaluation.json)",
-                              fix="pass folders written by `fmnist train`")
+    for folder in map(Path, args.runs):
+        history, evaluation, config = load_run(folder)
         for path in draw_run(folder):
             print(f"wrote {path}")
-        evaluation = json.loads((folder / "evaluation.json").read_text())
-        config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
         backend = config.get("backend", "?")
         name = folder.name if folder.name == backend else f"{folder.name} ({backend})"
-        runs[name] = (History.from_dict(json.loads((folder / "history.json").read_text())), evaluation["accuracy"])
+        runs[name] = (history, evaluation["accuracy"])
     if len(runs) > 1 or args.compare:
         target = Path(args.compare or "comparison.png")
         save_figure(comparison_figure(runs), target)
@@ -180,15 +172,18 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from dataclasses import replace
+
+    from .images import load_images
     from .trainer import Trainer
 
     trainer = Trainer.load(args.weights, backend=args.backend, verbose=0)
-    predictions = trainer.predict(args.images, output="predictions")
+    paths, images = load_images(args.images)  # read once: for the predictions and the grid
+    predictions = [replace(p, path=str(path))
+                   for p, path in zip(trainer.predict(images, output="predictions"), paths, strict=True)]
     if args.grid:
-        from .images import load_images
         from .plots import predictions_figure, save_figure
 
-        paths, images = load_images(args.images)
         save_figure(predictions_figure(images, [p.index for p in predictions], names=[p.name for p in paths]), args.grid)
     if args.json:
         _print_json([{"path": p.path, "index": p.index, "label": p.label,

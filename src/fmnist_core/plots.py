@@ -29,7 +29,8 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write a figure as PNG atomically and close it."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     _pyplot().close(fig)
@@ -37,16 +38,17 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def _progress_x(history: History) -> tuple[np.ndarray, int]:
+def _progress_x(history: History) -> np.ndarray:
+    """Each progress report's position in epochs (epoch 1 spans 0..1)."""
     per_epoch = max((r.batch for r in history.progress), default=1)
-    return np.array([r.epoch + r.batch / per_epoch for r in history.progress]), per_epoch
+    return np.array([r.epoch + r.batch / per_epoch for r in history.progress])
 
 
 def curves_figure(history: History, test: tuple[float, float] | None = None, title: str = ""):
     """Loss and accuracy every progress report and per epoch, with the test metrics."""
     plt = _pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    x, _ = _progress_x(history)
+    x = _progress_x(history)
     epochs = np.array([r.epoch + 1 for r in history.epochs])
     ax_loss.plot(x, [r.loss for r in history.progress], color="tab:blue", alpha=0.45, label="running mean within epoch")
     ax_loss.plot(epochs, history.column("loss"), "o-", color="tab:blue", label="epoch mean")
@@ -147,16 +149,42 @@ def comparison_figure(runs: dict[str, tuple[History, float | None]]):
     return fig
 
 
-def draw_run(run: str | os.PathLike, trainer=None) -> list[Path]:
-    """(Re)draw curves.png, confusion.png and predictions.png in a run folder."""
+def load_run(run: str | os.PathLike) -> tuple[History, dict, dict]:
+    """A finished run folder's history, evaluation and config (config may be absent).
+
+    A missing or damaged file is an ``FmnistError`` naming it.
+    """
     import json
 
     run = Path(run)
-    history = History.from_dict(json.loads((run / "history.json").read_text()))
-    evaluation = json.loads((run / "evaluation.json").read_text())
-    title = run.name
-    written = [_save(curves_figure(history, (evaluation["loss"], evaluation["accuracy"]), title), run / "curves.png"),
-               _save(confusion_figure(np.array(evaluation["confusion"])), run / "confusion.png")]
+
+    def read(name: str, convert, optional: bool = False):
+        path = run / f"{name}.json"
+        if not path.is_file():
+            if optional:
+                return {}
+            raise FmnistError(f"{run} is not a finished run folder (no {path.name})",
+                              fix="pass folders written by `fmnist train`")
+        try:
+            return convert(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise FmnistError(f"{path} is damaged ({type(exc).__name__}: {exc})",
+                              fix="run `fmnist train` again, or restore the file") from exc
+
+    def evaluation(data: dict) -> dict:
+        return {**data, "loss": float(data["loss"]), "accuracy": float(data["accuracy"]),
+                "confusion": np.asarray(data["confusion"], dtype=np.int64)}
+
+    return read("history", History.from_dict), read("evaluation", evaluation), read("config", dict, optional=True)
+
+
+def draw_run(run: str | os.PathLike, trainer=None) -> list[Path]:
+    """(Re)draw curves.png, confusion.png and predictions.png in a run folder."""
+    run = Path(run)
+    history, evaluation, _ = load_run(run)
+    written = [save_figure(curves_figure(history, (evaluation["loss"], evaluation["accuracy"]), run.name),
+                           run / "curves.png"),
+               save_figure(confusion_figure(evaluation["confusion"]), run / "confusion.png")]
     if trainer is None and (run / "weights.safetensors").exists():
         from .trainer import Trainer
 
@@ -165,11 +193,6 @@ def draw_run(run: str | os.PathLike, trainer=None) -> list[Path]:
         test = trainer.data.test
         images = np.asarray(test.images[:48])
         predicted = trainer.predict(images, output="indices")
-        written.append(_save(predictions_figure(images, predicted, [int(t) for t in test.labels[:48]]),
-                             run / "predictions.png"))
+        written.append(save_figure(predictions_figure(images, predicted, [int(t) for t in test.labels[:48]]),
+                                   run / "predictions.png"))
     return written
-
-
-def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Write a figure as PNG atomically."""
-    return _save(fig, path)

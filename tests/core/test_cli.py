@@ -28,7 +28,7 @@ def test_train_predict_evaluate(tmp_path, real_data_dir, artifacts):
         assert (run / name).is_file()
     predicted = json.loads(fmnist("predict", "--weights", run / "weights.safetensors",
                                   artifacts / "predict-image.png", "--json").stdout)
-    assert predicted[0]["label"] == "Ankle Boot"
+    assert predicted[0]["label"] == "Ankle Boot" and predicted[0]["path"].endswith("predict-image.png")
     evaluated = json.loads(fmnist("evaluate", run / "weights.safetensors", "--data-dir", real_data_dir, "--json").stdout)
     assert evaluated["accuracy"] == pytest.approx(summary["test_accuracy"])
 

@@ -83,3 +83,21 @@ def test_curves_from_history():
     loss_ax = fig.axes[0]
     labels = [line.get_label() for line in loss_ax.get_lines()]
     assert labels == ["running mean within epoch", "epoch mean", "test"]
+
+
+def test_report_on_damaged_or_foreign_folder_is_one_line(tmp_path):
+    (tmp_path / "history.json").write_text('{"epochs": [')
+    (tmp_path / "evaluation.json").write_text("{}")
+    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "report", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "history.json is damaged" in out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    (tmp_path / "history.json").write_text('{"epochs": []}')
+    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "report", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "evaluation.json is damaged (KeyError" in out.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "report", str(empty)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "is not a finished run folder (no history.json)" in out.stderr

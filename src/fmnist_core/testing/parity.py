@@ -1,4 +1,4 @@
-"""Cross-backend parity measurements, shared by the parity tests and ``bench/parity.py``."""
+"""Cross-backend parity measurements used by the parity tests (``nox -s tests-parity -- -s`` prints them)."""
 
 from __future__ import annotations
 
