@@ -34,16 +34,11 @@ def import_keras(wanted: str | None = None):
                 f"keras_backend={wanted!r} asked for (Keras reads its backend once, at import)",
                 fix=f"start a new process, or set KERAS_BACKEND={wanted} before anything imports keras")
         return keras
-    from fmnist_core.compat import block_triton_after_tensorflow, quiet_native_stderr
-
     os.environ["KERAS_BACKEND"] = wanted
     if wanted == "tensorflow":
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        with quiet_native_stderr():
-            import tensorflow as tf
+        from fmnist_core.compat import import_tensorflow
 
-            tf.config.list_physical_devices("GPU")  # CUDA's probe prints too
-        block_triton_after_tensorflow()
+        import_tensorflow()
     import keras
 
     return keras
@@ -99,14 +94,11 @@ class KerasEngine(Engine):
 
 class KerasTFEngine(KerasEngine):
     def __init__(self, config, keras):
-        import tensorflow as tf
+        from fmnist_core.compat import import_tensorflow, set_tensorflow_threads
 
-        threads = config.options.get("threads", 1 if not tf.config.list_physical_devices("GPU") else None)
-        if threads:  # as in fmnist-tf: one intra-op thread is fastest here; TF takes it only before it starts
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-            except RuntimeError:
-                pass
+        tf = import_tensorflow()
+        # before the model is built: TF takes a thread count only before its runtime starts
+        set_tensorflow_threads(config.options.get("threads", None if tf.config.list_physical_devices("GPU") else 1))
         super().__init__(config, keras)
         self.tf = tf
         self._largest_block = [0, 0]

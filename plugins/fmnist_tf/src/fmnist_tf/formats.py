@@ -12,13 +12,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
+from fmnist_core import Weights, WeightsError
 
-from fmnist_core import Weights, WeightsError  # noqa: E402
-
-from .engine import MLP, NEUTRAL, tf  # noqa: E402  (the engine imports TensorFlow quietly)
+from .engine import MLP, NEUTRAL, tf  # the engine imports TensorFlow (fmnist_core.compat)
 
 
 def _read_variables(prefix: str, source: Path) -> Weights:

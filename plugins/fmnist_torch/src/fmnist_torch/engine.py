@@ -1,8 +1,8 @@
 """The PyTorch engine: the article's ``nn.Sequential`` MLP with SGD and cross-entropy.
 
-The training set lives on the device as uint8 (N, 784); each step gathers its batch with
-``index_select`` and scales it there. Losses and correct counts of a whole block of steps are
-accumulated in device tensors and copied to the host once per block.
+The training set lives on the device as uint8 (N, 784); each block of steps gathers its batches
+with ``index_select`` and scales them there (the autograd step: one batch at a time). Losses and
+correct counts of a block are kept in device tensors and copied to the host once per block.
 """
 
 from __future__ import annotations
