@@ -5,44 +5,29 @@ import csv
 import numpy as np
 import pytest
 
-from fmnist_core import LABELS, Trainer
+from fmnist_core import LABELS
 from fmnist_core.testing import RealDataAcceptance
-
-
-@pytest.fixture(scope="module")
-def trained(real_data_dir_module):
-    trainer = Trainer(backend="numpy", seed=0, verbose=0, data_dir=real_data_dir_module)
-    trainer.fit()
-    return trainer
-
-
-@pytest.fixture(scope="module")
-def real_data_dir_module():
-    from tests.conftest import REAL_DATA
-
-    return REAL_DATA
 
 
 class TestNumpyOnRealData(RealDataAcceptance):
     backend = "numpy"
 
+    def test_predicts_article_image(self, trained, artifacts):
+        assert trained.predict(artifacts / "predict-image.png") == ["Ankle Boot"]
 
-def test_predicts_article_image(trained, artifacts):
-    assert trained.predict(artifacts / "predict-image.png") == ["Ankle Boot"]
+    def test_sample_request_agreement(self, trained, artifacts):
+        folder = artifacts / "sample-request"
+        with open(folder / "labels.csv") as handle:
+            truth = {row["file"]: int(row["label"]) for row in csv.DictReader(handle)}
+        predictions = trained.predict(folder, output="predictions")
+        agree = np.mean([p.index == truth[p.path.split("/")[-1]] for p in predictions])
+        assert len(predictions) == 200 and agree >= 0.80
+        assert set(p.label for p in predictions) <= set(LABELS)
+
+    def test_evaluation_metrics_consistent(self, trained):
+        result = trained.evaluate()
+        assert result.confusion.sum() == 10000
+        assert result.accuracy == pytest.approx(np.trace(result.confusion) / 10000)
+        assert set(result.per_class_accuracy) == set(LABELS)
 
 
-def test_sample_request_agreement(trained, artifacts):
-    folder = artifacts / "sample-request"
-    with open(folder / "labels.csv") as handle:
-        truth = {row["file"]: int(row["label"]) for row in csv.DictReader(handle)}
-    predictions = trained.predict(folder, output="predictions")
-    agree = np.mean([p.index == truth[p.path.split("/")[-1]] for p in predictions])
-    assert len(predictions) == 200 and agree >= 0.80
-    assert set(p.label for p in predictions) <= set(LABELS)
-
-
-def test_evaluation_metrics_consistent(trained):
-    result = trained.evaluate()
-    assert result.confusion.sum() == 10000
-    assert result.accuracy == pytest.approx(np.trace(result.confusion) / 10000)
-    assert set(result.per_class_accuracy) == set(LABELS)

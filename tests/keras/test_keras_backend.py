@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from fmnist_core import BackendError, Trainer, WeightsError, load_dataset, read_weights
+from fmnist_core import BackendError, Trainer, WeightsError, read_weights
 from fmnist_core.testing import BackendConformance, RealDataAcceptance, synthetic_dataset
 
 KERAS_BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -21,36 +21,32 @@ class TestKerasOnRealData(RealDataAcceptance):
     backend = "keras"
     options = {"keras_backend": KERAS_BACKEND}
 
+    def test_keras_file_loads_in_plain_keras(self, trained, real, tmp_path):
+        import keras
 
-@pytest.fixture(scope="module")
-def real():
-    return load_dataset()
+        path = trained.save(tmp_path / "model.keras")
+        model = keras.saving.load_model(path)
+        x = real.test.images[:1000].astype(np.float32) / np.float32(255)
+        predicted = np.argmax(model.predict(x, verbose=0), axis=1)
+        np.testing.assert_array_equal(predicted, trained.logits(real.test.images[:1000]).argmax(1))
 
+    def test_to_keras_model(self, trained, real):
+        import keras
+        from fmnist_keras import to_keras_model
 
-@pytest.fixture(scope="module")
-def trained(real):
-    trainer = Trainer(backend="keras", keras_backend=KERAS_BACKEND, seed=0, verbose=0, data=real)
-    trainer.fit()
-    return trainer
+        model = to_keras_model(trained)
+        x = real.test.images[:200].astype(np.float32) / np.float32(255)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(model.predict(x, verbose=0)), trained.logits(real.test.images[:200]), rtol=1e-5, atol=1e-5)
 
+    @pytest.mark.skipif(KERAS_BACKEND != "tensorflow", reason="model.export needs the TensorFlow Keras backend")
+    def test_export_savedmodel(self, trained, real, tmp_path):
+        import tensorflow as tf
+        from fmnist_keras import export
 
-def test_keras_file_loads_in_plain_keras(trained, real, tmp_path):
-    import keras
-
-    path = trained.save(tmp_path / "model.keras")
-    model = keras.saving.load_model(path)
-    x = real.test.images[:1000].astype(np.float32) / np.float32(255)
-    predicted = np.argmax(model.predict(x, verbose=0), axis=1)
-    np.testing.assert_array_equal(predicted, trained.logits(real.test.images[:1000]).argmax(1))
-
-
-def test_to_keras_model(trained, real):
-    import keras
-    from fmnist_keras import to_keras_model
-
-    model = to_keras_model(trained)
-    x = real.test.images[:200].astype(np.float32) / np.float32(255)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.predict(x, verbose=0)), trained.logits(real.test.images[:200]), rtol=1e-5, atol=1e-5)
+        export(trained, tmp_path / "served")
+        served = tf.saved_model.load(str(tmp_path / "served"))
+        x = real.test.images[:100].astype(np.float32) / np.float32(255)
+        np.testing.assert_allclose(served.serve(x).numpy(), trained.logits(real.test.images[:100]), rtol=1e-5, atol=1e-5)
 
 
 def test_unsafe_keras_file_refused(tmp_path):
@@ -78,12 +74,3 @@ def test_other_keras_backend_in_same_process_is_a_clear_error():
         _ = Trainer(backend="keras", keras_backend=OTHER, data=synthetic_dataset(), verbose=0).engine
 
 
-@pytest.mark.skipif(KERAS_BACKEND != "tensorflow", reason="model.export needs the TensorFlow Keras backend")
-def test_export_savedmodel(trained, real, tmp_path):
-    import tensorflow as tf
-    from fmnist_keras import export
-
-    export(trained, tmp_path / "served")
-    served = tf.saved_model.load(str(tmp_path / "served"))
-    x = real.test.images[:100].astype(np.float32) / np.float32(255)
-    np.testing.assert_allclose(served.serve(x).numpy(), trained.logits(real.test.images[:100]), rtol=1e-5, atol=1e-5)

@@ -7,7 +7,7 @@ import torch
 from fmnist_torch.data import FashionMNIST
 from torch import nn
 
-from fmnist_core import Trainer, WeightsError, load_dataset, read_weights
+from fmnist_core import Trainer, WeightsError, read_weights
 from fmnist_core.testing import BackendConformance, RealDataAcceptance, synthetic_dataset
 
 
@@ -34,44 +34,49 @@ class ArticleNetwork(nn.Module):
 class TestTorchOnRealData(RealDataAcceptance):
     backend = "torch"
 
+    def test_article_weights_evaluate_as_article_forward(self, real, artifacts):
+        path = artifacts / "pytorch" / "weights.pth"
+        model = ArticleNetwork()
+        model.load_state_dict(torch.load(path, weights_only=True))
+        model.eval()
+        with torch.no_grad():
+            x = torch.from_numpy(real.test.images.astype(np.float32) / 255.0)
+            article_accuracy = (model(x).argmax(1).numpy() == real.test.labels).mean()
+        loaded = Trainer.load(path, backend="torch", verbose=0, data=real)
+        assert loaded.evaluate().accuracy == article_accuracy
+        folder = artifacts / "sample-request"
+        with open(folder / "labels.csv") as handle:
+            truth = [int(row["label"]) for row in csv.DictReader(handle)]
+        predicted = loaded.predict(folder, output="indices")
+        assert np.mean(np.array(predicted) == np.array(truth)) >= 0.8
+        assert loaded.predict(artifacts / "predict-image.png") == ["Ankle Boot"]
 
-@pytest.fixture(scope="module")
-def real():
-    return load_dataset()
+    def test_pth_written_by_fmnist_loads_in_article_code(self, trained, tmp_path, real):
+        path = trained.save(tmp_path / "weights.pth")
+        model = ArticleNetwork()
+        model.load_state_dict(torch.load(path, weights_only=True))
+        with torch.no_grad():
+            logits = model(torch.from_numpy(real.test.images[:100].astype(np.float32) / 255.0)).numpy()
+        np.testing.assert_allclose(logits, trained.logits(real.test.images[:100]), rtol=1e-5, atol=1e-5)
 
+    def test_torch_dataset_matches_torchvision_to_tensor(self, real):
+        from fmnist_torch.data import image_grid
+        from torchvision.transforms import ToTensor
 
-@pytest.fixture(scope="module")
-def trained(real):
-    trainer = Trainer(backend="torch", seed=0, verbose=0, data=real)
-    trainer.fit()
-    return trainer
+        dataset = FashionMNIST(train=False, data_dir=None)
+        image, label = dataset[0]
+        assert image.shape == (1, 28, 28) and image.dtype == torch.float32 and float(image.max()) <= 1.0
+        assert label == int(real.test.labels[0]) and len(dataset) == 10000
+        transformed = FashionMNIST(train=False, transform=ToTensor())[0][0]
+        assert torch.equal(transformed, image)
+        grid = image_grid(real.test.images[:16], nrow=8)
+        assert grid.shape == (3, 2 * 30 + 2, 8 * 30 + 2)
 
-
-def test_article_weights_evaluate_as_article_forward(real, artifacts):
-    path = artifacts / "pytorch" / "weights.pth"
-    model = ArticleNetwork()
-    model.load_state_dict(torch.load(path, weights_only=True))
-    model.eval()
-    with torch.no_grad():
-        x = torch.from_numpy(real.test.images.astype(np.float32) / 255.0)
-        article_accuracy = (model(x).argmax(1).numpy() == real.test.labels).mean()
-    loaded = Trainer.load(path, backend="torch", verbose=0, data=real)
-    assert loaded.evaluate().accuracy == article_accuracy
-    folder = artifacts / "sample-request"
-    with open(folder / "labels.csv") as handle:
-        truth = [int(row["label"]) for row in csv.DictReader(handle)]
-    predicted = loaded.predict(folder, output="indices")
-    assert np.mean(np.array(predicted) == np.array(truth)) >= 0.8
-    assert loaded.predict(artifacts / "predict-image.png") == ["Ankle Boot"]
-
-
-def test_pth_written_by_fmnist_loads_in_article_code(trained, tmp_path, real):
-    path = trained.save(tmp_path / "weights.pth")
-    model = ArticleNetwork()
-    model.load_state_dict(torch.load(path, weights_only=True))
-    with torch.no_grad():
-        logits = model(torch.from_numpy(real.test.images[:100].astype(np.float32) / 255.0)).numpy()
-    np.testing.assert_allclose(logits, trained.logits(real.test.images[:100]), rtol=1e-5, atol=1e-5)
+    @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device machine)")
+    def test_cuda_matches_cpu(self, trained, real):
+        gpu = Trainer(backend="torch", seed=0, verbose=0, data=real, device="cuda")
+        gpu.fit()
+        assert abs(gpu.evaluate().accuracy - trained.evaluate().accuracy) <= 0.005
 
 
 class Evil:
@@ -99,20 +104,6 @@ def test_pth_of_another_model(tmp_path):
         read_weights(path)
 
 
-def test_torch_dataset_matches_torchvision_to_tensor(real):
-    from fmnist_torch.data import image_grid
-    from torchvision.transforms import ToTensor
-
-    dataset = FashionMNIST(train=False, data_dir=None)
-    image, label = dataset[0]
-    assert image.shape == (1, 28, 28) and image.dtype == torch.float32 and float(image.max()) <= 1.0
-    assert label == int(real.test.labels[0]) and len(dataset) == 10000
-    transformed = FashionMNIST(train=False, transform=ToTensor())[0][0]
-    assert torch.equal(transformed, image)
-    grid = image_grid(real.test.images[:16], nrow=8)
-    assert grid.shape == (3, 2 * 30 + 2, 8 * 30 + 2)
-
-
 def test_device_errors_clearly():
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
@@ -122,10 +113,3 @@ def test_device_errors_clearly():
         _ = Trainer(backend="torch", device="cuda", data=synthetic_dataset(), verbose=0).engine
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device machine)")
-def test_cuda_matches_cpu(real):
-    gpu = Trainer(backend="torch", seed=0, verbose=0, data=real, device="cuda")
-    gpu.fit()
-    cpu = Trainer(backend="torch", seed=0, verbose=0, data=real)
-    cpu.fit()
-    assert abs(gpu.evaluate().accuracy - cpu.evaluate().accuracy) <= 0.005
