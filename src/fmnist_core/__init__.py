@@ -22,7 +22,20 @@ from .hookspecs import hookimpl
 from .images import load_image, load_images
 from .labels import LABELS, NUM_CLASSES
 from .metrics import EpochRecord, EvalResult, History, ProgressRecord
-from .models import ModelSpec, ParamSpec
+from .models import (
+                     BatchNorm,
+                     Conv2D,
+                     Dense,
+                     Dropout,
+                     Flatten,
+                     GlobalAvgPool,
+                     MaxPool2D,
+                     ModelSpec,
+                     ParamSpec,
+                     Recipe,
+                     ReLU,
+)
+from .optimizers import Optimizer, Schedule
 from .plugins import backends, get_backend, get_model, models, plugin_failures, weight_formats
 from .trainer import Prediction, Trainer
 from .weights import WeightFormat, Weights, read_weights, write_weights
@@ -30,6 +43,8 @@ from .weights import WeightFormat, Weights, read_weights, write_weights
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchNorm", "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAvgPool", "MaxPool2D", "Optimizer",
+    "ReLU", "Recipe", "Schedule",
     "LABELS", "NUM_CLASSES", "Backend", "BackendError", "Callback", "ConfigError", "DataError",
     "Dataset", "EarlyStopping", "Engine", "EngineConfig", "EpochRecord", "EvalResult",
     "FmnistError", "History", "ImageError", "ModelCheckpoint", "ModelSpec", "ParamSpec",

@@ -4,14 +4,20 @@ The core owns epochs, shuffling, batching by index, metrics, callbacks and progr
 owns its tensors, device, model and optimizer, and supplies the steps:
 
 * ``Engine.attach(images, labels)`` keeps the training set resident on the device (uint8);
-* ``Engine.train_steps(batches)`` runs ``k`` SGD steps for a ``(k, batch_size)`` index matrix,
-  gathering and scaling (float32 ÷ 255) each batch itself, with no host synchronisation between steps,
-  and returns each step's mean loss and correct count;
-* ``Engine.logits(images)`` runs the forward pass on uint8 images (evaluation and prediction);
-* ``get_params``/``set_params`` move parameters in the neutral layout (see ``models``).
+* ``Engine.train_steps(batches, scalars)`` runs ``k`` optimizer steps for a ``(k, batch_size)``
+  index matrix, gathering and scaling (float32 ÷ 255) each batch itself, with no host
+  synchronisation between steps, and returns each step's mean loss and correct count;
+  ``scalars`` ``(k, len(optimizer.columns))`` are the per-step values (scheduled learning rate…)
+  that ``Optimizer.update`` reads;
+* ``Engine.logits(images)`` runs the forward pass in inference mode on a chunk of uint8 images
+  (the core cuts evaluation and prediction into chunks);
+* ``get_params``/``set_params`` move parameters and buffers in the neutral layout (``models``);
+  ``optimizer_state``/``set_optimizer_state`` the optimizer's slots.
 
-Every backend computes the same thing: ``loss = mean cross-entropy of the batch``,
-``w -= learning_rate * grad``, accuracy counted on the logits before the update.
+A backend builds its framework's model from ``config.model`` (a ``ModelSpec``: any stack of the
+core's layers) and trains it with ``config.optimizer``. Every backend computes the same thing:
+``loss = mean cross-entropy of the batch``, the update of ``fmnist_core.optimizers``, accuracy
+counted on the logits before the update.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .models import ModelSpec
+from .optimizers import Optimizer
+
+INFERENCE_CHUNK = 8192
 
 
 @dataclass(frozen=True)
@@ -39,8 +48,8 @@ class EngineConfig:
     """Everything a backend needs to build an engine."""
 
     model: ModelSpec
-    learning_rate: float
-    seed: int
+    seed: int = 0
+    optimizer: Optimizer = field(default_factory=Optimizer)
     initial_params: dict[str, np.ndarray] | None = None  # None: the framework's own initialiser
     options: dict[str, Any] = field(default_factory=dict)  # backend-specific, e.g. device
 
@@ -55,23 +64,24 @@ class Engine(ABC):
         """Keep the training images (N, 28, 28) uint8 and labels (N,) uint8 on the device."""
 
     @abstractmethod
-    def train_steps(self, batches: np.ndarray) -> StepResult:
-        """Run one SGD step per row of ``batches`` (k, batch_size) int64 indices into the data."""
+    def train_steps(self, batches: np.ndarray, scalars: np.ndarray) -> StepResult:
+        """One optimizer step per row of ``batches`` (k, batch_size) int64 indices into the data,
+        with that row of ``scalars`` (k, columns) float32."""
 
     @abstractmethod
     def logits(self, images: np.ndarray) -> np.ndarray:
-        """Logits (n, classes) float32 of uint8 images (n, 28, 28), in inference mode."""
+        """Logits (n, classes) float32 of a chunk of uint8 images (n, H, W), in inference mode."""
 
     @abstractmethod
     def get_params(self) -> dict[str, np.ndarray]:
-        """A copy of the parameters in the neutral layout."""
+        """A copy of the parameters and buffers in the neutral layout."""
 
     @abstractmethod
     def set_params(self, params: dict[str, np.ndarray]) -> None:
-        """Replace the parameters (neutral layout, already checked against the model)."""
+        """Replace the parameters and buffers (neutral layout, already checked against the model)."""
 
     def optimizer_state(self) -> dict[str, np.ndarray]:
-        """Optimizer slots for checkpoints (plain SGD has none)."""
+        """Optimizer slots for checkpoints, ``{"{slot}.{param}": array}`` (plain SGD has none)."""
         return {}
 
     def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
@@ -91,7 +101,6 @@ class Backend(ABC):
     description: ClassVar[str] = ""
     priority: ClassVar[int] = 0  # backend=None picks the highest available
     requires: ClassVar[tuple[str, ...]] = ()
-    models: ClassVar[tuple[str, ...]] = ("mlp",)
 
     def unavailable_reason(self) -> str | None:
         """None when usable; otherwise why not (a missing module), without importing it."""
@@ -114,4 +123,12 @@ class Backend(ABC):
 
     @abstractmethod
     def create_engine(self, config: EngineConfig) -> Engine:
-        """Build the model (from ``config.initial_params`` when given) and its optimizer."""
+        """Build the model of ``config.model`` (from ``config.initial_params`` when given) and its
+        optimizer. Every backend builds every ``ModelSpec``."""
+
+
+def chunked_logits(engine: Engine, images: np.ndarray, chunk: int = INFERENCE_CHUNK) -> np.ndarray:
+    """Logits of any number of uint8 images, ``chunk`` images per engine call."""
+    parts = [np.asarray(engine.logits(images[start : start + chunk]), np.float32)
+             for start in range(0, len(images), chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)

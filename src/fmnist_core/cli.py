@@ -1,4 +1,4 @@
-"""The ``fmnist`` command line: backends, info, train, evaluate, predict, convert.
+"""The ``fmnist`` command line: backends, info, train, evaluate, predict, sample, convert.
 
 Errors print as one line on stderr (``--debug`` shows the traceback). Exit codes: 0 success,
 1 an fmnist error (bad input, missing data, unknown backend), 2 usage error, 130 interrupted.
@@ -30,11 +30,11 @@ def cmd_backends(args) -> int:
                 backend.versions()
                 from .backend import EngineConfig
 
-                backend.create_engine(EngineConfig(plugins.get_model("mlp"), 0.1, 0))
+                backend.create_engine(EngineConfig(plugins.get_model("mlp")))
             except Exception as exc:  # report, keep listing the others
                 reason = f"{type(exc).__name__}: {exc}"
         rows.append({"name": name, "available": reason is None, "reason": reason,
-                     "priority": backend.priority, "models": list(backend.models),
+                     "priority": backend.priority,
                      "description": backend.description})
     failures = [{"plugin": f.name, "entry_point": f.value, "error": f.error}
                 for f in plugins.plugin_failures()]
@@ -196,6 +196,21 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    from .data import load_dataset
+    from .images import save_samples
+
+    data = load_dataset(args.data_dir, verify=not args.no_verify)
+    split = getattr(data, args.split)
+    written = save_samples(split, args.out, count=args.count, start=args.start)
+    if args.json:
+        _print_json([{"path": str(path), "index": index, "label": label} for path, index, label in written])
+    else:
+        for path, _, label in written:
+            print(f"{path}: {label}")
+    return 0
+
+
 def cmd_convert(args) -> int:
     from .weights import read_weights, write_weights
 
@@ -264,6 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+")
     p.add_argument("--compare", metavar="PNG", help="comparison picture (default comparison.png with 2+ runs)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("sample", help="write dataset images as PNG files (and labels.csv) into a folder")
+    p.add_argument("out", help="folder to write into (created)")
+    p.add_argument("--split", default="test", choices=["test", "train"])
+    p.add_argument("--count", type=int, default=10)
+    p.add_argument("--start", type=int, default=0, help="index of the first image")
+    p.add_argument("--data-dir")
+    p.add_argument("--no-verify", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("convert", help="convert weights between formats (any installed plugin's)")
     p.add_argument("source")

@@ -25,6 +25,10 @@ from .files import atomic_write_bytes
 from .idx import parse_idx, read_file_bytes
 
 
+IMAGE_SHAPE: tuple[int, int] = (28, 28)
+"""Height and width of every Fashion-MNIST image (uint8 grayscale, light object on black)."""
+
+
 @dataclass(frozen=True)
 class IdxFileSpec:
     """One of the four original files: its name, array shape and decompressed SHA-256."""
@@ -39,7 +43,7 @@ FILES: dict[str, IdxFileSpec] = {
     for spec in (
         IdxFileSpec(
             "train-images-idx3-ubyte",
-            (60000, 28, 28),
+            (60000, *IMAGE_SHAPE),
             "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
         ),
         IdxFileSpec(
@@ -49,7 +53,7 @@ FILES: dict[str, IdxFileSpec] = {
         ),
         IdxFileSpec(
             "t10k-images-idx3-ubyte",
-            (10000, 28, 28),
+            (10000, *IMAGE_SHAPE),
             "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
         ),
         IdxFileSpec(
@@ -75,8 +79,8 @@ class Split:
     labels: np.ndarray
 
     def __post_init__(self):
-        if self.images.ndim != 3 or self.images.shape[1:] != (28, 28):
-            raise DataError(f"images must have shape (N, 28, 28), got {self.images.shape}")
+        if self.images.ndim != 3 or self.images.shape[1:] != IMAGE_SHAPE:
+            raise DataError(f"images must have shape (N, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}), got {self.images.shape}")
         if self.images.dtype != np.uint8 or self.labels.dtype != np.uint8:
             raise DataError("images and labels must be uint8 arrays")
         if self.labels.shape != (len(self.images),):

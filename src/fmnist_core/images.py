@@ -118,3 +118,37 @@ def load_images(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], np.nda
     if not paths:
         raise ImageError("no images given", fix="pass image files or folders")
     return paths, np.stack([load_image(p) for p in paths])
+
+
+def save_samples(split, folder: str | os.PathLike, count: int = 10, start: int = 0) -> list[tuple[Path, int, str]]:
+    """Write images ``start … start+count-1`` of a dataset split as PNG files into ``folder``.
+
+    Files are named ``{index:05d}-{label}.png`` (label lower-case, spaces as dashes) and a
+    ``labels.csv`` (``file,index,label``) lists them, like the article's ``sample-request/``.
+    Returns ``(path, dataset index, label)`` per image.
+    """
+    import io
+
+    from PIL import Image
+
+    from .errors import ConfigError
+    from .files import atomic_write_bytes
+    from .labels import LABELS
+
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ConfigError(f"count must be an integer ≥ 1, got {count!r}", fix="pass --count 1 or more")
+    if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < len(split):
+        raise ConfigError(f"start must be an index in 0…{len(split) - 1}, got {start!r}",
+                          fix="pass a smaller --start")
+    folder = Path(folder)
+    written = []
+    for index in range(start, min(start + count, len(split))):
+        label = LABELS[int(split.labels[index])]
+        path = folder / f"{index:05d}-{label.lower().replace(' ', '-').replace('/', '-')}.png"
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(split.images[index], np.uint8), mode="L").save(buffer, format="PNG")
+        atomic_write_bytes(path, buffer.getvalue())
+        written.append((path, index, label))
+    rows = "file,index,label\n" + "".join(f"{p.name},{i},{lab}\n" for p, i, lab in written)
+    atomic_write_bytes(folder / "labels.csv", rows.encode())
+    return written

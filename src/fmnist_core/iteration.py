@@ -22,21 +22,18 @@ def batch_count(size: int, batch_size: int) -> int:
     return -(-size // batch_size)
 
 
-def report_groups(order: np.ndarray, batch_size: int, every: int) -> Iterator[list[np.ndarray]]:
-    """Yield, per progress report, the rectangular ``(k, batch_size)`` index blocks to train on.
+def epoch_blocks(order: np.ndarray, batch_size: int, steps_per_execution: int) -> Iterator[np.ndarray]:
+    """Yield the rectangular ``(k, batch_size)`` index blocks of one epoch, ``k ≤ steps_per_execution``.
 
-    Reports fall every ``every`` batches and after the last batch; a smaller last batch comes
-    as its own block of one row, so that every block is rectangular.
+    A smaller last batch comes as its own block of one row, so that every block is rectangular.
     """
     full = len(order) // batch_size
     blocks = order[: full * batch_size].reshape(full, batch_size)
+    for start in range(0, full, steps_per_execution):
+        yield blocks[start : start + steps_per_execution]
     rest = order[full * batch_size :]
-    starts = list(range(0, full, every)) or [0]
-    for number, start in enumerate(starts):
-        group = [blocks[start : start + every]] if full else []
-        if number == len(starts) - 1 and len(rest):
-            group.append(rest.reshape(1, -1))
-        yield group
+    if len(rest):
+        yield rest.reshape(1, -1)
 
 
 def pad_block(batches: np.ndarray, largest: list[int]) -> tuple[np.ndarray, int, int]:

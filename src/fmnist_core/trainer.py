@@ -15,14 +15,17 @@ from typing import Any
 import numpy as np
 
 from . import plugins
-from .backend import Backend, Engine, EngineConfig
+from .backend import Backend, Engine, EngineConfig, chunked_logits
 from .callbacks import Callback, PrintProgress, ProgressBar
 from .data import Dataset, load_dataset
 from .errors import ConfigError, TrainingError, WeightsError
 from .images import load_images
-from .iteration import batch_count, epoch_permutation, report_groups
+from .data import IMAGE_SHAPE
+from .iteration import batch_count, epoch_blocks, epoch_permutation
 from .labels import LABELS
 from .metrics import EpochRecord, EvalResult, History, ProgressRecord, softmax
+from .models import ModelSpec
+from .optimizers import Optimizer, Schedule, as_optimizer, as_schedule
 from .weights import Weights, read_weights, write_weights
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -41,49 +44,63 @@ class Prediction:
 class Trainer:
     """Train, evaluate, save and predict with one backend.
 
-    ``backend=None`` picks the best installed backend. ``init="core"`` starts from the core's
-    seeded initial weights (identical on every backend); ``init="framework"`` uses the
-    framework's own initialiser. ``verbose``: 0 silent, 1 progress bar, 2 the article's lines,
-    ``"auto"`` a bar on a terminal and lines otherwise. Extra keyword arguments are backend
-    options (e.g. ``device="cuda"``, ``jit_compile=True``, ``keras_backend="torch"``).
+    ``model`` is a registered recipe's name (``"mlp"``, the article's, or ``"cnn"``; ``fmnist
+    models`` lists them) or your own ``ModelSpec``; ``epochs``, ``batch_size``,
+    ``learning_rate``, ``optimizer`` and ``schedule`` left at ``None`` take the model's recipe.
+    ``optimizer``: ``"sgd"``, ``"adam"``, ``"adamw"`` or an ``Optimizer`` (momentum, Nesterov,
+    weight decay); ``schedule``: ``"constant"``, ``"step"``, ``"cosine"``, ``"onecycle"`` or a
+    ``Schedule``. ``backend=None`` picks the best installed backend. ``init="core"`` starts from
+    the core's seeded initial weights (identical on every backend); ``init="framework"`` uses
+    the framework's own initialiser. ``verbose``: 0 silent, 1 progress bar, 2 the article's lines,
+    ``"auto"`` a bar on a terminal and lines otherwise. ``steps_per_execution``: steps per engine
+    call (one host round trip each), independent of ``log_every``. Extra keyword arguments are
+    backend options (e.g. ``device="cuda"``, ``jit_compile=True``, ``keras_backend="torch"``).
     """
 
     def __init__(
         self,
         backend: str | None = None,
-        model: str = "mlp",
-        epochs: int = 5,
-        batch_size: int = 64,
-        learning_rate: float = 0.1,
+        model: str | ModelSpec = "mlp",
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
         seed: int = 0,
         data_dir: str | os.PathLike | None = None,
         *,
+        optimizer: str | Optimizer | dict | None = None,
+        schedule: str | Schedule | dict | None = None,
         data: Dataset | None = None,
         init: str = "core",
         log_every: int = 100,
+        steps_per_execution: int = 100,
         verbose: int | str = "auto",
         callbacks: Sequence[Callback] = (),
         validate: bool = False,
         verify: bool = True,
         **options: Any,
     ):
+        self.model = model if isinstance(model, ModelSpec) else plugins.get_model(model)
+        recipe = self.model.recipe
+        epochs = recipe.epochs if epochs is None else epochs
+        batch_size = recipe.batch_size if batch_size is None else batch_size
+        learning_rate = recipe.learning_rate if learning_rate is None else learning_rate
         _check_int("epochs", epochs, 1)
         _check_int("batch_size", batch_size, 1)
         _check_int("log_every", log_every, 1)
+        _check_int("steps_per_execution", steps_per_execution, 1)
         _check_int("seed", seed, 0)
-        if not isinstance(learning_rate, (int, float)) or not math.isfinite(learning_rate) or learning_rate <= 0:
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
+                or not math.isfinite(learning_rate) or learning_rate <= 0:
             raise ConfigError(f"learning_rate must be a positive number, got {learning_rate!r}",
                               fix="use e.g. learning_rate=0.1")
         if init not in ("core", "framework"):
             raise ConfigError(f"init must be 'core' or 'framework', got {init!r}")
+        self.optimizer = as_optimizer(recipe.optimizer if optimizer is None else optimizer)
+        self.schedule = as_schedule(recipe.schedule if schedule is None else schedule)
         self.backend: Backend = plugins.get_backend(backend)
-        self.model = plugins.get_model(model)
-        if self.model.name not in self.backend.models:
-            raise ConfigError(
-                f"backend {self.backend.name!r} has no model {model!r}; it supports "
-                f"{', '.join(self.backend.models)}", fix="pick another model or backend")
         self.epochs, self.batch_size, self.learning_rate, self.seed = epochs, batch_size, float(learning_rate), seed
         self.data_dir, self.init, self.log_every, self.verbose = data_dir, init, log_every, verbose
+        self.steps_per_execution = steps_per_execution
         self.callbacks, self.validate, self.verify, self.options = list(callbacks), validate, verify, options
         self.history = History()
         self.stop_training = False
@@ -99,7 +116,8 @@ class Trainer:
         return {
             "backend": self.backend.name, "model": self.model.name, "epochs": self.epochs,
             "batch_size": self.batch_size, "learning_rate": self.learning_rate, "seed": self.seed,
-            "init": self.init, "log_every": self.log_every,
+            "optimizer": self.optimizer.to_dict(), "schedule": self.schedule.to_dict(),
+            "init": self.init, "log_every": self.log_every, "steps_per_execution": self.steps_per_execution,
             "options": {k: v for k, v in self.options.items() if isinstance(v, (str, int, float, bool))},
         }
 
@@ -121,7 +139,7 @@ class Trainer:
             else:
                 initial = None
             self._engine = self.backend.create_engine(EngineConfig(
-                model=self.model, learning_rate=self.learning_rate, seed=self.seed,
+                model=self.model, seed=self.seed, optimizer=self.optimizer,
                 initial_params=initial, options=dict(self.options)))
         return self._engine
 
@@ -183,30 +201,43 @@ class Trainer:
             cb.on_train_end(self, self.history)
         return self.history
 
+    def step_scalars(self, epoch: int, first_step: int, steps: int) -> np.ndarray:
+        """The optimizer's per-step scalars (steps, columns) from step ``first_step`` of ``epoch``."""
+        per_epoch = batch_count(len(self.data.train), self.batch_size)
+        at = epoch * per_epoch + first_step + np.arange(steps)
+        rates = self.schedule.rates(self.learning_rate, at, per_epoch, per_epoch * self.epochs)
+        return self.optimizer.step_scalars(rates, at + 1)
+
     def _train_epoch(self, engine, epoch, size, batches, callbacks) -> EpochRecord:
         order = epoch_permutation(self.seed, epoch, size)
         snapshot = engine.get_params()
+        optimizer_snapshot = engine.optimizer_state()
         loss_sum, correct, items, steps = 0.0, 0, 0, 0
         started = time.perf_counter()
-        for group in report_groups(order, self.batch_size, self.log_every):
-            for block in group:
-                result = engine.train_steps(block)
-                if not np.all(np.isfinite(result.losses)):
-                    bad = steps + int(np.argmin(np.isfinite(result.losses))) + 1
-                    engine.set_params(snapshot)
-                    raise TrainingError(
-                        f"the loss became {result.losses[bad - steps - 1]} at epoch {epoch + 1}, "
-                        f"batch {bad}; the weights are back to where epoch {epoch + 1} began",
-                        fix=f"lower the learning rate (now {self.learning_rate})")
-                loss_sum += float(np.dot(result.losses.astype(np.float64), np.full(len(block), block.shape[1])))
-                correct += int(result.correct.sum())
-                items += block.size
-                steps += len(block)
-                last_loss = float(result.losses[-1])
-            progress = ProgressRecord(epoch, steps, items, loss_sum / items, correct / items, last_loss)
-            self.history.progress.append(progress)
-            for cb in callbacks:
-                cb.on_progress(self, progress, batches)
+        for block in epoch_blocks(order, self.batch_size, self.steps_per_execution):
+            result = engine.train_steps(block, self.step_scalars(epoch, steps, len(block)))
+            losses = np.asarray(result.losses, np.float64)
+            if not np.all(np.isfinite(losses)):
+                bad = steps + int(np.argmin(np.isfinite(losses))) + 1
+                engine.set_params(snapshot)
+                if optimizer_snapshot:
+                    engine.set_optimizer_state(optimizer_snapshot)
+                raise TrainingError(
+                    f"the loss became {losses[bad - steps - 1]} at epoch {epoch + 1}, "
+                    f"batch {bad}; the weights are back to where epoch {epoch + 1} began",
+                    fix=f"lower the learning rate (now {self.learning_rate})")
+            hits = np.asarray(result.correct)
+            for row in range(len(block)):  # progress at every log_every-th batch, and at the end
+                loss_sum += losses[row] * block.shape[1]
+                correct += int(hits[row])
+                items += block.shape[1]
+                steps += 1
+                if steps % self.log_every == 0 or steps == batches:
+                    progress = ProgressRecord(epoch, steps, items, loss_sum / items, correct / items,
+                                              float(losses[row]))
+                    self.history.progress.append(progress)
+                    for cb in callbacks:
+                        cb.on_progress(self, progress, batches)
         seconds = time.perf_counter() - started
         return EpochRecord(epoch, loss_sum / items, correct / items, seconds, steps, items)
 
@@ -216,17 +247,18 @@ class Trainer:
         if split not in ("test", "train"):
             raise ConfigError(f"split must be 'test' or 'train', got {split!r}")
         data = getattr(self.data, split)
-        return EvalResult.from_logits(self.engine.logits(data.images), data.labels)
+        return EvalResult.from_logits(chunked_logits(self.engine, data.images), data.labels)
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Logits of uint8 images (n, 28, 28)."""
         images = np.asarray(images)
         if images.ndim == 2:
             images = images[None]
-        if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
-            raise ConfigError(f"images must be uint8 of shape (n, 28, 28), got {images.dtype} {images.shape}",
+        if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
+            raise ConfigError(f"images must be uint8 of shape (n, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}), "
+                              f"got {images.dtype} {images.shape}",
                               fix="use fmnist_core.load_image to convert image files")
-        return self.engine.logits(images)
+        return chunked_logits(self.engine, images)
 
     def predict(self, inputs: Iterable[str | os.PathLike] | str | os.PathLike | np.ndarray,
                 output: str = "labels") -> list:
@@ -261,7 +293,8 @@ class Trainer:
     def _weights(self) -> Weights:
         versions = {"fmnist-core": _version("fmnist-core"), **self.backend.versions()}
         metadata = {"backend": self.backend.name, "versions": json.dumps(versions),
-                    "config": json.dumps(self.config()), "epochs_done": str(self._start_epoch)}
+                    "config": json.dumps(self.config()), "epochs_done": str(self._start_epoch),
+                    "architecture": json.dumps(self.model.to_dict())}
         return Weights(self.model.name, self.engine.get_params(), metadata)
 
     def save(self, path: str | os.PathLike, format: str | None = None) -> Path:
@@ -285,11 +318,10 @@ class Trainer:
             usable = plugins.backends()
             if recorded in usable and usable[recorded].unavailable_reason() is None:
                 backend = recorded
-        kwargs = {k: config[k] for k in ("epochs", "batch_size", "learning_rate", "seed", "init", "log_every")
-                  if k in config}
+        kwargs = {k: config[k] for k in RECORDED if k in config}
         kwargs.update(config.get("options", {}) if backend in (None, config.get("backend")) else {})
         kwargs.update(overrides)
-        trainer = cls(backend=backend, model=weights.model, **kwargs)
+        trainer = cls(backend=backend, model=model_of(weights), **kwargs)
         trainer.set_params(trainer.model.check_params(weights.params, source=str(path)))
         return trainer
 
@@ -315,11 +347,10 @@ class Trainer:
         optimizer = {k[len("optimizer."):]: v for k, v in weights.params.items() if k.startswith("optimizer.")}
         weights.params = {k: v for k, v in weights.params.items() if not k.startswith("optimizer.")}
         config = _recorded_config(weights)
-        kwargs = {k: config[k] for k in ("epochs", "batch_size", "learning_rate", "seed", "init", "log_every")
-                  if k in config}
+        kwargs = {k: config[k] for k in RECORDED if k in config}
         kwargs.update(config.get("options", {}))
         kwargs.update(overrides)
-        trainer = cls(backend=config.get("backend"), model=weights.model, **kwargs)
+        trainer = cls(backend=config.get("backend"), model=model_of(weights), **kwargs)
         trainer.set_params(weights.params)
         trainer.history = History.from_dict(json.loads(weights.metadata.get("history", "{}")))
         trainer._start_epoch = int(weights.metadata.get("epochs_done", 0))
@@ -330,6 +361,25 @@ class Trainer:
     def __repr__(self) -> str:
         return (f"Trainer(backend={self.backend.name!r}, model={self.model.name!r}, epochs={self.epochs}, "
                 f"batch_size={self.batch_size}, learning_rate={self.learning_rate}, seed={self.seed})")
+
+
+RECORDED = ("epochs", "batch_size", "learning_rate", "seed", "optimizer", "schedule", "init", "log_every",
+            "steps_per_execution")
+
+
+def model_of(weights: Weights) -> ModelSpec:
+    """The architecture of ``weights``: the registered model of that name, else the one recorded
+    in the file (a user's own ``ModelSpec``)."""
+    registered = plugins.models()
+    if weights.model in registered:
+        return registered[weights.model]
+    recorded = weights.metadata.get("architecture")
+    if recorded:
+        try:
+            return ModelSpec.from_dict(json.loads(recorded))
+        except json.JSONDecodeError:
+            pass
+    return plugins.get_model(weights.model)  # the unknown-model error
 
 
 def _recorded_config(weights: Weights) -> dict[str, Any]:

@@ -21,7 +21,7 @@ class FakeEngine(Engine):
         self.calls.append(("attach", images.shape))
         self.labels = np.asarray(labels)
 
-    def train_steps(self, batches):
+    def train_steps(self, batches, scalars):
         self.calls.append(("train_steps", batches.shape))
         k = len(batches)
         losses = np.array([1.0 / (self.steps_done + i + 1) for i in range(k)], np.float32)

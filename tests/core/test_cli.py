@@ -19,16 +19,19 @@ def test_backends_json():
     assert "numpy" in [r["name"] for r in rows["backends"]]
 
 
-def test_train_predict_evaluate(tmp_path, real_data_dir, artifacts):
+def test_train_predict_evaluate(tmp_path, real_data_dir):
     run = tmp_path / "run"
     summary = json.loads(fmnist("train", "--backend", "numpy", "--epochs", "1", "--out", run,
                                 "--data-dir", real_data_dir, "--json").stdout)
     assert summary["test_accuracy"] > 0.75
     for name in ("config.json", "history.json", "weights.safetensors", "evaluation.json", "checkpoint.safetensors"):
         assert (run / name).is_file()
+    written = json.loads(fmnist("sample", tmp_path / "samples", "--count", "1", "--data-dir", real_data_dir,
+                                "--json").stdout)
+    assert written == [{"path": str(tmp_path / "samples" / "00000-ankle-boot.png"), "index": 0, "label": "Ankle Boot"}]
     predicted = json.loads(fmnist("predict", "--weights", run / "weights.safetensors",
-                                  artifacts / "predict-image.png", "--json").stdout)
-    assert predicted[0]["label"] == "Ankle Boot" and predicted[0]["path"].endswith("predict-image.png")
+                                  written[0]["path"], "--json").stdout)
+    assert predicted[0]["label"] == "Ankle Boot" and predicted[0]["path"].endswith("00000-ankle-boot.png")
     evaluated = json.loads(fmnist("evaluate", run / "weights.safetensors", "--data-dir", real_data_dir, "--json").stdout)
     assert evaluated["accuracy"] == pytest.approx(summary["test_accuracy"])
 
@@ -70,3 +73,20 @@ def test_truncated_data_file_one_line(tmp_path, real_data_dir):
 def test_info_json(real_data_dir):
     info = json.loads(fmnist("info", "--json", "--data-dir", real_data_dir).stdout)
     assert info["data_found"]["place"] == "data_dir"
+
+
+def test_sample_writes_test_images_that_load_back(tmp_path, real_data_dir):
+    from fmnist_core import load_dataset, load_images
+
+    fmnist("sample", tmp_path / "s", "--count", "12", "--start", "5", "--data-dir", real_data_dir)
+    paths, images = load_images([tmp_path / "s"])
+    assert [p.name[:5] for p in paths] == [f"{i:05d}" for i in range(5, 17)]
+    test = load_dataset(real_data_dir).test
+    assert (images == test.images[5:17]).all()
+    rows = (tmp_path / "s" / "labels.csv").read_text().splitlines()
+    assert rows[0] == "file,index,label" and len(rows) == 13 and rows[1].startswith("00005-")
+
+
+def test_sample_bad_count_one_line(tmp_path, real_data_dir):
+    out = fmnist("sample", tmp_path / "s", "--count", "0", "--data-dir", real_data_dir, check=False)
+    assert out.returncode == 1 and "count must be an integer" in out.stderr and "Traceback" not in out.stderr

@@ -46,7 +46,7 @@ def test_prediction_grid_marks_mistakes():
     assert fig.axes[0].get_title() == "7/10 right; mistakes in red"
 
 
-def test_run_folder_pictures_and_report(tmp_path, real_data_dir, artifacts):
+def test_run_folder_pictures_and_report(tmp_path, real_data_dir):
     runs = []
     for backend_seed in (0, 1):
         run = tmp_path / f"run{backend_seed}"
@@ -62,8 +62,10 @@ def test_run_folder_pictures_and_report(tmp_path, real_data_dir, artifacts):
                     str(tmp_path / "cmp.png")], check=True, capture_output=True)
     check_png(runs[0] / "curves.png")
     check_png(tmp_path / "cmp.png")
+    subprocess.run([sys.executable, "-m", "fmnist_core.cli", "sample", str(tmp_path / "samples"), "--count", "200",
+                    "--data-dir", str(real_data_dir)], check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "fmnist_core.cli", "predict", "--weights", str(runs[0] / "weights.safetensors"),
-                    str(artifacts / "sample-request"), "--grid", str(tmp_path / "grid.png")], check=True, capture_output=True)
+                    str(tmp_path / "samples"), "--grid", str(tmp_path / "grid.png")], check=True, capture_output=True)
     check_png(tmp_path / "grid.png", (600, 600))
 
 

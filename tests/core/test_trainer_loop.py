@@ -3,7 +3,7 @@ import pytest
 
 from fmnist_core import Callback, EarlyStopping, ModelCheckpoint, Trainer, TrainingError
 from fmnist_core.errors import ConfigError
-from fmnist_core.iteration import epoch_permutation, report_groups
+from fmnist_core.iteration import epoch_blocks, epoch_permutation
 from fmnist_core.testing import synthetic_dataset
 
 
@@ -12,13 +12,22 @@ def dataset():
     return synthetic_dataset(train=1000, test=100)
 
 
-def test_report_groups_cover_every_sample_once():
+def test_epoch_blocks_cover_every_sample_once():
     order = epoch_permutation(0, 0, 1000)
-    groups = list(report_groups(order, 64, 5))
-    blocks = [b for g in groups for b in g]
+    blocks = list(epoch_blocks(order, 64, 5))
     assert all(b.ndim == 2 for b in blocks)
-    assert [b.shape for b in groups[-1]] == [(5, 64), (1, 40)]
-    np.testing.assert_array_equal(np.sort(np.concatenate([b.ravel() for b in blocks])), np.arange(1000))
+    assert [b.shape for b in blocks] == [(5, 64), (5, 64), (5, 64), (1, 40)]
+    np.testing.assert_array_equal(np.concatenate([b.ravel() for b in blocks]), order)
+
+
+def test_block_size_is_independent_of_log_every(fake_backend, dataset):
+    recorder = Recorder()
+    trainer = Trainer(backend=fake_backend, data=dataset, epochs=1, batch_size=64, log_every=1,
+                      steps_per_execution=8, verbose=0, callbacks=[recorder])
+    trainer.fit()
+    assert [c[1] for c in trainer.engine.calls[1:]] == [(8, 64), (7, 64), (1, 40)]
+    assert [e for e in recorder.events if e.startswith("progress")] == [f"progress {i}/16" for i in range(1, 17)]
+    assert [r.loss for r in trainer.history.progress][:2] == pytest.approx([1.0, (1.0 + 0.5) / 2])
 
 
 def test_permutation_depends_on_seed_and_epoch():
@@ -51,13 +60,13 @@ class Recorder(Callback):
 def test_core_owns_loop_batching_and_callbacks(fake_backend, dataset):
     recorder = Recorder()
     trainer = Trainer(backend=fake_backend, data=dataset, epochs=2, batch_size=64, log_every=5,
-                      verbose=0, callbacks=[recorder])
+                      steps_per_execution=5, verbose=0, callbacks=[recorder])
     history = trainer.fit()
     calls = trainer.engine.calls
     assert calls[0] == ("attach", (1000, 28, 28))
     # 15 full batches in blocks of at most 5 steps, then the 40-sample remainder, per epoch
     assert [c[1] for c in calls[1:5]] == [(5, 64), (5, 64), (5, 64), (1, 40)]
-    assert recorder.events[:6] == ["train_begin", "epoch_begin 0", "progress 5/16", "progress 10/16",
+    assert recorder.events[:7] == ["train_begin", "epoch_begin 0", "progress 5/16", "progress 10/16", "progress 15/16",
                                    "progress 16/16", "epoch_end 0"]
     assert recorder.events[-1] == "train_end"
     assert len(history) == 2 and history[0].items == 1000 and history[0].steps == 16

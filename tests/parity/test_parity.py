@@ -37,7 +37,7 @@ def test_same_batches_in_same_order(backend, real):
     trainer = Trainer(backend=backend, data=real, seed=2, epochs=1, verbose=0)
     seen = []
     original = trainer.engine.train_steps
-    trainer.engine.train_steps = lambda block: (seen.append(block.copy()), original(block))[1]
+    trainer.engine.train_steps = lambda block, scalars: (seen.append(block.copy()), original(block, scalars))[1]
     trainer.fit()
     from fmnist_core.iteration import epoch_permutation
 

@@ -28,7 +28,7 @@ def first_step_losses(backend: str, data: Dataset, steps: int = 100, seed: int =
     trainer = Trainer(backend=backend, data=data, seed=seed, batch_size=batch_size, verbose=0)
     order = epoch_permutation(seed, 0, len(data.train))[: steps * batch_size].reshape(steps, batch_size)
     trainer.engine.attach(data.train.images, data.train.labels)
-    return np.asarray(trainer.engine.train_steps(order).losses, dtype=np.float64)
+    return np.asarray(trainer.engine.train_steps(order, trainer.step_scalars(0, 0, steps)).losses, dtype=np.float64)
 
 
 @dataclass

@@ -11,12 +11,12 @@ __version__ = "0.1.0"
 
 
 def to_keras_model(trainer, keras_backend: str | None = None):
-    """A ``keras.Model`` (the article's Sequential) with ``trainer``'s current weights."""
+    """A ``keras.Model`` (the Sequential of ``trainer.model``) with ``trainer``'s current weights."""
     from .engine import build_model, import_keras, weight_list
 
     import_keras(keras_backend)
-    model = build_model()
-    model.set_weights(weight_list(trainer.params))
+    model = build_model(trainer.model)
+    model.set_weights(weight_list(trainer.model, trainer.params))
     return model
 
 

@@ -12,8 +12,9 @@ import sys
 
 import numpy as np
 
-from fmnist_core import BackendError, Engine, EngineConfig, StepResult
+from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec, StepResult
 from fmnist_core.iteration import pad_block
+from fmnist_core.models import BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool, MaxPool2D, ReLU
 
 SUPPORTED = ("tensorflow", "torch")
 
@@ -44,52 +45,66 @@ def import_keras(wanted: str | None = None):
     return keras
 
 
-def build_model():
-    """The article's model on Keras 3: Flatten, Dense(20, relu), Dense(10)."""
+def build_model(spec: ModelSpec, seed: int = 0):
+    """A ``keras.Sequential`` of ``spec``: Keras' own layers, named after the neutral names."""
     import keras
 
-    return keras.Sequential([
-        keras.Input(shape=(28, 28)),
-        keras.layers.Flatten(),
-        keras.layers.Dense(20, activation="relu"),
-        keras.layers.Dense(10),
-    ], name="fmnist_mlp")
+    layers = [keras.Input(shape=spec.input_shape)]
+    if not isinstance(spec.layers[0], Flatten):  # images get their channel axis
+        layers.append(keras.layers.Reshape((*spec.input_shape, 1)))
+    for index, layer in enumerate(spec.layers):
+        if isinstance(layer, Flatten):
+            layers.append(keras.layers.Flatten())
+        elif isinstance(layer, Dense):
+            layers.append(keras.layers.Dense(layer.units, name=layer.name))
+        elif isinstance(layer, Conv2D):
+            layers.append(keras.layers.Conv2D(layer.filters, layer.kernel, strides=layer.stride,
+                                              padding=layer.padding, name=layer.name))
+        elif isinstance(layer, MaxPool2D):
+            layers.append(keras.layers.MaxPooling2D(layer.pool, strides=layer.step))
+        elif isinstance(layer, ReLU):
+            layers.append(keras.layers.ReLU())
+        elif isinstance(layer, BatchNorm):  # Keras' momentum is the share of the old statistics
+            layers.append(keras.layers.BatchNormalization(momentum=1 - layer.momentum, epsilon=layer.eps,
+                                                          name=layer.name))
+        elif isinstance(layer, Dropout):
+            layers.append(keras.layers.Dropout(layer.rate, seed=seed * 1000 + index))
+        elif isinstance(layer, GlobalAvgPool):
+            layers.append(keras.layers.GlobalAveragePooling2D())
+        else:
+            raise BackendError(f"the keras backend cannot build layer {layer!r}")
+    return keras.Sequential(layers, name=f"fmnist_{spec.name}")
 
 
-def weight_list(params: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Neutral params in Keras' order (Dense kernels are (in, out) in both)."""
-    return [params["fc1.weight"], params["fc1.bias"], params["fc2.weight"], params["fc2.bias"]]
+def weight_list(spec: ModelSpec, params: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Neutral params in Keras' order (Keras keeps kernels (in, out) and (kh, kw, in, out) too)."""
+    return [params[p.name] for p in spec.params]
 
 
-def neutral(weights: list[np.ndarray]) -> dict[str, np.ndarray]:
-    names = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
-    return {n: np.array(w, dtype=np.float32) for n, w in zip(names, weights, strict=True)}
+def neutral(spec: ModelSpec, weights: list[np.ndarray]) -> dict[str, np.ndarray]:
+    return {p.name: np.array(w, dtype=np.float32) for p, w in zip(spec.params, weights, strict=True)}
 
 
 class KerasEngine(Engine):
     def __init__(self, config: EngineConfig, keras):
         self.keras = keras
         self.keras_backend = keras.backend.backend()
-        if config.initial_params is None:
-            keras.utils.set_random_seed(config.seed)
-        self.model = build_model()
+        self.spec, self.optimizer = config.model, config.optimizer
+        keras.utils.set_random_seed(config.seed)  # the framework initialiser and dropout draw from it
+        self.model = build_model(self.spec, config.seed)
         if config.initial_params is not None:
-            self.model.set_weights(weight_list(config.initial_params))
-        self.optimizer = keras.optimizers.SGD(learning_rate=config.learning_rate)
-        self.optimizer.build(self.model.trainable_variables)
-        self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            self.model.set_weights(weight_list(self.spec, config.initial_params))
+        self.variables = self.model.trainable_variables
         self.device = f"keras/{self.keras_backend}"
 
     def get_params(self):
-        return neutral(self.model.get_weights())
+        return neutral(self.spec, self.model.get_weights())
 
     def set_params(self, params):
-        self.model.set_weights(weight_list(params))
+        self.model.set_weights(weight_list(self.spec, params))
 
-    def logits(self, images):
-        flat = np.asarray(images, np.uint8)
-        out = [self._predict(flat[start : start + 8192]) for start in range(0, len(flat), 8192)]
-        return np.concatenate(out).astype(np.float32, copy=False)
+    def optimizer_state(self):
+        return {f"{slot}.{name}": np.array(self._to_numpy(value), np.float32) for (slot, name), value in self.slots.items()}
 
 
 class KerasTFEngine(KerasEngine):
@@ -101,21 +116,31 @@ class KerasTFEngine(KerasEngine):
         set_tensorflow_threads(config.options.get("threads", None if tf.config.list_physical_devices("GPU") else 1))
         super().__init__(config, keras)
         self.tf = tf
+        self.slots = {(slot, name): tf.Variable(tf.zeros(shape), trainable=False)
+                      for slot in self.optimizer.slots for name, shape in
+                      ((n, self.spec.shapes()[n]) for n in self.spec.trainable())}
         self._largest_block = [0, 0]
         jit = bool(config.options.get("jit_compile", True))
         self._train = tf.function(self._train_block, jit_compile=jit, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
         self._forward = tf.function(lambda x: self.model(tf.cast(x, tf.float32) / 255.0, training=False),
-                                    input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8)])
+                                    input_signature=[tf.TensorSpec([None, *self.spec.input_shape], tf.uint8)])
+
+    def _to_numpy(self, value):
+        return value.numpy()
+
+    def set_optimizer_state(self, state):
+        for (slot, name), value in self.slots.items():
+            value.assign(state[f"{slot}.{name}"])
 
     def attach(self, images, labels):
         tf = self.tf
         self.images = tf.constant(np.asarray(images, np.uint8))
         self.labels = tf.constant(np.asarray(labels, np.int32))
 
-    def _train_block(self, batches, steps, valid, images, labels):
+    def _train_block(self, batches, scalars, steps, valid, images, labels):
         tf = self.tf
-        variables = self.model.trainable_variables
+        variables, names = self.variables, self.spec.trainable()
         losses = tf.zeros([tf.shape(batches)[0]], tf.float32)
         correct = tf.zeros([tf.shape(batches)[0]], tf.int32)
         mask = tf.range(tf.shape(batches)[1]) < valid  # padding samples of a smaller last batch
@@ -127,24 +152,33 @@ class KerasTFEngine(KerasEngine):
             y = tf.gather(labels, rows)
             with tf.GradientTape() as tape:
                 logits = self.model(x, training=True)
-                # Keras' loss averages over the padded batch: weights × its size make it the
-                # mean over the real samples
-                loss = self.loss_fn(y, logits, sample_weight=weights * tf.cast(tf.shape(batches)[1], tf.float32))
-            self.optimizer.apply(tape.gradient(loss, variables), variables)
+                per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+                loss = tf.reduce_sum(per_sample * weights)
+            row = tf.unstack(scalars[step], num=len(self.optimizer.columns))
+            for name, variable, grad in zip(names, variables, tape.gradient(loss, variables), strict=True):
+                slots = [self.slots[(slot, name)] for slot in self.optimizer.slots]
+                new, new_slots = self.optimizer.update(variable.value, grad, [s.read_value() for s in slots], row, tf.sqrt)
+                variable.assign(new)
+                for target, value in zip(slots, new_slots, strict=True):
+                    target.assign(value)
             hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y) & mask, tf.int32))
             losses = tf.tensor_scatter_nd_update(losses, [[step]], [loss])
             correct = tf.tensor_scatter_nd_update(correct, [[step]], [hits])
             step += 1
         return losses, correct
 
-    def train_steps(self, batches):
+    def train_steps(self, batches, scalars):
         padded, steps, valid = pad_block(batches, self._largest_block)
+        scalars = np.asarray(scalars, np.float32)
+        if len(scalars) < len(padded):  # the padding steps never run
+            scalars = np.concatenate([scalars, np.repeat(scalars[-1:], len(padded) - len(scalars), axis=0)])
         tf = self.tf
-        losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(steps), tf.constant(valid), self.images, self.labels)
+        losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(scalars), tf.constant(steps),
+                                      tf.constant(valid), self.images, self.labels)
         return StepResult(losses.numpy()[:steps], correct.numpy()[:steps])
 
-    def _predict(self, images):
-        return self._forward(self.tf.constant(images)).numpy()
+    def logits(self, images):
+        return self._forward(self.tf.constant(np.asarray(images, np.uint8))).numpy().astype(np.float32, copy=False)
 
 
 class KerasTorchEngine(KerasEngine):
@@ -154,43 +188,63 @@ class KerasTorchEngine(KerasEngine):
 
         self.torch = torch
         self.torch_device = keras.src.backend.torch.core.get_device()
+        self.tensors = [v.value for v in self.variables]
+        self.slots = {(slot, name): torch.zeros_like(tensor)
+                      for slot in self.optimizer.slots for name, tensor in zip(self.spec.trainable(), self.tensors, strict=True)}
+        self.fused = self.spec.is_mlp() and self.optimizer.is_plain_sgd
+
+    def _to_numpy(self, value):
+        return value.detach().cpu().numpy()
+
+    def set_optimizer_state(self, state):
+        for (slot, name), value in self.slots.items():
+            value.copy_(self.torch.from_numpy(np.asarray(state[f"{slot}.{name}"], np.float32)))
 
     def attach(self, images, labels):
         torch = self.torch
         self.images = torch.from_numpy(np.array(images, np.uint8)).to(self.torch_device)
         self.labels = torch.from_numpy(np.asarray(labels, np.int64)).to(self.torch_device)
 
-    def train_steps(self, batches):
+    def _logits(self, x):
         # Calling the Keras model costs ~2 ms per step on the torch backend (layer dispatch), so
-        # the step runs the same Dense math on the model's own torch tensors, with autograd and
-        # plain SGD: measured 6.5 s/epoch through model() + optimizer.apply, far less this way.
+        # the article's MLP runs the same Dense math on the model's own torch tensors: measured
+        # 6.5 s/epoch through model() + optimizer.apply, about 1 s this way.
+        if self.fused:
+            kernel1, bias1, kernel2, bias2 = self.tensors
+            return self.torch.addmm(bias2, self.torch.addmm(bias1, x.flatten(1), kernel1).relu(), kernel2)
+        return self.model(x, training=True)
+
+    def train_steps(self, batches, scalars):
         torch = self.torch
         functional = torch.nn.functional
         index = torch.from_numpy(np.ascontiguousarray(batches, np.int64)).to(self.torch_device)
+        rows = np.asarray(scalars, np.float64).tolist()
         losses = torch.empty(len(index), device=self.torch_device)
         correct = torch.empty(len(index), dtype=torch.int64, device=self.torch_device)
-        tensors = [v.value for v in self.model.trainable_variables]
-        kernel1, bias1, kernel2, bias2 = tensors
-        lr = float(self.optimizer.learning_rate)
+        names, tensors, optimizer = self.spec.trainable(), self.tensors, self.optimizer
         for step in range(len(index)):
-            rows = index[step]
-            x = self.images.index_select(0, rows).to(torch.float32).div_(255.0).flatten(1)
-            y = self.labels.index_select(0, rows)
-            logits = torch.addmm(bias2, torch.addmm(bias1, x, kernel1).relu(), kernel2)
+            sample = index[step]
+            x = self.images.index_select(0, sample).to(torch.float32).div_(255.0)
+            y = self.labels.index_select(0, sample)
+            logits = self._logits(x)
             loss = functional.cross_entropy(logits, y)
             grads = torch.autograd.grad(loss, tensors)
             with torch.no_grad():
-                for tensor, grad in zip(tensors, grads, strict=True):
-                    tensor.sub_(grad, alpha=lr)
+                for name, tensor, grad in zip(names, tensors, grads, strict=True):
+                    slots = [self.slots[(slot, name)] for slot in optimizer.slots]
+                    new, new_slots = optimizer.update(tensor, grad, slots, rows[step], torch.sqrt)
+                    tensor.copy_(new)
+                    for target, value in zip(slots, new_slots, strict=True):
+                        target.copy_(value)
             losses[step] = loss.detach()
             correct[step] = (logits.detach().argmax(dim=1) == y).sum()
         return StepResult(losses.cpu().numpy(), correct.cpu().numpy())
 
-    def _predict(self, images):
+    def logits(self, images):
         torch = self.torch
         with torch.no_grad():
             x = torch.from_numpy(np.array(images, np.uint8)).to(self.torch_device).to(torch.float32).div_(255.0)
-            return self.model(x, training=False).cpu().numpy()
+            return self.model(x, training=False).cpu().numpy().astype(np.float32, copy=False)
 
 
 def create_engine(config: EngineConfig) -> KerasEngine:

@@ -1,4 +1,9 @@
-"""``.keras`` archives (loaded with ``safe_mode=True``) and ``.weights.h5`` files."""
+"""``.keras`` archives (loaded with ``safe_mode=True``) and ``.weights.h5`` files of any model.
+
+A ``.keras`` file's model is recognised by the shapes of its weights, in order, among the
+registered models (a ``.weights.h5`` holds no architecture: it is read into each registered
+model's Keras build until one fits).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,26 @@ import numpy as np
 
 from fmnist_core import Weights, WeightsError
 
+from fmnist_core.plugins import models
+
 from .engine import build_model, import_keras, neutral, weight_list
 
-SHAPES = [(784, 20), (20,), (20, 10), (10,)]
 
-
-def _check(weights: list[np.ndarray], path: Path) -> dict[str, np.ndarray]:
+def _check(weights: list[np.ndarray], path: Path) -> Weights:
     shapes = [tuple(w.shape) for w in weights]
-    if shapes != SHAPES:
-        raise WeightsError(f"{path} holds weights of shapes {shapes}, not the MLP's {SHAPES}",
-                           fix="pass a model of the article's 784-20-10 network")
-    return neutral(weights)
+    for name, spec in models().items():
+        if shapes == [p.shape for p in spec.params]:
+            return Weights(name, neutral(spec, weights), {"backend": "keras"})
+    raise WeightsError(f"{path} holds weights of shapes {shapes[:6]}, which fit no known model "
+                       f"(the article's MLP: {[p.shape for p in models()['mlp'].params]})",
+                       fix="pass a model of a registered architecture (`fmnist models`)")
+
+
+def _spec(weights: Weights):
+    from fmnist_core.trainer import model_of
+
+    spec = model_of(weights)
+    return spec, weight_list(spec, spec.check_params(weights.params))
 
 
 @contextlib.contextmanager
@@ -46,31 +60,37 @@ def read_keras(path: Path) -> Weights:
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors...
         raise WeightsError(f"{path} is not a loadable .keras model ({str(exc).splitlines()[0][:200]})",
                            fix="pass a file saved with model.save('name.keras') or by fmnist") from exc
-    return Weights("mlp", _check(model.get_weights(), path), {"backend": "keras"})
+    return _check(model.get_weights(), path)
 
 
 def write_keras(path: Path, weights: Weights) -> None:
     import_keras()
-    model = build_model()
-    model.set_weights(weight_list(weights.params))
+    spec, values = _spec(weights)
+    model = build_model(spec)
+    model.set_weights(values)
     with _staged(path, ".keras") as tmp:
         model.save(tmp)
 
 
 def read_weights_h5(path: Path) -> Weights:
     import_keras()
-    model = build_model()
-    try:
-        model.load_weights(str(path))
-    except Exception as exc:
-        raise WeightsError(f"{path} is not a .weights.h5 file of the MLP ({str(exc).splitlines()[0][:200]})",
-                           fix="pass a file saved with model.save_weights('name.weights.h5') of the same model") from exc
-    return Weights("mlp", _check(model.get_weights(), path), {"backend": "keras"})
+    reasons = []
+    for spec in models().values():
+        model = build_model(spec)
+        try:
+            model.load_weights(str(path))
+        except Exception as exc:
+            reasons.append(f"{spec.name}: {str(exc).splitlines()[0][:120]}")
+            continue
+        return _check(model.get_weights(), path)
+    raise WeightsError(f"{path} is not a .weights.h5 file of a known model ({'; '.join(reasons)[:300]})",
+                       fix="pass a file saved with model.save_weights('name.weights.h5') of a registered model")
 
 
 def write_weights_h5(path: Path, weights: Weights) -> None:
     import_keras()
-    model = build_model()
-    model.set_weights(weight_list(weights.params))
+    spec, values = _spec(weights)
+    model = build_model(spec)
+    model.set_weights(values)
     with _staged(path, ".weights.h5") as tmp:
         model.save_weights(tmp)

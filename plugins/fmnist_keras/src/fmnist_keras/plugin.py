@@ -11,7 +11,6 @@ class KerasBackend(Backend):
     description = "Keras 3 (keras_backend='tensorflow' by default, or 'torch')"
     priority = 10
     requires = ("keras",)
-    models = ("mlp",)
 
     def create_engine(self, config: EngineConfig):
         from .engine import create_engine
@@ -29,7 +28,7 @@ KERAS = WeightFormat(
 )
 WEIGHTS_H5 = WeightFormat(
     name="weights.h5",
-    description="Keras .weights.h5 of the article's Sequential model",
+    description="Keras .weights.h5 of the model's Sequential",
     suffixes=(".weights.h5",),
     read=lazy("fmnist_keras.formats", "read_weights_h5"),
     write=lazy("fmnist_keras.formats", "write_weights_h5"),

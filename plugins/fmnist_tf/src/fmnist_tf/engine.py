@@ -1,53 +1,105 @@
-"""The TensorFlow engine: explicit variables in a ``tf.Module``, ``tf.GradientTape`` and SGD.
+"""The TensorFlow engine: any ``ModelSpec`` as TF ops on explicit variables in a ``tf.Module``.
 
 The article keeps raw ``tf.Variable``s on a ``tf.keras.Model``; Keras 3 no longer tracks those,
 so they live in a ``tf.Module`` here and this backend does not depend on Keras. A whole block of
-steps runs inside one ``tf.function`` (a ``tf.range`` loop) over the uint8 training set kept as a
-tensor on the device, gathering each batch by index.
+steps runs inside one ``tf.function`` (a while loop, XLA-compiled) over the uint8 training set
+kept as a tensor on the device: gather a batch by index, ``GradientTape``, then the core's
+optimizer update on the variables.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from fmnist_core import BackendError, Engine, EngineConfig, StepResult
+from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec, StepResult
 from fmnist_core.compat import import_tensorflow, set_tensorflow_threads
 from fmnist_core.iteration import pad_block
+from fmnist_core.models import BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool, MaxPool2D, ReLU
 
 tf = import_tensorflow()
 
-NAMES = ("w1", "b1", "w2", "b2")
-NEUTRAL = {"w1": "fc1.weight", "b1": "fc1.bias", "w2": "fc2.weight", "b2": "fc2.bias"}
+#: the article's variable names for the MLP (its checkpoints and SavedModel hold these)
+ARTICLE_NAMES = {"w1": "fc1.weight", "b1": "fc1.bias", "w2": "fc2.weight", "b2": "fc2.bias"}
 
 
-class MLP(tf.Module):
-    """``matmul + bias → relu → matmul + bias`` on explicit variables."""
+def variable_key(name: str) -> str:
+    """A checkpoint-safe key for a neutral name (``conv1.weight`` → ``conv1__weight``)."""
+    return name.replace(".", "__")
 
-    def __init__(self, params: dict[str, np.ndarray]):
-        super().__init__(name="mlp")
-        self.w1 = tf.Variable(params["fc1.weight"], name="w1")
-        self.b1 = tf.Variable(params["fc1.bias"], name="b1")
-        self.w2 = tf.Variable(params["fc2.weight"], name="w2")
-        self.b2 = tf.Variable(params["fc2.bias"], name="b2")
+
+class SpecModule(tf.Module):
+    """The layers of a ``ModelSpec`` as TF ops on variables named after the neutral names."""
+
+    def __init__(self, spec: ModelSpec, params: dict[str, np.ndarray], seed: int = 0):
+        super().__init__(name="fmnist_model")
+        self.spec = spec
+        self.params = {variable_key(p.name): tf.Variable(params[p.name], name=variable_key(p.name),
+                                                         trainable=p.trainable) for p in spec.params}
+        self.seed = seed
+        self.dropout_draws = tf.Variable(0, dtype=tf.int64, trainable=False, name="dropout_draws")
+
+    def variable(self, name: str) -> tf.Variable:
+        return self.params[variable_key(name)]
 
     @property
-    def variables_in_order(self) -> list[tf.Variable]:
-        return [self.w1, self.b1, self.w2, self.b2]
+    def trainable_in_order(self) -> list[tf.Variable]:
+        return [self.variable(name) for name in self.spec.trainable()]
 
-    def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        x = tf.reshape(x, [-1, 784])
-        hidden = tf.nn.relu(tf.matmul(x, self.w1) + self.b1)
-        return tf.matmul(hidden, self.w2) + self.b2
+    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        for index, layer in enumerate(self.spec.layers):
+            x = self._layer(index, layer, x, training)
+        return x
+
+    def _layer(self, index, layer, x, training):
+        if isinstance(layer, Flatten):
+            return tf.reshape(x, [-1, int(np.prod(self.spec.output_shapes[index]))])
+        if isinstance(layer, Dense):
+            return tf.matmul(x, self.variable(f"{layer.name}.weight")) + self.variable(f"{layer.name}.bias")
+        if isinstance(layer, ReLU):
+            return tf.nn.relu(x)
+        if len(x.shape) == 3:
+            x = x[..., None]  # (N, H, W) images have one channel
+        if isinstance(layer, Conv2D):
+            x = tf.nn.conv2d(x, self.variable(f"{layer.name}.weight"), layer.stride, layer.padding.upper())
+            return x + self.variable(f"{layer.name}.bias")
+        if isinstance(layer, MaxPool2D):
+            return tf.nn.max_pool2d(x, layer.pool, layer.step, "VALID")
+        if isinstance(layer, GlobalAvgPool):
+            return tf.reduce_mean(x, axis=[1, 2])
+        if isinstance(layer, BatchNorm):
+            return self._batch_norm(layer, x, training)
+        if isinstance(layer, Dropout):
+            if not training or layer.rate == 0:
+                return x
+            self.dropout_draws.assign_add(1)
+            seed = tf.stack([tf.constant(self.seed * 1000 + index, tf.int64), self.dropout_draws])
+            keep = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed) >= layer.rate, x.dtype)
+            return x * keep / (1 - layer.rate)
+        raise BackendError(f"the tf backend cannot build layer {layer!r}")
+
+    def _batch_norm(self, layer, x, training):
+        gamma, beta = self.variable(f"{layer.name}.weight"), self.variable(f"{layer.name}.bias")
+        mean_var, var_var = self.variable(f"{layer.name}.running_mean"), self.variable(f"{layer.name}.running_var")
+        if not training:
+            return tf.nn.batch_normalization(x, mean_var, var_var, beta, gamma, layer.eps)
+        mean, var = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
+        m = layer.momentum
+        mean_var.assign((1 - m) * mean_var + m * tf.stop_gradient(mean))
+        var_var.assign((1 - m) * var_var + m * tf.stop_gradient(var))
+        return tf.nn.batch_normalization(x, mean, var, beta, gamma, layer.eps)
 
 
-def glorot_params(seed: int) -> dict[str, np.ndarray]:
-    """TensorFlow's own Glorot-uniform initialisation (zeros for biases), from ``seed``."""
-    def glorot(shape, salt):
-        limit = np.sqrt(6.0 / sum(shape))
-        return tf.random.stateless_uniform(shape, seed=[seed, salt], minval=-limit, maxval=limit).numpy()
-
-    return {"fc1.weight": glorot((784, 20), 1), "fc1.bias": np.zeros(20, np.float32),
-            "fc2.weight": glorot((20, 10), 2), "fc2.bias": np.zeros(10, np.float32)}
+def framework_params(spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:
+    """TensorFlow's own initialisation (Glorot-uniform, zeros, ones) from ``seed``."""
+    params = {}
+    for salt, p in enumerate(spec.params, start=1):
+        if p.init == "glorot_uniform":
+            fan_in, fan_out = p.fans or (p.shape[0], p.shape[-1])
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            params[p.name] = tf.random.stateless_uniform(p.shape, seed=[seed, salt], minval=-limit, maxval=limit).numpy()
+        else:
+            params[p.name] = np.full(p.shape, 1.0 if p.init == "ones" else 0.0, np.float32)
+    return params
 
 
 def pick_device(name: str | None) -> str:
@@ -62,32 +114,50 @@ def pick_device(name: str | None) -> str:
     return "/CPU:0"
 
 
-class TFMLPEngine(Engine):
+def pad_scalars(scalars: np.ndarray, steps: int) -> np.ndarray:
+    """Repeat the last row up to ``steps`` rows (the padding steps of a block never run)."""
+    scalars = np.asarray(scalars, np.float32)
+    if len(scalars) < steps:
+        scalars = np.concatenate([scalars, np.repeat(scalars[-1:], steps - len(scalars), axis=0)])
+    return scalars
+
+
+def masked_step_loss(logits, y, weights):
+    """Mean cross-entropy over the real samples (``weights``: mask / real batch size)."""
+    per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    return tf.reduce_sum(per_sample * weights)
+
+
+class TFEngine(Engine):
     def __init__(self, config: EngineConfig):
         options = config.options
+        self.spec, self.optimizer = config.model, config.optimizer
         self.device = pick_device(options.get("device"))
         set_tensorflow_threads(options.get("threads", 1 if self.device == "/CPU:0" else None))
-        params = config.initial_params if config.initial_params is not None else glorot_params(config.seed)
+        params = config.initial_params if config.initial_params is not None else framework_params(self.spec, config.seed)
         # XLA compiles the whole block of steps into one program: 0.11 s/epoch here against
-        # 0.25 s without; a switch since the compile itself costs about half a second per run.
+        # 0.25 s without for the MLP; a switch since the compile itself costs about half a second.
         self.jit_compile = bool(options.get("jit_compile", True))
         with tf.device(self.device):
-            self.module = MLP(config.model.check_params(params))
-        self.learning_rate = tf.constant(config.learning_rate, tf.float32)
+            self.module = SpecModule(self.spec, params, config.seed)
+            self.slots = {(slot, name): tf.Variable(tf.zeros_like(params[name]), trainable=False)
+                          for slot in self.optimizer.slots for name in self.spec.trainable()}
         self.images = None
         self.labels = None
         self._largest_block = [0, 0]
         self._train = tf.function(self._train_block, jit_compile=self.jit_compile, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
-        self._forward = tf.function(self._logits_block, input_signature=[tf.TensorSpec([None, 784], tf.uint8)])
+        shape = [None, *self.spec.input_shape]
+        self._forward = tf.function(self._logits_block, input_signature=[tf.TensorSpec(shape, tf.uint8)])
 
     def attach(self, images, labels):
         with tf.device(self.device):
-            self.images = tf.constant(np.asarray(images, np.uint8).reshape(len(images), 784))
+            self.images = tf.constant(np.asarray(images, np.uint8))
             self.labels = tf.constant(np.asarray(labels, np.int32))
 
-    def _train_block(self, batches, steps, valid, images, labels):
-        variables = self.module.variables_in_order
+    def _train_block(self, batches, scalars, steps, valid, images, labels):
+        variables = self.module.trainable_in_order
+        names = self.spec.trainable()
         losses = tf.zeros([tf.shape(batches)[0]], tf.float32)
         correct = tf.zeros([tf.shape(batches)[0]], tf.int32)
         mask = tf.range(tf.shape(batches)[1]) < valid  # padding samples of a smaller last batch
@@ -98,11 +168,16 @@ class TFMLPEngine(Engine):
             x = tf.cast(tf.gather(images, rows), tf.float32) / 255.0
             y = tf.gather(labels, rows)
             with tf.GradientTape() as tape:
-                logits = self.module(x)
-                per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-                loss = tf.reduce_sum(per_sample * weights)
-            for variable, grad in zip(variables, tape.gradient(loss, variables), strict=True):
-                variable.assign_sub(self.learning_rate * grad)
+                logits = self.module(x, training=True)
+                loss = masked_step_loss(logits, y, weights)
+            row = tf.unstack(scalars[step], num=len(self.optimizer.columns))
+            for name, variable, grad in zip(names, variables, tape.gradient(loss, variables), strict=True):
+                slots = [self.slots[(slot, name)] for slot in self.optimizer.slots]
+                new, new_slots = self.optimizer.update(variable.read_value(), grad, [s.read_value() for s in slots],
+                                                       row, tf.sqrt)
+                variable.assign(new)
+                for target, value in zip(slots, new_slots, strict=True):
+                    target.assign(value)
             hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y) & mask, tf.int32))
             losses = tf.tensor_scatter_nd_update(losses, [[step]], [loss])
             correct = tf.tensor_scatter_nd_update(correct, [[step]], [hits])
@@ -110,27 +185,31 @@ class TFMLPEngine(Engine):
         return losses, correct
 
     def _logits_block(self, images):
-        return self.module(tf.cast(images, tf.float32) / 255.0)
+        return self.module(tf.cast(images, tf.float32) / 255.0, training=False)
 
-    def train_steps(self, batches):
+    def train_steps(self, batches, scalars):
         if self.images is None:
             raise BackendError("train_steps called before attach()", fix="attach the data first")
         padded, steps, valid = pad_block(batches, self._largest_block)
         with tf.device(self.device):
-            losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(steps), tf.constant(valid), self.images, self.labels)
+            losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(pad_scalars(scalars, len(padded))),
+                                          tf.constant(steps), tf.constant(valid), self.images, self.labels)
         return StepResult(losses.numpy()[:steps], correct.numpy()[:steps])
 
     def logits(self, images):
-        flat = np.asarray(images, np.uint8).reshape(len(images), 784)
-        out = []
         with tf.device(self.device):
-            for start in range(0, len(flat), 8192):
-                out.append(self._forward(tf.constant(flat[start : start + 8192])).numpy())
-        return np.concatenate(out).astype(np.float32, copy=False)
+            return self._forward(tf.constant(np.asarray(images, np.uint8))).numpy().astype(np.float32, copy=False)
 
     def get_params(self):
-        return {NEUTRAL[v.name.split(":")[0]]: v.numpy().copy() for v in self.module.variables_in_order}
+        return {name: self.module.variable(name).numpy().copy() for name in self.spec.shapes()}
 
     def set_params(self, params):
-        for variable in self.module.variables_in_order:
-            variable.assign(params[NEUTRAL[variable.name.split(":")[0]]])
+        for name in self.spec.shapes():
+            self.module.variable(name).assign(params[name])
+
+    def optimizer_state(self):
+        return {f"{slot}.{name}": value.numpy().copy() for (slot, name), value in self.slots.items()}
+
+    def set_optimizer_state(self, state):
+        for (slot, name), value in self.slots.items():
+            value.assign(state[f"{slot}.{name}"])

@@ -1,8 +1,10 @@
-"""TF checkpoints and SavedModels, read from their variables (a SavedModel's graph is never run).
+"""TF checkpoints and SavedModels of any model, read from their variables (a graph is never run).
 
-Both hold ``w1 (784, 20)``, ``b1 (20,)``, ``w2 (20, 10)``, ``b2 (10,)``, the article's names. An
-exported SavedModel carries a ``serving_default`` signature: uint8 images (n, 28, 28) in, logits,
-probabilities and class indices out.
+The ``mlp`` keeps the article's variable names ``w1 (784, 20)``, ``b1``, ``w2 (20, 10)``, ``b2``;
+other models store each neutral tensor under its name with ``.`` written ``__``
+(``conv1__weight``), in the neutral layout. An exported SavedModel carries a ``serving_default``
+signature built from the model's spec: uint8 images (n, 28, 28) in, ``logits``,
+``probabilities`` and ``class_index`` out.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_core import Weights, WeightsError
+from fmnist_core.plugins import models
 
-from .engine import MLP, NEUTRAL, tf  # the engine imports TensorFlow (fmnist_core.compat)
+from .engine import ARTICLE_NAMES, SpecModule, tf, variable_key  # the engine imports TensorFlow
 
 
-def _read_variables(prefix: str, source: Path) -> Weights:
+def _variables(prefix: str, source: Path) -> dict[str, np.ndarray]:
     try:
         reader = tf.train.load_checkpoint(prefix)
     except (tf.errors.OpError, ValueError) as exc:
@@ -27,28 +30,43 @@ def _read_variables(prefix: str, source: Path) -> Weights:
                            fix="pass a SavedModel folder or a tf.train.Checkpoint prefix") from exc
     found = {}
     for key in reader.get_variable_to_shape_map():
-        short = key.split("/.ATTRIBUTES")[0].split("/")[-1].lower()
-        if short in NEUTRAL and key.endswith("VARIABLE_VALUE"):
-            found[NEUTRAL[short]] = np.asarray(reader.get_tensor(key), np.float32)
-    if len(found) != 4:
-        raise WeightsError(f"{source} lacks the variables w1, b1, w2, b2 (found {sorted(found) or 'none'})",
-                           fix="pass a checkpoint of the article's TensorFlow MLP")
-    return Weights("mlp", found, {"backend": "tf"})
+        if key.endswith("VARIABLE_VALUE"):
+            found[key.split("/.ATTRIBUTES")[0].split("/")[-1]] = np.asarray(reader.get_tensor(key), np.float32)
+    return found
+
+
+def _weights_from(found: dict[str, np.ndarray], source: Path) -> Weights:
+    article = {ARTICLE_NAMES[k.lower()]: v for k, v in found.items() if k.lower() in ARTICLE_NAMES}
+    if len(article) == 4:
+        return Weights("mlp", article, {"backend": "tf"})
+    for name, spec in models().items():
+        wanted = {variable_key(n): n for n in spec.shapes()}
+        if set(wanted) <= set(found) and all(found[k].shape == spec.shapes()[n] for k, n in wanted.items()):
+            return Weights(name, {n: found[k] for k, n in wanted.items()}, {"backend": "tf"})
+    raise WeightsError(f"{source} holds variables {', '.join(sorted(found)[:6]) or 'none'}, which fit no known model",
+                       fix="pass a checkpoint of the article's TensorFlow MLP or one written by fmnist")
 
 
 def read_checkpoint(path: Path) -> Weights:
     prefix = str(path)[: -len(".index")] if str(path).endswith(".index") else str(path)
-    return _read_variables(prefix, path)
+    return _weights_from(_variables(prefix, path), path)
 
 
 def read_savedmodel(path: Path) -> Weights:
-    return _read_variables(str(path / "variables" / "variables"), path)
+    return _weights_from(_variables(str(path / "variables" / "variables"), path), path)
 
 
-def _module(weights: Weights) -> MLP:
-    if weights.model != "mlp":
-        raise WeightsError(f"TensorFlow formats hold the mlp model, not {weights.model!r}")
-    return MLP(weights.params)
+def _module(weights: Weights) -> SpecModule:
+    from fmnist_core.trainer import model_of
+
+    spec = model_of(weights)
+    return SpecModule(spec, spec.check_params(weights.params))
+
+
+def _trackables(module: SpecModule) -> dict[str, tf.Variable]:
+    if module.spec.name == "mlp" and module.spec.is_mlp():
+        return {short: module.variable(name) for short, name in ARTICLE_NAMES.items()}
+    return {variable_key(name): module.variable(name) for name in module.spec.shapes()}
 
 
 def write_checkpoint(path: Path, weights: Weights) -> None:
@@ -56,7 +74,7 @@ def write_checkpoint(path: Path, weights: Weights) -> None:
     path = Path(path)
     folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        written = tf.train.Checkpoint(w1=module.w1, b1=module.b1, w2=module.w2, b2=module.b2).write(str(folder / "ckpt"))
+        written = tf.train.Checkpoint(**_trackables(module)).write(str(folder / "ckpt"))
         # data first, index last: a reader never finds an index without its data
         data = Path(f"{written}.data-00000-of-00001")
         os.replace(data, f"{path}.data-00000-of-00001")
@@ -66,13 +84,15 @@ def write_checkpoint(path: Path, weights: Weights) -> None:
 
 
 class Serving(tf.Module):
-    def __init__(self, mlp: MLP):
+    def __init__(self, model: SpecModule):
         super().__init__()
-        self.mlp = mlp
+        self.model = model
+        self.variables_by_name = _trackables(model)
+        shape = [None, *model.spec.input_shape]
+        self.serve = tf.function(self._serve, input_signature=[tf.TensorSpec(shape, tf.uint8, name="images")])
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8, name="images")])
-    def serve(self, images):
-        logits = self.mlp(tf.cast(images, tf.float32) / 255.0)
+    def _serve(self, images):
+        logits = self.model(tf.cast(images, tf.float32) / 255.0, training=False)
         return {"logits": logits, "probabilities": tf.nn.softmax(logits),
                 "class_index": tf.argmax(logits, axis=1, output_type=tf.int32)}
 

@@ -13,12 +13,11 @@ class TFBackend(Backend):
     description = "low-level TensorFlow: tf.Module variables, GradientTape, tf.function (GPU when seen)"
     priority = 20
     requires = ("tensorflow",)
-    models = ("mlp",)
 
     def create_engine(self, config: EngineConfig):
-        from .engine import TFMLPEngine
+        from .engine import TFEngine
 
-        return TFMLPEngine(config)
+        return TFEngine(config)
 
 
 def _is_savedmodel(path: Path) -> bool:
@@ -40,7 +39,7 @@ SAVEDMODEL = WeightFormat(
 )
 CHECKPOINT = WeightFormat(
     name="tf-checkpoint",
-    description="tf.train.Checkpoint of w1, b1, w2, b2 (PATH.ckpt → PATH.ckpt.index + data)",
+    description="tf.train.Checkpoint of the variables (the article's w1, b1, w2, b2 for the mlp; PATH.ckpt → PATH.ckpt.index + data)",
     suffixes=(".ckpt",),
     read=lazy("fmnist_tf.formats", "read_checkpoint"),
     write=lazy("fmnist_tf.formats", "write_checkpoint"),

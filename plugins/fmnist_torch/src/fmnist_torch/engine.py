@@ -1,18 +1,22 @@
-"""The PyTorch engine: the article's ``nn.Sequential`` MLP with SGD and cross-entropy.
+"""The PyTorch engine: any ``ModelSpec`` built as ``torch.nn`` modules, trained with autograd.
 
-The training set lives on the device as uint8 (N, 784); each block of steps gathers its batches
-with ``index_select`` and scales them there (the autograd step: one batch at a time). Losses and
-correct counts of a block are kept in device tensors and copied to the host once per block.
+The training set lives on the device as uint8 (N, H, W); each step gathers its batch with
+``index_select`` and scales it there. Losses and correct counts of a block stay in device
+tensors and are copied to the host once per block. The article's MLP with plain SGD takes a
+fused path: its backward pass written out, the block's batches gathered once.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fmnist_core import BackendError, Engine, EngineConfig, StepResult
+from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec, StepResult
+from fmnist_core.models import BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool, MaxPool2D, ReLU
 
 
 def resolve_device(name: str | None) -> torch.device:
@@ -25,14 +29,124 @@ def resolve_device(name: str | None) -> torch.device:
     return torch.device(name)
 
 
-def article_network() -> nn.Sequential:
-    """``nn.Sequential(Flatten, Linear(784, 20), ReLU, Linear(20, 10))`` as in the article."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 20), nn.ReLU(), nn.Linear(20, 10))
+class ChannelsLastFlatten(nn.Module):
+    """Flatten in the neutral (H, W, C) order: torch's NCHW is permuted first (a no-op for C = 1)."""
+
+    def forward(self, x):
+        if x.dim() == 4 and x.shape[1] > 1:
+            x = x.permute(0, 2, 3, 1)
+        return x.flatten(1)
 
 
-class TorchMLPEngine(Engine):
+class SameConv2d(nn.Conv2d):
+    """``nn.Conv2d`` that pads like TensorFlow's ``same`` when the padding is uneven."""
+
+    def __init__(self, *args, pads: tuple[int, int, int, int], **kwargs):
+        super().__init__(*args, padding=0, **kwargs)
+        self.pads = pads  # left, right, top, bottom
+
+    def forward(self, x):
+        return super().forward(F.pad(x, self.pads))
+
+
+class BiasedBatchNorm(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (also for (N, C) input) whose running variance takes the *biased* batch
+    variance, the neutral convention (Keras'); torch's own takes the unbiased one."""
+
+    def _check_input_dim(self, input):
+        if input.dim() not in (2, 4):
+            raise ValueError(f"expected 2D or 4D input (got {input.dim()}D input)")
+
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        # torch updates copies (autograd keeps them for the backward pass, so the buffers
+        # themselves must not change under it); the biased variance is then (n-1)/n of its
+        # unbiased one: running = new - (new - (1-m)·old)/n
+        mean, var = self.running_mean.clone(), self.running_var.clone()
+        out = F.batch_norm(x, mean, var, self.weight, self.bias, True, self.momentum, self.eps)
+        count = x.numel() // x.shape[1]
+        with torch.no_grad():
+            self.running_mean.copy_(mean)
+            self.running_var.copy_(var - (var - (1 - self.momentum) * self.running_var) / count)
+            self.num_batches_tracked.add_(1)
+        return out
+
+
+class SeededDropout(nn.Module):
+    """Inverted dropout drawing its masks from its own seeded generator."""
+
+    def __init__(self, rate: float, seed: int, device: torch.device):
+        super().__init__()
+        self.rate = rate
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
+
+    def forward(self, x):
+        if not self.training or self.rate == 0:
+            return x
+        keep = 1 - self.rate
+        mask = torch.empty_like(x).bernoulli_(keep, generator=self.generator)
+        return x * mask / keep
+
+
+def build_module(spec: ModelSpec, seed: int, device: torch.device) -> nn.Sequential:
+    """``nn.Sequential`` of ``spec``, children named after the layers (``conv1``, ``fc1``, …)."""
+    children = OrderedDict()
+    for index, (layer, shape) in enumerate(zip(spec.layers, spec.shapes_between, strict=False)):
+        channels = shape[-1] if len(shape) == 3 else (1 if len(shape) == 2 else shape[0])
+        key = layer.name or f"{layer.kind.lower()}{index}"
+        if isinstance(layer, Flatten):
+            module = ChannelsLastFlatten()
+        elif isinstance(layer, Dense):
+            module = nn.Linear(shape[0], layer.units)
+        elif isinstance(layer, Conv2D):
+            pads = (0, 0, 0, 0)
+            if layer.padding == "same":
+                (top, bottom), (left, right) = layer.same_padding(shape[0]), layer.same_padding(shape[1])
+                pads = (left, right, top, bottom)
+            if pads[0] == pads[1] and pads[2] == pads[3]:
+                module = nn.Conv2d(channels, layer.filters, layer.kernel, layer.stride, padding=(pads[2], pads[0]))
+            else:
+                module = SameConv2d(channels, layer.filters, layer.kernel, layer.stride, pads=pads)
+        elif isinstance(layer, MaxPool2D):
+            module = nn.MaxPool2d(layer.pool, layer.step)
+        elif isinstance(layer, ReLU):
+            module = nn.ReLU()
+        elif isinstance(layer, BatchNorm):
+            module = BiasedBatchNorm(channels, eps=layer.eps, momentum=layer.momentum)
+        elif isinstance(layer, Dropout):
+            module = SeededDropout(layer.rate, seed * 1000 + index, device)
+        elif isinstance(layer, GlobalAvgPool):
+            module = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        else:
+            raise BackendError(f"the torch backend cannot build layer {layer!r}")
+        children[key] = module
+    return nn.Sequential(children).to(device)
+
+
+def to_torch(name: str, value: np.ndarray) -> np.ndarray:
+    """A neutral tensor in torch's layout: Linear (out, in), Conv2d (out, in, kh, kw)."""
+    if name.endswith(".weight") and value.ndim == 2:
+        return np.ascontiguousarray(value.T)
+    if name.endswith(".weight") and value.ndim == 4:
+        return np.ascontiguousarray(value.transpose(3, 2, 0, 1))
+    return value
+
+
+def to_neutral(name: str, value: np.ndarray) -> np.ndarray:
+    """The inverse of ``to_torch``."""
+    if name.endswith(".weight") and value.ndim == 2:
+        return np.ascontiguousarray(value.T)
+    if name.endswith(".weight") and value.ndim == 4:
+        return np.ascontiguousarray(value.transpose(2, 3, 1, 0))
+    return value
+
+
+class TorchEngine(Engine):
     def __init__(self, config: EngineConfig):
         options = config.options
+        self.spec, self.optimizer = config.model, config.optimizer
         self.device_obj = resolve_device(options.get("device"))
         self.device = str(self.device_obj)
         if options.get("threads"):
@@ -43,73 +157,73 @@ class TorchMLPEngine(Engine):
             torch.backends.cudnn.allow_tf32 = False
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(config.seed)  # only the framework initialiser draws from it
-        self.model = article_network().to(self.device_obj)
+        self.model = build_module(self.spec, config.seed, self.device_obj)
         torch.random.set_rng_state(generator_state)
+        self.tensors = {name: tensor for name, tensor in self.model.state_dict(keep_vars=True).items()
+                        if name in self.spec.shapes()}
+        self.trainable = [self.tensors[name] for name in self.spec.trainable()]
         if config.initial_params is not None:
             self.set_params(config.initial_params)
-        self.learning_rate = config.learning_rate
+        self.slots = {(slot, name): torch.zeros_like(self.tensors[name])
+                      for slot in self.optimizer.slots for name in self.spec.trainable()}
         self.step_kind = options.get("step", "fused")
         if self.step_kind not in ("fused", "autograd"):
             raise BackendError(f"torch option step={self.step_kind!r} is unknown", fix="use 'fused' or 'autograd'")
+        self.fused = self.step_kind == "fused" and self.spec.is_mlp() and self.optimizer.is_plain_sgd
         self.images: torch.Tensor | None = None
         self.labels: torch.Tensor | None = None
 
-    @property
-    def _layers(self) -> tuple[nn.Linear, nn.Linear]:
-        return self.model[1], self.model[3]
-
     def set_params(self, params):
-        first, second = self._layers
         with torch.no_grad():
-            first.weight.copy_(torch.from_numpy(np.ascontiguousarray(params["fc1.weight"].T)))
-            first.bias.copy_(torch.from_numpy(np.asarray(params["fc1.bias"])))
-            second.weight.copy_(torch.from_numpy(np.ascontiguousarray(params["fc2.weight"].T)))
-            second.bias.copy_(torch.from_numpy(np.asarray(params["fc2.bias"])))
+            for name, tensor in self.tensors.items():
+                tensor.copy_(torch.from_numpy(to_torch(name, np.asarray(params[name], np.float32))))
 
     def get_params(self):
-        first, second = self._layers
-        return {
-            "fc1.weight": first.weight.detach().cpu().numpy().T.copy(),
-            "fc1.bias": first.bias.detach().cpu().numpy().copy(),
-            "fc2.weight": second.weight.detach().cpu().numpy().T.copy(),
-            "fc2.bias": second.bias.detach().cpu().numpy().copy(),
-        }
+        return {name: to_neutral(name, tensor.detach().cpu().numpy()).copy() for name, tensor in self.tensors.items()}
+
+    def optimizer_state(self):
+        return {f"{slot}.{name}": to_neutral(name, value.cpu().numpy()).copy() for (slot, name), value in self.slots.items()}
+
+    def set_optimizer_state(self, state):
+        for (slot, name), value in self.slots.items():
+            value.copy_(torch.from_numpy(to_torch(name, np.asarray(state[f"{slot}.{name}"], np.float32))))
 
     def attach(self, images, labels):
-        flat = np.array(images, dtype=np.uint8).reshape(len(images), -1)  # a writable copy
-        self.images = torch.from_numpy(flat).to(self.device_obj)
+        self.images = torch.from_numpy(np.array(images, dtype=np.uint8)).to(self.device_obj)  # a writable copy
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(self.device_obj)
 
-    def train_steps(self, batches):
+    def train_steps(self, batches, scalars):
         if self.images is None:
             raise BackendError("train_steps called before attach()", fix="attach the data first")
         index = torch.from_numpy(np.ascontiguousarray(batches, dtype=np.int64)).to(self.device_obj)
         steps = index.shape[0]
+        rows = np.asarray(scalars, np.float64).tolist()  # host floats: no device round trip
         losses = torch.empty(steps, device=self.device_obj)
         correct = torch.empty(steps, dtype=torch.int64, device=self.device_obj)
-        if self.step_kind == "fused":
+        if self.fused:
             with torch.no_grad():
-                self._fused_steps(index, losses, correct)
+                self._fused_steps(index, [row[0] for row in rows], losses, correct)
         else:
-            self._autograd_steps(index, losses, correct)
+            self._autograd_steps(index, rows, losses, correct)
         return StepResult(losses.cpu().numpy(), correct.cpu().numpy())
 
-    def _fused_steps(self, index, losses, correct):
+    def _fused_steps(self, index, rates, losses, correct):
         # The MLP's backward pass written out with in-place updates, same arithmetic as autograd.
         # Measured here (steady s/epoch): this 0.126, eager autograd 0.32, torch.compile of the
         # autograd step 0.38-0.40 after a 21 s first epoch; so compile is not offered.
         # The block's images are gathered and scaled in one go, and the metrics are computed
         # from the stored logits after the loop, so that each step runs only its own math.
-        first, second = self._layers
+        first, second = self.model[1], self.model[3]
         w1, b1, w2, b2 = first.weight, first.bias, second.weight, second.bias
         steps, batch = index.shape
         flat = index.reshape(-1)
-        x_block = self.images.index_select(0, flat).to(torch.float32).div_(255.0).view(steps, batch, -1)
+        x_block = self.images.view(len(self.images), -1).index_select(0, flat).to(torch.float32).div_(255.0)
+        x_block = x_block.view(steps, batch, -1)
         y_block = self.labels.index_select(0, flat).view(steps, batch)
         one_hot = torch.nn.functional.one_hot(y_block, w2.shape[0]).to(torch.float32)
         logits_block = torch.empty(steps, batch, w2.shape[0], device=self.device_obj)
-        step_size = self.learning_rate / batch  # d(mean loss)/d(logits) = (softmax - one_hot) / batch
         for step in range(steps):
+            step_size = rates[step] / batch  # d(mean loss)/d(logits) = (softmax - one_hot) / batch
             x = x_block[step]
             hidden = torch.addmm(b1, x, w1.t()).relu_()
             logits = torch.addmm(b2, hidden, w2.t(), out=logits_block[step])
@@ -123,32 +237,34 @@ class TorchMLPEngine(Engine):
         losses.copy_(-log_probs.gather(2, y_block.unsqueeze(2)).squeeze(2).mean(dim=1))
         correct.copy_((logits_block.argmax(dim=2) == y_block).sum(dim=1))
 
-    def _autograd_steps(self, index, losses, correct):
-        # Plain SGD by hand rather than torch.optim.SGD: creating that optimizer imports triton,
-        # whose native library segfaults in a process where TensorFlow was imported first
-        # (any process with every fmnist plugin installed). Without momentum it is the same update.
-        model = self.model
-        parameters = list(model.parameters())
+    def _autograd_steps(self, index, rows, losses, correct):
+        # The update is fmnist_core's Optimizer.update on the module's own tensors rather than a
+        # torch.optim optimizer: creating one imports triton, whose native library segfaults in
+        # a process where TensorFlow was imported first (any process with every fmnist plugin).
+        model, optimizer, parameters = self.model, self.optimizer, self.trainable
+        names = self.spec.trainable()
+        slot_names = optimizer.slots
         model.train()
         for step in range(index.shape[0]):
-            rows = index[step]
-            x = self.images.index_select(0, rows).to(torch.float32).div_(255.0)
-            y = self.labels.index_select(0, rows)
+            sample = index[step]
+            x = self.images.index_select(0, sample).unsqueeze(1).to(torch.float32).div_(255.0)
+            y = self.labels.index_select(0, sample)
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             grads = torch.autograd.grad(loss, parameters)
             with torch.no_grad():
-                torch._foreach_add_(parameters, grads, alpha=-self.learning_rate)
+                for name, param, grad in zip(names, parameters, grads, strict=True):
+                    slots = [self.slots[(slot, name)] for slot in slot_names]
+                    new, new_slots = optimizer.update(param, grad, slots, rows[step], torch.sqrt)
+                    param.copy_(new)
+                    for target, value in zip(slots, new_slots, strict=True):
+                        target.copy_(value)
             losses[step] = loss.detach()
             correct[step] = (logits.detach().argmax(dim=1) == y).sum()
 
     @torch.no_grad()
     def logits(self, images):
         self.model.eval()
-        flat = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
-        flat = torch.from_numpy(flat if flat.flags.writeable else flat.copy())
-        out = []
-        for start in range(0, len(flat), 8192):
-            x = flat[start : start + 8192].to(self.device_obj).to(torch.float32).div_(255.0)
-            out.append(self.model(x).cpu())
-        return torch.cat(out).numpy().astype(np.float32, copy=False)
+        array = np.ascontiguousarray(images, dtype=np.uint8)
+        x = torch.from_numpy(array if array.flags.writeable else array.copy()).to(self.device_obj)
+        return self.model(x.unsqueeze(1).to(torch.float32).div_(255.0)).cpu().numpy().astype(np.float32, copy=False)

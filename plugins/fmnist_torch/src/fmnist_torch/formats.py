@@ -1,8 +1,11 @@
 """``.pth`` files: PyTorch state_dicts, read with ``weights_only=True`` (no pickle of objects).
 
-fmnist writes the article's layout (``sequence.1.weight`` ... of its ``NeuralNetwork``) so the
-article's own code can ``load_state_dict`` the file. It reads that layout and a plain
-``nn.Sequential`` state_dict (``1.weight`` ...).
+For the ``mlp`` fmnist writes the article's layout (``sequence.1.weight`` ... of its
+``NeuralNetwork``) so the article's own code can ``load_state_dict`` the file, and reads that
+layout and a plain ``nn.Sequential`` one (``1.weight`` ...). Any other model is the
+``state_dict`` of the module ``fmnist_torch.engine.build_module`` builds from its spec
+(``conv1.weight`` in torch's layout, ``bn1.running_var``, …); its model is recognised by its keys
+and shapes among the registered models.
 """
 
 from __future__ import annotations
@@ -16,15 +19,18 @@ import torch
 
 from fmnist_core import Weights, WeightsError
 from fmnist_core.files import atomic_write_bytes
+from fmnist_core.plugins import models
 
-LAYOUTS = {
+from .engine import build_module, to_neutral, to_torch
+
+ARTICLE_LAYOUTS = {
     "article": ("sequence.1.weight", "sequence.1.bias", "sequence.3.weight", "sequence.3.bias"),
     "sequential": ("1.weight", "1.bias", "3.weight", "3.bias"),
 }
-NEUTRAL = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
+MLP_NAMES = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
 
 
-def read_pth(path) -> Weights:
+def _load(path):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -39,31 +45,45 @@ def read_pth(path) -> Weights:
                            fix="pass a file written by torch.save(model.state_dict(), path)") from exc
     if not isinstance(state, dict):
         raise WeightsError(f"{path} holds a {type(state).__name__}, not a state_dict",
-                           fix="save model.state_dict()")
-    for names in LAYOUTS.values():
+                       fix="save model.state_dict()")
+    return {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+
+
+def read_pth(path) -> Weights:
+    state = _load(path)
+    for names in ARTICLE_LAYOUTS.values():
         if set(names) == set(state):
-            tensors = [state[n].detach().cpu().numpy() for n in names]
-            params = {
-                "fc1.weight": tensors[0].T, "fc1.bias": tensors[1],
-                "fc2.weight": tensors[2].T, "fc2.bias": tensors[3],
-            }
+            params = {neutral: to_neutral(neutral, state[key].detach().cpu().numpy())
+                      for neutral, key in zip(MLP_NAMES, names, strict=True)}
             return Weights("mlp", {k: np.ascontiguousarray(v, np.float32) for k, v in params.items()},
                            {"backend": "torch", "source_format": "pth"})
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    for name, spec in models().items():
+        wanted = {n: to_torch(n, np.empty(s, np.float32)).shape for n, s in spec.shapes().items()}
+        if shapes == wanted:
+            params = {n: np.ascontiguousarray(to_neutral(n, state[n].detach().cpu().numpy()), np.float32)
+                      for n in spec.shapes()}
+            return Weights(name, params, {"backend": "torch", "source_format": "pth"})
     raise WeightsError(
-        f"{path} has keys {', '.join(sorted(state)[:6])}, not the MLP's "
-        f"({', '.join(LAYOUTS['article'])})",
-        fix="pass a state_dict of the article's 784-20-10 network",
+        f"{path} has keys {', '.join(sorted(state)[:6])}, which fit no known model "
+        f"(the article's MLP has {', '.join(ARTICLE_LAYOUTS['article'])})",
+        fix="pass a state_dict of the article's network or of a module fmnist built",
     )
 
 
 def write_pth(path, weights: Weights) -> None:
-    if weights.model != "mlp":
-        raise WeightsError(f"the pth format holds the mlp model, not {weights.model!r}")
-    p = weights.params
-    state = dict(zip(LAYOUTS["article"], (
-        torch.from_numpy(np.ascontiguousarray(p["fc1.weight"].T)), torch.from_numpy(np.asarray(p["fc1.bias"])),
-        torch.from_numpy(np.ascontiguousarray(p["fc2.weight"].T)), torch.from_numpy(np.asarray(p["fc2.bias"])),
-    ), strict=False))
+    from fmnist_core.trainer import model_of
+
+    spec = model_of(weights)
+    params = spec.check_params(weights.params)
+    if spec.name == "mlp" and spec.is_mlp():
+        state = {key: torch.from_numpy(to_torch(neutral, params[neutral]))
+                 for neutral, key in zip(MLP_NAMES, ARTICLE_LAYOUTS["article"], strict=True)}
+    else:
+        module = build_module(spec, 0, torch.device("cpu"))
+        state = module.state_dict()
+        for name in spec.shapes():
+            state[name] = torch.from_numpy(to_torch(name, params[name]))
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write_bytes(path, buffer.getvalue())

@@ -11,17 +11,16 @@ class TorchBackend(Backend):
     description = "PyTorch (CPU, or CUDA with device='cuda'/'auto')"
     priority = 30
     requires = ("torch", "torchvision")
-    models = ("mlp",)
 
     def create_engine(self, config: EngineConfig):
-        from .engine import TorchMLPEngine
+        from .engine import TorchEngine
 
-        return TorchMLPEngine(config)
+        return TorchEngine(config)
 
 
 PTH = WeightFormat(
     name="pth",
-    description="PyTorch state_dict in the article's layout (sequence.1.weight, ...); loaded with weights_only=True",
+    description="PyTorch state_dict (the article's layout for the mlp, the built module's otherwise); loaded with weights_only=True",
     suffixes=(".pth", ".pt"),
     read=lazy("fmnist_torch.formats", "read_pth"),
     write=lazy("fmnist_torch.formats", "write_pth"),
