@@ -1,4 +1,4 @@
-"""The ``fmnist`` command line: backends, info, train, evaluate, predict, sample, convert.
+"""The ``fmnist`` command line: backends, models, info, train, evaluate, predict, sample, convert.
 
 Errors print as one line on stderr (``--debug`` shows the traceback). Exit codes: 0 success,
 1 an fmnist error (bad input, missing data, unknown backend), 2 usage error, 130 interrupted.
@@ -90,8 +90,32 @@ def _trainer_options(args) -> dict:
     return options
 
 
+def cmd_models(args) -> int:
+    from .plugins import models
+
+    rows = [{"name": name, "parameters": spec.count_params(), "layers": len(spec.layers),
+             "description": spec.description, "recipe": {
+                 "epochs": spec.recipe.epochs, "batch_size": spec.recipe.batch_size,
+                 "learning_rate": spec.recipe.learning_rate, "optimizer": str(spec.recipe.optimizer),
+                 "schedule": str(spec.recipe.schedule)}, "architecture": spec.to_dict()["layers"]}
+            for name, spec in sorted(models().items())]
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            r = row["recipe"]
+            print(f"{row['name']:<8} {row['parameters']:>8,} parameters  {row['description']}")
+            print(f"{'':<8} recipe: {r['optimizer']} lr {r['learning_rate']}, {r['schedule']} schedule, "
+                  f"batch {r['batch_size']}, {r['epochs']} epochs")
+        if args.verbose:
+            for name, spec in sorted(models().items()):
+                print(f"\n{name}:\n{spec.summary()}")
+    return 0
+
+
 def cmd_train(args) -> int:
     from .files import atomic_write_json
+    from .plugins import get_model
     from .trainer import Trainer
 
     verbose = 0 if (args.json or args.quiet) else "auto"
@@ -103,8 +127,18 @@ def cmd_train(args) -> int:
             trainer.epochs = args.epochs
     else:
         run = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-        trainer = Trainer(backend=args.backend, model=args.model, epochs=args.epochs or 5,
+        optimizer = None
+        if args.optimizer or args.momentum or args.nesterov or args.weight_decay:
+            from .optimizers import Optimizer
+
+            recipe = get_model(args.model).recipe.optimizer
+            kind = args.optimizer or (recipe if isinstance(recipe, str) else recipe.kind)
+            optimizer = Optimizer(kind, momentum=args.momentum or 0.0, nesterov=args.nesterov,
+                                  weight_decay=args.weight_decay or 0.0)
+        trainer = Trainer(backend=args.backend, model=args.model, epochs=args.epochs,
                           batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                          optimizer=optimizer, schedule=args.schedule,
+                          steps_per_execution=args.steps_per_execution,
                           data_dir=args.data_dir, verbose=verbose, validate=args.validate,
                           verify=not args.no_verify, **_trainer_options(args))
     run.mkdir(parents=True, exist_ok=True)
@@ -238,12 +272,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("models", help="list the model recipes with their parameter counts")
+    p.add_argument("--verbose", "-v", action="store_true", help="also each model's layers and shapes")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("train", help="train, evaluate and save a model into a run folder")
     p.add_argument("--backend", help="backend name (default: best installed)")
-    p.add_argument("--model", default="mlp")
-    p.add_argument("--epochs", type=int, default=None, help="default 5")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--model", default="mlp", help="a recipe from `fmnist models` (default mlp, the article's)")
+    p.add_argument("--epochs", type=int, default=None, help="default: the model's recipe (mlp: 5)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (mlp: 64)")
+    p.add_argument("--lr", type=float, default=None, help="(peak) learning rate; default: the recipe's (mlp: 0.1)")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="default: the recipe's (mlp: sgd)")
+    p.add_argument("--momentum", type=float, help="SGD momentum")
+    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum (SGD)")
+    p.add_argument("--weight-decay", type=float, help="L2 (sgd, adam) or decoupled (adamw) weight decay")
+    p.add_argument("--schedule", choices=["constant", "step", "cosine", "onecycle"],
+                   help="learning-rate schedule; default: the recipe's (mlp: constant)")
+    p.add_argument("--steps-per-execution", type=int, default=100, help="steps per engine call (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir")
     p.add_argument("--device", help="backend device, e.g. cpu, cuda, auto")

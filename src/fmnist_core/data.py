@@ -24,7 +24,6 @@ from .errors import DataError
 from .files import atomic_write_bytes
 from .idx import parse_idx, read_file_bytes
 
-
 IMAGE_SHAPE: tuple[int, int] = (28, 28)
 """Height and width of every Fashion-MNIST image (uint8 grayscale, light object on black)."""
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import IMAGE_SHAPE
 from .errors import ImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-SIZE = 28
+SIZE = IMAGE_SHAPE[0]
 
 
 def _to_uint8_gray(image) -> np.ndarray:

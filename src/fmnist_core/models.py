@@ -93,7 +93,7 @@ class Flatten(Layer):
 class Dense(Layer):
     kind: ClassVar[str] = "Dense"
     prefix: ClassVar[str] = "fc"
-    units: int = 10
+    units: int = NUM_CLASSES
 
     def output_shape(self, shape):
         if len(shape) != 1:

@@ -17,10 +17,9 @@ import numpy as np
 from . import plugins
 from .backend import Backend, Engine, EngineConfig, chunked_logits
 from .callbacks import Callback, PrintProgress, ProgressBar
-from .data import Dataset, load_dataset
+from .data import IMAGE_SHAPE, Dataset, load_dataset
 from .errors import ConfigError, TrainingError, WeightsError
 from .images import load_images
-from .data import IMAGE_SHAPE
 from .iteration import batch_count, epoch_blocks, epoch_permutation
 from .labels import LABELS
 from .metrics import EpochRecord, EvalResult, History, ProgressRecord, softmax

@@ -90,3 +90,21 @@ def test_sample_writes_test_images_that_load_back(tmp_path, real_data_dir):
 def test_sample_bad_count_one_line(tmp_path, real_data_dir):
     out = fmnist("sample", tmp_path / "s", "--count", "0", "--data-dir", real_data_dir, check=False)
     assert out.returncode == 1 and "count must be an integer" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_models_lists_recipes_with_parameter_counts():
+    rows = {r["name"]: r for r in json.loads(fmnist("models", "--json").stdout)}
+    assert rows["mlp"]["parameters"] == 784 * 20 + 20 + 20 * 10 + 10
+    assert rows["cnn"]["recipe"]["optimizer"] == "adam" and rows["cnn"]["parameters"] > 10_000
+    assert "conv1" in fmnist("models", "-v").stdout
+
+
+def test_train_custom_optimizer_recorded(tmp_path, real_data_dir):
+    run = tmp_path / "run"
+    fmnist("train", "--backend", "numpy", "--epochs", "1", "--out", run, "--data-dir", real_data_dir, "--quiet",
+           "--no-plots", "--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--schedule", "cosine", "--lr", "0.02")
+    config = json.loads((run / "config.json").read_text())
+    assert config["optimizer"] == {"kind": "sgd", "momentum": 0.9, "nesterov": True}
+    assert config["schedule"] == {"kind": "cosine"} and config["learning_rate"] == 0.02
+    evaluated = json.loads(fmnist("evaluate", run / "weights.safetensors", "--data-dir", real_data_dir, "--json").stdout)
+    assert evaluated["accuracy"] > 0.7

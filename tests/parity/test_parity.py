@@ -103,3 +103,37 @@ def test_torch_autograd_after_tensorflow_in_one_process(real):
     from fmnist_torch.data import image_grid  # imports torchvision.ops -> torch._dynamo
 
     assert image_grid(real.test.images[:4]).shape[0] == 3
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_cnn_first_20_step_losses_match_reference(backend, real):
+    reference = first_step_losses("numpy", real, steps=20, model="cnn")
+    losses = first_step_losses(backend, real, steps=20, model="cnn")
+    relative = np.abs(losses - reference) / np.abs(reference)
+    print(f"{backend}: cnn recipe, max relative per-step loss difference over 20 steps {relative.max():.2e}")
+    assert relative.max() <= 1e-4
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(real):
+    from fmnist_core import Trainer
+
+    trainer = Trainer(backend="torch", model="cnn", data=real, epochs=1, verbose=0)
+    trainer.fit()
+    return trainer
+
+
+@pytest.mark.parametrize("target", BACKENDS)
+def test_cnn_weights_move_to_every_backend(trained_cnn, target, real, tmp_path):
+    from fmnist_core import Trainer
+
+    reference = trained_cnn.logits(real.test.images)
+    for fmt in ("safetensors", "pth"):
+        path = tmp_path / f"cnn.{fmt}"
+        trained_cnn.save(path)
+        moved = Trainer.load(path, backend=target, data=real, verbose=0)
+        logits = moved.logits(real.test.images)
+        agreement = float(np.mean(logits.argmax(1) == reference.argmax(1)))
+        print(f"cnn torch -> {target} via {fmt}: argmax agreement {agreement:.4f}, "
+              f"max |logit diff| {np.abs(logits - reference).max():.2e}")
+        assert agreement >= 0.999

@@ -23,10 +23,13 @@ def installed_backends() -> list[str]:
     return ["numpy", *names]
 
 
-def first_step_losses(backend: str, data: Dataset, steps: int = 100, seed: int = 0, batch_size: int = 64) -> np.ndarray:
-    """Per-step losses of the first ``steps`` steps of epoch 1, from the core's initial weights."""
-    trainer = Trainer(backend=backend, data=data, seed=seed, batch_size=batch_size, verbose=0)
-    order = epoch_permutation(seed, 0, len(data.train))[: steps * batch_size].reshape(steps, batch_size)
+def first_step_losses(backend: str, data: Dataset, steps: int = 100, seed: int = 0, batch_size: int | None = None,
+                      model: str = "mlp") -> np.ndarray:
+    """Per-step losses of the first ``steps`` steps of epoch 1 of ``model``'s recipe, from the
+    core's initial weights."""
+    trainer = Trainer(backend=backend, data=data, seed=seed, batch_size=batch_size, verbose=0, model=model)
+    size = trainer.batch_size
+    order = epoch_permutation(seed, 0, len(data.train))[: steps * size].reshape(steps, size)
     trainer.engine.attach(data.train.images, data.train.labels)
     return np.asarray(trainer.engine.train_steps(order, trainer.step_scalars(0, 0, steps)).losses, dtype=np.float64)
 

@@ -14,7 +14,16 @@ import numpy as np
 
 from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec, StepResult
 from fmnist_core.iteration import pad_block
-from fmnist_core.models import BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool, MaxPool2D, ReLU
+from fmnist_core.models import (
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool,
+    MaxPool2D,
+    ReLU,
+)
 
 SUPPORTED = ("tensorflow", "torch")
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_core import Weights, WeightsError
-
 from fmnist_core.plugins import models
 
 from .engine import build_model, import_keras, neutral, weight_list

@@ -14,7 +14,16 @@ import numpy as np
 from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec, StepResult
 from fmnist_core.compat import import_tensorflow, set_tensorflow_threads
 from fmnist_core.iteration import pad_block
-from fmnist_core.models import BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool, MaxPool2D, ReLU
+from fmnist_core.models import (
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool,
+    MaxPool2D,
+    ReLU,
+)
 
 tf = import_tensorflow()
 
