@@ -208,26 +208,42 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from dataclasses import replace
 
-    from .images import load_images
+    from .images import load_images_keep_going
     from .trainer import Trainer
 
     trainer = Trainer.load(args.weights, backend=args.backend, verbose=0)
-    paths, images = load_images(args.images)  # read once: for the predictions and the grid
+    # read once: for the predictions and the grid
+    paths, images, bad = load_images_keep_going(args.images, max_pixels=args.max_pixels,
+                                                on_error="skip" if args.keep_going else "raise")
     predictions = [replace(p, path=str(path))
-                   for p, path in zip(trainer.predict(images, output="predictions"), paths, strict=True)]
-    if args.grid:
+                   for p, path in zip(trainer.predict(images, output="predictions"), paths, strict=True)] if len(images) else []
+    if args.grid and len(images):
         from .plots import predictions_figure, save_figure
 
         save_figure(predictions_figure(images, [p.index for p in predictions], names=[p.name for p in paths]), args.grid)
     if args.json:
-        _print_json([{"path": p.path, "index": p.index, "label": p.label,
-                      **({"probabilities": list(p.probabilities)} if args.probabilities else {})}
-                     for p in predictions])
+        rows = [{"path": p.path, "index": p.index, "label": p.label,
+                 **({"probabilities": list(p.probabilities)} if args.probabilities else {})}
+                for p in predictions]
+        rows += [{"path": str(b.path), "error": b.error} for b in bad]
+        _print_json(sorted(rows, key=lambda row: _given_order(args.images).get(row["path"], 0)))
     else:
         for p in predictions:
             extra = f"  p={max(p.probabilities):.3f}" if args.probabilities else ""
             print(f"{p.path}: {p.label}{extra}")
+        for b in bad:
+            print(f"fmnist: error: {b.error}", file=sys.stderr)
+    if bad:
+        print(f"fmnist: error: {len(bad)} of {len(bad) + len(predictions)} images could not be read",
+              file=sys.stderr)
+        return EXIT_ERROR
     return 0
+
+
+def _given_order(inputs) -> dict[str, int]:
+    from .images import collect_image_paths
+
+    return {str(p): i for i, p in enumerate(collect_image_paths(inputs))}
 
 
 def cmd_sample(args) -> int:
@@ -318,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend")
     p.add_argument("--probabilities", action="store_true")
     p.add_argument("--grid", metavar="PNG", help="also draw the images with their predictions")
+    p.add_argument("--keep-going", action="store_true",
+                   help="predict every readable image, report the bad ones, exit 1 at the end if any")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="refuse images declaring more pixels (default 40,000,000)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 

@@ -9,12 +9,17 @@ What is done, in order:
    light (a photo or drawing on white paper), the image is inverted.
 4. An image of another size is scaled, keeping its aspect ratio, to fit 28×28, and centred on
    a black canvas.
+
+Images declaring more than ``MAX_PIXELS`` (40 million) pixels are refused before decoding; a
+large JPEG is decoded at a reduced scale; an animated image (GIF, APNG, WebP) gives its first
+frame.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +28,8 @@ from .data import IMAGE_SHAPE
 from .errors import ImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MAX_PIXELS = 40_000_000
+"""Default limit on an image's declared size (Pillow refuses only above ~179 million)."""
 SIZE = IMAGE_SHAPE[0]
 
 
@@ -63,32 +70,59 @@ def to_dataset_form(gray: np.ndarray) -> np.ndarray:
     return canvas
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read one image file as a (28, 28) uint8 array in the dataset's form."""
+def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Read one image file as a (28, 28) uint8 array in the dataset's form.
+
+    The size an image declares is checked before any pixel is decoded: over ``max_pixels``
+    (default ``MAX_PIXELS``, far below Pillow's own bomb limit) it is an ``ImageError``. A large
+    JPEG is decoded at a reduced scale (``draft``), so a photo is never decoded at full size only
+    to become 28×28. An animated image gives its first frame.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
     path = Path(path)
     if path.is_file() and path.stat().st_size == 0:
         raise ImageError(f"{path} is an empty file", fix="pass a PNG or JPEG image")
     try:
-        with Image.open(path) as image:
-            image.load()
-            if image.width == 0 or image.height == 0:
-                raise ImageError(f"{path} is an empty image", fix="use a non-empty image")
-            gray = _to_uint8_gray(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # fmnist's own limit applies
+            with Image.open(path) as image:
+                _check_size(path, image.width, image.height, limit)
+                if image.format == "JPEG" and max(image.size) > 4 * SIZE:
+                    image.draft("L", (4 * SIZE, 4 * SIZE))  # decode at 1/2, 1/4 or 1/8 scale
+                image.load()
+                gray = _to_uint8_gray(image)
     except ImageError:
         raise
+    except Image.DecompressionBombError as exc:  # Pillow refuses before fmnist sees the size
+        import re
+
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "more pixels than Pillow decodes"
+        raise ImageError(f"{path} declares {size}, over the limit of {limit:,} (a decompression bomb?)",
+                         fix="shrink the image, or raise the limit (--max-pixels / max_pixels=)") from exc
     except FileNotFoundError as exc:
         raise ImageError(f"{path} does not exist", fix="check the path") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(
             f"{path} is not an image Pillow can read", fix="pass a PNG or JPEG file"
         ) from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise ImageError(
-            f"{path} is a damaged or truncated image ({exc})", fix="re-export or re-download it"
+            f"{path} is a damaged or truncated image ({str(exc)[:160]})", fix="re-export or re-download it"
         ) from exc
     return to_dataset_form(gray)
+
+
+def _check_size(path: Path, width: int, height: int, limit: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageError(f"{path} is an empty image ({width}×{height})", fix="use a non-empty image")
+    if width * height > limit:
+        raise ImageError(f"{path} is {width}×{height} = {width * height:,} pixels, over the limit of {limit:,}",
+                         fix="shrink the image, or raise the limit (--max-pixels / max_pixels=)")
 
 
 def collect_image_paths(inputs: Iterable[str | os.PathLike]) -> list[Path]:
@@ -113,12 +147,48 @@ def collect_image_paths(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     return paths
 
 
-def load_images(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], np.ndarray]:
-    """The image paths behind ``inputs`` and their (N, 28, 28) uint8 array."""
+@dataclass(frozen=True)
+class BadImage:
+    """An image that could not be read, with fmnist's one-line message."""
+
+    path: Path
+    error: str
+
+
+def load_images(inputs: Iterable[str | os.PathLike], *, max_pixels: int | None = None,
+                on_error: str = "raise") -> tuple[list[Path], np.ndarray]:
+    """The image paths behind ``inputs`` and their (N, 28, 28) uint8 array.
+
+    ``on_error="raise"`` (default) stops at the first unreadable image; ``"skip"`` leaves bad
+    images out of both lists (``load_images_keep_going`` also reports them).
+    """
+    paths, images, _ = load_images_keep_going(inputs, max_pixels=max_pixels, on_error=on_error)
+    if not paths:
+        raise ImageError("no readable images given", fix="pass image files or folders")
+    return paths, images
+
+
+def load_images_keep_going(inputs: Iterable[str | os.PathLike], *, max_pixels: int | None = None,
+                           on_error: str = "skip") -> tuple[list[Path], np.ndarray, list[BadImage]]:
+    """Like ``load_images``, also returning the images that failed and why."""
+    if on_error not in ("raise", "skip"):
+        from .errors import ConfigError
+
+        raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     paths = collect_image_paths(inputs)
     if not paths:
         raise ImageError("no images given", fix="pass image files or folders")
-    return paths, np.stack([load_image(p) for p in paths])
+    good, arrays, bad = [], [], []
+    for path in paths:
+        try:
+            arrays.append(load_image(path, max_pixels=max_pixels))
+            good.append(path)
+        except ImageError as exc:
+            if on_error == "raise":
+                raise
+            bad.append(BadImage(path, str(exc)))
+    images = np.stack(arrays) if arrays else np.zeros((0, *IMAGE_SHAPE), np.uint8)
+    return good, images, bad
 
 
 def save_samples(split, folder: str | os.PathLike, count: int = 10, start: int = 0) -> list[tuple[Path, int, str]]:

@@ -19,7 +19,6 @@ from .backend import Backend, Engine, EngineConfig, chunked_logits
 from .callbacks import Callback, PrintProgress, ProgressBar
 from .data import IMAGE_SHAPE, Dataset, load_dataset
 from .errors import ConfigError, TrainingError, WeightsError
-from .images import load_images
 from .iteration import batch_count, epoch_blocks, epoch_permutation
 from .labels import LABELS
 from .metrics import EpochRecord, EvalResult, History, ProgressRecord, softmax
@@ -38,6 +37,7 @@ class Prediction:
     index: int
     label: str
     probabilities: tuple[float, ...]
+    error: str | None = None  # set, with index -1, for an unreadable image (on_error="skip")
 
 
 class Trainer:
@@ -260,22 +260,39 @@ class Trainer:
         return chunked_logits(self.engine, images)
 
     def predict(self, inputs: Iterable[str | os.PathLike] | str | os.PathLike | np.ndarray,
-                output: str = "labels") -> list:
+                output: str = "labels", *, on_error: str = "raise", max_pixels: int | None = None) -> list:
         """Predict image files, folders of images, or a uint8 array (n, 28, 28).
 
         ``output``: "labels" (names), "indices", "probabilities" (lists of 10 floats) or
         "predictions" (``Prediction`` objects with path, index, label and probabilities).
+        ``on_error="skip"`` keeps going past unreadable images: their place in the result holds
+        ``None`` (a ``Prediction`` with ``error`` set, for "predictions"); the default raises
+        ``ImageError``. ``max_pixels`` limits an image's declared size (default
+        ``fmnist_core.images.MAX_PIXELS``).
         """
+        from .images import collect_image_paths, load_images_keep_going
+
         if output not in ("labels", "indices", "probabilities", "predictions"):
             raise ConfigError(f"output must be labels, indices, probabilities or predictions, got {output!r}")
+        bad = []
         if isinstance(inputs, np.ndarray):
             images = inputs[None] if inputs.ndim == 2 else inputs
             paths = [f"<array {i}>" for i in range(len(images))]
+            order = paths
         else:
             if isinstance(inputs, (str, os.PathLike)):
                 inputs = [inputs]
-            found, images = load_images(inputs)
+            inputs = list(inputs)
+            order = [str(p) for p in collect_image_paths(inputs)]
+            found, images, bad = load_images_keep_going(inputs, max_pixels=max_pixels, on_error=on_error)
             paths = [str(p) for p in found]
+        results = dict(zip(paths, self._predict_array(images, paths, output), strict=True)) if len(images) else {}
+        for item in bad:
+            results[str(item.path)] = (Prediction(str(item.path), -1, "", (), item.error)
+                                       if output == "predictions" else None)
+        return [results[path] for path in order]
+
+    def _predict_array(self, images: np.ndarray, paths: list[str], output: str) -> list:
         logits = self.logits(images)
         indices = logits.argmax(axis=1)
         if output == "indices":
@@ -286,7 +303,7 @@ class Trainer:
         if output == "probabilities":
             return [[float(p) for p in row] for row in probs]
         return [Prediction(path, int(i), LABELS[i], tuple(float(p) for p in row))
-                for path, i, row in zip(paths, indices, probs, strict=False)]
+                for path, i, row in zip(paths, indices, probs, strict=True)]
 
     # -- saving and loading ---------------------------------------------------------------
     def _weights(self) -> Weights:

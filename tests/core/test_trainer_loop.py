@@ -83,7 +83,7 @@ def test_loss_is_averaged_per_sample(fake_backend, dataset):
 
 def test_nan_restores_epoch_start_weights(fake_backend, dataset):
     trainer = Trainer(backend=fake_backend, data=dataset, epochs=3, batch_size=64, verbose=0,
-                      log_every=4, nan_after=20)
+                      log_every=4, steps_per_execution=4, nan_after=20)
     with pytest.raises(TrainingError, match="epoch 2, batch 8") as info:
         trainer.fit()
     assert "lower the learning rate" in str(info.value)
@@ -147,7 +147,8 @@ def test_article_progress_lines(fake_backend, dataset, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[1:3] == ["Epoch 1", "-------------------------------"]
     assert out[3].startswith("[Batch   5 -   320 items] accuracy: ") and ", loss: 0.200000" in out[3]
-    assert out[5].startswith("[Batch  16 -  1000 items]") and out[6].startswith("Epoch 1: loss ")
+    assert out[5].startswith("[Batch  15 -   960 items]") and out[6].startswith("[Batch  16 -  1000 items]")
+    assert out[7].startswith("Epoch 1: loss ")
 
 
 def test_progress_bar(fake_backend, dataset, capsys):
