@@ -6,7 +6,7 @@
     print(trainer.evaluate().accuracy)
 """
 
-from .backend import Backend, Engine, EngineConfig, StepResult
+from .backend import Backend, Engine, EngineConfig, Option, StepResult
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint, PrintProgress, ProgressBar
 from .data import Dataset, Split, load_dataset
 from .errors import (
@@ -44,7 +44,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchNorm", "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAvgPool", "MaxPool2D", "Optimizer",
-    "ReLU", "Recipe", "Schedule",
+    "Option", "ReLU", "Recipe", "Schedule",
     "LABELS", "NUM_CLASSES", "Backend", "BackendError", "Callback", "ConfigError", "DataError",
     "Dataset", "EarlyStopping", "Engine", "EngineConfig", "EpochRecord", "EvalResult",
     "FmnistError", "History", "ImageError", "ModelCheckpoint", "ModelSpec", "ParamSpec",

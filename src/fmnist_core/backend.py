@@ -90,6 +90,27 @@ class Engine(ABC):
             raise NotImplementedError(f"{type(self).__name__} has no optimizer state to restore")
 
 
+@dataclass(frozen=True)
+class Option:
+    """A backend option: its name, type, default, allowed values and one line of help.
+
+    ``applies(options)`` returns why the option does nothing with the other options given (then
+    setting it is an error), or None.
+    """
+
+    name: str
+    type: type | tuple[type, ...]
+    default: Any
+    help: str
+    choices: tuple[Any, ...] = ()
+    pattern: str = ""  # a regular expression a string value may match instead of the choices
+    applies: Any = None  # Callable[[dict], str | None]
+
+    def describe(self) -> str:
+        allowed = f" ({', '.join(map(str, self.choices))}{', …' if self.pattern else ''})" if self.choices else ""
+        return f"{self.name}{allowed}, default {self.default!r}: {self.help}"
+
+
 class Backend(ABC):
     """A framework backend, registered by a plugin and looked up by ``name``.
 
@@ -101,6 +122,49 @@ class Backend(ABC):
     description: ClassVar[str] = ""
     priority: ClassVar[int] = 0  # backend=None picks the highest available
     requires: ClassVar[tuple[str, ...]] = ()
+    options: ClassVar[tuple[Option, ...]] = ()  # what Trainer(**options) may pass; nothing else
+
+    def check_options(self, given: dict[str, Any]) -> dict[str, Any]:
+        """``given`` checked against ``options`` and completed with the defaults.
+
+        Raises ``ConfigError`` naming an unknown option (with the valid ones), a value of the
+        wrong type or outside the allowed values, or an option that does nothing here.
+        """
+        import difflib
+        import re
+
+        from .errors import ConfigError
+
+        declared = {option.name: option for option in self.options}
+        for name in given:
+            if name not in declared:
+                near = difflib.get_close_matches(name, declared, n=1)
+                valid = ", ".join(declared) or "none"
+                raise ConfigError(f"backend {self.name!r} has no option {name!r}"
+                                  + (f" (did you mean {near[0]!r}?)" if near else "") + f"; its options: {valid}",
+                                  fix="see `fmnist backends --options`")
+        resolved = {}
+        for name, option in declared.items():
+            value = given.get(name, option.default)
+            if value is not None and name in given:
+                types = option.type if isinstance(option.type, tuple) else (option.type,)
+                if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+                    raise ConfigError(f"backend {self.name!r} option {name}={value!r} must be "
+                                      f"{' or '.join(t.__name__ for t in types)}", fix=option.describe())
+                if option.choices and value not in option.choices and not (
+                        option.pattern and isinstance(value, str) and re.fullmatch(option.pattern, value)):
+                    raise ConfigError(f"backend {self.name!r} option {name}={value!r} is not one of "
+                                      f"{', '.join(map(repr, option.choices))}", fix=option.describe())
+                if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+                    raise ConfigError(f"backend {self.name!r} option {name}={value!r} must be ≥ 1",
+                                      fix=option.describe())
+            resolved[name] = value
+        for name in given:
+            reason = declared[name].applies(resolved) if declared[name].applies else None
+            if reason:
+                raise ConfigError(f"backend {self.name!r} option {name}={given[name]!r} does nothing here: {reason}",
+                                  fix=f"drop {name}")
+        return resolved
 
     def unavailable_reason(self) -> str | None:
         """None when usable; otherwise why not (a missing module), without importing it."""

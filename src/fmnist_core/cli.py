@@ -35,15 +35,20 @@ def cmd_backends(args) -> int:
                 reason = f"{type(exc).__name__}: {exc}"
         rows.append({"name": name, "available": reason is None, "reason": reason,
                      "priority": backend.priority,
+                     "options": [{"name": o.name, "type": getattr(o.type, "__name__", str(o.type)), "default": o.default,
+                                  "choices": list(o.choices), "help": o.help} for o in backend.options],
                      "description": backend.description})
     failures = [{"plugin": f.name, "entry_point": f.value, "error": f.error}
                 for f in plugins.plugin_failures()]
     if args.json:
         _print_json({"backends": rows, "failed_plugins": failures})
     else:
-        for row in rows:
+        for row, backend in zip(rows, (b for _, b in sorted(plugins.backends().items())), strict=True):
             state = "ok" if row["available"] else f"unavailable: {row['reason']}"
             print(f"{row['name']:<8} {state:<12} {row['description']}")
+            if args.options:
+                for option in backend.options:
+                    print(f"{'':<10}{option.describe()}")
         for failure in failures:
             print(f"plugin {failure['plugin']!r} failed to load: {failure['error']}")
     return 0
@@ -139,11 +144,12 @@ def cmd_train(args) -> int:
                           batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                           optimizer=optimizer, schedule=args.schedule,
                           steps_per_execution=args.steps_per_execution,
-                          data_dir=args.data_dir, verbose=verbose, validate=args.validate,
-                          verify=not args.no_verify, **_trainer_options(args))
+                          data_dir=args.data_dir, verbose=verbose, evaluate_each_epoch=args.evaluate_each_epoch,
+                          verify_checksums=not args.skip_checksums, **_trainer_options(args))
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run / "config.json", trainer.config())
     history = trainer.fit(checkpoint_dir=run)
+    atomic_write_json(run / "config.json", trainer.config())  # now with the device used
     result = trainer.evaluate()
     weights = trainer.save(run / "weights.safetensors")
     atomic_write_json(run / "history.json", history.to_dict())
@@ -195,7 +201,7 @@ def cmd_evaluate(args) -> int:
     from .trainer import Trainer
 
     trainer = Trainer.load(args.weights, backend=args.backend, data_dir=args.data_dir, verbose=0,
-                           verify=not args.no_verify)
+                           verify_checksums=not args.skip_checksums)
     result = trainer.evaluate(args.split)
     if args.json:
         _print_json({"backend": trainer.backend.name, **result.to_dict()})
@@ -250,7 +256,7 @@ def cmd_sample(args) -> int:
     from .data import load_dataset
     from .images import save_samples
 
-    data = load_dataset(args.data_dir, verify=not args.no_verify)
+    data = load_dataset(args.data_dir, verify=not args.skip_checksums)
     split = getattr(data, args.split)
     written = save_samples(split, args.out, count=args.count, start=args.start)
     if args.json:
@@ -273,6 +279,20 @@ def cmd_convert(args) -> int:
     return 0
 
 
+class _Deprecated(argparse.Action):
+    """An old flag that still works, with a warning naming the new one."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        new = "--" + self.dest.replace("_", "-")
+        print(f"fmnist: warning: {option_string} is now {new}; {option_string} goes in fmnist 0.3", file=sys.stderr)
+        setattr(namespace, self.dest, True)
+
+
+def _checksum_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--skip-checksums", action="store_true", help="skip the data files' checksums (knowingly)")
+    p.add_argument("--no-verify", dest="skip_checksums", action=_Deprecated, nargs=0, help="deprecated: --skip-checksums")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fmnist", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -280,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("backends", help="list installed backends and plugins that failed to load")
     p.add_argument("--check", action="store_true", help="import each framework and build a model")
+    p.add_argument("--options", action="store_true", help="also each backend's options")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_backends)
 
@@ -312,8 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="backend option")
     p.add_argument("--out", help="run folder (default runs/<timestamp>)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder")
-    p.add_argument("--validate", action="store_true", help="evaluate on the test set every epoch")
-    p.add_argument("--no-verify", action="store_true", help="skip data checksums (knowingly)")
+    p.add_argument("--evaluate-each-epoch", action="store_true", help="evaluate on the test set every epoch")
+    p.add_argument("--validate", dest="evaluate_each_epoch", action=_Deprecated, nargs=0,
+                   help="deprecated: --evaluate-each-epoch")
+    _checksum_flags(p)
     p.add_argument("--no-plots", action="store_true", help="draw no pictures into the run folder")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true")
@@ -324,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend")
     p.add_argument("--split", default="test", choices=["test", "train"])
     p.add_argument("--data-dir")
-    p.add_argument("--no-verify", action="store_true")
+    _checksum_flags(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
@@ -352,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=10)
     p.add_argument("--start", type=int, default=0, help="index of the first image")
     p.add_argument("--data-dir")
-    p.add_argument("--no-verify", action="store_true")
+    _checksum_flags(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sample)
 

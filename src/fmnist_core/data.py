@@ -188,7 +188,7 @@ def verify_and_parse(path: Path, spec: IdxFileSpec, verify: bool = True) -> np.n
             raise DataError(
                 f"{path} has the wrong checksum: SHA-256 of its content is {digest[:16]}…, "
                 f"expected {spec.sha256[:16]}… for {spec.name}",
-                fix="delete it and get a good copy, or pass verify=False / --no-verify "
+                fix="delete it and get a good copy, or pass verify_checksums=False / --skip-checksums "
                 "to use it knowingly",
             )
     return array

@@ -67,9 +67,21 @@ def _load_entry_points(manager: pluggy.PluginManager) -> None:
         if manager.get_plugin(ep.name) is not None:
             continue
         try:
-            manager.register(ep.load(), name=ep.name)
+            register_checked(manager, ep.load(), ep.name)
         except Exception as exc:  # a broken plugin must not take the others down
             _failures.append(PluginFailure(ep.name, ep.value, f"{type(exc).__name__}: {exc}"))
+
+
+def register_checked(manager: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Register ``plugin`` and validate its hooks now: a wrong signature (``register``) or a
+    misspelt ``fmnist_*`` hook (``check_pending``) raises, and the plugin is left out, instead of
+    pluggy skipping it silently until the hook is called."""
+    manager.register(plugin, name=name)
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError:
+        manager.unregister(plugin)
+        raise
 
 
 def reset() -> None:

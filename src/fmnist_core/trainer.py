@@ -74,10 +74,19 @@ class Trainer:
         steps_per_execution: int = 100,
         verbose: int | str = "auto",
         callbacks: Sequence[Callback] = (),
-        validate: bool = False,
-        verify: bool = True,
+        evaluate_each_epoch: bool = False,
+        verify_checksums: bool = True,
         **options: Any,
     ):
+        for old, new in (("validate", "evaluate_each_epoch"), ("verify", "verify_checksums")):
+            if old in options:  # renamed in 0.2; the old names work for one release
+                import warnings
+
+                warnings.warn(f"Trainer({old}=...) is now {new}=...; {old} goes in fmnist 0.3",
+                              DeprecationWarning, stacklevel=2)
+                value = options.pop(old)
+                evaluate_each_epoch = value if old == "validate" else evaluate_each_epoch
+                verify_checksums = value if old == "verify" else verify_checksums
         self.model = model if isinstance(model, ModelSpec) else plugins.get_model(model)
         recipe = self.model.recipe
         epochs = recipe.epochs if epochs is None else epochs
@@ -97,10 +106,11 @@ class Trainer:
         self.optimizer = as_optimizer(recipe.optimizer if optimizer is None else optimizer)
         self.schedule = as_schedule(recipe.schedule if schedule is None else schedule)
         self.backend: Backend = plugins.get_backend(backend)
+        self.options = self.backend.check_options(options)
         self.epochs, self.batch_size, self.learning_rate, self.seed = epochs, batch_size, float(learning_rate), seed
         self.data_dir, self.init, self.log_every, self.verbose = data_dir, init, log_every, verbose
         self.steps_per_execution = steps_per_execution
-        self.callbacks, self.validate, self.verify, self.options = list(callbacks), validate, verify, options
+        self.callbacks, self.evaluate_each_epoch, self.verify_checksums = list(callbacks), evaluate_each_epoch, verify_checksums
         self.history = History()
         self.stop_training = False
         self._data = data
@@ -118,13 +128,14 @@ class Trainer:
             "optimizer": self.optimizer.to_dict(), "schedule": self.schedule.to_dict(),
             "init": self.init, "log_every": self.log_every, "steps_per_execution": self.steps_per_execution,
             "options": {k: v for k, v in self.options.items() if isinstance(v, (str, int, float, bool))},
+            **({"device": self._engine.device} if self._engine is not None else {}),
         }
 
     @property
     def data(self) -> Dataset:
         """The dataset, found, verified and loaded on first use."""
         if self._data is None:
-            self._data = load_dataset(self.data_dir, verify=self.verify)
+            self._data = load_dataset(self.data_dir, verify=self.verify_checksums)
         return self._data
 
     @property
@@ -185,7 +196,7 @@ class Trainer:
             for cb in callbacks:
                 cb.on_epoch_begin(self, epoch)
             record = self._train_epoch(engine, epoch, len(train), batches, callbacks)
-            if self.validate:
+            if self.evaluate_each_epoch:
                 result = self.evaluate()
                 record.test_loss, record.test_accuracy = result.loss, result.accuracy
             self.history.epochs.append(record)

@@ -117,7 +117,13 @@ NEUTRAL = WeightFormat(
 
 
 def format_for(path: str | os.PathLike, format: str | None = None, *, for_writing: bool = False) -> WeightFormat:
-    """The registered format named ``format``, or the one that claims ``path``."""
+    """The registered format named ``format``, or the one ``path`` belongs to.
+
+    The order is explicit: the longest declared suffix that ends the name wins; a name no suffix
+    matches goes to the formats that recognise it by content (a SavedModel folder, a checkpoint
+    prefix). Where several formats claim the same name, the neutral format comes first; any
+    other tie is an error listing the candidates.
+    """
     from .plugins import weight_formats
 
     formats = weight_formats()
@@ -129,12 +135,20 @@ def format_for(path: str | os.PathLike, format: str | None = None, *, for_writin
                 fix="pick one of those, or install the plugin that provides it",
             )
         return formats[format]
-    for candidate in formats.values():
-        if for_writing:
-            if any(path.name.endswith(s) for s in candidate.suffixes):
-                return candidate
-        elif candidate.claims(path):
-            return candidate
+    lengths = {f.name: max((len(s) for s in f.suffixes if path.name.endswith(s)), default=0) for f in formats.values()}
+    longest = max(lengths.values(), default=0)
+    candidates = [f for f in formats.values() if longest and lengths[f.name] == longest]
+    if not candidates and not for_writing:
+        candidates = [f for f in formats.values() if f.matches is not None and f.matches(path)]
+    if len(candidates) > 1:
+        if NEUTRAL.name in (f.name for f in candidates):
+            return formats[NEUTRAL.name]
+        raise WeightsError(
+            f"{path} could be any of several formats: {', '.join(f'{f.name} ({f.plugin})' for f in candidates)}",
+            fix="name one with format=... / --from / --to",
+        )
+    if candidates:
+        return candidates[0]
     known = ", ".join(f"{f.name} ({' '.join(f.suffixes)})" for f in formats.values())
     raise WeightsError(
         f"no installed plugin understands {path}; known formats: {known}",

@@ -6,7 +6,7 @@ callbacks can be checked without any framework or real model.
 
 import numpy as np
 
-from fmnist_core import Backend, Engine, StepResult, hookimpl
+from fmnist_core import Backend, Engine, Option, StepResult, hookimpl
 
 
 class FakeEngine(Engine):
@@ -48,6 +48,7 @@ class FakeBackend(Backend):
     name = "fake"
     description = "records calls, for the core's tests"
     priority = -1
+    options = (Option("nan_after", int, None, "make the loss NaN after this many steps"),)
 
     def create_engine(self, config):
         return FakeEngine(config)

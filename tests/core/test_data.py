@@ -65,7 +65,7 @@ def test_checksum_mismatch_names_file_and_skip_knowingly(real_data_dir, tmp_path
     path.write_bytes(gzip.compress(bytes(content)))
     with pytest.raises(DataError, match="wrong checksum") as info:
         data.load_dataset(folder)
-    assert str(path) in str(info.value) and "--no-verify" in str(info.value)
+    assert str(path) in str(info.value) and "--skip-checksums" in str(info.value)
     loaded = data.load_dataset(folder, verify=False)
     assert loaded.test.labels.shape == (10000,)
 

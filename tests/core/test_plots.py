@@ -80,7 +80,7 @@ def test_missing_matplotlib_is_a_clear_error(monkeypatch):
 def test_curves_from_history():
     from fmnist_core.plots import curves_figure
 
-    trainer = Trainer(backend="numpy", data=synthetic_dataset(), epochs=2, verbose=0, validate=True)
+    trainer = Trainer(backend="numpy", data=synthetic_dataset(), epochs=2, verbose=0, evaluate_each_epoch=True)
     fig = curves_figure(trainer.fit())
     loss_ax = fig.axes[0]
     labels = [line.get_label() for line in loss_ax.get_lines()]

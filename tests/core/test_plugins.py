@@ -84,3 +84,157 @@ def test_cli_lists_broken_plugin_without_failing(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "numpy" in out.stdout
     assert "plugin 'broken' failed to load: ModuleNotFoundError" in out.stdout
+
+
+# -- backend options ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("options, message", [
+    ({"nan_afterr": 3}, r"backend 'fake' has no option 'nan_afterr' \(did you mean 'nan_after'\?\); its options: nan_after"),
+    ({"nan_after": "3"}, r"option nan_after='3' must be int"),
+    ({"nan_after": True}, r"option nan_after=True must be int"),
+    ({"nan_after": 0}, r"option nan_after=0 must be ≥ 1"),
+])
+def test_backend_options_are_checked(fake_backend, options, message):
+    from fmnist_core import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        Trainer(backend=fake_backend, **options)
+
+
+def test_options_on_a_backend_without_any(fake_backend):
+    from fmnist_core import ConfigError
+
+    with pytest.raises(ConfigError, match="backend 'numpy' has no option 'device'; its options: none"):
+        Trainer(backend="numpy", device="cuda")
+    assert Trainer(backend=fake_backend, nan_after=5).options == {"nan_after": 5}
+    assert Trainer(backend=fake_backend).options == {"nan_after": None}  # defaults filled in
+
+
+def test_option_that_does_nothing_is_an_error():
+    from fmnist_core import ConfigError, Option
+
+    option = Option("turbo", bool, False, "go fast", applies=lambda o: None if o["mode"] == "fast" else "mode is slow")
+    mode = Option("mode", str, "slow", "speed", choices=("slow", "fast"))
+
+    class Backend_(plugins.Backend):
+        name = "opt-test"
+        options = (mode, option)
+
+        def create_engine(self, config):
+            raise NotImplementedError
+
+    backend = Backend_()
+    assert backend.check_options({"mode": "fast", "turbo": True}) == {"mode": "fast", "turbo": True}
+    with pytest.raises(ConfigError, match="option turbo=True does nothing here: mode is slow"):
+        backend.check_options({"turbo": True})
+    with pytest.raises(ConfigError, match="option mode='medium' is not one of 'slow', 'fast'"):
+        backend.check_options({"mode": "medium"})
+
+
+def test_cli_shows_options(fake_backend):
+    import json
+
+    from fmnist_core.cli import build_parser, cmd_backends
+
+    args = build_parser().parse_args(["backends", "--json"])
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        cmd_backends(args)
+    rows = {r["name"]: r for r in json.loads(out.getvalue())["backends"]}
+    assert rows["fake"]["options"] == [{"name": "nan_after", "type": "int", "default": None, "choices": [],
+                                        "help": "make the loss NaN after this many steps"}]
+
+
+# -- plugin validation -------------------------------------------------------------------
+
+def test_misspelt_or_wrong_signature_hook_is_reported():
+    import pluggy
+
+    from fmnist_core import hookimpl
+
+    class Misspelt:
+        @hookimpl
+        def fmnist_backend(self):  # no such hook: fmnist_backends
+            return []
+
+    class WrongSignature:
+        @hookimpl
+        def fmnist_models(self, extra):
+            return []
+
+    manager = pluggy.PluginManager("fmnist")
+    from fmnist_core import hookspecs
+
+    manager.add_hookspecs(hookspecs)
+    for plugin in (Misspelt(), WrongSignature()):
+        with pytest.raises(pluggy.PluginValidationError):
+            plugins.register_checked(manager, plugin, type(plugin).__name__)
+        assert manager.get_plugin(type(plugin).__name__) is None
+
+
+def test_misspelt_plugin_listed_by_backends(tmp_path):
+    dist = tmp_path / "misspelt_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: misspelt-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[fmnist]\nmisspelt = misspelt_module\n")
+    (tmp_path / "misspelt_module.py").write_text(
+        "from fmnist_core import hookimpl\n\n@hookimpl\ndef fmnist_backend():\n    return []\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "backends"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and "numpy" in out.stdout
+    assert "plugin 'misspelt' failed to load" in out.stdout and "fmnist_backend" in out.stdout
+
+
+# -- weight-format lookup order ----------------------------------------------------------
+
+def test_format_lookup_order(tmp_path):
+    from fmnist_core import WeightFormat, WeightsError, hookimpl
+    from fmnist_core.weights import format_for
+
+    class Formats:
+        @hookimpl
+        def fmnist_weight_formats(self):
+            return [WeightFormat("rival-st", "claims .safetensors too", (".safetensors",), plugin="rival"),
+                    WeightFormat("xyz-a", "", (".xyz",), plugin="a"), WeightFormat("xyz-b", "", (".xyz",), plugin="b"),
+                    WeightFormat("long", "", (".v2.xyz",), plugin="c")]
+
+    manager = plugins.get_plugin_manager()
+    plugin = Formats()
+    manager.register(plugin, name="formats-test")
+    try:
+        assert format_for(tmp_path / "w.safetensors").name == "safetensors"  # neutral first on a tie
+        assert format_for(tmp_path / "w.v2.xyz").name == "long"  # the longest suffix wins
+        with pytest.raises(WeightsError, match=r"could be any of several formats: xyz-a \(a\), xyz-b \(b\)"):
+            format_for(tmp_path / "w.xyz")
+        assert format_for(tmp_path / "w.xyz", "xyz-b").name == "xyz-b"
+    finally:
+        manager.unregister(plugin)
+
+
+# -- renamed arguments -------------------------------------------------------------------
+
+def test_old_names_still_work_with_a_warning(fake_backend):
+    from fmnist_core.testing import synthetic_dataset
+
+    with pytest.warns(DeprecationWarning, match=r"validate=\.\.\.\) is now evaluate_each_epoch"):
+        trainer = Trainer(backend=fake_backend, validate=True, data=synthetic_dataset())
+    assert trainer.evaluate_each_epoch is True
+    with pytest.warns(DeprecationWarning, match=r"verify=\.\.\.\) is now verify_checksums"):
+        assert Trainer(backend=fake_backend, verify=False).verify_checksums is False
+
+
+def test_old_cli_flags_warn(tmp_path):
+    import contextlib
+    import io
+
+    from fmnist_core.cli import build_parser
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        args = build_parser().parse_args(["train", "--validate", "--no-verify"])
+    assert args.evaluate_each_epoch and args.skip_checksums
+    assert "--validate is now --evaluate-each-epoch" in err.getvalue()
+    assert "--no-verify is now --skip-checksums" in err.getvalue()

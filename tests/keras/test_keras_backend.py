@@ -65,7 +65,7 @@ def test_keras_of_another_shape(tmp_path):
     model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(32),
                               keras.layers.Dense(10)])
     model.save(tmp_path / "wide.keras")
-    with pytest.raises(WeightsError, match="not the MLP's"):
+    with pytest.raises(WeightsError, match="which fit no known model"):
         read_weights(tmp_path / "wide.keras")
 
 

@@ -137,3 +137,16 @@ def test_cnn_weights_move_to_every_backend(trained_cnn, target, real, tmp_path):
         print(f"cnn torch -> {target} via {fmt}: argmax agreement {agreement:.4f}, "
               f"max |logit diff| {np.abs(logits - reference).max():.2e}")
         assert agreement >= 0.999
+
+
+def test_readme_backend_table_lists_the_declared_options():
+    import re
+    from pathlib import Path
+
+    from fmnist_core import backends
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name, backend in backends().items():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
+        documented = re.findall(r"`([a-z_]+)`(?: \(|,|$| \|)", row.split("|")[4])
+        assert documented == [o.name for o in backend.options], (name, documented)

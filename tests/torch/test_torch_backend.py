@@ -100,7 +100,7 @@ def test_malicious_pth_refused(tmp_path):
 def test_pth_of_another_model(tmp_path):
     path = tmp_path / "other.pth"
     torch.save(nn.Sequential(nn.Linear(3, 4)).state_dict(), path)
-    with pytest.raises(WeightsError, match="not the MLP's"):
+    with pytest.raises(WeightsError, match="which fit no known model"):
         read_weights(path)
 
 

@@ -122,7 +122,7 @@ class KerasTFEngine(KerasEngine):
 
         tf = import_tensorflow()
         # before the model is built: TF takes a thread count only before its runtime starts
-        set_tensorflow_threads(config.options.get("threads", None if tf.config.list_physical_devices("GPU") else 1))
+        set_tensorflow_threads(config.options.get("threads") or (None if tf.config.list_physical_devices("GPU") else 1))
         super().__init__(config, keras)
         self.tf = tf
         self.slots = {(slot, name): tf.Variable(tf.zeros(shape), trainable=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fmnist_core import Backend, EngineConfig, WeightFormat, hookimpl
+from fmnist_core import Backend, EngineConfig, Option, WeightFormat, hookimpl
 from fmnist_core.weights import lazy
 
 
@@ -11,11 +11,26 @@ class KerasBackend(Backend):
     description = "Keras 3 (keras_backend='tensorflow' by default, or 'torch')"
     priority = 10
     requires = ("keras",)
+    options = (
+        Option("keras_backend", str, None, "Keras' own backend, read once per process (default $KERAS_BACKEND, "
+               "else tensorflow)", choices=("tensorflow", "torch")),
+        Option("jit_compile", bool, True, "XLA-compile each block of steps (TensorFlow backend)",
+               applies=lambda o: _tensorflow_only(o)),
+        Option("threads", int, None, "TensorFlow's intra-op threads (TensorFlow backend; default 1 on the CPU)",
+               applies=lambda o: _tensorflow_only(o)),
+    )
 
     def create_engine(self, config: EngineConfig):
         from .engine import create_engine
 
         return create_engine(config)
+
+
+def _tensorflow_only(options: dict) -> str | None:
+    import os
+
+    wanted = options.get("keras_backend") or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    return None if wanted == "tensorflow" else f"it applies to Keras' TensorFlow backend, and Keras runs on {wanted!r}"
 
 
 KERAS = WeightFormat(

@@ -142,7 +142,7 @@ class TFEngine(Engine):
         options = config.options
         self.spec, self.optimizer = config.model, config.optimizer
         self.device = pick_device(options.get("device"))
-        set_tensorflow_threads(options.get("threads", 1 if self.device == "/CPU:0" else None))
+        set_tensorflow_threads(options.get("threads") or (1 if self.device == "/CPU:0" else None))
         params = config.initial_params if config.initial_params is not None else framework_params(self.spec, config.seed)
         # XLA compiles the whole block of steps into one program: 0.11 s/epoch here against
         # 0.25 s without for the MLP; a switch since the compile itself costs about half a second.

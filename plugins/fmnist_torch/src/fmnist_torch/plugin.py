@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fmnist_core import Backend, EngineConfig, WeightFormat, hookimpl
+from fmnist_core import Backend, EngineConfig, Option, WeightFormat, hookimpl
 from fmnist_core.weights import lazy
 
 
@@ -11,6 +11,13 @@ class TorchBackend(Backend):
     description = "PyTorch (CPU, or CUDA with device='cuda'/'auto')"
     priority = 30
     requires = ("torch", "torchvision")
+    options = (
+        Option("device", str, "auto", "where to train: 'auto' takes a CUDA GPU when torch sees one, else the CPU",
+               choices=("auto", "cpu", "cuda"), pattern=r"cuda:\d+"),
+        Option("step", str, "fused", "'fused': a hand-written step for the article's MLP with plain SGD (else "
+               "autograd); 'autograd': always autograd", choices=("fused", "autograd")),
+        Option("threads", int, None, "CPU threads for torch (default: torch's own)"),
+    )
 
     def create_engine(self, config: EngineConfig):
         from .engine import TorchEngine
