@@ -11,7 +11,8 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests-core", "tests-torch", "tests-tf", "tests-keras", "tests-keras-torch", "tests-parity"]
+nox.options.sessions = ["lint", "tests-core", "tests-torch", "tests-tf", "tests-keras", "tests-keras-torch",
+                        "tests-keras-jax", "tests-parity"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -80,6 +81,14 @@ def tests_keras_torch(session: nox.Session) -> None:
     ensure_data(session)
     session.install("-e", ".[test]", "-e", PLUGINS["keras"], "torch")
     pytest(session, "tests/keras", env={"KERAS_BACKEND": "torch"})
+
+
+@nox.session(name="tests-keras-jax")
+def tests_keras_jax(session: nox.Session) -> None:
+    """The Keras plugin on Keras' JAX backend (the fmnist-keras[jax] extra)."""
+    ensure_data(session)
+    session.install("-e", ".[test]", "-e", f"{PLUGINS['keras']}[jax]")
+    pytest(session, "tests/keras", env={"KERAS_BACKEND": "jax"})
 
 
 @nox.session(name="tests-parity")

@@ -107,6 +107,7 @@ class Trainer:
         self.schedule = as_schedule(recipe.schedule if schedule is None else schedule)
         self.backend: Backend = plugins.get_backend(backend)
         self.options = self.backend.check_options(options)
+        self._given_options = dict(options)  # recorded in run configs: the defaults may differ elsewhere
         self.epochs, self.batch_size, self.learning_rate, self.seed = epochs, batch_size, float(learning_rate), seed
         self.data_dir, self.init, self.log_every, self.verbose = data_dir, init, log_every, verbose
         self.steps_per_execution = steps_per_execution
@@ -127,7 +128,7 @@ class Trainer:
             "batch_size": self.batch_size, "learning_rate": self.learning_rate, "seed": self.seed,
             "optimizer": self.optimizer.to_dict(), "schedule": self.schedule.to_dict(),
             "init": self.init, "log_every": self.log_every, "steps_per_execution": self.steps_per_execution,
-            "options": {k: v for k, v in self.options.items() if isinstance(v, (str, int, float, bool))},
+            "options": {k: v for k, v in self._given_options.items() if isinstance(v, (str, int, float, bool))},
             **({"device": self._engine.device} if self._engine is not None else {}),
         }
 

@@ -1,4 +1,4 @@
-"""Runs once per Keras backend: the nox sessions set KERAS_BACKEND (tensorflow or torch)."""
+"""Runs once per Keras backend: the nox sessions set KERAS_BACKEND (tensorflow, torch or jax)."""
 
 import os
 

@@ -7,6 +7,7 @@ call: inside one ``tf.function`` on the TensorFlow backend, in a loop without ho
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -25,7 +26,7 @@ from fmnist_core.models import (
     ReLU,
 )
 
-SUPPORTED = ("tensorflow", "torch")
+SUPPORTED = ("tensorflow", "torch", "jax")
 
 
 def import_keras(wanted: str | None = None):
@@ -34,6 +35,9 @@ def import_keras(wanted: str | None = None):
     if wanted not in SUPPORTED:
         raise BackendError(f"keras_backend={wanted!r} is not supported by fmnist-keras",
                            fix=f"use one of {', '.join(SUPPORTED)}")
+    if wanted == "jax" and importlib.util.find_spec("jax") is None:
+        raise BackendError("keras_backend='jax' asked for, but JAX is not installed",
+                           fix="pip install 'fmnist-keras[jax]' (or fmnist-core[keras-jax])")
     if "keras" in sys.modules:
         import keras
 
@@ -256,8 +260,82 @@ class KerasTorchEngine(KerasEngine):
             return self.model(x, training=False).cpu().numpy().astype(np.float32, copy=False)
 
 
+class KerasJaxEngine(KerasEngine):
+    """Keras on JAX: ``model.stateless_call`` inside one jitted step, the core's update on the
+    returned arrays; the model's variables are written back once per block."""
+
+    def __init__(self, config, keras):
+        super().__init__(config, keras)
+        import jax
+        import jax.numpy as jnp
+
+        self.jax, self.jnp = jax, jnp
+        shapes = self.spec.shapes()
+        self.slots = {(slot, name): jnp.zeros(shapes[name], jnp.float32)
+                      for slot in self.optimizer.slots for name in self.spec.trainable()}
+        self._step = jax.jit(self._step_fn)
+        self._forward = jax.jit(lambda trainable, non_trainable, x: self.model.stateless_call(
+            trainable, non_trainable, x.astype(jnp.float32) / 255.0, training=False)[0])
+
+    def _to_numpy(self, value):
+        return np.asarray(value)
+
+    def set_optimizer_state(self, state):
+        for key in self.slots:
+            self.slots[key] = self.jnp.asarray(np.asarray(state[f"{key[0]}.{key[1]}"], np.float32))
+
+    def attach(self, images, labels):
+        self.images = self.jnp.asarray(np.asarray(images, np.uint8))
+        self.labels = self.jnp.asarray(np.asarray(labels, np.int32))
+
+    def _step_fn(self, trainable, non_trainable, slots, rows, scalars):
+        jax, jnp = self.jax, self.jnp
+        x = self.images[rows].astype(jnp.float32) / 255.0
+        y = self.labels[rows]
+
+        def loss_fn(values):
+            logits, updated = self.model.stateless_call(values, non_trainable, x, training=True)
+            picked = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
+            return jnp.mean(jax.nn.logsumexp(logits, axis=1) - picked), (logits, updated)
+
+        (loss, (logits, updated)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+        new_values, new_slots = [], {}
+        for index, (name, value, grad) in enumerate(zip(self.spec.trainable(), trainable, grads, strict=True)):
+            state = [slots[(slot, name)] for slot in self.optimizer.slots]
+            new, new_state = self.optimizer.update(value, grad, state, [scalars[i] for i in range(scalars.shape[0])],
+                                                   jnp.sqrt)
+            new_values.append(new)
+            new_slots.update({(slot, name): v for slot, v in zip(self.optimizer.slots, new_state, strict=True)})
+            del index
+        correct = jnp.sum(jnp.argmax(logits, axis=1) == y)
+        return new_values, updated, new_slots, loss, correct
+
+    def train_steps(self, batches, scalars):
+        jnp = self.jnp
+        trainable = [v.value for v in self.model.trainable_variables]
+        non_trainable = [v.value for v in self.model.non_trainable_variables]
+        rows = jnp.asarray(np.ascontiguousarray(batches, np.int32))
+        rates = jnp.asarray(np.asarray(scalars, np.float32))
+        losses, correct = [], []
+        for step in range(len(batches)):
+            trainable, non_trainable, self.slots, loss, hits = self._step(trainable, non_trainable, self.slots,
+                                                                          rows[step], rates[step])
+            losses.append(loss)
+            correct.append(hits)
+        for variable, value in zip(self.model.trainable_variables, trainable, strict=True):
+            variable.assign(value)
+        for variable, value in zip(self.model.non_trainable_variables, non_trainable, strict=True):
+            variable.assign(value)
+        return StepResult(np.asarray(jnp.stack(losses)), np.asarray(jnp.stack(correct)).astype(np.int64))
+
+    def logits(self, images):
+        trainable = [v.value for v in self.model.trainable_variables]
+        non_trainable = [v.value for v in self.model.non_trainable_variables]
+        out = self._forward(trainable, non_trainable, self.jnp.asarray(np.asarray(images, np.uint8)))
+        return np.asarray(out).astype(np.float32, copy=False)
+
+
 def create_engine(config: EngineConfig) -> KerasEngine:
     keras = import_keras(config.options.get("keras_backend"))
-    if keras.backend.backend() == "tensorflow":
-        return KerasTFEngine(config, keras)
-    return KerasTorchEngine(config, keras)
+    engines = {"tensorflow": KerasTFEngine, "torch": KerasTorchEngine, "jax": KerasJaxEngine}
+    return engines[keras.backend.backend()](config, keras)

@@ -8,12 +8,12 @@ from fmnist_core.weights import lazy
 
 class KerasBackend(Backend):
     name = "keras"
-    description = "Keras 3 (keras_backend='tensorflow' by default, or 'torch')"
+    description = "Keras 3 (keras_backend='tensorflow' by default, 'torch', or 'jax')"
     priority = 10
     requires = ("keras",)
     options = (
         Option("keras_backend", str, None, "Keras' own backend, read once per process (default $KERAS_BACKEND, "
-               "else tensorflow)", choices=("tensorflow", "torch")),
+               "else tensorflow)", choices=("tensorflow", "torch", "jax")),
         Option("jit_compile", bool, True, "XLA-compile each block of steps (TensorFlow backend)",
                applies=lambda o: _tensorflow_only(o)),
         Option("threads", int, None, "TensorFlow's intra-op threads (TensorFlow backend; default 1 on the CPU)",
