@@ -12,12 +12,13 @@ from pathlib import Path
 import nox
 
 nox.options.sessions = ["lint", "tests-core", "tests-torch", "tests-tf", "tests-keras", "tests-keras-torch",
-                        "tests-keras-jax", "tests-parity"]
+                        "tests-keras-jax", "tests-deploy", "tests-parity"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 DATA = Path("/usr/share/datasets/fashion-mnist")
-PLUGINS = {"torch": "plugins/fmnist_torch", "tf": "plugins/fmnist_tf", "keras": "plugins/fmnist_keras"}
+PLUGINS = {"torch": "plugins/fmnist_torch", "tf": "plugins/fmnist_tf", "keras": "plugins/fmnist_keras",
+           "onnx": "plugins/fmnist_onnx"}
 
 
 def ensure_data(session: nox.Session) -> None:
@@ -91,6 +92,14 @@ def tests_keras_jax(session: nox.Session) -> None:
     pytest(session, "tests/keras", env={"KERAS_BACKEND": "jax"})
 
 
+@nox.session(name="tests-deploy")
+def tests_deploy(session: nox.Session) -> None:
+    """ONNX export, the onnxruntime backend and `fmnist serve`, with no training framework."""
+    ensure_data(session)
+    session.install("-e", ".[test,onnx,serve]", "-e", PLUGINS["onnx"], "httpx")
+    pytest(session, "tests/onnx", "tests/serve")
+
+
 @nox.session(name="tests-parity")
 def tests_parity(session: nox.Session) -> None:
     """Every plugin installed: same numbers as the NumPy reference, weights portable."""
@@ -105,6 +114,14 @@ def bench(session: nox.Session) -> None:
     ensure_data(session)
     session.install("-e", ".", *(arg for path in PLUGINS.values() for arg in ("-e", path)))
     session.run("python", "bench/run.py", *session.posargs)
+
+
+@nox.session(name="bench-cnn")
+def bench_cnn(session: nox.Session) -> None:
+    """The cnn recipe on every backend against the same CNN by hand (torch.optim, Keras fit)."""
+    ensure_data(session)
+    session.install("-e", ".", *(arg for path in PLUGINS.values() for arg in ("-e", path)))
+    session.run("python", "bench/cnn.py", *session.posargs)
 
 
 @nox.session
@@ -123,8 +140,8 @@ def main(session: nox.Session) -> None:
     ensure_data(session)
     build(session)
     extra = session.posargs[0] if session.posargs else "torch"
-    if extra not in (*PLUGINS, "all", "numpy"):
-        session.error(f"nox -s main -- {extra}: pick one of {', '.join(PLUGINS)}, all or numpy")
+    if extra not in ("torch", "tf", "keras", "all", "numpy"):
+        session.error(f"nox -s main -- {extra}: pick one of torch, tf, keras, all or numpy")
     spec = "fmnist-core[plots]" if extra == "numpy" else f"fmnist-core[{extra},plots]"
     session.install("--find-links", str(ROOT / "dist"), spec)
     run = ROOT / "runs" / "main"

@@ -123,6 +123,7 @@ class Backend(ABC):
     priority: ClassVar[int] = 0  # backend=None picks the highest available
     requires: ClassVar[tuple[str, ...]] = ()
     options: ClassVar[tuple[Option, ...]] = ()  # what Trainer(**options) may pass; nothing else
+    trains: ClassVar[bool] = True  # False: an inference-only backend (train_steps is never called)
 
     def check_options(self, given: dict[str, Any]) -> dict[str, Any]:
         """``given`` checked against ``options`` and completed with the defaults.

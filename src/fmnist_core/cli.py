@@ -1,4 +1,4 @@
-"""The ``fmnist`` command line: backends, models, info, train, evaluate, predict, sample, convert.
+"""The ``fmnist`` command line: backends, models, info, train, evaluate, predict, sample, export, convert, serve.
 
 Errors print as one line on stderr (``--debug`` shows the traceback). Exit codes: 0 success,
 1 an fmnist error (bad input, missing data, unknown backend), 2 usage error, 130 interrupted.
@@ -267,6 +267,24 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .serve import ServeSettings, serve
+
+    settings = ServeSettings(max_batch=args.max_batch, wait_ms=args.wait_ms, max_bytes=args.max_bytes,
+                             max_files=args.max_files, max_pixels=args.max_pixels)
+    serve(args.weights, backend=args.backend, host=args.host, port=args.port, workers=args.workers, settings=settings)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .trainer import Trainer
+
+    trainer = Trainer.load(args.weights, verbose=0)
+    trainer.export(args.target, format=args.format)
+    print(f"wrote {args.target} ({args.format}) from {args.weights}")
+    return 0
+
+
 def cmd_convert(args) -> int:
     from .weights import read_weights, write_weights
 
@@ -378,6 +396,25 @@ def build_parser() -> argparse.ArgumentParser:
     _checksum_flags(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("serve", help="serve a model over HTTP (POST /predict; needs fmnist-core[serve])")
+    p.add_argument("weights", help="any weights file an installed backend loads, .onnx included")
+    p.add_argument("--backend")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="server processes")
+    p.add_argument("--max-batch", type=int, default=64, help="images per forward pass (micro-batching)")
+    p.add_argument("--wait-ms", type=float, default=5.0, help="how long a request waits for others to batch with")
+    p.add_argument("--max-bytes", type=int, default=5_000_000, help="largest image file accepted")
+    p.add_argument("--max-files", type=int, default=256, help="most images in one request")
+    p.add_argument("--max-pixels", type=int, default=None, help="largest declared image size (default 40,000,000)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("export", help="export weights for serving without a framework (ONNX)")
+    p.add_argument("weights")
+    p.add_argument("target", help="e.g. model.onnx")
+    p.add_argument("--format", default="onnx", choices=["onnx"])
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("convert", help="convert weights between formats (any installed plugin's)")
     p.add_argument("source")

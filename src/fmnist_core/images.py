@@ -78,18 +78,31 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     JPEG is decoded at a reduced scale (``draft``), so a photo is never decoded at full size only
     to become 28×28. An animated image gives its first frame.
     """
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise ImageError(f"{path} is an empty file", fix="pass a PNG or JPEG image")
+    return _decode(path, path, max_pixels)
+
+
+def image_from_bytes(data: bytes, name: str = "<upload>", max_pixels: int | None = None) -> np.ndarray:
+    """``load_image`` for the bytes of an image file (an upload); ``name`` appears in errors."""
+    import io
+
+    if not data:
+        raise ImageError(f"{name} is an empty file", fix="send a PNG or JPEG image")
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def _decode(source, path, max_pixels: int | None) -> np.ndarray:
     import warnings
 
     from PIL import Image, UnidentifiedImageError
 
     limit = MAX_PIXELS if max_pixels is None else max_pixels
-    path = Path(path)
-    if path.is_file() and path.stat().st_size == 0:
-        raise ImageError(f"{path} is an empty file", fix="pass a PNG or JPEG image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # fmnist's own limit applies
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 _check_size(path, image.width, image.height, limit)
                 if image.format == "JPEG" and max(image.size) > 4 * SIZE:
                     image.draft("L", (4 * SIZE, 4 * SIZE))  # decode at 1/2, 1/4 or 1/8 scale

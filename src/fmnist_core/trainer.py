@@ -113,6 +113,7 @@ class Trainer:
         self.steps_per_execution = steps_per_execution
         self.callbacks, self.evaluate_each_epoch, self.verify_checksums = list(callbacks), evaluate_each_epoch, verify_checksums
         self.history = History()
+        self.source_metadata: dict[str, str] = {}  # what the loaded weights file said
         self.stop_training = False
         self._data = data
         self._engine: Engine | None = None
@@ -180,6 +181,12 @@ class Trainer:
         With ``checkpoint_dir`` a checkpoint (weights, optimizer state, epoch, history) is
         written atomically after each epoch; ``Trainer.resume`` continues from it.
         """
+        if not self.backend.trains:
+            from .errors import BackendError
+
+            trainers = sorted(n for n, b in plugins.backends().items() if b.trains and b.unavailable_reason() is None)
+            raise BackendError(f"backend {self.backend.name!r} runs inference only and cannot train",
+                               fix=f"train with one of {', '.join(trainers)}, then export or load the weights here")
         if epochs is not None:
             _check_int("epochs", epochs, 1)
             self.epochs = epochs
@@ -258,7 +265,10 @@ class Trainer:
         if split not in ("test", "train"):
             raise ConfigError(f"split must be 'test' or 'train', got {split!r}")
         data = getattr(self.data, split)
-        return EvalResult.from_logits(chunked_logits(self.engine, data.images), data.labels)
+        result = EvalResult.from_logits(chunked_logits(self.engine, data.images), data.labels)
+        if split == "test":
+            self._test_accuracy = result.accuracy  # recorded in saved weights (fmnist serve shows it)
+        return result
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Logits of uint8 images (n, 28, 28)."""
@@ -323,12 +333,20 @@ class Trainer:
         metadata = {"backend": self.backend.name, "versions": json.dumps(versions),
                     "config": json.dumps(self.config()), "epochs_done": str(self._start_epoch),
                     "architecture": json.dumps(self.model.to_dict())}
+        accuracy = getattr(self, "_test_accuracy", None) or self.source_metadata.get("test_accuracy")
+        if accuracy is not None:
+            metadata["test_accuracy"] = str(accuracy)
         return Weights(self.model.name, self.engine.get_params(), metadata)
 
     def save(self, path: str | os.PathLike, format: str | None = None) -> Path:
         """Save the weights atomically; the format follows the suffix (default: safetensors)."""
         write_weights(path, self._weights(), format)
         return Path(path)
+
+    def export(self, path: str | os.PathLike, format: str = "onnx") -> Path:
+        """Export for serving without any framework: ``format="onnx"`` writes an ONNX model
+        (uint8 images in; logits, probabilities, class_index out), needing only ``onnx``."""
+        return self.save(path, format=format)
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | None = None, *, format: str | None = None,
@@ -351,6 +369,7 @@ class Trainer:
         kwargs.update(overrides)
         trainer = cls(backend=backend, model=model_of(weights), **kwargs)
         trainer.set_params(trainer.model.check_params(weights.params, source=str(path)))
+        trainer.source_metadata = dict(weights.metadata)
         return trainer
 
     def save_checkpoint(self, folder: str | os.PathLike) -> Path:

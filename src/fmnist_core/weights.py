@@ -49,6 +49,14 @@ class WeightFormat:
     write: Callable[[Path, Weights], None] | None = None
     matches: Callable[[Path], bool] | None = None
     plugin: str = ""
+    requires: tuple[str, ...] = ()  # modules it needs (checked without importing them)
+
+    def unavailable_reason(self) -> str | None:
+        """None when usable; otherwise the missing module."""
+        import importlib.util
+
+        missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        return f"needs {', '.join(missing)}" if missing else None
 
     def claims(self, path: Path) -> bool:
         if self.matches is not None:

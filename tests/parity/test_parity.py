@@ -18,7 +18,9 @@ def real():
 
 
 def test_every_framework_plugin_installed():
-    assert {"numpy", "torch", "tf", "keras"} <= set(BACKENDS)
+    from fmnist_core import backends
+
+    assert {"numpy", "torch", "tf", "keras"} <= set(BACKENDS) and "onnx" in backends()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -150,3 +152,27 @@ def test_readme_backend_table_lists_the_declared_options():
         row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
         documented = re.findall(r"`([a-z_]+)`(?: \(|,|$| \|)", row.split("|")[4])
         assert documented == [o.name for o in backend.options], (name, documented)
+
+
+def test_onnx_export_of_every_backend(trained, trained_cnn, real, tmp_path):
+    from fmnist_core import Trainer
+
+    sources = {f"mlp/{name}": t.trainer for name, t in trained.items()} | {"cnn/torch": trained_cnn}
+    for label, source in sources.items():
+        path = tmp_path / f"{label.replace('/', '-')}.onnx"
+        source.export(path)
+        exported = Trainer.load(path, data=real, verbose=0)
+        got, want = exported.logits(real.test.images), source.logits(real.test.images)
+        agreement = float(np.mean(got.argmax(1) == want.argmax(1)))
+        print(f"{label} -> onnx: argmax agreement {agreement:.4f}, max |logit diff| {np.abs(got - want).max():.2e}")
+        assert exported.backend.name == "onnx" and agreement == 1.0 and np.abs(got - want).max() <= 1e-4
+
+
+def test_article_pth_exported_to_onnx(artifacts, real, tmp_path):
+    from fmnist_core import Trainer
+    from fmnist_core.cli import main
+
+    assert main(["export", str(artifacts / "pytorch" / "weights.pth"), str(tmp_path / "article.onnx")]) == 0
+    accuracy = Trainer.load(tmp_path / "article.onnx", data=real, verbose=0).evaluate().accuracy
+    print(f"the article's weights.pth as ONNX: test accuracy {accuracy:.4f}")
+    assert accuracy == pytest.approx(0.8513, abs=1e-4)

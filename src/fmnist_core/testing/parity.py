@@ -18,8 +18,8 @@ NATIVE_FORMAT = {"numpy": "safetensors", "torch": "pth", "tf": "tf-checkpoint", 
 
 
 def installed_backends() -> list[str]:
-    """Usable backends, the NumPy reference first."""
-    names = [n for n, b in sorted(backends().items()) if b.unavailable_reason() is None and n != "numpy"]
+    """Usable backends that train, the NumPy reference first."""
+    names = [n for n, b in sorted(backends().items()) if b.unavailable_reason() is None and n != "numpy" and b.trains]
     return ["numpy", *names]
 
 

@@ -1,0 +1,197 @@
+"""`fmnist serve` against a real server on 127.0.0.1: answers, bad input, concurrency, memory."""
+
+import base64
+import contextlib
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from fmnist_core import Trainer, load_dataset
+
+
+@pytest.fixture(scope="module")
+def real():
+    from tests.conftest import REAL_DATA
+
+    return load_dataset(REAL_DATA)
+
+
+@pytest.fixture(scope="module")
+def weights(real, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serve")
+    trainer = Trainer(backend="numpy", data=real, verbose=0, epochs=2)
+    trainer.fit()
+    trainer.evaluate()
+    trainer.save(folder / "w.safetensors")
+    trainer.export(folder / "w.onnx")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def samples(real, tmp_path_factory):
+    from fmnist_core.images import save_samples
+
+    folder = tmp_path_factory.mktemp("samples")
+    return [path for path, _, _ in save_samples(real.test, folder, count=200)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running(trainer, **settings):
+    import uvicorn
+
+    from fmnist_core.serve import ServeSettings, create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(trainer, ServeSettings(**settings)), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module", params=["safetensors", "onnx"])
+def server(request, weights, real):
+    trainer = Trainer.load(weights / f"w.{request.param}", data=real, verbose=0)
+    with running(trainer, max_files=250, max_bytes=200_000, max_pixels=1_000_000) as url:
+        yield url, trainer
+
+
+def test_health_metadata_docs(server):
+    url, trainer = server
+    assert httpx.get(f"{url}/health").json() == {"status": "ok"}
+    meta = httpx.get(f"{url}/metadata").json()
+    assert meta["model"] == "mlp" and meta["backend"] == trainer.backend.name and meta["parameters"] == 15910
+    assert 0.8 < meta["test_accuracy"] < 0.9 and meta["fmnist_version"]
+    assert httpx.get(f"{url}/docs").status_code == 200 and "/predict" in httpx.get(f"{url}/openapi.json").text
+
+
+def test_sample_request_in_one_request_and_in_200(server, samples):
+    url, trainer = server
+    expected = trainer.predict(samples)
+    files = [("files", (p.name, p.read_bytes(), "image/png")) for p in samples]
+    answer = httpx.post(f"{url}/predict", files=files, timeout=60).json()["predictions"]
+    assert [a["label"] for a in answer] == expected
+    assert all(abs(sum(a["probabilities"]) - 1) < 1e-5 for a in answer)
+
+    def one(path):
+        body = {"images": [base64.b64encode(path.read_bytes()).decode()]}
+        return httpx.post(f"{url}/predict", json=body, timeout=60).json()["predictions"][0]["label"]
+
+    with ThreadPoolExecutor(32) as pool:
+        assert list(pool.map(one, samples)) == expected
+
+
+@pytest.mark.parametrize("make, status, message", [
+    (lambda p: {"files": ("x.png", b"not an image")}, 400, "x.png is not an image Pillow can read"),
+    (lambda p: {"files": ("e.png", b"")}, 400, "e.png is an empty file"),
+    (lambda p: {"files": ("t.png", p.read_bytes()[:60])}, 400, "t.png is a damaged or truncated image"),
+    (lambda p: {"files": ("big.png", b"\x89PNG" + b"0" * 300_000)}, 413, "over the limit of 200,000"),
+])
+def test_bad_files(server, samples, make, status, message):
+    url, _ = server
+    out = httpx.post(f"{url}/predict", files=make(samples[0]))
+    assert out.status_code == status and message in out.json()["detail"]
+    assert "\n" not in out.json()["detail"] and "Traceback" not in out.text
+    assert httpx.get(f"{url}/health").status_code == 200  # still serving
+
+
+def test_bad_requests(server, samples):
+    url, _ = server
+    too_many = [("files", (f"{i}.png", samples[0].read_bytes())) for i in range(251)]
+    cases = [
+        (httpx.post(f"{url}/predict", files=too_many), 413, "251 images in one request, over the limit of 250"),
+        (httpx.post(f"{url}/predict", content=b"{nope", headers={"content-type": "application/json"}), 400, "not valid JSON"),
+        (httpx.post(f"{url}/predict", json={"pictures": []}), 400, "JSON must be"),
+        (httpx.post(f"{url}/predict", json={"images": ["@@@"]}), 400, "images[0] is not valid base64"),
+        (httpx.post(f"{url}/predict", json={"images": []}), 400, "no images in the request"),
+        (httpx.post(f"{url}/predict", content=b"x", headers={"content-type": "text/plain"}), 415, "not accepted"),
+    ]
+    for response, status, message in cases:
+        assert response.status_code == status and message in response.json()["detail"], response.text
+
+
+def test_bomb_is_refused(server, tmp_path):
+    from PIL import Image
+
+    Image.new("1", (5000, 5000)).save(tmp_path / "bomb.png", optimize=True)
+    url, _ = server
+    out = httpx.post(f"{url}/predict", files={"files": ("bomb.png", (tmp_path / "bomb.png").read_bytes())})
+    assert out.status_code == 400 and "over the limit of 1,000,000" in out.json()["detail"]
+
+
+def test_model_failure_is_a_short_500(weights, real, samples):
+    trainer = Trainer.load(weights / "w.safetensors", data=real, verbose=0)
+    with running(trainer) as url:
+        trainer.engine.logits = lambda images: (_ for _ in ()).throw(RuntimeError("boom"))
+        out = httpx.post(f"{url}/predict", files={"files": ("a.png", samples[0].read_bytes())})
+        assert out.status_code == 500 and out.json() == {"detail": "the model failed: RuntimeError"}
+
+
+def test_load_small_concurrent_clients_micro_batched(weights, real, samples):
+    """8 clients × 25 requests on 127.0.0.1: all answered right, batched, memory flat."""
+    trainer = Trainer.load(weights / "w.onnx", data=real, verbose=0)
+    expected = dict(zip(samples, trainer.predict(samples), strict=True))
+    with running(trainer, wait_ms=10) as url:
+        client = httpx.Client(timeout=30)
+
+        def client_run(offset):
+            wrong = 0
+            for i in range(25):
+                path = samples[(offset * 25 + i) % len(samples)]
+                answer = client.post(f"{url}/predict", files={"f": (path.name, path.read_bytes())})
+                wrong += answer.status_code != 200 or answer.json()["predictions"][0]["label"] != expected[path]
+            return wrong
+
+        with ThreadPoolExecutor(8) as pool:
+            assert sum(pool.map(client_run, range(8))) == 0  # warm-up round
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with ThreadPoolExecutor(8) as pool:
+            assert sum(pool.map(client_run, range(8))) == 0
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        assert grown < 50, f"peak RSS grew {grown:.1f} MB over 200 requests"
+
+
+def test_cli_serve_prints_its_url_and_serves(weights, samples):
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "fmnist_core.cli", "serve", str(weights / "w.onnx"), "--port",
+                                str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in line
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            time.sleep(0.2)
+        out = httpx.post(f"http://127.0.0.1:{port}/predict", files={"f": ("a.png", samples[0].read_bytes())})
+        assert out.json()["predictions"][0]["label"] == Trainer.load(weights / "w.onnx").predict(samples[0])[0]
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_cli_serve_bad_weights_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "serve", str(tmp_path / "missing.onnx")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "does not exist" in out.stderr
