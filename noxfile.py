@@ -124,6 +124,14 @@ def bench_cnn(session: nox.Session) -> None:
     session.run("python", "bench/cnn.py", *session.posargs)
 
 
+@nox.session(name="bench-serve")
+def bench_serve(session: nox.Session) -> None:
+    """fmnist serve under load on 127.0.0.1: requests/s and latency, onnx and torch backends."""
+    ensure_data(session)
+    session.install("-e", ".[serve,onnx]", "-e", PLUGINS["onnx"], "-e", PLUGINS["torch"], "httpx")
+    session.run("python", "bench/serve.py", *session.posargs)
+
+
 @nox.session
 def build(session: nox.Session) -> None:
     """Wheels of fmnist-core and every plugin into dist/."""
