@@ -52,8 +52,10 @@ class PrintProgress(Callback):
 
     def on_epoch_end(self, trainer, record):
         extra = ""
+        if record.val_accuracy is not None:
+            extra += f", val accuracy: {record.val_accuracy * 100:.1f}%, val loss: {record.val_loss:.4f}"
         if record.test_accuracy is not None:
-            extra = f", test accuracy: {record.test_accuracy * 100:.1f}%, test loss: {record.test_loss:.4f}"
+            extra += f", test accuracy: {record.test_accuracy * 100:.1f}%, test loss: {record.test_loss:.4f}"
         self._print(
             f"Epoch {record.epoch + 1}: loss {record.loss:.4f}, accuracy {record.accuracy * 100:.1f}%, "
             f"{record.seconds:.2f} s{extra}"

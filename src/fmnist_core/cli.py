@@ -145,6 +145,7 @@ def cmd_train(args) -> int:
                           optimizer=optimizer, schedule=args.schedule,
                           steps_per_execution=args.steps_per_execution,
                           data_dir=args.data_dir, verbose=verbose, evaluate_each_epoch=args.evaluate_each_epoch,
+                          validation=args.validation,
                           verify_checksums=not args.skip_checksums, **_trainer_options(args))
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run / "config.json", trainer.config())
@@ -297,6 +298,11 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def _count_or_fraction(text: str) -> int | float:
+    value = float(text)
+    return value if 0 < value < 1 else int(value)
+
+
 class _Deprecated(argparse.Action):
     """An old flag that still works, with a warning naming the new one."""
 
@@ -352,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default runs/<timestamp>)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder")
     p.add_argument("--evaluate-each-epoch", action="store_true", help="evaluate on the test set every epoch")
+    p.add_argument("--validation", type=_count_or_fraction, default=None, metavar="N",
+                   help="hold out N training images (or a fraction, 0.1) as a validation split, reported each epoch")
     p.add_argument("--validate", dest="evaluate_each_epoch", action=_Deprecated, nargs=0,
                    help="deprecated: --evaluate-each-epoch")
     _checksum_flags(p)
@@ -363,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a weights file on the test set")
     p.add_argument("weights")
     p.add_argument("--backend")
-    p.add_argument("--split", default="test", choices=["test", "train"])
+    p.add_argument("--split", default="test", choices=["test", "train", "validation"])
     p.add_argument("--data-dir")
     _checksum_flags(p)
     p.add_argument("--json", action="store_true")

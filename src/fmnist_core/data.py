@@ -92,6 +92,38 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def take(self, indices: np.ndarray) -> Split:
+        """The samples at ``indices``, as a new split."""
+        return Split(self.images[indices], self.labels[indices])
+
+
+VALIDATION_SEED = 0x7A11D
+"""The split is the same for every run, seed and backend, so that runs (and sweep trials) compare."""
+
+
+def validation_indices(labels: np.ndarray, size: int | float) -> tuple[np.ndarray, np.ndarray]:
+    """A stratified split of ``range(len(labels))``: (training indices, validation indices).
+
+    ``size`` is a count (``5000``) or a fraction (``0.1``). Each class gives its share (largest
+    remainders settle the rounding), drawn with a fixed seed; both lists come sorted.
+    """
+    from .errors import ConfigError
+
+    labels = np.asarray(labels)
+    count = round(size * len(labels)) if isinstance(size, float) and 0 < size < 1 else size
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 0 < count < len(labels):
+        raise ConfigError(f"validation must be a count in 1…{len(labels) - 1} or a fraction in (0, 1), got {size!r}",
+                          fix="pass validation=5000 or validation=0.1")
+    classes, totals = np.unique(labels, return_counts=True)
+    exact = count * totals / len(labels)
+    shares = np.floor(exact).astype(int)
+    shares[np.argsort(-(exact - shares), kind="stable")[: count - shares.sum()]] += 1
+    rng = np.random.default_rng(np.random.SeedSequence([VALIDATION_SEED]))
+    chosen = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:n] for c, n in zip(classes, shares, strict=True)])
+    mask = np.zeros(len(labels), bool)
+    mask[chosen] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
 
 @dataclass(frozen=True)
 class Dataset:

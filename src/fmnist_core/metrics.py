@@ -74,7 +74,8 @@ class EvalResult:
 
 @dataclass
 class EpochRecord:
-    """One epoch: mean per-sample training loss, accuracy, wall seconds, optional test metrics."""
+    """One epoch: mean per-sample training loss, accuracy, wall seconds, optional validation and
+    test metrics."""
 
     epoch: int
     loss: float
@@ -84,6 +85,8 @@ class EpochRecord:
     items: int
     test_loss: float | None = None
     test_accuracy: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
 
 
 @dataclass

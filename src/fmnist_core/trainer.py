@@ -75,6 +75,7 @@ class Trainer:
         verbose: int | str = "auto",
         callbacks: Sequence[Callback] = (),
         evaluate_each_epoch: bool = False,
+        validation: int | float | None = None,
         verify_checksums: bool = True,
         **options: Any,
     ):
@@ -111,6 +112,8 @@ class Trainer:
         self.epochs, self.batch_size, self.learning_rate, self.seed = epochs, batch_size, float(learning_rate), seed
         self.data_dir, self.init, self.log_every, self.verbose = data_dir, init, log_every, verbose
         self.steps_per_execution = steps_per_execution
+        self.validation = validation or None
+        self._splits: tuple | None = None
         self.callbacks, self.evaluate_each_epoch, self.verify_checksums = list(callbacks), evaluate_each_epoch, verify_checksums
         self.history = History()
         self.source_metadata: dict[str, str] = {}  # what the loaded weights file said
@@ -129,6 +132,7 @@ class Trainer:
             "batch_size": self.batch_size, "learning_rate": self.learning_rate, "seed": self.seed,
             "optimizer": self.optimizer.to_dict(), "schedule": self.schedule.to_dict(),
             "init": self.init, "log_every": self.log_every, "steps_per_execution": self.steps_per_execution,
+            "validation": self.validation,
             "options": {k: v for k, v in self._given_options.items() if isinstance(v, (str, int, float, bool))},
             **({"device": self._engine.device} if self._engine is not None else {}),
         }
@@ -139,6 +143,20 @@ class Trainer:
         if self._data is None:
             self._data = load_dataset(self.data_dir, verify=self.verify_checksums)
         return self._data
+
+    def splits(self) -> tuple:
+        """(training split, validation split or None): the validation samples are carved out of
+        the training set (stratified, the same for every run) when ``validation`` is set."""
+        if self._splits is None:
+            train = self.data.train
+            if self.validation is None:
+                self._splits = (train, None)
+            else:
+                from .data import validation_indices
+
+                kept, held = validation_indices(train.labels, self.validation)
+                self._splits = (train.take(kept), train.take(held))
+        return self._splits
 
     @property
     def engine(self) -> Engine:
@@ -190,7 +208,7 @@ class Trainer:
         if epochs is not None:
             _check_int("epochs", epochs, 1)
             self.epochs = epochs
-        train = self.data.train
+        train, validation = self.splits()
         engine = self.engine
         if not self._attached:
             engine.attach(train.images, train.labels)
@@ -204,6 +222,9 @@ class Trainer:
             for cb in callbacks:
                 cb.on_epoch_begin(self, epoch)
             record = self._train_epoch(engine, epoch, len(train), batches, callbacks)
+            if validation is not None:
+                result = self.evaluate("validation")
+                record.val_loss, record.val_accuracy = result.loss, result.accuracy
             if self.evaluate_each_epoch:
                 result = self.evaluate()
                 record.test_loss, record.test_accuracy = result.loss, result.accuracy
@@ -221,7 +242,7 @@ class Trainer:
 
     def step_scalars(self, epoch: int, first_step: int, steps: int) -> np.ndarray:
         """The optimizer's per-step scalars (steps, columns) from step ``first_step`` of ``epoch``."""
-        per_epoch = batch_count(len(self.data.train), self.batch_size)
+        per_epoch = batch_count(len(self.splits()[0]), self.batch_size)
         at = epoch * per_epoch + first_step + np.arange(steps)
         rates = self.schedule.rates(self.learning_rate, at, per_epoch, per_epoch * self.epochs)
         return self.optimizer.step_scalars(rates, at + 1)
@@ -261,10 +282,17 @@ class Trainer:
 
     # -- evaluation and prediction ---------------------------------------------------------
     def evaluate(self, split: str = "test") -> EvalResult:
-        """Mean per-sample loss, accuracy and confusion matrix on ``split`` ("test" or "train")."""
-        if split not in ("test", "train"):
-            raise ConfigError(f"split must be 'test' or 'train', got {split!r}")
-        data = getattr(self.data, split)
+        """Mean per-sample loss, accuracy and confusion matrix on ``split``: "test", "train" or
+        "validation" (the held-out part of the training set, with ``validation=``)."""
+        if split not in ("test", "train", "validation"):
+            raise ConfigError(f"split must be 'test', 'train' or 'validation', got {split!r}")
+        if split == "validation":
+            data = self.splits()[1]
+            if data is None:
+                raise ConfigError("no validation split: this trainer was made without validation=",
+                                  fix="pass validation=5000 (or a fraction) to Trainer")
+        else:
+            data = getattr(self.data, split)
         result = EvalResult.from_logits(chunked_logits(self.engine, data.images), data.labels)
         if split == "test":
             self._test_accuracy = result.accuracy  # recorded in saved weights (fmnist serve shows it)
@@ -411,7 +439,7 @@ class Trainer:
 
 
 RECORDED = ("epochs", "batch_size", "learning_rate", "seed", "optimizer", "schedule", "init", "log_every",
-            "steps_per_execution")
+            "steps_per_execution", "validation")
 
 
 def model_of(weights: Weights) -> ModelSpec:
