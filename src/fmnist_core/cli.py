@@ -130,6 +130,10 @@ def cmd_train(args) -> int:
         trainer = Trainer.resume(run, verbose=verbose, data_dir=args.data_dir)
         if args.epochs:
             trainer.epochs = args.epochs
+        if args.log:
+            from .tracking import loggers_for
+
+            trainer.callbacks += loggers_for(args.log, run)
     else:
         run = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
         optimizer = None
@@ -140,7 +144,10 @@ def cmd_train(args) -> int:
             kind = args.optimizer or (recipe if isinstance(recipe, str) else recipe.kind)
             optimizer = Optimizer(kind, momentum=args.momentum or 0.0, nesterov=args.nesterov,
                                   weight_decay=args.weight_decay or 0.0)
+        from .tracking import loggers_for
+
         trainer = Trainer(backend=args.backend, model=args.model, epochs=args.epochs,
+                          callbacks=loggers_for(args.log, run) if args.log else (),
                           batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                           optimizer=optimizer, schedule=args.schedule,
                           steps_per_execution=args.steps_per_execution,
@@ -364,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="deprecated: --evaluate-each-epoch")
     _checksum_flags(p)
     p.add_argument("--no-plots", action="store_true", help="draw no pictures into the run folder")
+    p.add_argument("--log", metavar="LOGGERS", help="track the run: csv, tensorboard, mlflow (comma-separated; "
+                   "into the run folder)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
