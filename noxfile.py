@@ -12,7 +12,7 @@ from pathlib import Path
 import nox
 
 nox.options.sessions = ["lint", "tests-core", "tests-torch", "tests-tf", "tests-keras", "tests-keras-torch",
-                        "tests-keras-jax", "tests-deploy", "tests-parity"]
+                        "tests-keras-jax", "tests-deploy", "tests-sweeps", "tests-parity"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -98,6 +98,14 @@ def tests_deploy(session: nox.Session) -> None:
     ensure_data(session)
     session.install("-e", ".[test,onnx,serve]", "-e", PLUGINS["onnx"], "httpx")
     pytest(session, "tests/onnx", "tests/serve")
+
+
+@nox.session(name="tests-sweeps")
+def tests_sweeps(session: nox.Session) -> None:
+    """Ray Tune sweeps on 2 CPUs and the tracking callbacks (read back with TensorBoard's and MLflow's readers)."""
+    ensure_data(session)
+    session.install("-e", ".[test,tune,tensorboard,mlflow]", "tensorboard")
+    pytest(session, "tests/sweeps")
 
 
 @nox.session(name="tests-parity")

@@ -54,6 +54,12 @@ def curves_figure(history: History, test: tuple[float, float] | None = None, tit
     ax_loss.plot(epochs, history.column("loss"), "o-", color="tab:blue", label="epoch mean")
     ax_acc.plot(x, [r.accuracy * 100 for r in history.progress], color="tab:green", alpha=0.45, label="running mean within epoch")
     ax_acc.plot(epochs, [a * 100 for a in history.column("accuracy")], "o-", color="tab:green", label="epoch")
+    validated = [r for r in history.epochs if r.val_accuracy is not None]
+    if validated:
+        ax_loss.plot([r.epoch + 1 for r in validated], [r.val_loss for r in validated], "d-.", color="tab:purple",
+                     label="validation")
+        ax_acc.plot([r.epoch + 1 for r in validated], [r.val_accuracy * 100 for r in validated], "d-.",
+                    color="tab:purple", label="validation")
     tested = [r for r in history.epochs if r.test_accuracy is not None]
     if tested:
         ax_loss.plot([r.epoch + 1 for r in tested], [r.test_loss for r in tested], "s--", color="tab:red", label="test")
@@ -150,7 +156,8 @@ def comparison_figure(runs: dict[str, tuple[History, float | None]]):
 
 
 def load_run(run: str | os.PathLike) -> tuple[History, dict, dict]:
-    """A finished run folder's history, evaluation and config (config may be absent).
+    """A finished run folder's history, evaluation and config (the last two may be absent: a
+    sweep's trials are never evaluated on the test set).
 
     A missing or damaged file is an ``FmnistError`` naming it.
     """
@@ -175,13 +182,17 @@ def load_run(run: str | os.PathLike) -> tuple[History, dict, dict]:
         return {**data, "loss": float(data["loss"]), "accuracy": float(data["accuracy"]),
                 "confusion": np.asarray(data["confusion"], dtype=np.int64)}
 
-    return read("history", History.from_dict), read("evaluation", evaluation), read("config", dict, optional=True)
+    return (read("history", History.from_dict), read("evaluation", evaluation, optional=True),
+            read("config", dict, optional=True))
 
 
-def draw_run(run: str | os.PathLike, trainer=None) -> list[Path]:
-    """(Re)draw curves.png, confusion.png and predictions.png in a run folder."""
+def draw_run(run: str | os.PathLike, trainer=None, test_set: bool = True) -> list[Path]:
+    """(Re)draw curves.png, confusion.png and predictions.png in a run folder (without
+    ``test_set``, or with no evaluation.json, only the curves)."""
     run = Path(run)
     history, evaluation, _ = load_run(run)
+    if not evaluation or not test_set:
+        return [save_figure(curves_figure(history, None, run.name), run / "curves.png")]
     written = [save_figure(curves_figure(history, (evaluation["loss"], evaluation["accuracy"]), run.name),
                            run / "curves.png"),
                save_figure(confusion_figure(evaluation["confusion"]), run / "confusion.png")]
