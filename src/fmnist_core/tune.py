@@ -259,9 +259,9 @@ def _cell(value: Any) -> str:
 
 
 def _draw(result: SweepResult) -> None:
-    from .plots import save_figure
-
     import matplotlib
+
+    from .plots import save_figure
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
