@@ -36,6 +36,11 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.nda
     return float(loss), probs, correct
 
 
+def _sum(x: np.ndarray, axis) -> np.ndarray:
+    """A float32 sum accumulated in float64 (long reductions across axes)."""
+    return x.sum(axis=axis, dtype=np.float64).astype(np.float32)
+
+
 class _Op:
     """One layer: ``forward`` caches what ``backward`` needs; ``backward`` fills ``grads``."""
 
@@ -111,7 +116,7 @@ class _Conv2D(_Op):
         flat = dy.reshape(-1, f)
         weight = self.params[f"{layer.name}.weight"]
         self.grads[f"{layer.name}.weight"] = (self.cols.T @ flat).reshape(weight.shape)
-        self.grads[f"{layer.name}.bias"] = flat.sum(axis=0)
+        self.grads[f"{layer.name}.bias"] = _sum(flat, 0)
         dcols = (flat @ weight.reshape(-1, f).T).reshape(n, ho, wo, k, k, -1)
         dx = np.zeros(self.padded_shape, np.float32)
         for i in range(k):
@@ -151,8 +156,10 @@ class _BatchNorm(_Op):
         if not training:
             std = np.sqrt(self.params[f"{name}.running_var"] + np.float32(layer.eps))
             return (x - self.params[f"{name}.running_mean"]) / std * gamma + beta
-        mean = x.mean(axis=axes)
-        var = ((x - mean) ** 2).mean(axis=axes)
+        # statistics over N·H·W values accumulate in float64: NumPy sums other than along the last
+        # axis are sequential, and float32 would drift by ~1e-5 over 100,000 values
+        mean = x.mean(axis=axes, dtype=np.float64).astype(np.float32)
+        var = ((x - mean) ** 2).mean(axis=axes, dtype=np.float64).astype(np.float32)
         self.inv_std = np.float32(1.0) / np.sqrt(var + np.float32(layer.eps))
         self.xhat = (x - mean) * self.inv_std
         self.axes, self.count = axes, x.size // x.shape[-1]
@@ -165,12 +172,11 @@ class _BatchNorm(_Op):
     def backward(self, dy):
         name = self.layer.name
         gamma = self.params[f"{name}.weight"]
-        self.grads[f"{name}.weight"] = (dy * self.xhat).sum(axis=self.axes)
-        self.grads[f"{name}.bias"] = dy.sum(axis=self.axes)
+        self.grads[f"{name}.weight"] = _sum(dy * self.xhat, self.axes)
+        self.grads[f"{name}.bias"] = _sum(dy, self.axes)
         dxhat = dy * gamma
         n = np.float32(self.count)
-        return (self.inv_std / n) * (n * dxhat - dxhat.sum(axis=self.axes)
-                                      - self.xhat * (dxhat * self.xhat).sum(axis=self.axes))
+        return (self.inv_std / n) * (n * dxhat - _sum(dxhat, self.axes) - self.xhat * _sum(dxhat * self.xhat, self.axes))
 
 
 class _Dropout(_Op):
@@ -195,7 +201,7 @@ class _GlobalAvgPool(_Op):
         if x.ndim == 3:
             x = x[..., None]
         self.in_shape = x.shape
-        return x.mean(axis=(1, 2))
+        return x.mean(axis=(1, 2), dtype=np.float64).astype(np.float32)
 
     def backward(self, dy):
         n, h, w, c = self.in_shape

@@ -58,9 +58,30 @@ def import_keras(wanted: str | None = None):
     return keras
 
 
-def build_model(spec: ModelSpec, seed: int = 0):
-    """A ``keras.Sequential`` of ``spec``: Keras' own layers, named after the neutral names."""
+def _precise_batch_norm(keras):
+    """Keras' BatchNormalization with its batch statistics accumulated in float64 (a float32 sum
+    over N·H·W values drifts by ~1e-5, enough to leave the NumPy reference after 20 steps)."""
+
+    class PreciseBatchNormalization(keras.layers.BatchNormalization):
+        def _moments(self, inputs, mask):
+            if mask is not None:
+                return super()._moments(inputs, mask)
+            mean, variance = keras.ops.moments(keras.ops.cast(inputs, "float64"), axes=self._reduction_axes)
+            return keras.ops.cast(mean, inputs.dtype), keras.ops.cast(variance, inputs.dtype)
+
+    return PreciseBatchNormalization
+
+
+def build_model(spec: ModelSpec, seed: int = 0, training: bool = False):
+    """A ``keras.Sequential`` of ``spec``: Keras' own layers, named after the neutral names.
+
+    ``training=True`` (the engine's model) swaps in a BatchNormalization with float64 batch
+    statistics; files are written from Keras' own layers, so plain Keras loads them.
+    """
     import keras
+
+    batch_norm = (_precise_batch_norm(keras) if training and keras.backend.backend() != "jax"
+                  else keras.layers.BatchNormalization)
 
     layers = [keras.Input(shape=spec.input_shape)]
     if not isinstance(spec.layers[0], Flatten):  # images get their channel axis
@@ -78,8 +99,7 @@ def build_model(spec: ModelSpec, seed: int = 0):
         elif isinstance(layer, ReLU):
             layers.append(keras.layers.ReLU())
         elif isinstance(layer, BatchNorm):  # Keras' momentum is the share of the old statistics
-            layers.append(keras.layers.BatchNormalization(momentum=1 - layer.momentum, epsilon=layer.eps,
-                                                          name=layer.name))
+            layers.append(batch_norm(momentum=1 - layer.momentum, epsilon=layer.eps, name=layer.name))
         elif isinstance(layer, Dropout):
             layers.append(keras.layers.Dropout(layer.rate, seed=seed * 1000 + index))
         elif isinstance(layer, GlobalAvgPool):
@@ -104,7 +124,7 @@ class KerasEngine(Engine):
         self.keras_backend = keras.backend.backend()
         self.spec, self.optimizer = config.model, config.optimizer
         keras.utils.set_random_seed(config.seed)  # the framework initialiser and dropout draw from it
-        self.model = build_model(self.spec, config.seed)
+        self.model = build_model(self.spec, config.seed, training=True)
         if config.initial_params is not None:
             self.model.set_weights(weight_list(self.spec, config.initial_params))
         self.variables = self.model.trainable_variables

@@ -91,7 +91,11 @@ class SpecModule(tf.Module):
         mean_var, var_var = self.variable(f"{layer.name}.running_mean"), self.variable(f"{layer.name}.running_var")
         if not training:
             return tf.nn.batch_normalization(x, mean_var, var_var, beta, gamma, layer.eps)
-        mean, var = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
+        # the statistics accumulate in float64: a float32 sum over N·H·W values drifts by ~1e-5
+        wide = tf.cast(x, tf.float64)
+        axes = list(range(len(x.shape) - 1))
+        mean64 = tf.reduce_mean(wide, axis=axes)
+        mean, var = tf.cast(mean64, x.dtype), tf.cast(tf.reduce_mean(tf.square(wide - mean64), axis=axes), x.dtype)
         m = layer.momentum
         mean_var.assign((1 - m) * mean_var + m * tf.stop_gradient(mean))
         var_var.assign((1 - m) * var_var + m * tf.stop_gradient(var))
