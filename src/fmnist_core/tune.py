@@ -275,6 +275,7 @@ def _draw(result: SweepResult) -> None:
         axes.plot(range(1, len(row["curve"]) + 1), row["curve"], marker="o", lw=2.5 if best else 1,
                   color="tab:red" if best else "tab:gray", alpha=1 if best else 0.6, zorder=3 if best else 2,
                   label=f"best: {row['trial']}" if best else None)
+    axes.xaxis.get_major_locator().set_params(integer=True)
     axes.set_xlabel("epoch")
     axes.set_ylabel("validation accuracy")
     axes.set_title(f"{len(result.rows)} trials; best in red")
