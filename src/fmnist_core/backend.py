@@ -52,6 +52,8 @@ class EngineConfig:
     optimizer: Optimizer = field(default_factory=Optimizer)
     initial_params: dict[str, np.ndarray] | None = None  # None: the framework's own initialiser
     options: dict[str, Any] = field(default_factory=dict)  # backend-specific, e.g. device
+    rank: int = 0  # data-parallel: this worker's rank among ``world_size`` (see ``shard``)
+    world_size: int = 1
 
 
 class Engine(ABC):
@@ -124,6 +126,13 @@ class Backend(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     options: ClassVar[tuple[Option, ...]] = ()  # what Trainer(**options) may pass; nothing else
     trains: ClassVar[bool] = True  # False: an inference-only backend (train_steps is never called)
+    distributed: ClassVar[bool] = False  # True: trains data-parallel (world_size > 1) and can launch workers
+
+    def launch_workers(self, argv: list[str], workers: int) -> int:
+        """Run ``fmnist <argv>`` as ``workers`` data-parallel processes; return the exit code."""
+        from .errors import ConfigError
+
+        raise ConfigError(f"backend {self.name!r} does not train data-parallel", fix="use --backend torch, or one worker")
 
     def check_options(self, given: dict[str, Any]) -> dict[str, Any]:
         """``given`` checked against ``options`` and completed with the defaults.
@@ -190,6 +199,16 @@ class Backend(ABC):
     def create_engine(self, config: EngineConfig) -> Engine:
         """Build the model of ``config.model`` (from ``config.initial_params`` when given) and its
         optimizer. Every backend builds every ``ModelSpec``."""
+
+
+def shard(batch_size: int, rank: int, world_size: int) -> slice:
+    """The columns of a global batch that ``rank`` trains on: ``world_size`` near-equal contiguous
+    shards (the first ``batch_size % world_size`` one sample larger). Each worker divides its
+    summed loss by the *global* batch size and the gradients are summed across workers, so a step
+    of N workers is exactly a step of one process on the whole batch, short last batch included."""
+    base, extra = divmod(batch_size, world_size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
 
 
 def chunked_logits(engine: Engine, images: np.ndarray, chunk: int = INFERENCE_CHUNK) -> np.ndarray:

@@ -119,8 +119,13 @@ def cmd_models(args) -> int:
 
 
 def cmd_train(args) -> int:
+    import os
+
     from .files import atomic_write_json
     from .plugins import get_model
+
+    if args.workers > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch_workers(args)
     from .trainer import Trainer
 
     verbose = 0 if (args.json or args.quiet) else "auto"
@@ -150,16 +155,20 @@ def cmd_train(args) -> int:
                           callbacks=loggers_for(args.log, run) if args.log else (),
                           batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                           optimizer=optimizer, schedule=args.schedule,
-                          steps_per_execution=args.steps_per_execution,
+                          steps_per_execution=args.steps_per_execution, log_every=args.log_every,
                           data_dir=args.data_dir, verbose=verbose, evaluate_each_epoch=args.evaluate_each_epoch,
                           validation=args.validation,
                           verify_checksums=not args.skip_checksums, **_trainer_options(args))
-    run.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run / "config.json", trainer.config())
+    lead = trainer.rank == 0  # data-parallel: only rank 0 writes the run folder and prints
+    if lead:
+        run.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run / "config.json", trainer.config())
     history = trainer.fit(checkpoint_dir=run)
-    atomic_write_json(run / "config.json", trainer.config())  # now with the device used
     result = trainer.evaluate()
     weights = trainer.save(run / "weights.safetensors")
+    if not lead:
+        return 0
+    atomic_write_json(run / "config.json", trainer.config())  # now with the device used
     atomic_write_json(run / "history.json", history.to_dict())
     atomic_write_json(run / "evaluation.json", result.to_dict())
     pictures = _draw_pictures(run, trainer) if not args.no_plots else []
@@ -172,6 +181,26 @@ def cmd_train(args) -> int:
     else:
         print(f"\nTest accuracy: {result.accuracy * 100:>0.1f}%, test loss: {result.loss:>8f}")
         print(f"Saved {weights} (run folder {run})")
+    return 0
+
+
+def _launch_workers(args) -> int:
+    from . import plugins
+
+    argv = list(args.argv)
+    for number, item in enumerate(argv):
+        if item == "--workers":
+            del argv[number : number + 2]
+            break
+        if item.startswith("--workers="):
+            del argv[number]
+            break
+    backend = plugins.get_backend(args.backend)
+    code = backend.launch_workers(argv, args.workers)
+    if code != 0:
+        print(f"fmnist: error: a worker of {args.workers} failed (exit code {code}; its rank and traceback are "
+              "above); fix: see the worker's error, then --resume the run folder", file=sys.stderr)
+        return EXIT_ERROR
     return 0
 
 
@@ -386,7 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=["constant", "step", "cosine", "onecycle"],
                    help="learning-rate schedule; default: the recipe's (mlp: constant)")
     p.add_argument("--steps-per-execution", type=int, default=100, help="steps per engine call (default 100)")
+    p.add_argument("--log-every", type=int, default=100, help="progress every N batches (default 100)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1,
+                   help="data-parallel processes (torch backend; launched with torchrun, gloo on the CPU)")
     p.add_argument("--data-dir")
     p.add_argument("--device", help="backend device, e.g. cpu, cuda, auto")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="backend option")
@@ -497,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except FmnistError as exc:

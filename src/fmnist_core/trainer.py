@@ -108,6 +108,13 @@ class Trainer:
         self.schedule = as_schedule(recipe.schedule if schedule is None else schedule)
         self.backend: Backend = plugins.get_backend(backend)
         self.options = self.backend.check_options(options)
+        self.rank, self.world_size = worker_rank()
+        if self.world_size > 1 and not self.backend.distributed:
+            raise ConfigError(f"backend {self.backend.name!r} does not train data-parallel "
+                              f"(WORLD_SIZE={self.world_size} is set)", fix="use --backend torch, or one process")
+        if self.world_size > batch_size:
+            raise ConfigError(f"batch_size {batch_size} is smaller than the {self.world_size} workers",
+                              fix=f"pass batch_size={self.world_size} or more")
         self._given_options = dict(options)  # recorded in run configs: the defaults may differ elsewhere
         self.epochs, self.batch_size, self.learning_rate, self.seed = epochs, batch_size, float(learning_rate), seed
         self.data_dir, self.init, self.log_every, self.verbose = data_dir, init, log_every, verbose
@@ -132,7 +139,7 @@ class Trainer:
             "batch_size": self.batch_size, "learning_rate": self.learning_rate, "seed": self.seed,
             "optimizer": self.optimizer.to_dict(), "schedule": self.schedule.to_dict(),
             "init": self.init, "log_every": self.log_every, "steps_per_execution": self.steps_per_execution,
-            "validation": self.validation,
+            "validation": self.validation, "workers": self.world_size,
             "options": {k: v for k, v in self._given_options.items() if isinstance(v, (str, int, float, bool))},
             **({"device": self._engine.device} if self._engine is not None else {}),
         }
@@ -170,7 +177,7 @@ class Trainer:
                 initial = None
             self._engine = self.backend.create_engine(EngineConfig(
                 model=self.model, seed=self.seed, optimizer=self.optimizer,
-                initial_params=initial, options=dict(self.options)))
+                initial_params=initial, options=dict(self.options), rank=self.rank, world_size=self.world_size))
         return self._engine
 
     @property
@@ -188,7 +195,7 @@ class Trainer:
 
     # -- training -----------------------------------------------------------------------
     def _default_callbacks(self) -> list[Callback]:
-        verbose = self.verbose
+        verbose = self.verbose if self.rank == 0 else 0  # data-parallel: only rank 0 reports
         if verbose == "auto":
             verbose = 1 if sys.stderr.isatty() else 2
         return {0: [], 1: [ProgressBar()], 2: [PrintProgress()]}.get(int(verbose), [])
@@ -367,8 +374,11 @@ class Trainer:
         return Weights(self.model.name, self.engine.get_params(), metadata)
 
     def save(self, path: str | os.PathLike, format: str | None = None) -> Path:
-        """Save the weights atomically; the format follows the suffix (default: safetensors)."""
-        write_weights(path, self._weights(), format)
+        """Save the weights atomically; the format follows the suffix (default: safetensors).
+        Data-parallel, only rank 0 writes (every worker holds the same weights)."""
+        weights = self._weights()
+        if self.rank == 0:
+            write_weights(path, weights, format)
         return Path(path)
 
     def export(self, path: str | os.PathLike, format: str = "onnx") -> Path:
@@ -408,7 +418,8 @@ class Trainer:
             weights.params[f"optimizer.{name}"] = array
         weights.metadata["history"] = json.dumps(self.history.to_dict())
         path = folder / CHECKPOINT_NAME
-        write_weights(path, weights, "safetensors")
+        if self.rank == 0:
+            write_weights(path, weights, "safetensors")
         return path
 
     @classmethod
@@ -436,6 +447,15 @@ class Trainer:
     def __repr__(self) -> str:
         return (f"Trainer(backend={self.backend.name!r}, model={self.model.name!r}, epochs={self.epochs}, "
                 f"batch_size={self.batch_size}, learning_rate={self.learning_rate}, seed={self.seed})")
+
+
+def worker_rank() -> tuple[int, int]:
+    """(rank, world size) of this process: from ``RANK``/``WORLD_SIZE`` as torchrun sets them."""
+    try:
+        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    except ValueError as exc:
+        raise ConfigError(f"RANK/WORLD_SIZE must be integers, got {os.environ.get('RANK')!r}/"
+                          f"{os.environ.get('WORLD_SIZE')!r}", fix="unset them, or launch with torchrun") from exc
 
 
 RECORDED = ("epochs", "batch_size", "learning_rate", "seed", "optimizer", "schedule", "init", "log_every",

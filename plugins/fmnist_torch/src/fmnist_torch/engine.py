@@ -8,6 +8,7 @@ fused path: its backward pass written out, the block's batches gathered once.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 
 import numpy as np
@@ -16,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec, StepResult
+from fmnist_core.backend import shard
 from fmnist_core.models import (
     BatchNorm,
     Conv2D,
@@ -152,6 +154,22 @@ def to_neutral(name: str, value: np.ndarray) -> np.ndarray:
     return value
 
 
+def join_process_group(device: torch.device, rank: int, world_size: int) -> None:
+    """``init_process_group`` from torchrun's environment: gloo on the CPU, NCCL on CUDA."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return
+    if "MASTER_ADDR" not in os.environ:
+        raise BackendError(f"WORLD_SIZE={world_size} is set but MASTER_ADDR is not",
+                           fix="launch with torchrun (or fmnist train --workers N)")
+    timeout = datetime.timedelta(seconds=float(os.environ.get("FMNIST_DIST_TIMEOUT", "120")))
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world_size,
+                            timeout=timeout)
+
+
 class TorchEngine(Engine):
     def __init__(self, config: EngineConfig):
         options = config.options
@@ -178,7 +196,13 @@ class TorchEngine(Engine):
         self.step_kind = options.get("step", "fused")
         if self.step_kind not in ("fused", "autograd"):
             raise BackendError(f"torch option step={self.step_kind!r} is unknown", fix="use 'fused' or 'autograd'")
-        self.fused = self.step_kind == "fused" and self.spec.is_mlp() and self.optimizer.is_plain_sgd
+        self.rank, self.world_size = config.rank, config.world_size
+        if self.world_size > 1:
+            join_process_group(self.device_obj, self.rank, self.world_size)
+            self.buffers = [t for n, t in self.tensors.items() if n not in self.spec.trainable()]
+        # the fused step is single-process; data-parallel runs the generic step with an all-reduce
+        self.fused = (self.step_kind == "fused" and self.spec.is_mlp() and self.optimizer.is_plain_sgd
+                      and self.world_size == 1)
         self.images: torch.Tensor | None = None
         self.labels: torch.Tensor | None = None
 
@@ -212,9 +236,51 @@ class TorchEngine(Engine):
         if self.fused:
             with torch.no_grad():
                 self._fused_steps(index, [row[0] for row in rows], losses, correct)
+        elif self.world_size > 1:
+            self._data_parallel_steps(index, rows, losses, correct)
         else:
             self._autograd_steps(index, rows, losses, correct)
         return StepResult(losses.cpu().numpy(), correct.cpu().numpy())
+
+    def _data_parallel_steps(self, index, rows, losses, correct):
+        # Each worker takes its shard of the global batch, divides its summed loss by the global
+        # batch size and the gradients are summed across workers (one all-reduce of one flat
+        # buffer per step): the update is the single-process one on the whole batch.
+        import torch.distributed as dist
+
+        model, optimizer, parameters = self.model, self.optimizer, self.trainable
+        names, slot_names = self.spec.trainable(), optimizer.slots
+        mine = index[:, shard(index.shape[1], self.rank, self.world_size)]
+        total = float(index.shape[1])
+        model.train()
+        for step in range(index.shape[0]):
+            sample = mine[step]
+            x = self.images.index_select(0, sample).unsqueeze(1).to(torch.float32).div_(255.0)
+            y = self.labels.index_select(0, sample)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, reduction="sum") / total
+            grads = torch.autograd.grad(loss, parameters)
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)
+            grads = torch.split(flat, [p.numel() for p in parameters])
+            with torch.no_grad():
+                for name, param, grad in zip(names, parameters, grads, strict=True):
+                    slots = [self.slots[(slot, name)] for slot in slot_names]
+                    new, new_slots = optimizer.update(param, grad.view_as(param), slots, rows[step], torch.sqrt)
+                    param.copy_(new)
+                    for target, value in zip(slots, new_slots, strict=True):
+                        target.copy_(value)
+            losses[step] = loss.detach()
+            correct[step] = (logits.detach().argmax(dim=1) == y).sum()
+        dist.all_reduce(losses)
+        dist.all_reduce(correct)
+        if self.buffers:  # BatchNorm: per-worker batch statistics, running averages kept equal
+            with torch.no_grad():
+                flat = torch.cat([b.reshape(-1) for b in self.buffers])
+                dist.all_reduce(flat)
+                flat /= self.world_size
+                for buffer, value in zip(self.buffers, torch.split(flat, [b.numel() for b in self.buffers]), strict=True):
+                    buffer.copy_(value.view_as(buffer))
 
     def _fused_steps(self, index, rates, losses, correct):
         # The MLP's backward pass written out with in-place updates, same arithmetic as autograd.

@@ -19,6 +19,17 @@ class TorchBackend(Backend):
         Option("threads", int, None, "CPU threads for torch (default: torch's own)"),
     )
 
+    distributed = True
+
+    def launch_workers(self, argv: list[str], workers: int) -> int:
+        """``torchrun --standalone --nproc-per-node N -m fmnist_core.cli ARGV`` (a free local port)."""
+        import subprocess
+        import sys
+
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={workers}",
+                   "--max-restarts=0", "--monitor-interval=0.5", "-m", "fmnist_core.cli", *argv]
+        return subprocess.run(command).returncode
+
     def create_engine(self, config: EngineConfig):
         from .engine import TorchEngine
 
