@@ -242,14 +242,23 @@ class TorchEngine(Engine):
             self._autograd_steps(index, rows, losses, correct)
         return StepResult(losses.cpu().numpy(), correct.cpu().numpy())
 
+    @torch.no_grad()
+    def _update(self, grads, scalars):
+        """``fmnist_core``'s optimizer update on each trainable tensor and its slots, in place."""
+        for name, param, grad in zip(self.spec.trainable(), self.trainable, grads, strict=True):
+            slots = [self.slots[(slot, name)] for slot in self.optimizer.slots]
+            new, new_slots = self.optimizer.update(param, grad, slots, scalars, torch.sqrt)
+            param.copy_(new)
+            for target, value in zip(slots, new_slots, strict=True):
+                target.copy_(value)
+
     def _data_parallel_steps(self, index, rows, losses, correct):
         # Each worker takes its shard of the global batch, divides its summed loss by the global
         # batch size and the gradients are summed across workers (one all-reduce of one flat
         # buffer per step): the update is the single-process one on the whole batch.
         import torch.distributed as dist
 
-        model, optimizer, parameters = self.model, self.optimizer, self.trainable
-        names, slot_names = self.spec.trainable(), optimizer.slots
+        model, parameters = self.model, self.trainable
         mine = index[:, shard(index.shape[1], self.rank, self.world_size)]
         total = float(index.shape[1])
         model.train()
@@ -262,14 +271,8 @@ class TorchEngine(Engine):
             grads = torch.autograd.grad(loss, parameters)
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)
-            grads = torch.split(flat, [p.numel() for p in parameters])
-            with torch.no_grad():
-                for name, param, grad in zip(names, parameters, grads, strict=True):
-                    slots = [self.slots[(slot, name)] for slot in slot_names]
-                    new, new_slots = optimizer.update(param, grad.view_as(param), slots, rows[step], torch.sqrt)
-                    param.copy_(new)
-                    for target, value in zip(slots, new_slots, strict=True):
-                        target.copy_(value)
+            self._update([g.view_as(p) for g, p in zip(torch.split(flat, [p.numel() for p in parameters]), parameters,
+                                                        strict=True)], rows[step])
             losses[step] = loss.detach()
             correct[step] = (logits.detach().argmax(dim=1) == y).sum()
         dist.all_reduce(losses)
@@ -316,9 +319,7 @@ class TorchEngine(Engine):
         # The update is fmnist_core's Optimizer.update on the module's own tensors rather than a
         # torch.optim optimizer: creating one imports triton, whose native library segfaults in
         # a process where TensorFlow was imported first (any process with every fmnist plugin).
-        model, optimizer, parameters = self.model, self.optimizer, self.trainable
-        names = self.spec.trainable()
-        slot_names = optimizer.slots
+        model, parameters = self.model, self.trainable
         model.train()
         for step in range(index.shape[0]):
             sample = index[step]
@@ -326,14 +327,7 @@ class TorchEngine(Engine):
             y = self.labels.index_select(0, sample)
             logits = model(x)
             loss = F.cross_entropy(logits, y)
-            grads = torch.autograd.grad(loss, parameters)
-            with torch.no_grad():
-                for name, param, grad in zip(names, parameters, grads, strict=True):
-                    slots = [self.slots[(slot, name)] for slot in slot_names]
-                    new, new_slots = optimizer.update(param, grad, slots, rows[step], torch.sqrt)
-                    param.copy_(new)
-                    for target, value in zip(slots, new_slots, strict=True):
-                        target.copy_(value)
+            self._update(torch.autograd.grad(loss, parameters), rows[step])
             losses[step] = loss.detach()
             correct[step] = (logits.detach().argmax(dim=1) == y).sum()
 
