@@ -12,7 +12,7 @@ from pathlib import Path
 import nox
 
 nox.options.sessions = ["lint", "tests-core", "tests-torch", "tests-tf", "tests-keras", "tests-keras-torch",
-                        "tests-keras-jax", "tests-deploy", "tests-sweeps", "tests-parity"]
+                        "tests-keras-jax", "tests-deploy", "tests-sweeps", "tests-gpu", "tests-parity"]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
@@ -106,6 +106,14 @@ def tests_sweeps(session: nox.Session) -> None:
     ensure_data(session)
     session.install("-e", ".[test,tune,tensorboard,mlflow]", "tensorboard")
     pytest(session, "tests/sweeps")
+
+
+@nox.session(name="tests-gpu")
+def tests_gpu(session: nox.Session) -> None:
+    """CUDA vs CPU parity and the precision options; every test skips where torch sees no GPU."""
+    ensure_data(session)
+    session.install("-e", ".[test]", "-e", PLUGINS["torch"])
+    pytest(session, "tests/gpu", "-rs")
 
 
 @nox.session(name="tests-parity")

@@ -1,6 +1,6 @@
 """The ``cnn`` recipe on every installed backend against the same CNN written by hand.
 
-    python bench/cnn.py [--seeds 0 1 2] [--backends torch tf keras]
+    python bench/cnn.py [--seeds 0 1 2] [--programs fmnist-torch torch-by-hand ...] [--device cuda]
 
 Hand-written baselines: plain PyTorch (``nn.Module`` + ``torch.optim.Adam`` + ``OneCycleLR``)
 and Keras' own ``compile``/``fit`` (Adam + the same one-cycle rates), same architecture, batch
@@ -18,10 +18,14 @@ import sys
 import time
 
 
+DEVICE = os.environ.get("FMNIST_BENCH_DEVICE", "cpu")
+
+
 def fmnist_run(backend: str, seed: int) -> dict:
     from fmnist_core import Trainer
 
-    trainer = Trainer(backend=backend, model="cnn", seed=seed, verbose=0)
+    options = {"device": DEVICE} if backend in ("torch", "tf") else {}
+    trainer = Trainer(backend=backend, model="cnn", seed=seed, verbose=0, **options)
     started = time.perf_counter()
     history = trainer.fit()
     fit = time.perf_counter() - started
@@ -45,7 +49,9 @@ def torch_by_hand(seed: int) -> dict:
     def block(i, o):
         return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2)]
 
-    model = nn.Sequential(*block(1, 16), *block(16, 32), nn.Flatten(), nn.Linear(32 * 49, 10))
+    device = torch.device(DEVICE)
+    x_train, y_train = x_train.to(device), y_train.to(device)
+    model = nn.Sequential(*block(1, 16), *block(16, 32), nn.Flatten(), nn.Linear(32 * 49, 10)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
     steps = recipe.epochs * -(-60000 // recipe.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.learning_rate, total_steps=steps)
@@ -53,7 +59,7 @@ def torch_by_hand(seed: int) -> dict:
     for _ in range(recipe.epochs):
         epoch_start = time.perf_counter()
         model.train()
-        order = torch.randperm(60000)
+        order = torch.randperm(60000, device=device)
         for i in range(0, 60000, recipe.batch_size):
             rows = order[i : i + recipe.batch_size]
             loss = F.cross_entropy(model(x_train[rows]), y_train[rows])
@@ -65,8 +71,8 @@ def torch_by_hand(seed: int) -> dict:
     fit = time.perf_counter() - started
     model.eval()
     with torch.no_grad():
-        logits = model(torch.from_numpy(data.test.images.copy()).unsqueeze(1).float().div_(255))
-    accuracy = float((logits.argmax(1).numpy() == data.test.labels).mean())
+        logits = model(torch.from_numpy(data.test.images.copy()).unsqueeze(1).float().div_(255).to(device))
+    accuracy = float((logits.argmax(1).cpu().numpy() == data.test.labels).mean())
     return {"fit_seconds": fit, "epoch_seconds": seconds, "accuracy": accuracy}
 
 
@@ -130,7 +136,13 @@ def main() -> None:
     parser.add_argument("--programs", nargs="+",
                         default=["fmnist-torch", "torch-by-hand", "fmnist-tf", "fmnist-keras", "keras-fit"])
     parser.add_argument("--child", nargs=2, metavar=("PROGRAM", "SEED"))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (torch programs; the output names the card)")
     args = parser.parse_args()
+    os.environ["FMNIST_BENCH_DEVICE"] = args.device
+    if args.device.startswith("cuda") and not args.child:
+        import torch
+
+        print(f"device: {torch.cuda.get_device_name(0)}")
     if args.child:
         child(args.child[0], int(args.child[1]))
         return

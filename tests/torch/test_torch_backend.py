@@ -113,3 +113,19 @@ def test_device_errors_clearly():
         _ = Trainer(backend="torch", device="cuda", data=synthetic_dataset(), verbose=0).engine
 
 
+
+
+def test_precision_and_layout_options_on_the_cpu():
+    from fmnist_core import BackendError
+
+    data = synthetic_dataset()
+    plain = Trainer(backend="torch", model="cnn", data=data, epochs=1, batch_size=32, verbose=0, device="cpu")
+    layout = Trainer(backend="torch", model="cnn", data=data, epochs=1, batch_size=32, verbose=0, device="cpu",
+                     channels_last=True)
+    np.testing.assert_allclose(layout.fit()[0].loss, plain.fit()[0].loss, rtol=1e-4)
+    bf16 = Trainer(backend="torch", model="cnn", data=data, epochs=2, batch_size=32, verbose=0, device="cpu",
+                   precision="bf16")
+    history = bf16.fit()
+    assert history[-1].loss < history[0].loss and bf16.config()["options"] == {"device": "cpu", "precision": "bf16"}
+    with pytest.raises(BackendError, match="precision='tf32' applies to CUDA"):
+        Trainer(backend="torch", data=data, device="cpu", precision="tf32").engine

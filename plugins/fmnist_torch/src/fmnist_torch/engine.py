@@ -178,13 +178,20 @@ class TorchEngine(Engine):
         self.device = str(self.device_obj)
         if options.get("threads"):
             torch.set_num_threads(int(options["threads"]))
+        self.precision = options.get("precision") or "float32"
+        if self.precision == "tf32" and self.device_obj.type != "cuda":
+            raise BackendError(f"precision='tf32' applies to CUDA matmuls and convolutions; this run is on {self.device}",
+                               fix="use precision='float32' or 'bf16', or device='cuda'")
         if self.device_obj.type == "cuda":
-            # keep float32 matmuls exact so that GPU results match the CPU and the other backends
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+            # exact float32 by default, so that GPU results match the CPU and the other backends
+            torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
+            torch.backends.cudnn.allow_tf32 = self.precision == "tf32"
+        self.channels_last = bool(options.get("channels_last"))
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(config.seed)  # only the framework initialiser draws from it
         self.model = build_module(self.spec, config.seed, self.device_obj)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         torch.random.set_rng_state(generator_state)
         self.tensors = {name: tensor for name, tensor in self.model.state_dict(keep_vars=True).items()
                         if name in self.spec.shapes()}
@@ -202,7 +209,7 @@ class TorchEngine(Engine):
             self.buffers = [t for n, t in self.tensors.items() if n not in self.spec.trainable()]
         # the fused step is single-process; data-parallel runs the generic step with an all-reduce
         self.fused = (self.step_kind == "fused" and self.spec.is_mlp() and self.optimizer.is_plain_sgd
-                      and self.world_size == 1)
+                      and self.world_size == 1 and self.precision != "bf16")
         self.images: torch.Tensor | None = None
         self.labels: torch.Tensor | None = None
 
@@ -266,8 +273,9 @@ class TorchEngine(Engine):
             sample = mine[step]
             x = self.images.index_select(0, sample).unsqueeze(1).to(torch.float32).div_(255.0)
             y = self.labels.index_select(0, sample)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, reduction="sum") / total
+            with self._autocast():
+                logits = model(self._layout(x))
+            loss = F.cross_entropy(logits.float(), y, reduction="sum") / total
             grads = torch.autograd.grad(loss, parameters)
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)
@@ -325,8 +333,9 @@ class TorchEngine(Engine):
             sample = index[step]
             x = self.images.index_select(0, sample).unsqueeze(1).to(torch.float32).div_(255.0)
             y = self.labels.index_select(0, sample)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            with self._autocast():
+                logits = model(self._layout(x))
+            loss = F.cross_entropy(logits.float(), y)
             self._update(torch.autograd.grad(loss, parameters), rows[step])
             losses[step] = loss.detach()
             correct[step] = (logits.detach().argmax(dim=1) == y).sum()
@@ -336,4 +345,17 @@ class TorchEngine(Engine):
         self.model.eval()
         array = np.ascontiguousarray(images, dtype=np.uint8)
         x = torch.from_numpy(array if array.flags.writeable else array.copy()).to(self.device_obj)
-        return self.model(x.unsqueeze(1).to(torch.float32).div_(255.0)).cpu().numpy().astype(np.float32, copy=False)
+        with self._autocast():
+            logits = self.model(self._layout(x.unsqueeze(1).to(torch.float32).div_(255.0)))
+        return logits.float().cpu().numpy().astype(np.float32, copy=False)
+
+    def _autocast(self):
+        """bf16 autocast for precision='bf16' (matmuls and convolutions; the loss stays float32)."""
+        import contextlib
+
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device_obj.type, dtype=torch.bfloat16)
+
+    def _layout(self, x):
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

@@ -17,6 +17,9 @@ class TorchBackend(Backend):
         Option("step", str, "fused", "'fused': a hand-written step for the article's MLP with plain SGD (else "
                "autograd); 'autograd': always autograd", choices=("fused", "autograd")),
         Option("threads", int, None, "CPU threads for torch (default: torch's own)"),
+        Option("precision", str, "float32", "'float32': exact, the same numbers as every backend; 'tf32' (CUDA "
+               "matmuls/convolutions) or 'bf16' (autocast) for speed", choices=("float32", "tf32", "bf16")),
+        Option("channels_last", bool, False, "NHWC memory format for convolutions (often faster on GPUs)"),
     )
 
     distributed = True
