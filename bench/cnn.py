@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 
-
 DEVICE = os.environ.get("FMNIST_BENCH_DEVICE", "cpu")
 
 
