@@ -128,4 +128,4 @@ def test_precision_and_layout_options_on_the_cpu():
     history = bf16.fit()
     assert history[-1].loss < history[0].loss and bf16.config()["options"] == {"device": "cpu", "precision": "bf16"}
     with pytest.raises(BackendError, match="precision='tf32' applies to CUDA"):
-        Trainer(backend="torch", data=data, device="cpu", precision="tf32").engine
+        _ = Trainer(backend="torch", data=data, device="cpu", precision="tf32").engine
