@@ -18,6 +18,7 @@ from .errors import (
                      TrainingError,
                      WeightsError,
 )
+from .formats import read_weights, write_weights
 from .hookspecs import hookimpl
 from .images import load_image, load_images
 from .labels import LABELS, NUM_CLASSES
@@ -38,7 +39,7 @@ from .models import (
 from .optimizers import Optimizer, Schedule
 from .plugins import backends, get_backend, get_model, models, plugin_failures, weight_formats
 from .trainer import Prediction, Trainer
-from .weights import WeightFormat, Weights, read_weights, write_weights
+from .weights import WeightFormat, Weights
 
 __version__ = "0.1.0"
 

@@ -351,7 +351,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from .weights import read_weights, write_weights
+    from .formats import read_weights, write_weights
 
     weights = read_weights(args.source, args.from_format)
     from .plugins import get_model

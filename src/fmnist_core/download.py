@@ -40,7 +40,7 @@ def _fetch(url: str, name: str, timeout: float = 30.0) -> bytes:
 
 def download_files(target: Path, searched: str = "") -> None:
     """Download each missing file into ``target``, trying every mirror, keeping only good copies."""
-    from .data import FILES
+    from .dataset_files import FILES
 
     target.mkdir(parents=True, exist_ok=True)
     for name, spec in FILES.items():

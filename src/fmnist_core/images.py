@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import IMAGE_SHAPE
+from .dataset_files import IMAGE_SHAPE
 from .errors import ImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .data import IMAGE_SHAPE
+from .dataset_files import IMAGE_SHAPE
 from .errors import ConfigError
 from .labels import NUM_CLASSES
 

@@ -19,12 +19,13 @@ from .backend import Backend, Engine, EngineConfig, chunked_logits
 from .callbacks import Callback, PrintProgress, ProgressBar
 from .data import IMAGE_SHAPE, Dataset, load_dataset
 from .errors import ConfigError, TrainingError, WeightsError
+from .formats import read_weights, write_weights
 from .iteration import batch_count, epoch_blocks, epoch_permutation
 from .labels import LABELS
 from .metrics import EpochRecord, EvalResult, History, ProgressRecord, softmax
 from .models import ModelSpec
 from .optimizers import Optimizer, Schedule, as_optimizer, as_schedule
-from .weights import Weights, read_weights, write_weights
+from .weights import Weights
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 

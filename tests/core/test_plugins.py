@@ -68,7 +68,7 @@ def test_broken_plugin_reported_others_work(monkeypatch):
 
 def test_installed_entry_points_are_in_group_fmnist():
     names = {ep.name for ep in importlib.metadata.entry_points(group="fmnist")}
-    assert names <= {"torch", "tf", "keras"}
+    assert names <= {"torch", "tf", "keras", "onnx"}
     assert set(plugins.backends()) >= {"numpy"} | names
 
 
@@ -192,7 +192,7 @@ def test_misspelt_plugin_listed_by_backends(tmp_path):
 
 def test_format_lookup_order(tmp_path):
     from fmnist_core import WeightFormat, WeightsError, hookimpl
-    from fmnist_core.weights import format_for
+    from fmnist_core.formats import format_for
 
     class Formats:
         @hookimpl

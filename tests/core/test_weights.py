@@ -53,7 +53,8 @@ def test_missing_and_unknown_format(tmp_path):
 
 
 def test_weights_of_another_shape(trained, tmp_path):
-    from fmnist_core.weights import Weights, write_weights
+    from fmnist_core.formats import write_weights
+    from fmnist_core.weights import Weights
 
     params = trained.params
     params["fc1.weight"] = np.zeros((784, 64), np.float32)

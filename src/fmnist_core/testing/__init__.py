@@ -17,6 +17,7 @@ import pytest
 from ..callbacks import Callback
 from ..data import IMAGE_SHAPE, Dataset, Split
 from ..errors import ConfigError, TrainingError, WeightsError
+from ..formats import read_weights
 from ..iteration import epoch_permutation
 from ..labels import NUM_CLASSES
 from ..models import (
@@ -33,7 +34,6 @@ from ..models import (
 from ..optimizers import Optimizer
 from ..plugins import backends, get_model, models, weight_formats
 from ..trainer import Trainer
-from ..weights import read_weights
 
 
 def synthetic_dataset(train: int = 640, test: int = 160, seed: int = 0) -> Dataset:
