@@ -46,7 +46,7 @@ def torch_by_hand(seed: int) -> dict:
     y_train = torch.from_numpy(data.train.labels.astype(np.int64))
 
     def block(i, o):
-        return [nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2)]
+        return [nn.Conv2d(i, o, 3, padding=1), nn.MaxPool2d(2), nn.BatchNorm2d(o), nn.ReLU()]
 
     device = torch.device(DEVICE)
     x_train, y_train = x_train.to(device), y_train.to(device)
