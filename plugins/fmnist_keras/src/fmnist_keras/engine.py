@@ -146,14 +146,17 @@ class KerasTFEngine(KerasEngine):
 
         tf = import_tensorflow()
         # before the model is built: TF takes a thread count only before its runtime starts
-        set_tensorflow_threads(config.options.get("threads") or (None if tf.config.list_physical_devices("GPU") else 1))
+        conv = config.model.has("Conv2D")  # one thread for the MLP, every core for convolutions (measured)
+        set_tensorflow_threads(config.options.get("threads")
+                               or (None if tf.config.list_physical_devices("GPU") or conv else 1))
         super().__init__(config, keras)
         self.tf = tf
         self.slots = {(slot, name): tf.Variable(tf.zeros(shape), trainable=False)
                       for slot in self.optimizer.slots for name, shape in
                       ((n, self.spec.shapes()[n]) for n in self.spec.trainable())}
         self._largest_block = [0, 0]
-        jit = bool(config.options.get("jit_compile", True))
+        wanted = config.options.get("jit_compile")  # XLA's CPU convolutions are slow: off for them
+        jit = (not conv) if wanted is None else bool(wanted)
         self._train = tf.function(self._train_block, jit_compile=jit, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
         self._forward = tf.function(lambda x: self.model(tf.cast(x, tf.float32) / 255.0, training=False),

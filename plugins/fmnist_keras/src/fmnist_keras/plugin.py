@@ -14,7 +14,8 @@ class KerasBackend(Backend):
     options = (
         Option("keras_backend", str, None, "Keras' own backend, read once per process (default $KERAS_BACKEND, "
                "else tensorflow)", choices=("tensorflow", "torch", "jax")),
-        Option("jit_compile", bool, True, "XLA-compile each block of steps (TensorFlow backend)",
+        Option("jit_compile", bool, None, "XLA-compile each block of steps (TensorFlow backend; default on, off "
+               "for models with Conv2D)",
                applies=lambda o: _tensorflow_only(o)),
         Option("threads", int, None, "TensorFlow's intra-op threads (TensorFlow backend; default 1 on the CPU)",
                applies=lambda o: _tensorflow_only(o)),

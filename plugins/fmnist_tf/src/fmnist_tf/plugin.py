@@ -16,8 +16,10 @@ class TFBackend(Backend):
     options = (
         Option("device", str, "auto", "where to train: 'auto' takes a GPU when TensorFlow sees one, else the CPU",
                choices=("auto", "cpu", "gpu", "cuda"), pattern=r"(/GPU:|cuda:)\d+"),
-        Option("jit_compile", bool, True, "XLA-compile each block of steps (one program per run)"),
-        Option("threads", int, None, "TensorFlow's intra-op threads (default 1 on the CPU, measured faster here)"),
+        Option("jit_compile", bool, None, "XLA-compile each block of steps (default: on, off for models with "
+               "Conv2D: XLA's CPU convolutions measured 7× slower)"),
+        Option("threads", int, None, "TensorFlow's intra-op threads (default 1 on the CPU for models without "
+               "convolutions, measured faster; TensorFlow's own otherwise)"),
     )
 
     def create_engine(self, config: EngineConfig):
