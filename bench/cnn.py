@@ -18,13 +18,14 @@ import sys
 import time
 
 DEVICE = os.environ.get("FMNIST_BENCH_DEVICE", "cpu")
+EPOCHS = int(os.environ.get("FMNIST_BENCH_EPOCHS", "0")) or None  # None: the recipe's
 
 
 def fmnist_run(backend: str, seed: int) -> dict:
     from fmnist_core import Trainer
 
     options = {"device": DEVICE} if backend in ("torch", "tf") else {}
-    trainer = Trainer(backend=backend, model="cnn", seed=seed, verbose=0, **options)
+    trainer = Trainer(backend=backend, model="cnn", seed=seed, verbose=0, epochs=EPOCHS, **options)
     started = time.perf_counter()
     history = trainer.fit()
     fit = time.perf_counter() - started
@@ -40,6 +41,10 @@ def torch_by_hand(seed: int) -> dict:
     from fmnist_core import get_model, load_dataset
 
     recipe = get_model("cnn").recipe
+    if EPOCHS:
+        from dataclasses import replace
+
+        recipe = replace(recipe, epochs=EPOCHS)
     torch.manual_seed(seed)
     data = load_dataset()
     x_train = torch.from_numpy(data.train.images.copy()).unsqueeze(1).float().div_(255)
@@ -89,6 +94,10 @@ def keras_by_hand(seed: int) -> dict:
 
     spec = get_model("cnn")
     recipe = spec.recipe
+    if EPOCHS:
+        from dataclasses import replace
+
+        recipe = replace(recipe, epochs=EPOCHS)
     keras.utils.set_random_seed(seed)
     data = load_dataset()
     per_epoch = -(-60000 // recipe.batch_size)
@@ -136,8 +145,11 @@ def main() -> None:
                         default=["fmnist-torch", "torch-by-hand", "fmnist-tf", "fmnist-keras", "keras-fit"])
     parser.add_argument("--child", nargs=2, metavar=("PROGRAM", "SEED"))
     parser.add_argument("--device", default="cpu", help="cpu or cuda (torch programs; the output names the card)")
+    parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (timing only)")
     args = parser.parse_args()
     os.environ["FMNIST_BENCH_DEVICE"] = args.device
+    if args.epochs:
+        os.environ["FMNIST_BENCH_EPOCHS"] = str(args.epochs)
     if args.device.startswith("cuda") and not args.child:
         import torch
 

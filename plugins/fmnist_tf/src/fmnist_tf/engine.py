@@ -151,7 +151,7 @@ class TFEngine(Engine):
         set_tensorflow_threads(options.get("threads") or (1 if self.device == "/CPU:0" and not conv else None))
         params = config.initial_params if config.initial_params is not None else framework_params(self.spec, config.seed)
         # XLA compiles the whole block of steps into one program: 0.11 s/epoch here against 0.25 s
-        # without for the MLP, but XLA's CPU convolutions are slow (cnn: 509 s/epoch against 70)
+        # without for the MLP, but XLA's CPU convolutions are slow (cnn: 144 s/epoch against 21)
         wanted = options.get("jit_compile")
         self.jit_compile = (not conv) if wanted is None else bool(wanted)
         with tf.device(self.device):
