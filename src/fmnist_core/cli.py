@@ -251,13 +251,14 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from dataclasses import replace
 
-    from .images import load_images_keep_going
+    from .images import collect_image_paths, read_images
     from .trainer import Trainer
 
     trainer = Trainer.load(args.weights, backend=args.backend, verbose=0)
+    listed = collect_image_paths(args.images)
     # read once: for the predictions and the grid
-    paths, images, bad = load_images_keep_going(args.images, max_pixels=args.max_pixels,
-                                                on_error="skip" if args.keep_going else "raise")
+    paths, images, bad = read_images(listed, max_pixels=args.max_pixels,
+                                     on_error="skip" if args.keep_going else "raise")
     predictions = [replace(p, path=str(path))
                    for p, path in zip(trainer.predict(images, output="predictions"), paths, strict=True)] if len(images) else []
     if args.grid and len(images):
@@ -269,7 +270,8 @@ def cmd_predict(args) -> int:
                  **({"probabilities": list(p.probabilities)} if args.probabilities else {})}
                 for p in predictions]
         rows += [{"path": str(b.path), "error": b.error} for b in bad]
-        _print_json(sorted(rows, key=lambda row: _given_order(args.images).get(row["path"], 0)))
+        position = {str(path): number for number, path in enumerate(listed)}
+        _print_json(sorted(rows, key=lambda row: position[row["path"]]))
     else:
         for p in predictions:
             extra = f"  p={max(p.probabilities):.3f}" if args.probabilities else ""
@@ -281,12 +283,6 @@ def cmd_predict(args) -> int:
               file=sys.stderr)
         return EXIT_ERROR
     return 0
-
-
-def _given_order(inputs) -> dict[str, int]:
-    from .images import collect_image_paths
-
-    return {str(p): i for i, p in enumerate(collect_image_paths(inputs))}
 
 
 def cmd_sample(args) -> int:
@@ -352,11 +348,10 @@ def cmd_export(args) -> int:
 
 def cmd_convert(args) -> int:
     from .formats import read_weights, write_weights
+    from .trainer import model_of
 
     weights = read_weights(args.source, args.from_format)
-    from .plugins import get_model
-
-    weights.params = get_model(weights.model).check_params(weights.params, source=str(args.source))
+    weights.params = model_of(weights).check_params(weights.params, source=str(args.source))
     fmt = write_weights(args.target, weights, args.to)
     print(f"wrote {args.target} ({fmt.name}) from {args.source}")
     return 0

@@ -184,11 +184,17 @@ def load_images(inputs: Iterable[str | os.PathLike], *, max_pixels: int | None =
 def load_images_keep_going(inputs: Iterable[str | os.PathLike], *, max_pixels: int | None = None,
                            on_error: str = "skip") -> tuple[list[Path], np.ndarray, list[BadImage]]:
     """Like ``load_images``, also returning the images that failed and why."""
+    return read_images(collect_image_paths(inputs), max_pixels=max_pixels, on_error=on_error)
+
+
+def read_images(paths: list[Path], *, max_pixels: int | None = None,
+                on_error: str = "skip") -> tuple[list[Path], np.ndarray, list[BadImage]]:
+    """Decode image files already listed (``collect_image_paths``): the readable paths, their
+    (N, 28, 28) uint8 array, and the unreadable ones with fmnist's message."""
     if on_error not in ("raise", "skip"):
         from .errors import ConfigError
 
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    paths = collect_image_paths(inputs)
     if not paths:
         raise ImageError("no images given", fix="pass image files or folders")
     good, arrays, bad = [], [], []

@@ -328,7 +328,7 @@ class Trainer:
         ``ImageError``. ``max_pixels`` limits an image's declared size (default
         ``fmnist_core.images.MAX_PIXELS``).
         """
-        from .images import collect_image_paths, load_images_keep_going
+        from .images import collect_image_paths, read_images
 
         if output not in ("labels", "indices", "probabilities", "predictions"):
             raise ConfigError(f"output must be labels, indices, probabilities or predictions, got {output!r}")
@@ -340,9 +340,9 @@ class Trainer:
         else:
             if isinstance(inputs, (str, os.PathLike)):
                 inputs = [inputs]
-            inputs = list(inputs)
-            order = [str(p) for p in collect_image_paths(inputs)]
-            found, images, bad = load_images_keep_going(inputs, max_pixels=max_pixels, on_error=on_error)
+            listed = collect_image_paths(inputs)
+            order = [str(p) for p in listed]
+            found, images, bad = read_images(listed, max_pixels=max_pixels, on_error=on_error)
             paths = [str(p) for p in found]
         results = dict(zip(paths, self._predict_array(images, paths, output), strict=True)) if len(images) else {}
         for item in bad:

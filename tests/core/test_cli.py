@@ -108,3 +108,13 @@ def test_train_custom_optimizer_recorded(tmp_path, real_data_dir):
     assert config["schedule"] == {"kind": "cosine"} and config["learning_rate"] == 0.02
     evaluated = json.loads(fmnist("evaluate", run / "weights.safetensors", "--data-dir", real_data_dir, "--json").stdout)
     assert evaluated["accuracy"] > 0.7
+
+
+def test_convert_a_users_own_architecture(tmp_path):
+    from fmnist_core import Conv2D, Dense, GlobalAvgPool, ModelSpec, ReLU, Trainer
+    from fmnist_core.testing import synthetic_dataset
+
+    spec = ModelSpec("mine", [Conv2D(4, 3), ReLU(), GlobalAvgPool(), Dense(10)])
+    Trainer(backend="numpy", model=spec, data=synthetic_dataset(), verbose=0).save(tmp_path / "mine.safetensors")
+    fmnist("convert", tmp_path / "mine.safetensors", tmp_path / "copy.safetensors")
+    assert Trainer.load(tmp_path / "copy.safetensors", verbose=0).model == spec
