@@ -36,20 +36,22 @@ def epoch_blocks(order: np.ndarray, batch_size: int, steps_per_execution: int) -
         yield rest.reshape(1, -1)
 
 
-def pad_block(batches: np.ndarray, largest: list[int]) -> tuple[np.ndarray, int, int]:
+def pad_block(batches: np.ndarray, scalars: np.ndarray, largest: list[int]) -> tuple[np.ndarray, np.ndarray, int, int]:
     """For compiled backends: pad a block to the largest ``(steps, batch_size)`` seen so far.
 
     XLA compiles one program per input shape (about half a second each here), so a shorter
-    block gets copies of its last row and a smaller last batch copies of its first index; the
-    real step count and batch size are passed along with it. The padding steps are never run and
-    the padding samples must be masked out of the loss and accuracy. ``largest`` is the
-    backend's ``[steps, batch_size]`` memory (start with ``[0, 0]``). Returns
-    ``(padded, steps, batch_size)``.
+    block gets copies of its last row (and of its last row of optimizer ``scalars``) and a
+    smaller last batch copies of its first index; the real step count and batch size are passed
+    along with it. The padding steps are never run and the padding samples must be masked out of
+    the loss and accuracy. ``largest`` is the backend's ``[steps, batch_size]`` memory (start
+    with ``[0, 0]``). Returns ``(padded batches, padded float32 scalars, steps, batch_size)``.
     """
     steps, batch = batches.shape
+    scalars = np.asarray(scalars, np.float32)
     largest[0], largest[1] = max(steps, largest[0]), max(batch, largest[1])
     if batch < largest[1]:
         batches = np.concatenate([batches, np.repeat(batches[:, :1], largest[1] - batch, axis=1)], axis=1)
     if steps < largest[0]:
         batches = np.concatenate([batches, np.repeat(batches[-1:], largest[0] - steps, axis=0)])
-    return batches, steps, batch
+        scalars = np.concatenate([scalars, np.repeat(scalars[-1:], largest[0] - steps, axis=0)])
+    return batches, scalars, steps, batch

@@ -128,16 +128,19 @@ def test_pad_block_keeps_one_shape():
 
     largest = [0, 0]
     block = np.arange(500).reshape(5, 100)
-    padded, steps, batch = pad_block(block, largest)
+    rates = np.arange(5, dtype=np.float32)[:, None]
+    padded, scalars, steps, batch = pad_block(block, rates, largest)
     assert padded is block and (steps, batch) == (5, 100)
+    np.testing.assert_array_equal(scalars, rates)
     short = np.arange(200).reshape(2, 100)
-    padded, steps, batch = pad_block(short, largest)
+    padded, scalars, steps, batch = pad_block(short, rates[:2], largest)
     assert padded.shape == (5, 100) and (steps, batch) == (2, 100)
     np.testing.assert_array_equal(padded[:2], short)
     np.testing.assert_array_equal(padded[2:], np.repeat(short[-1:], 3, axis=0))
+    assert scalars.shape == (5, 1) and scalars.dtype == np.float32 and scalars[:, 0].tolist() == [0, 1, 1, 1, 1]
     last = np.arange(32).reshape(1, 32)
-    padded, steps, batch = pad_block(last, largest)
-    assert padded.shape == (5, 100) and (steps, batch) == (1, 32)
+    padded, scalars, steps, batch = pad_block(last, rates[:1], largest)
+    assert padded.shape == (5, 100) and (steps, batch) == (1, 32) and scalars.shape == (5, 1)
     np.testing.assert_array_equal(padded[0, :32], last[0])
     assert set(padded[0, 32:]) == {0} and largest == [5, 100]
 

@@ -204,10 +204,7 @@ class KerasTFEngine(KerasEngine):
         return losses, correct
 
     def train_steps(self, batches, scalars):
-        padded, steps, valid = pad_block(batches, self._largest_block)
-        scalars = np.asarray(scalars, np.float32)
-        if len(scalars) < len(padded):  # the padding steps never run
-            scalars = np.concatenate([scalars, np.repeat(scalars[-1:], len(padded) - len(scalars), axis=0)])
+        padded, scalars, steps, valid = pad_block(batches, scalars, self._largest_block)
         tf = self.tf
         losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(scalars), tf.constant(steps),
                                       tf.constant(valid), self.images, self.labels)

@@ -127,14 +127,6 @@ def pick_device(name: str | None) -> str:
     return "/CPU:0"
 
 
-def pad_scalars(scalars: np.ndarray, steps: int) -> np.ndarray:
-    """Repeat the last row up to ``steps`` rows (the padding steps of a block never run)."""
-    scalars = np.asarray(scalars, np.float32)
-    if len(scalars) < steps:
-        scalars = np.concatenate([scalars, np.repeat(scalars[-1:], steps - len(scalars), axis=0)])
-    return scalars
-
-
 def masked_step_loss(logits, y, weights):
     """Mean cross-entropy over the real samples (``weights``: mask / real batch size)."""
     per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
@@ -206,9 +198,9 @@ class TFEngine(Engine):
     def train_steps(self, batches, scalars):
         if self.images is None:
             raise BackendError("train_steps called before attach()", fix="attach the data first")
-        padded, steps, valid = pad_block(batches, self._largest_block)
+        padded, scalars, steps, valid = pad_block(batches, scalars, self._largest_block)
         with tf.device(self.device):
-            losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(pad_scalars(scalars, len(padded))),
+            losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(scalars),
                                           tf.constant(steps), tf.constant(valid), self.images, self.labels)
         return StepResult(losses.numpy()[:steps], correct.numpy()[:steps])
 
