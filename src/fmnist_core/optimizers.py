@@ -114,7 +114,7 @@ class Optimizer:
         return param - step_size * m / (sqrt(v) + eps), [m, v]
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k == "kind" or v != getattr(Optimizer, k)}
+        return _non_default(self)
 
 
 @dataclass(frozen=True)
@@ -165,33 +165,33 @@ class Schedule:
         return np.where(t <= peak_step, rising, falling)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k == "kind" or v != getattr(Schedule, k)}
+        return _non_default(self)
 
 
 def as_optimizer(value: Any) -> Optimizer:
     """An ``Optimizer`` from a name, a dict (as recorded in run configs) or an ``Optimizer``."""
-    if isinstance(value, Optimizer):
-        return value
-    if isinstance(value, str):
-        return Optimizer(value)
-    if isinstance(value, dict):
-        return _from_dict(Optimizer, value, "optimizer")
-    raise ConfigError(f"optimizer must be a name ({', '.join(OPTIMIZERS)}) or an Optimizer, got {value!r}")
+    return _coerce(Optimizer, value, "optimizer", OPTIMIZERS)
 
 
 def as_schedule(value: Any) -> Schedule:
     """A ``Schedule`` from a name, a dict or a ``Schedule``."""
-    if isinstance(value, Schedule):
+    return _coerce(Schedule, value, "schedule", SCHEDULES)
+
+
+def _coerce(cls, value: Any, what: str, names: tuple[str, ...]):
+    if isinstance(value, cls):
         return value
     if isinstance(value, str):
-        return Schedule(value)
+        return cls(value)
     if isinstance(value, dict):
-        return _from_dict(Schedule, value, "schedule")
-    raise ConfigError(f"schedule must be a name ({', '.join(SCHEDULES)}) or a Schedule, got {value!r}")
+        try:
+            return cls(**value)
+        except TypeError as exc:
+            raise ConfigError(f"bad {what} {value!r}: {exc}", fix=f"see fmnist_core.{cls.__name__}") from None
+    raise ConfigError(f"{what} must be a name ({', '.join(names)}) or a{'n' if what[0] in 'aeiou' else ''} "
+                      f"{cls.__name__}, got {value!r}")
 
 
-def _from_dict(cls, value: dict, what: str):
-    try:
-        return cls(**value)
-    except TypeError as exc:
-        raise ConfigError(f"bad {what} {value!r}: {exc}", fix=f"see fmnist_core.{cls.__name__}") from None
+def _non_default(obj) -> dict[str, Any]:
+    """``kind`` and the fields that differ from their defaults (what run configs record)."""
+    return {k: v for k, v in asdict(obj).items() if k == "kind" or v != getattr(type(obj), k)}
