@@ -72,9 +72,6 @@ class Layer:
         return {"type": self.kind, **{f.name: getattr(self, f.name) for f in fields(self)
                                      if getattr(self, f.name) != f.default}}
 
-    def _fail(self, index: int, message: str, fix: str) -> ConfigError:
-        return ConfigError(f"layer {index + 1} ({self}): {message}", fix=fix)
-
 
 def _image(shape: Shape) -> Shape:
     """``(H, W)`` images count as ``(H, W, 1)``."""

@@ -223,8 +223,12 @@ def serve(weights: str, backend: str | None = None, host: str = "127.0.0.1", por
     from .trainer import Trainer
 
     settings = settings or ServeSettings()
-    Trainer.load(weights, backend=backend, verbose=0)  # a bad file is a one-line error before binding
-    os.environ["FMNIST_SERVE"] = json.dumps({"weights": str(weights), "backend": backend, "settings": asdict(settings)})
+    trainer = Trainer.load(weights, backend=backend, verbose=0)  # a bad file is a one-line error before binding
     print(f"fmnist: serving {weights} on http://{host}:{port} (docs: http://{host}:{port}/docs)", flush=True)
+    if workers == 1:
+        uvicorn.run(create_app(trainer, settings, {"weights": str(weights)}), host=host, port=port, log_level="warning")
+        return
+    # several processes: uvicorn imports the app in each, from an import string
+    os.environ["FMNIST_SERVE"] = json.dumps({"weights": str(weights), "backend": backend, "settings": asdict(settings)})
     uvicorn.run("fmnist_core.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")

@@ -195,18 +195,19 @@ class TorchEngine(Engine):
         torch.random.set_rng_state(generator_state)
         self.tensors = {name: tensor for name, tensor in self.model.state_dict(keep_vars=True).items()
                         if name in self.spec.shapes()}
-        self.trainable = [self.tensors[name] for name in self.spec.trainable()]
+        self.trainable_names = self.spec.trainable()
+        self.trainable = [self.tensors[name] for name in self.trainable_names]
         if config.initial_params is not None:
             self.set_params(config.initial_params)
         self.slots = {(slot, name): torch.zeros_like(self.tensors[name])
-                      for slot in self.optimizer.slots for name in self.spec.trainable()}
+                      for slot in self.optimizer.slots for name in self.trainable_names}
         self.step_kind = options.get("step", "fused")
         if self.step_kind not in ("fused", "autograd"):
             raise BackendError(f"torch option step={self.step_kind!r} is unknown", fix="use 'fused' or 'autograd'")
         self.rank, self.world_size = config.rank, config.world_size
         if self.world_size > 1:
             join_process_group(self.device_obj, self.rank, self.world_size)
-            self.buffers = [t for n, t in self.tensors.items() if n not in self.spec.trainable()]
+            self.buffers = [t for n, t in self.tensors.items() if n not in self.trainable_names]
         # the fused step is single-process; data-parallel runs the generic step with an all-reduce
         self.fused = (self.step_kind == "fused" and self.spec.is_mlp() and self.optimizer.is_plain_sgd
                       and self.world_size == 1 and self.precision != "bf16")
@@ -252,7 +253,7 @@ class TorchEngine(Engine):
     @torch.no_grad()
     def _update(self, grads, scalars):
         """``fmnist_core``'s optimizer update on each trainable tensor and its slots, in place."""
-        for name, param, grad in zip(self.spec.trainable(), self.trainable, grads, strict=True):
+        for name, param, grad in zip(self.trainable_names, self.trainable, grads, strict=True):
             slots = [self.slots[(slot, name)] for slot in self.optimizer.slots]
             new, new_slots = self.optimizer.update(param, grad, slots, scalars, torch.sqrt)
             param.copy_(new)
