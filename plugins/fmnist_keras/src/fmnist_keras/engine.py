@@ -123,7 +123,8 @@ class KerasEngine(Engine):
         self.keras = keras
         self.keras_backend = keras.backend.backend()
         self.spec, self.optimizer = config.model, config.optimizer
-        keras.utils.set_random_seed(config.seed)  # the framework initialiser and dropout draw from it
+        if config.initial_params is None:  # the framework's initialiser draws from the global seed;
+            keras.utils.set_random_seed(config.seed)  # Dropout layers get their own seeds
         self.model = build_model(self.spec, config.seed, training=True)
         if config.initial_params is not None:
             self.model.set_weights(weight_list(self.spec, config.initial_params))
@@ -320,13 +321,11 @@ class KerasJaxEngine(KerasEngine):
 
         (loss, (logits, updated)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
         new_values, new_slots = [], {}
-        for index, (name, value, grad) in enumerate(zip(self.spec.trainable(), trainable, grads, strict=True)):
+        for name, value, grad in zip(self.spec.trainable(), trainable, grads, strict=True):
             state = [slots[(slot, name)] for slot in self.optimizer.slots]
-            new, new_state = self.optimizer.update(value, grad, state, [scalars[i] for i in range(scalars.shape[0])],
-                                                   jnp.sqrt)
+            new, new_state = self.optimizer.update(value, grad, state, scalars, jnp.sqrt)
             new_values.append(new)
             new_slots.update({(slot, name): v for slot, v in zip(self.optimizer.slots, new_state, strict=True)})
-            del index
         correct = jnp.sum(jnp.argmax(logits, axis=1) == y)
         return new_values, updated, new_slots, loss, correct
 
