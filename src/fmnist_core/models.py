@@ -291,8 +291,14 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
         """The inverse of ``to_dict`` (weight files record the architecture this way)."""
+        if not isinstance(data, dict) or not isinstance(data.get("layers", []), list):
+            raise ConfigError(f"a recorded architecture must be {{'name': …, 'layers': [...]}}, got {str(data)[:80]}",
+                              fix="save the weights again with fmnist")
         layers = []
         for index, item in enumerate(data.get("layers", [])):
+            if not isinstance(item, dict):
+                raise ConfigError(f"model {data.get('name')!r}, layer {index + 1}: {item!r} is not a layer description",
+                                  fix="save the weights again with fmnist")
             item = dict(item)
             kind = item.pop("type", None)
             if kind not in LAYER_TYPES:

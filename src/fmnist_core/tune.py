@@ -17,7 +17,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,7 +238,7 @@ def _write_outputs(result: SweepResult, data_dir: str | None) -> None:
     done = [r for r in rows if r["val_accuracy"] is not None and (Path(r["path"]) / "weights.safetensors").exists()]
     if done:
         best = done[0]
-        shutil.copyfile(Path(best["path"]) / "weights.safetensors", folder / "best.safetensors")
+        atomic_write_bytes(folder / "best.safetensors", (Path(best["path"]) / "weights.safetensors").read_bytes())
         trainer = Trainer.load(folder / "best.safetensors", verbose=0, data_dir=data_dir)
         test = trainer.evaluate()  # the test set, touched once, for the best trial only
         result.best = {"trial": best["trial"], "val_accuracy": best["val_accuracy"], "test_accuracy": test.accuracy,

@@ -72,6 +72,10 @@ def test_bad_spec_fails_before_any_framework_import():
 def test_unknown_layer_type_in_a_recorded_architecture():
     with pytest.raises(ConfigError, match="unknown layer type 'Conv3D'"):
         ModelSpec.from_dict({"name": "x", "layers": [{"type": "Conv3D"}]})
+    with pytest.raises(ConfigError, match="a recorded architecture must be"):
+        ModelSpec.from_dict(["Dense"])
+    with pytest.raises(ConfigError, match="layer 1: 'Dense' is not a layer description"):
+        ModelSpec.from_dict({"name": "x", "layers": ["Dense"]})
 
 
 def test_onecycle_follows_pytorch():
