@@ -18,7 +18,7 @@ from . import plugins
 from .backend import Backend, Engine, EngineConfig, chunked_logits
 from .callbacks import Callback, PrintProgress, ProgressBar
 from .data import IMAGE_SHAPE, Dataset, load_dataset
-from .errors import ConfigError, TrainingError, WeightsError
+from .errors import BackendError, ConfigError, TrainingError, WeightsError
 from .formats import read_weights, write_weights
 from .iteration import batch_count, epoch_blocks, epoch_permutation
 from .labels import LABELS
@@ -125,6 +125,7 @@ class Trainer:
         self.callbacks, self.evaluate_each_epoch, self.verify_checksums = list(callbacks), evaluate_each_epoch, verify_checksums
         self.history = History()
         self.source_metadata: dict[str, str] = {}  # what the loaded weights file said
+        self._test_accuracy: float | None = None  # the last test evaluation, recorded in saved weights
         self.stop_training = False
         self._data = data
         self._engine: Engine | None = None
@@ -208,8 +209,6 @@ class Trainer:
         written atomically after each epoch; ``Trainer.resume`` continues from it.
         """
         if not self.backend.trains:
-            from .errors import BackendError
-
             trainers = sorted(n for n, b in plugins.backends().items() if b.trains and b.unavailable_reason() is None)
             raise BackendError(f"backend {self.backend.name!r} runs inference only and cannot train",
                                fix=f"train with one of {', '.join(trainers)}, then export or load the weights here")
@@ -369,7 +368,7 @@ class Trainer:
         metadata = {"backend": self.backend.name, "versions": json.dumps(versions),
                     "config": json.dumps(self.config()), "epochs_done": str(self._start_epoch),
                     "architecture": json.dumps(self.model.to_dict())}
-        accuracy = getattr(self, "_test_accuracy", None) or self.source_metadata.get("test_accuracy")
+        accuracy = self._test_accuracy if self._test_accuracy is not None else self.source_metadata.get("test_accuracy")
         if accuracy is not None:
             metadata["test_accuracy"] = str(accuracy)
         return Weights(self.model.name, self.engine.get_params(), metadata)
