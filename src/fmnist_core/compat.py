@@ -1,4 +1,5 @@
-"""Guards for frameworks sharing one process."""
+"""Guards for frameworks sharing one process, and TensorFlow's shared pieces: its import, its
+threads, and the block of training steps both TF-based plugins (fmnist-tf, fmnist-keras) run."""
 
 from __future__ import annotations
 
@@ -76,3 +77,45 @@ def set_tensorflow_threads(threads: int | None) -> None:
             tf.config.threading.set_intra_op_parallelism_threads(int(threads))
         except RuntimeError:
             pass
+
+
+def tensorflow_train_block(forward, variables: list, names: list[str], slots: dict, optimizer):
+    """The body of a TF engine's ``tf.function``: a block of optimizer steps over resident data.
+
+    ``forward(x)`` gives training-mode logits; ``variables`` (``tf.Variable``, ``names`` their
+    neutral names) are what the optimizer updates, ``slots[(slot, name)]`` its state variables.
+    The loop counts with a tensor, not ``tf.range`` (XLA makes a Range's limit a compile-time
+    constant); padding samples of a smaller last batch are masked out of loss and accuracy
+    (``fmnist_core.iteration.pad_block``). Returns per-step losses and correct counts.
+    """
+    tf = import_tensorflow()
+
+    def train_block(batches, scalars, steps, valid, images, labels):
+        losses = tf.zeros([tf.shape(batches)[0]], tf.float32)
+        correct = tf.zeros([tf.shape(batches)[0]], tf.int32)
+        mask = tf.range(tf.shape(batches)[1]) < valid
+        weights = tf.cast(mask, tf.float32) / tf.cast(valid, tf.float32)
+        step = tf.constant(0)
+        while step < steps:
+            rows = batches[step]
+            x = tf.cast(tf.gather(images, rows), tf.float32) / 255.0
+            y = tf.gather(labels, rows)
+            with tf.GradientTape() as tape:
+                logits = forward(x)
+                per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+                loss = tf.reduce_sum(per_sample * weights)
+            row = tf.unstack(scalars[step], num=len(optimizer.columns))
+            for name, variable, grad in zip(names, variables, tape.gradient(loss, variables), strict=True):
+                state = [slots[(slot, name)] for slot in optimizer.slots]
+                new, new_state = optimizer.update(variable.read_value(), grad, [s.read_value() for s in state], row,
+                                                  tf.sqrt)
+                variable.assign(new)
+                for target, value in zip(state, new_state, strict=True):
+                    target.assign(value)
+            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y) & mask, tf.int32))
+            losses = tf.tensor_scatter_nd_update(losses, [[step]], [loss])
+            correct = tf.tensor_scatter_nd_update(correct, [[step]], [hits])
+            step += 1
+        return losses, correct
+
+    return train_block

@@ -143,7 +143,11 @@ class KerasEngine(Engine):
 
 class KerasTFEngine(KerasEngine):
     def __init__(self, config, keras):
-        from fmnist_core.compat import import_tensorflow, set_tensorflow_threads
+        from fmnist_core.compat import (
+            import_tensorflow,
+            set_tensorflow_threads,
+            tensorflow_train_block,
+        )
 
         tf = import_tensorflow()
         # before the model is built: TF takes a thread count only before its runtime starts
@@ -158,7 +162,10 @@ class KerasTFEngine(KerasEngine):
         self._largest_block = [0, 0]
         wanted = config.options.get("jit_compile")  # XLA's CPU convolutions are slow: off for them
         jit = (not conv) if wanted is None else bool(wanted)
-        self._train = tf.function(self._train_block, jit_compile=jit, reduce_retracing=True)
+        # the Keras variables' own tf.Variables: the same update as fmnist-tf's, on Keras' model
+        block = tensorflow_train_block(lambda x: self.model(x, training=True), [v.value for v in self.variables],
+                                       self.spec.trainable(), self.slots, self.optimizer)
+        self._train = tf.function(block, jit_compile=jit, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
         self._forward = tf.function(lambda x: self.model(tf.cast(x, tf.float32) / 255.0, training=False),
                                     input_signature=[tf.TensorSpec([None, *self.spec.input_shape], tf.uint8)])
@@ -174,35 +181,6 @@ class KerasTFEngine(KerasEngine):
         tf = self.tf
         self.images = tf.constant(np.asarray(images, np.uint8))
         self.labels = tf.constant(np.asarray(labels, np.int32))
-
-    def _train_block(self, batches, scalars, steps, valid, images, labels):
-        tf = self.tf
-        variables, names = self.variables, self.spec.trainable()
-        losses = tf.zeros([tf.shape(batches)[0]], tf.float32)
-        correct = tf.zeros([tf.shape(batches)[0]], tf.int32)
-        mask = tf.range(tf.shape(batches)[1]) < valid  # padding samples of a smaller last batch
-        weights = tf.cast(mask, tf.float32) / tf.cast(valid, tf.float32)
-        step = tf.constant(0)
-        while step < steps:  # not tf.range: XLA makes a Range's limit a compile-time constant
-            rows = batches[step]
-            x = tf.cast(tf.gather(images, rows), tf.float32) / 255.0
-            y = tf.gather(labels, rows)
-            with tf.GradientTape() as tape:
-                logits = self.model(x, training=True)
-                per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-                loss = tf.reduce_sum(per_sample * weights)
-            row = tf.unstack(scalars[step], num=len(self.optimizer.columns))
-            for name, variable, grad in zip(names, variables, tape.gradient(loss, variables), strict=True):
-                slots = [self.slots[(slot, name)] for slot in self.optimizer.slots]
-                new, new_slots = self.optimizer.update(variable.value, grad, [s.read_value() for s in slots], row, tf.sqrt)
-                variable.assign(new)
-                for target, value in zip(slots, new_slots, strict=True):
-                    target.assign(value)
-            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y) & mask, tf.int32))
-            losses = tf.tensor_scatter_nd_update(losses, [[step]], [loss])
-            correct = tf.tensor_scatter_nd_update(correct, [[step]], [hits])
-            step += 1
-        return losses, correct
 
     def train_steps(self, batches, scalars):
         padded, scalars, steps, valid = pad_block(batches, scalars, self._largest_block)

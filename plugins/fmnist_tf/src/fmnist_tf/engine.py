@@ -2,9 +2,8 @@
 
 The article keeps raw ``tf.Variable``s on a ``tf.keras.Model``; Keras 3 no longer tracks those,
 so they live in a ``tf.Module`` here and this backend does not depend on Keras. A whole block of
-steps runs inside one ``tf.function`` (a while loop, XLA-compiled) over the uint8 training set
-kept as a tensor on the device: gather a batch by index, ``GradientTape``, then the core's
-optimizer update on the variables.
+steps runs inside one ``tf.function`` (``fmnist_core.compat.tensorflow_train_block``, XLA-compiled
+for models without convolutions) over the uint8 training set kept as a tensor on the device.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec, StepResult
-from fmnist_core.compat import import_tensorflow, set_tensorflow_threads
+from fmnist_core.compat import import_tensorflow, set_tensorflow_threads, tensorflow_train_block
 from fmnist_core.iteration import pad_block
 from fmnist_core.models import (
     BatchNorm,
@@ -127,12 +126,6 @@ def pick_device(name: str | None) -> str:
     return "/CPU:0"
 
 
-def masked_step_loss(logits, y, weights):
-    """Mean cross-entropy over the real samples (``weights``: mask / real batch size)."""
-    per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-    return tf.reduce_sum(per_sample * weights)
-
-
 class TFEngine(Engine):
     def __init__(self, config: EngineConfig):
         options = config.options
@@ -153,7 +146,9 @@ class TFEngine(Engine):
         self.images = None
         self.labels = None
         self._largest_block = [0, 0]
-        self._train = tf.function(self._train_block, jit_compile=self.jit_compile, reduce_retracing=True)
+        block = tensorflow_train_block(lambda x: self.module(x, training=True), self.module.trainable_in_order,
+                                       self.spec.trainable(), self.slots, self.optimizer)
+        self._train = tf.function(block, jit_compile=self.jit_compile, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
         shape = [None, *self.spec.input_shape]
         self._forward = tf.function(self._logits_block, input_signature=[tf.TensorSpec(shape, tf.uint8)])
@@ -162,35 +157,6 @@ class TFEngine(Engine):
         with tf.device(self.device):
             self.images = tf.constant(np.asarray(images, np.uint8))
             self.labels = tf.constant(np.asarray(labels, np.int32))
-
-    def _train_block(self, batches, scalars, steps, valid, images, labels):
-        variables = self.module.trainable_in_order
-        names = self.spec.trainable()
-        losses = tf.zeros([tf.shape(batches)[0]], tf.float32)
-        correct = tf.zeros([tf.shape(batches)[0]], tf.int32)
-        mask = tf.range(tf.shape(batches)[1]) < valid  # padding samples of a smaller last batch
-        weights = tf.cast(mask, tf.float32) / tf.cast(valid, tf.float32)
-        step = tf.constant(0)
-        while step < steps:  # not tf.range: XLA makes a Range's limit a compile-time constant
-            rows = batches[step]
-            x = tf.cast(tf.gather(images, rows), tf.float32) / 255.0
-            y = tf.gather(labels, rows)
-            with tf.GradientTape() as tape:
-                logits = self.module(x, training=True)
-                loss = masked_step_loss(logits, y, weights)
-            row = tf.unstack(scalars[step], num=len(self.optimizer.columns))
-            for name, variable, grad in zip(names, variables, tape.gradient(loss, variables), strict=True):
-                slots = [self.slots[(slot, name)] for slot in self.optimizer.slots]
-                new, new_slots = self.optimizer.update(variable.read_value(), grad, [s.read_value() for s in slots],
-                                                       row, tf.sqrt)
-                variable.assign(new)
-                for target, value in zip(slots, new_slots, strict=True):
-                    target.assign(value)
-            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y) & mask, tf.int32))
-            losses = tf.tensor_scatter_nd_update(losses, [[step]], [loss])
-            correct = tf.tensor_scatter_nd_update(correct, [[step]], [hits])
-            step += 1
-        return losses, correct
 
     def _logits_block(self, images):
         return self.module(tf.cast(images, tf.float32) / 255.0, training=False)
