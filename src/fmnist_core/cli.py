@@ -119,12 +119,10 @@ def cmd_models(args) -> int:
 
 
 def cmd_train(args) -> int:
-    import os
-
     from .files import atomic_write_json
-    from .plugins import get_model
+    from .workers import worker_rank
 
-    if args.workers > 1 and "WORLD_SIZE" not in os.environ:
+    if args.workers > 1 and worker_rank()[1] == 1:  # not yet inside a launched worker
         return _launch_workers(args)
     from .trainer import Trainer
 
@@ -141,17 +139,18 @@ def cmd_train(args) -> int:
             trainer.callbacks += loggers_for(args.log, run)
     else:
         run = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+        model = _model(args.model)
         optimizer = None
         if args.optimizer or args.momentum or args.nesterov or args.weight_decay:
             from .optimizers import Optimizer
 
-            recipe = get_model(args.model).recipe.optimizer
+            recipe = model.recipe.optimizer
             kind = args.optimizer or (recipe if isinstance(recipe, str) else recipe.kind)
             optimizer = Optimizer(kind, momentum=args.momentum or 0.0, nesterov=args.nesterov,
                                   weight_decay=args.weight_decay or 0.0)
         from .tracking import loggers_for
 
-        trainer = Trainer(backend=args.backend, model=args.model, epochs=args.epochs,
+        trainer = Trainer(backend=args.backend, model=model, epochs=args.epochs,
                           callbacks=loggers_for(args.log, run) if args.log else (),
                           batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                           optimizer=optimizer, schedule=args.schedule,
@@ -184,6 +183,25 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _model(value: str):
+    """A registered model's name, or a JSON file of a ``ModelSpec`` (``ModelSpec.to_dict()``)."""
+    from .errors import ConfigError
+    from .plugins import get_model
+
+    if not value.endswith(".json"):
+        return get_model(value)
+    from .models import ModelSpec
+
+    try:
+        return ModelSpec.from_dict(json.loads(Path(value).read_text()))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the model file {value}: {exc.strerror}", fix="give a JSON file written "
+                          "from ModelSpec.to_dict(), or a name from `fmnist models`") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"the model file {value} is not JSON: {exc}", fix="write it with "
+                          "json.dump(spec.to_dict(), file)") from exc
+
+
 def _launch_workers(args) -> int:
     from . import plugins
 
@@ -195,7 +213,13 @@ def _launch_workers(args) -> int:
         if item.startswith("--workers="):
             del argv[number]
             break
-    backend = plugins.get_backend(args.backend)
+    name = args.backend
+    if args.resume and not name:  # the resumed run's own backend launches its workers
+        try:
+            name = json.loads((Path(args.resume) / "config.json").read_text()).get("backend")
+        except (OSError, ValueError):
+            name = None
+    backend = plugins.get_backend(name)
     code = backend.launch_workers(argv, args.workers)
     if code != 0:
         print(f"fmnist: error: a worker of {args.workers} failed (exit code {code}; its rank and traceback are "
@@ -399,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train, evaluate and save a model into a run folder")
     p.add_argument("--backend", help="backend name (default: best installed)")
-    p.add_argument("--model", default="mlp", help="a recipe from `fmnist models` (default mlp, the article's)")
+    p.add_argument("--model", default="mlp", help="a recipe from `fmnist models` (default mlp, the article's), or "
+                   "a JSON file of your own ModelSpec (its to_dict(); the mlp's recipe applies)")
     p.add_argument("--epochs", type=int, default=None, help="default: the model's recipe (mlp: 5)")
     p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (mlp: 64)")
     p.add_argument("--lr", type=float, default=None, help="(peak) learning rate; default: the recipe's (mlp: 0.1)")
@@ -413,7 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=100, help="progress every N batches (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1,
-                   help="data-parallel processes (torch backend; launched with torchrun, gloo on the CPU)")
+                   help="data-parallel processes on this machine (torch: torchrun, gloo on the CPU; tf and keras: "
+                   "MultiWorkerMirroredStrategy with a TF_CONFIG per worker)")
     p.add_argument("--data-dir")
     p.add_argument("--device", help="backend device, e.g. cpu, cuda, auto")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="backend option")

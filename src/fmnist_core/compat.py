@@ -4,6 +4,7 @@ threads, and the block of training steps both TF-based plugins (fmnist-tf, fmnis
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -79,43 +80,141 @@ def set_tensorflow_threads(threads: int | None) -> None:
             pass
 
 
-def tensorflow_train_block(forward, variables: list, names: list[str], slots: dict, optimizer):
+def tensorflow_strategy(rank: int, world_size: int):
+    """TensorFlow's ``MultiWorkerMirroredStrategy`` for this worker (None for one process).
+
+    It reads the cluster from ``TF_CONFIG`` (``fmnist train --workers N`` writes one per local
+    worker) and must be created before the process runs its first TensorFlow op. Collectives
+    give up after ``FMNIST_DIST_TIMEOUT`` seconds (default 120) when a peer is gone.
+    """
+    if world_size == 1:
+        return None
+    from .errors import BackendError
+    from .workers import port_in_use
+
+    config = os.environ.get("TF_CONFIG")
+    if not config:
+        raise BackendError(f"{world_size} workers asked for but TF_CONFIG is not set: TensorFlow trains "
+                           "data-parallel through MultiWorkerMirroredStrategy, which reads its cluster from TF_CONFIG",
+                           fix="launch with `fmnist train --backend tf --workers N`, or set TF_CONFIG on each worker")
+    task = json.loads(config)["task"]
+    address = json.loads(config)["cluster"][task["type"]][int(task["index"])]
+    port = int(address.rsplit(":", 1)[-1])
+    if port_in_use(port):
+        raise BackendError(f"port {port} of this worker's TF_CONFIG address {address!r} "
+                           f"({task['type']} {task['index']}) is already in use",
+                           fix="stop what listens there, or give this worker another port in TF_CONFIG")
+    tf = import_tensorflow()
+    timeout = float(os.environ.get("FMNIST_DIST_TIMEOUT", "120"))
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+    try:
+        with quiet_native_stderr():
+            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    except RuntimeError as exc:
+        raise BackendError(f"MultiWorkerMirroredStrategy could not start: {exc}",
+                           fix="create the trainer before this process runs any TensorFlow op "
+                               "(`fmnist train --workers N` does)") from exc
+    if strategy.num_replicas_in_sync != world_size:
+        raise BackendError(f"TF_CONFIG's cluster has {strategy.num_replicas_in_sync} replicas, "
+                           f"{world_size} workers expected", fix="one CPU or GPU device per worker")
+    return strategy
+
+
+def tensorflow_jit(wanted: bool | None, conv: bool, strategy) -> bool:
+    """Whether to XLA-compile the block of steps: by default for models without convolutions
+    (XLA's CPU convolutions measured 7× slower) in one process; never with workers on the CPU."""
+    if wanted is None:
+        return not conv and strategy is None
+    if wanted and strategy is not None and not import_tensorflow().config.list_physical_devices("GPU"):
+        from .errors import BackendError
+
+        raise BackendError("jit_compile=True cannot run with workers on the CPU: TensorFlow's XLA has no CPU "
+                           "collectives (its error: 'Collectives are not yet implemented for CPU devices')",
+                           fix="drop jit_compile (data-parallel runs the graph without XLA)")
+    return bool(wanted)
+
+
+def tensorflow_train_block(forward, variables: list, names: list[str], slots: dict, optimizer,
+                           strategy=None, buffers: list = ()):
     """The body of a TF engine's ``tf.function``: a block of optimizer steps over resident data.
 
     ``forward(x)`` gives training-mode logits; ``variables`` (``tf.Variable``, ``names`` their
     neutral names) are what the optimizer updates, ``slots[(slot, name)]`` its state variables.
     The loop counts with a tensor, not ``tf.range`` (XLA makes a Range's limit a compile-time
     constant); padding samples of a smaller last batch are masked out of loss and accuracy
-    (``fmnist_core.iteration.pad_block``). Returns per-step losses and correct counts.
+    (``fmnist_core.iteration.pad_block``). Each sample's loss is divided by ``total``, the global
+    batch size. Data-parallel (``strategy``, see ``tensorflow_strategy``), each step runs in the
+    strategy's replica context on this worker's shard and sums gradients, loss and hits across
+    workers in one all-reduce; after the block the ``buffers`` (BatchNorm running statistics,
+    from per-worker batches) are averaged across workers. Returns per-step losses and correct
+    counts.
     """
     tf = import_tensorflow()
+    ReduceOp = tf.distribute.ReduceOp
 
-    def train_block(batches, scalars, steps, valid, images, labels):
+    def one_step(rows, row, weights, mask, images, labels):
+        x = tf.cast(tf.gather(images, rows), tf.float32) / 255.0
+        y = tf.gather(labels, rows)
+        with tf.GradientTape() as tape:
+            logits = forward(x)
+            per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            loss = tf.reduce_sum(per_sample * weights)
+        grads = tape.gradient(loss, variables)
+        hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y) & mask, tf.float32))
+        if strategy is not None:
+            grads, loss, hits = tf.distribute.get_replica_context().all_reduce(ReduceOp.SUM, (grads, loss, hits))
+        row = tf.unstack(row, num=len(optimizer.columns))
+        for name, variable, grad in zip(names, variables, grads, strict=True):
+            state = [slots[(slot, name)] for slot in optimizer.slots]
+            new, new_state = optimizer.update(variable.read_value(), grad, [s.read_value() for s in state], row,
+                                              tf.sqrt)
+            variable.assign(new)
+            for target, value in zip(state, new_state, strict=True):
+                target.assign(value)
+        return loss, tf.cast(hits, tf.int32)
+
+    def average_buffers():
+        values = tf.distribute.get_replica_context().all_reduce(ReduceOp.MEAN, [b.read_value() for b in buffers])
+        for buffer, value in zip(buffers, values, strict=True):
+            buffer.assign(value)
+
+    def run(fn, *args):
+        return fn(*args) if strategy is None else strategy.run(fn, args=args)
+
+    def train_block(batches, scalars, steps, valid, total, images, labels):
         losses = tf.zeros([tf.shape(batches)[0]], tf.float32)
         correct = tf.zeros([tf.shape(batches)[0]], tf.int32)
         mask = tf.range(tf.shape(batches)[1]) < valid
-        weights = tf.cast(mask, tf.float32) / tf.cast(valid, tf.float32)
+        weights = tf.cast(mask, tf.float32) / tf.cast(total, tf.float32)
         step = tf.constant(0)
         while step < steps:
-            rows = batches[step]
-            x = tf.cast(tf.gather(images, rows), tf.float32) / 255.0
-            y = tf.gather(labels, rows)
-            with tf.GradientTape() as tape:
-                logits = forward(x)
-                per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-                loss = tf.reduce_sum(per_sample * weights)
-            row = tf.unstack(scalars[step], num=len(optimizer.columns))
-            for name, variable, grad in zip(names, variables, tape.gradient(loss, variables), strict=True):
-                state = [slots[(slot, name)] for slot in optimizer.slots]
-                new, new_state = optimizer.update(variable.read_value(), grad, [s.read_value() for s in state], row,
-                                                  tf.sqrt)
-                variable.assign(new)
-                for target, value in zip(state, new_state, strict=True):
-                    target.assign(value)
-            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y) & mask, tf.int32))
+            loss, hits = run(one_step, batches[step], scalars[step], weights, mask, images, labels)
             losses = tf.tensor_scatter_nd_update(losses, [[step]], [loss])
             correct = tf.tensor_scatter_nd_update(correct, [[step]], [hits])
             step += 1
+        if strategy is not None and buffers:
+            run(average_buffers)
         return losses, correct
 
     return train_block
+
+
+def tensorflow_train_steps(train, batches, scalars, largest: list[int], rank: int, world_size: int,
+                           images, labels):
+    """Call a ``tensorflow_train_block`` function on this worker's shard of a block of steps.
+
+    ``largest`` is the engine's ``pad_block`` memory. Returns ``StepResult``.
+    """
+    import numpy as np
+
+    from .backend import StepResult, shard
+    from .iteration import pad_block
+
+    tf = import_tensorflow()
+    total = batches.shape[1]
+    mine = batches[:, shard(total, rank, world_size)]
+    empty = mine.shape[1] == 0  # a short last batch with fewer samples than workers
+    padded, scalars, steps, valid = pad_block(batches[:, :1] if empty else mine, scalars, largest)
+    losses, correct = train(tf.constant(padded, tf.int32), tf.constant(scalars), tf.constant(steps),
+                            tf.constant(0 if empty else valid), tf.constant(total), images, labels)
+    return StepResult(losses.numpy()[:steps], correct.numpy()[:steps].astype(np.int64))

@@ -26,6 +26,7 @@ from .metrics import EpochRecord, EvalResult, History, ProgressRecord, softmax
 from .models import ModelSpec
 from .optimizers import Optimizer, Schedule, as_optimizer, as_schedule
 from .weights import Weights
+from .workers import worker_rank
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
@@ -112,7 +113,7 @@ class Trainer:
         self.rank, self.world_size = worker_rank()
         if self.world_size > 1 and not self.backend.distributed:
             raise ConfigError(f"backend {self.backend.name!r} does not train data-parallel "
-                              f"(WORLD_SIZE={self.world_size} is set)", fix="use --backend torch, or one process")
+                              f"({self.world_size} workers asked for)", fix="use --backend torch, tf or keras, or one process")
         if self.world_size > batch_size:
             raise ConfigError(f"batch_size {batch_size} is smaller than the {self.world_size} workers",
                               fix=f"pass batch_size={self.world_size} or more")
@@ -447,15 +448,6 @@ class Trainer:
     def __repr__(self) -> str:
         return (f"Trainer(backend={self.backend.name!r}, model={self.model.name!r}, epochs={self.epochs}, "
                 f"batch_size={self.batch_size}, learning_rate={self.learning_rate}, seed={self.seed})")
-
-
-def worker_rank() -> tuple[int, int]:
-    """(rank, world size) of this process: from ``RANK``/``WORLD_SIZE`` as torchrun sets them."""
-    try:
-        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    except ValueError as exc:
-        raise ConfigError(f"RANK/WORLD_SIZE must be integers, got {os.environ.get('RANK')!r}/"
-                          f"{os.environ.get('WORLD_SIZE')!r}", fix="unset them, or launch with torchrun") from exc
 
 
 RECORDED = ("epochs", "batch_size", "learning_rate", "seed", "optimizer", "schedule", "init", "log_every",

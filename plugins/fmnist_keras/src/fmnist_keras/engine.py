@@ -14,7 +14,6 @@ import sys
 import numpy as np
 
 from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec, StepResult
-from fmnist_core.iteration import pad_block
 from fmnist_core.models import (
     BatchNorm,
     Conv2D,
@@ -146,6 +145,8 @@ class KerasTFEngine(KerasEngine):
         from fmnist_core.compat import (
             import_tensorflow,
             set_tensorflow_threads,
+            tensorflow_jit,
+            tensorflow_strategy,
             tensorflow_train_block,
         )
 
@@ -154,17 +155,19 @@ class KerasTFEngine(KerasEngine):
         conv = config.model.has("Conv2D")  # one thread for the MLP, every core for convolutions (measured)
         set_tensorflow_threads(config.options.get("threads")
                                or (None if tf.config.list_physical_devices("GPU") or conv else 1))
+        self.rank, self.world_size = config.rank, config.world_size
+        self.strategy = tensorflow_strategy(self.rank, self.world_size)  # before any TF op runs
         super().__init__(config, keras)
         self.tf = tf
         self.slots = {(slot, name): tf.Variable(tf.zeros(shape), trainable=False)
                       for slot in self.optimizer.slots for name, shape in
                       ((n, self.spec.shapes()[n]) for n in self.spec.trainable())}
         self._largest_block = [0, 0]
-        wanted = config.options.get("jit_compile")  # XLA's CPU convolutions are slow: off for them
-        jit = (not conv) if wanted is None else bool(wanted)
+        jit = tensorflow_jit(config.options.get("jit_compile"), conv, self.strategy)
         # the Keras variables' own tf.Variables: the same update as fmnist-tf's, on Keras' model
+        buffers = [w.value for p, w in zip(self.spec.params, self.model.weights, strict=True) if not p.trainable]
         block = tensorflow_train_block(lambda x: self.model(x, training=True), [v.value for v in self.variables],
-                                       self.spec.trainable(), self.slots, self.optimizer)
+                                       self.spec.trainable(), self.slots, self.optimizer, self.strategy, buffers)
         self._train = tf.function(block, jit_compile=jit, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
         self._forward = tf.function(lambda x: self.model(tf.cast(x, tf.float32) / 255.0, training=False),
@@ -183,11 +186,10 @@ class KerasTFEngine(KerasEngine):
         self.labels = tf.constant(np.asarray(labels, np.int32))
 
     def train_steps(self, batches, scalars):
-        padded, scalars, steps, valid = pad_block(batches, scalars, self._largest_block)
-        tf = self.tf
-        losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(scalars), tf.constant(steps),
-                                      tf.constant(valid), self.images, self.labels)
-        return StepResult(losses.numpy()[:steps], correct.numpy()[:steps])
+        from fmnist_core.compat import tensorflow_train_steps
+
+        return tensorflow_train_steps(self._train, batches, scalars, self._largest_block, self.rank, self.world_size,
+                                      self.images, self.labels)
 
     def logits(self, images):
         return self._forward(self.tf.constant(np.asarray(images, np.uint8))).numpy().astype(np.float32, copy=False)
@@ -334,5 +336,9 @@ class KerasJaxEngine(KerasEngine):
 
 def create_engine(config: EngineConfig) -> KerasEngine:
     keras = import_keras(config.options.get("keras_backend"))
+    if config.world_size > 1 and keras.backend.backend() != "tensorflow":
+        raise BackendError(f"Keras on {keras.backend.backend()!r} does not train data-parallel in fmnist "
+                           "(only its TensorFlow backend, through MultiWorkerMirroredStrategy)",
+                           fix="use keras_backend='tensorflow', or --backend torch for torchrun")
     engines = {"tensorflow": KerasTFEngine, "torch": KerasTorchEngine, "jax": KerasJaxEngine}
     return engines[keras.backend.backend()](config, keras)

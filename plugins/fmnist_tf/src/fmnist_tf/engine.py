@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec, StepResult
-from fmnist_core.compat import import_tensorflow, set_tensorflow_threads, tensorflow_train_block
-from fmnist_core.iteration import pad_block
+from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec
+from fmnist_core.compat import (
+    import_tensorflow,
+    set_tensorflow_threads,
+    tensorflow_jit,
+    tensorflow_strategy,
+    tensorflow_train_block,
+    tensorflow_train_steps,
+)
 from fmnist_core.models import (
     BatchNorm,
     Conv2D,
@@ -134,11 +140,12 @@ class TFEngine(Engine):
         conv = self.spec.has("Conv2D")
         # measured here: one thread runs the MLP ~30% faster; convolutions want every core
         set_tensorflow_threads(options.get("threads") or (1 if self.device == "/CPU:0" and not conv else None))
+        self.rank, self.world_size = config.rank, config.world_size
+        self.strategy = tensorflow_strategy(self.rank, self.world_size)  # before any TF op runs
         params = config.initial_params if config.initial_params is not None else framework_params(self.spec, config.seed)
         # XLA compiles the whole block of steps into one program: 0.11 s/epoch here against 0.25 s
         # without for the MLP, but XLA's CPU convolutions are slow (cnn: 144 s/epoch against 21)
-        wanted = options.get("jit_compile")
-        self.jit_compile = (not conv) if wanted is None else bool(wanted)
+        self.jit_compile = tensorflow_jit(options.get("jit_compile"), conv, self.strategy)
         with tf.device(self.device):
             self.module = SpecModule(self.spec, params, config.seed)
             self.slots = {(slot, name): tf.Variable(tf.zeros_like(params[name]), trainable=False)
@@ -146,8 +153,10 @@ class TFEngine(Engine):
         self.images = None
         self.labels = None
         self._largest_block = [0, 0]
+        trainable = self.spec.trainable()
+        buffers = [self.module.variable(name) for name in self.spec.shapes() if name not in trainable]
         block = tensorflow_train_block(lambda x: self.module(x, training=True), self.module.trainable_in_order,
-                                       self.spec.trainable(), self.slots, self.optimizer)
+                                       trainable, self.slots, self.optimizer, self.strategy, buffers)
         self._train = tf.function(block, jit_compile=self.jit_compile, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
         shape = [None, *self.spec.input_shape]
@@ -164,11 +173,9 @@ class TFEngine(Engine):
     def train_steps(self, batches, scalars):
         if self.images is None:
             raise BackendError("train_steps called before attach()", fix="attach the data first")
-        padded, scalars, steps, valid = pad_block(batches, scalars, self._largest_block)
         with tf.device(self.device):
-            losses, correct = self._train(tf.constant(padded, tf.int32), tf.constant(scalars),
-                                          tf.constant(steps), tf.constant(valid), self.images, self.labels)
-        return StepResult(losses.numpy()[:steps], correct.numpy()[:steps])
+            return tensorflow_train_steps(self._train, batches, scalars, self._largest_block, self.rank,
+                                          self.world_size, self.images, self.labels)
 
     def logits(self, images):
         with tf.device(self.device):

@@ -22,6 +22,14 @@ class TFBackend(Backend):
                "convolutions, measured faster; TensorFlow's own otherwise)"),
     )
 
+    distributed = True
+
+    def launch_workers(self, argv: list[str], workers: int) -> int:
+        """``workers`` local processes, each with its ``TF_CONFIG`` (MultiWorkerMirroredStrategy)."""
+        from fmnist_core.workers import launch_tensorflow_workers
+
+        return launch_tensorflow_workers(argv, workers)
+
     def create_engine(self, config: EngineConfig):
         from .engine import TFEngine
 
