@@ -83,7 +83,7 @@ def launch_local(argv: list[str], workers: int, env_for_rank: Callable[[int], di
     collective for a dead peer would otherwise hang. Returns 0, or the first failure's exit
     code after printing which rank failed.
     """
-    command = [sys.executable, "-m", "fmnist_core.cli", *argv]
+    command = _command(argv)
     procs = [subprocess.Popen(command, env={**os.environ, **env_for_rank(rank)}) for rank in range(workers)]
     failed: tuple[int, int] | None = None
     try:
@@ -104,6 +104,10 @@ def launch_local(argv: list[str], workers: int, env_for_rank: Callable[[int], di
     print(f"fmnist: error: worker rank {rank} of {workers} {cause}; the other workers were stopped",
           file=sys.stderr)
     return code if code > 0 else 1
+
+
+def _command(argv: list[str]) -> list[str]:
+    return [sys.executable, "-m", "fmnist_core.cli", *argv]
 
 
 def _stop(procs: list[subprocess.Popen], grace: float) -> None:

@@ -118,3 +118,21 @@ def test_convert_a_users_own_architecture(tmp_path):
     Trainer(backend="numpy", model=spec, data=synthetic_dataset(), verbose=0).save(tmp_path / "mine.safetensors")
     fmnist("convert", tmp_path / "mine.safetensors", tmp_path / "copy.safetensors")
     assert Trainer.load(tmp_path / "copy.safetensors", verbose=0).model == spec
+
+
+def test_train_a_model_from_a_json_file(tmp_path, real_data_dir):
+    from fmnist_core import Dense, Flatten, ModelSpec, ReLU, Trainer
+
+    spec = ModelSpec("wide", [Flatten(), Dense(32), ReLU(), Dense(10)])
+    (tmp_path / "wide.json").write_text(json.dumps(spec.to_dict()))
+    run = tmp_path / "run"
+    fmnist("train", "--backend", "numpy", "--model", tmp_path / "wide.json", "--epochs", "1", "--out", run,
+           "--data-dir", real_data_dir, "--quiet", "--no-plots")
+    trained = Trainer.load(run / "weights.safetensors", verbose=0)
+    assert trained.model == spec and trained.params["fc1.weight"].shape == (784, 32)
+    for content, message in [("{", "is not JSON"), ('{"layers": 3}', "a recorded architecture must be")]:
+        (tmp_path / "bad.json").write_text(content)
+        out = fmnist("train", "--backend", "numpy", "--model", tmp_path / "bad.json", "--out", tmp_path / "r", check=False)
+        assert out.returncode == 1 and message in out.stderr and "Traceback" not in out.stderr
+    out = fmnist("train", "--backend", "numpy", "--model", tmp_path / "missing.json", check=False)
+    assert out.returncode == 1 and f"cannot read the model file {tmp_path / 'missing.json'}" in out.stderr
