@@ -140,6 +140,14 @@ def bench_cnn(session: nox.Session) -> None:
     session.run("python", "bench/cnn.py", *session.posargs)
 
 
+@nox.session(name="bench-workers")
+def bench_workers(session: nox.Session) -> None:
+    """Data-parallel: steady epoch of 1 and 2 workers, mlp and cnn, torch and tf (BENCHMARKS.md)."""
+    ensure_data(session)
+    session.install("-e", ".", "-e", PLUGINS["torch"], "-e", PLUGINS["tf"])
+    session.run("python", "bench/workers.py", *session.posargs)
+
+
 @nox.session(name="bench-serve")
 def bench_serve(session: nox.Session) -> None:
     """fmnist serve under load on 127.0.0.1: requests/s and latency, onnx and torch backends."""

@@ -129,6 +129,7 @@ def launch_tensorflow_workers(argv: list[str], workers: int) -> int:
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(workers)]}
 
     def env(rank: int) -> dict[str, str]:
-        return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": rank}})}
+        return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": rank}}),
+                "FMNIST_LOCAL_WORKERS": str(workers)}  # they share this machine's cores
 
     return launch_local(argv, workers, env)

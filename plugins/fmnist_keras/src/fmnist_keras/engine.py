@@ -152,9 +152,8 @@ class KerasTFEngine(KerasEngine):
 
         tf = import_tensorflow()
         # before the model is built: TF takes a thread count only before its runtime starts
-        conv = config.model.has("Conv2D")  # one thread for the MLP, every core for convolutions (measured)
-        set_tensorflow_threads(config.options.get("threads")
-                               or (None if tf.config.list_physical_devices("GPU") or conv else 1))
+        conv = config.model.has("Conv2D")
+        set_tensorflow_threads(config.options.get("threads"), conv, bool(tf.config.list_physical_devices("GPU")))
         self.rank, self.world_size = config.rank, config.world_size
         self.strategy = tensorflow_strategy(self.rank, self.world_size)  # before any TF op runs
         super().__init__(config, keras)

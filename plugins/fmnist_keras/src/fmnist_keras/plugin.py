@@ -17,7 +17,7 @@ class KerasBackend(Backend):
         Option("jit_compile", bool, None, "XLA-compile each block of steps (TensorFlow backend; default on, off "
                "for models with Conv2D)",
                applies=lambda o: _tensorflow_only(o)),
-        Option("threads", int, None, "TensorFlow's intra-op threads (TensorFlow backend; default 1 on the CPU)",
+        Option("threads", int, None, "TensorFlow's intra-op threads (TensorFlow backend; default as fmnist-tf's)",
                applies=lambda o: _tensorflow_only(o)),
     )
 

@@ -19,7 +19,7 @@ class TFBackend(Backend):
         Option("jit_compile", bool, None, "XLA-compile each block of steps (default: on, off for models with "
                "Conv2D: XLA's CPU convolutions measured 7× slower, 144 s against 21 per cnn epoch)"),
         Option("threads", int, None, "TensorFlow's intra-op threads (default 1 on the CPU for models without "
-               "convolutions, measured faster; TensorFlow's own otherwise)"),
+               "convolutions, measured faster; for convolutions every core, shared by local --workers)"),
     )
 
     distributed = True
