@@ -11,8 +11,14 @@ from fmnist_core.testing.data_parallel import DataParallelAcceptance
 
 
 class TestTorchWorkers(DataParallelAcceptance):
+    backend = "torch"  # the mlp with plain SGD: the fused step, its four gradients all-reduced
+
+
+class TestTorchAutogradWorkers(DataParallelAcceptance):
     backend = "torch"
-    single_process = ("--option", "step=autograd")  # the fused MLP step is single-process only
+    arguments = ("--option", "step=autograd")  # the generic step on the mlp
+    test_cnn_without_batch_norm_two_workers_equal_one_process = None  # the cnn always takes it
+    test_killed_worker_stops_the_run_and_resume_finishes = None  # Adam: the generic step already
 
 
 def fmnist(*args, **kwargs):

@@ -72,17 +72,18 @@ def worker_pids(run: Path) -> dict[int, int]:
 
 class DataParallelAcceptance:
     backend: str = ""
-    single_process: tuple[str, ...] = ()  # extra arguments of the one-process run (e.g. its generic step)
+    arguments: tuple[str, ...] = ()  # extra arguments of both runs (e.g. a backend option)
 
     def compare(self, tmp_path: Path, *args) -> tuple[np.ndarray, float]:
         """(relative differences of the first 100 losses, accuracy difference), 2 workers vs 1."""
-        common = ["--backend", self.backend, "--epochs", "1", "--log-every", "1", "--no-plots", "--quiet", *args]
-        fmnist("train", *common, "--out", tmp_path / "one", *self.single_process)
+        common = ["--backend", self.backend, "--epochs", "1", "--log-every", "1", "--no-plots", "--quiet", *args,
+                  *self.arguments]
+        fmnist("train", *common, "--out", tmp_path / "one")
         fmnist("train", *common, "--out", tmp_path / "two", "--workers", "2")
         one, two = per_step_losses(tmp_path / "one")[:100], per_step_losses(tmp_path / "two")[:100]
         relative = np.abs(one - two) / one
         accuracy = abs(accuracy_of(tmp_path / "one") - accuracy_of(tmp_path / "two"))
-        print(f"{self.backend} {args}: 2 workers vs 1 process, max relative loss difference over the first "
+        print(f"{self.backend} {[*args, *self.arguments]}: 2 workers vs 1 process, max relative loss difference over the first "
               f"20 steps {relative[:20].max():.2e}, 100 steps {relative.max():.2e}, test accuracy {accuracy_of(tmp_path / 'one'):.4f} / {accuracy_of(tmp_path / 'two'):.4f}")
         assert json.loads((tmp_path / "two" / "config.json").read_text())["workers"] == 2
         return relative, accuracy

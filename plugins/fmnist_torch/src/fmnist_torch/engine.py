@@ -208,9 +208,8 @@ class TorchEngine(Engine):
         if self.world_size > 1:
             join_process_group(self.device_obj, self.rank, self.world_size)
             self.buffers = [t for n, t in self.tensors.items() if n not in self.trainable_names]
-        # the fused step is single-process; data-parallel runs the generic step with an all-reduce
         self.fused = (self.step_kind == "fused" and self.spec.is_mlp() and self.optimizer.is_plain_sgd
-                      and self.world_size == 1 and self.precision != "bf16")
+                      and self.precision != "bf16")
         self.images: torch.Tensor | None = None
         self.labels: torch.Tensor | None = None
 
@@ -300,8 +299,13 @@ class TorchEngine(Engine):
         # autograd step 0.38-0.40 after a 21 s first epoch; so compile is not offered.
         # The block's images are gathered and scaled in one go, and the metrics are computed
         # from the stored logits after the loop, so that each step runs only its own math.
+        # Data-parallel, each worker runs this on its shard and the four gradients are summed
+        # across workers in one all-reduce before the same update.
         first, second = self.model[1], self.model[3]
         w1, b1, w2, b2 = first.weight, first.bias, second.weight, second.bias
+        total = index.shape[1]  # the global batch: the loss is a mean over all of it
+        if self.world_size > 1:
+            index = index[:, shard(total, self.rank, self.world_size)]
         steps, batch = index.shape
         flat = index.reshape(-1)
         x_block = self.images.view(len(self.images), -1).index_select(0, flat).to(torch.float32).div_(255.0)
@@ -310,19 +314,41 @@ class TorchEngine(Engine):
         one_hot = torch.nn.functional.one_hot(y_block, w2.shape[0]).to(torch.float32)
         logits_block = torch.empty(steps, batch, w2.shape[0], device=self.device_obj)
         for step in range(steps):
-            step_size = rates[step] / batch  # d(mean loss)/d(logits) = (softmax - one_hot) / batch
+            step_size = rates[step] / total  # d(mean loss)/d(logits) = (softmax - one_hot) / batch
             x = x_block[step]
             hidden = torch.addmm(b1, x, w1.t()).relu_()
             logits = torch.addmm(b2, hidden, w2.t(), out=logits_block[step])
             grad = torch.softmax(logits, dim=1).sub_(one_hot[step])
             grad_hidden = torch.ops.aten.threshold_backward(grad.mm(w2), hidden, 0)
+            if self.world_size > 1:
+                self._all_reduced_update(grad, hidden, grad_hidden, x, step_size)
+                continue
             w2.addmm_(grad.t(), hidden, alpha=-step_size)
             b2.sub_(grad.sum(dim=0), alpha=step_size)
             w1.addmm_(grad_hidden.t(), x, alpha=-step_size)
             b1.sub_(grad_hidden.sum(dim=0), alpha=step_size)
         log_probs = torch.log_softmax(logits_block, dim=2)
-        losses.copy_(-log_probs.gather(2, y_block.unsqueeze(2)).squeeze(2).mean(dim=1))
+        picked = -log_probs.gather(2, y_block.unsqueeze(2)).squeeze(2)
         correct.copy_((logits_block.argmax(dim=2) == y_block).sum(dim=1))
+        if self.world_size == 1:
+            losses.copy_(picked.mean(dim=1))
+            return
+        import torch.distributed as dist
+
+        losses.copy_(picked.sum(dim=1) / total)
+        dist.all_reduce(losses)
+        dist.all_reduce(correct)
+
+    def _all_reduced_update(self, grad, hidden, grad_hidden, x, step_size):
+        import torch.distributed as dist
+
+        first, second = self.model[1], self.model[3]
+        params = (second.weight, second.bias, first.weight, first.bias)
+        grads = (grad.t().mm(hidden), grad.sum(dim=0), grad_hidden.t().mm(x), grad_hidden.sum(dim=0))
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        for param, summed in zip(params, torch.split(flat, [p.numel() for p in params]), strict=True):
+            param.sub_(summed.view_as(param), alpha=step_size)
 
     def _autograd_steps(self, index, rows, losses, correct):
         # The update is fmnist_core's Optimizer.update on the module's own tensors rather than a
