@@ -90,8 +90,7 @@ def tensorflow_strategy(rank: int, world_size: int):
     """TensorFlow's ``MultiWorkerMirroredStrategy`` for this worker (None for one process).
 
     It reads the cluster from ``TF_CONFIG`` (``fmnist train --workers N`` writes one per local
-    worker) and must be created before the process runs its first TensorFlow op. Collectives
-    give up after ``FMNIST_DIST_TIMEOUT`` seconds (default 120) when a peer is gone.
+    worker) and must be created before the process runs its first TensorFlow op.
     """
     if world_size == 1:
         return None
@@ -111,11 +110,13 @@ def tensorflow_strategy(rank: int, world_size: int):
                            f"({task['type']} {task['index']}) is already in use",
                            fix="stop what listens there, or give this worker another port in TF_CONFIG")
     tf = import_tensorflow()
-    timeout = float(os.environ.get("FMNIST_DIST_TIMEOUT", "120"))
-    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+    # no CommunicationOptions(timeout_seconds=…): TF enforces it with one sleeping thread per
+    # collective op for the whole timeout, thousands of threads a second here until thread
+    # creation fails ("Resource temporarily unavailable"); a lost peer is detected by the
+    # coordination service's heartbeats instead (a frozen worker: the others stop in ~11 s)
     try:
         with quiet_native_stderr():
-            strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
     except RuntimeError as exc:
         raise BackendError(f"MultiWorkerMirroredStrategy could not start: {exc}",
                            fix="create the trainer before this process runs any TensorFlow op "
@@ -140,8 +141,7 @@ def tensorflow_jit(wanted: bool | None, conv: bool, strategy) -> bool:
     return bool(wanted)
 
 
-def tensorflow_train_block(forward, variables: list, names: list[str], slots: dict, optimizer,
-                           strategy=None, buffers: list = ()):
+def tensorflow_train_block(forward, variables: list, names: list[str], slots: dict, optimizer, strategy=None):
     """The body of a TF engine's ``tf.function``: a block of optimizer steps over resident data.
 
     ``forward(x)`` gives training-mode logits; ``variables`` (``tf.Variable``, ``names`` their
@@ -151,9 +151,8 @@ def tensorflow_train_block(forward, variables: list, names: list[str], slots: di
     (``fmnist_core.iteration.pad_block``). Each sample's loss is divided by ``total``, the global
     batch size. Data-parallel (``strategy``, see ``tensorflow_strategy``), each step runs in the
     strategy's replica context on this worker's shard and sums gradients, loss and hits across
-    workers in one all-reduce; after the block the ``buffers`` (BatchNorm running statistics,
-    from per-worker batches) are averaged across workers. Returns per-step losses and correct
-    counts.
+    workers in one all-reduce (the engines synchronise BatchNorm's batch statistics, so every
+    worker's running averages stay equal). Returns per-step losses and correct counts.
     """
     tf = import_tensorflow()
     ReduceOp = tf.distribute.ReduceOp
@@ -179,11 +178,6 @@ def tensorflow_train_block(forward, variables: list, names: list[str], slots: di
                 target.assign(value)
         return loss, tf.cast(hits, tf.int32)
 
-    def average_buffers():
-        values = tf.distribute.get_replica_context().all_reduce(ReduceOp.MEAN, [b.read_value() for b in buffers])
-        for buffer, value in zip(buffers, values, strict=True):
-            buffer.assign(value)
-
     def run(fn, *args):
         return fn(*args) if strategy is None else strategy.run(fn, args=args)
 
@@ -198,8 +192,6 @@ def tensorflow_train_block(forward, variables: list, names: list[str], slots: di
             losses = tf.tensor_scatter_nd_update(losses, [[step]], [loss])
             correct = tf.tensor_scatter_nd_update(correct, [[step]], [hits])
             step += 1
-        if strategy is not None and buffers:
-            run(average_buffers)
         return losses, correct
 
     return train_block

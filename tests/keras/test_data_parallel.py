@@ -15,7 +15,7 @@ class TestKerasWorkers(DataParallelAcceptance):
     backend = "keras"
 
     # the step is fmnist-tf's (fmnist_core.compat); tests/tf runs the CNN and the killed worker
-    test_cnn_without_batch_norm_two_workers_equal_one_process = None
+    test_cnn_two_workers_equal_one_process = None
     test_killed_worker_stops_the_run_and_resume_finishes = None
 
 

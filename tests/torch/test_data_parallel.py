@@ -17,7 +17,7 @@ class TestTorchWorkers(DataParallelAcceptance):
 class TestTorchAutogradWorkers(DataParallelAcceptance):
     backend = "torch"
     arguments = ("--option", "step=autograd")  # the generic step on the mlp
-    test_cnn_without_batch_norm_two_workers_equal_one_process = None  # the cnn always takes it
+    test_cnn_two_workers_equal_one_process = None  # the cnn always takes it
     test_killed_worker_stops_the_run_and_resume_finishes = None  # Adam: the generic step already
 
 

@@ -7,8 +7,8 @@
 
 Runs ``fmnist train --workers 2`` against one process with the same seed: the first 100 per-step
 losses within 1e-4 relative and the test accuracy within 0.1 point for the mlp; for the cnn recipe
-without BatchNorm the first 20 steps within 1e-4 (Adam drifts after ~40) and the accuracy within
-0.3 point; a worker killed mid-run stops the run within 60 s with its rank named, the checkpoint
+(BatchNorm synchronised) the first 20 steps within 1e-4 (Adam drifts after ~20-40) and the
+accuracy of one epoch within 0.5 point; a worker killed mid-run stops the run within 60 s with its rank named, the checkpoint
 stays whole and ``--resume --workers 2`` finishes the run.
 """
 
@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ..models import CNN, BatchNorm, ModelSpec
 from ..workers import tf_config_rank
 
 
@@ -45,11 +44,6 @@ def per_step_losses(run: Path) -> np.ndarray:
 
 def accuracy_of(run: Path) -> float:
     return json.loads((run / "evaluation.json").read_text())["accuracy"]
-
-
-def cnn_without_batch_norm() -> ModelSpec:
-    """The cnn recipe's layers without its BatchNorm layers: nothing per-worker to diverge."""
-    return ModelSpec("cnn-nobn", [layer for layer in CNN.layers if not isinstance(layer, BatchNorm)])
 
 
 def worker_pids(run: Path) -> dict[int, int]:
@@ -92,15 +86,14 @@ class DataParallelAcceptance:
         relative, accuracy = self.compare(tmp_path)
         assert relative.max() <= 1e-4 and accuracy <= 0.001
 
-    def test_cnn_without_batch_norm_two_workers_equal_one_process(self, tmp_path):
-        spec = tmp_path / "cnn-nobn.json"
-        spec.write_text(json.dumps(cnn_without_batch_norm().to_dict()))
-        relative, accuracy = self.compare(tmp_path, "--model", spec, "--batch-size", "128", "--optimizer", "adam",
-                                          "--lr", "0.01", "--schedule", "onecycle")
-        # Adam at 0.01 amplifies the float32 rounding of a sum taken in two shards instead of one:
-        # equal to ~1e-7 for about 40 steps, then the runs drift apart (measured 2.7e-3 by step 100)
-        # while reaching the same accuracy. The first 20 steps are what the parity suite holds.
-        assert relative[:20].max() <= 1e-4 and accuracy <= 0.003
+    def test_cnn_two_workers_equal_one_process(self, tmp_path):
+        relative, accuracy = self.compare(tmp_path, "--model", "cnn")
+        # BatchNorm's batch statistics are synchronised across workers, so the steps are the
+        # one-process steps up to float32 rounding; Adam at 0.01 amplifies that rounding (a sum
+        # taken in two shards instead of one) after some 20-40 steps. The first 20 steps are what
+        # the parity suite holds. Two such runs of one epoch end 0.3-0.45 point apart (measured
+        # torch 0.43, tf 0.30): 0.5 here; the 4-epoch recipe's figures are in BENCHMARKS.md.
+        assert relative[:20].max() <= 1e-4 and accuracy <= 0.005
 
     @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find the workers")
     def test_killed_worker_stops_the_run_and_resume_finishes(self, tmp_path):

@@ -65,17 +65,19 @@ def _precise_batch_norm(keras):
         def _moments(self, inputs, mask):
             if mask is not None:
                 return super()._moments(inputs, mask)
-            mean, variance = keras.ops.moments(keras.ops.cast(inputs, "float64"), axes=self._reduction_axes)
+            mean, variance = keras.ops.moments(keras.ops.cast(inputs, "float64"), axes=self._reduction_axes,
+                                               synchronized=self.synchronized)
             return keras.ops.cast(mean, inputs.dtype), keras.ops.cast(variance, inputs.dtype)
 
     return PreciseBatchNormalization
 
 
-def build_model(spec: ModelSpec, seed: int = 0, training: bool = False):
+def build_model(spec: ModelSpec, seed: int = 0, training: bool = False, synchronized: bool = False):
     """A ``keras.Sequential`` of ``spec``: Keras' own layers, named after the neutral names.
 
     ``training=True`` (the engine's model) swaps in a BatchNormalization with float64 batch
-    statistics; files are written from Keras' own layers, so plain Keras loads them.
+    statistics, ``synchronized`` across data-parallel workers; files are written from Keras' own
+    layers, so plain Keras loads them.
     """
     import keras
 
@@ -98,7 +100,8 @@ def build_model(spec: ModelSpec, seed: int = 0, training: bool = False):
         elif isinstance(layer, ReLU):
             layers.append(keras.layers.ReLU())
         elif isinstance(layer, BatchNorm):  # Keras' momentum is the share of the old statistics
-            layers.append(batch_norm(momentum=1 - layer.momentum, epsilon=layer.eps, name=layer.name))
+            layers.append(batch_norm(momentum=1 - layer.momentum, epsilon=layer.eps, name=layer.name,
+                                     **({"synchronized": True} if synchronized else {})))
         elif isinstance(layer, Dropout):
             layers.append(keras.layers.Dropout(layer.rate, seed=seed * 1000 + index))
         elif isinstance(layer, GlobalAvgPool):
@@ -124,7 +127,7 @@ class KerasEngine(Engine):
         self.spec, self.optimizer = config.model, config.optimizer
         if config.initial_params is None:  # the framework's initialiser draws from the global seed;
             keras.utils.set_random_seed(config.seed)  # Dropout layers get their own seeds
-        self.model = build_model(self.spec, config.seed, training=True)
+        self.model = build_model(self.spec, config.seed, training=True, synchronized=config.world_size > 1)
         if config.initial_params is not None:
             self.model.set_weights(weight_list(self.spec, config.initial_params))
         self.variables = self.model.trainable_variables
@@ -164,9 +167,8 @@ class KerasTFEngine(KerasEngine):
         self._largest_block = [0, 0]
         jit = tensorflow_jit(config.options.get("jit_compile"), conv, self.strategy)
         # the Keras variables' own tf.Variables: the same update as fmnist-tf's, on Keras' model
-        buffers = [w.value for p, w in zip(self.spec.params, self.model.weights, strict=True) if not p.trainable]
         block = tensorflow_train_block(lambda x: self.model(x, training=True), [v.value for v in self.variables],
-                                       self.spec.trainable(), self.slots, self.optimizer, self.strategy, buffers)
+                                       self.spec.trainable(), self.slots, self.optimizer, self.strategy)
         self._train = tf.function(block, jit_compile=jit, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
         self._forward = tf.function(lambda x: self.model(tf.cast(x, tf.float32) / 255.0, training=False),

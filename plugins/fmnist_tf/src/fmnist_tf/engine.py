@@ -44,8 +44,9 @@ def variable_key(name: str) -> str:
 class SpecModule(tf.Module):
     """The layers of a ``ModelSpec`` as TF ops on variables named after the neutral names."""
 
-    def __init__(self, spec: ModelSpec, params: dict[str, np.ndarray], seed: int = 0):
+    def __init__(self, spec: ModelSpec, params: dict[str, np.ndarray], seed: int = 0, synchronized: bool = False):
         super().__init__(name="fmnist_model")
+        self.synchronized = synchronized
         self.spec = spec
         self.params = {variable_key(p.name): tf.Variable(params[p.name], name=variable_key(p.name),
                                                          trainable=p.trainable) for p in spec.params}
@@ -99,12 +100,27 @@ class SpecModule(tf.Module):
         # the statistics accumulate in float64: a float32 sum over N·H·W values drifts by ~1e-5
         wide = tf.cast(x, tf.float64)
         axes = list(range(len(x.shape) - 1))
-        mean64 = tf.reduce_mean(wide, axis=axes)
-        mean, var = tf.cast(mean64, x.dtype), tf.cast(tf.reduce_mean(tf.square(wide - mean64), axis=axes), x.dtype)
+        if self.synchronized:  # data-parallel: the statistics of the global batch, every worker's shard
+            mean64, var64 = synchronized_moments(wide, axes)
+        else:
+            mean64 = tf.reduce_mean(wide, axis=axes)
+            var64 = tf.reduce_mean(tf.square(wide - mean64), axis=axes)
+        mean, var = tf.cast(mean64, x.dtype), tf.cast(var64, x.dtype)
         m = layer.momentum
         mean_var.assign((1 - m) * mean_var + m * tf.stop_gradient(mean))
         var_var.assign((1 - m) * var_var + m * tf.stop_gradient(var))
         return tf.nn.batch_normalization(x, mean, var, beta, gamma, layer.eps)
+
+
+def synchronized_moments(x, axes):
+    """Mean and biased variance over ``axes`` of every worker's ``x`` (float64): the sums, squares
+    and counts in one cross-replica all-reduce, whose gradient is again an all-reduce."""
+    local = tf.concat([tf.reduce_sum(x, axis=axes), tf.reduce_sum(tf.square(x), axis=axes),
+                       tf.reshape(tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype), [1])], axis=0)
+    sums = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local)
+    channels = tf.shape(x)[-1]
+    mean = sums[:channels] / sums[-1]
+    return mean, tf.maximum(sums[channels : 2 * channels] / sums[-1] - tf.square(mean), 0.0)
 
 
 def framework_params(spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:
@@ -146,16 +162,14 @@ class TFEngine(Engine):
         # without for the MLP, but XLA's CPU convolutions are slow (cnn: 144 s/epoch against 21)
         self.jit_compile = tensorflow_jit(options.get("jit_compile"), conv, self.strategy)
         with tf.device(self.device):
-            self.module = SpecModule(self.spec, params, config.seed)
+            self.module = SpecModule(self.spec, params, config.seed, synchronized=self.strategy is not None)
             self.slots = {(slot, name): tf.Variable(tf.zeros_like(params[name]), trainable=False)
                           for slot in self.optimizer.slots for name in self.spec.trainable()}
         self.images = None
         self.labels = None
         self._largest_block = [0, 0]
-        trainable = self.spec.trainable()
-        buffers = [self.module.variable(name) for name in self.spec.shapes() if name not in trainable]
         block = tensorflow_train_block(lambda x: self.module(x, training=True), self.module.trainable_in_order,
-                                       trainable, self.slots, self.optimizer, self.strategy, buffers)
+                                       self.spec.trainable(), self.slots, self.optimizer, self.strategy)
         self._train = tf.function(block, jit_compile=self.jit_compile, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
         shape = [None, *self.spec.input_shape]
