@@ -1,7 +1,7 @@
 """Data-parallel on this machine: steady epoch of 1 and 2 workers, both recipes, per backend.
 
     python bench/workers.py [--backends torch tf keras] [--models mlp cnn] [--workers 1 2]
-                            [--epochs-mlp 3] [--epochs-cnn 2] [--option threads=1]
+                            [--epochs-mlp 3] [--epochs-cnn 4] [--option threads=1]
 
 Each run is ``fmnist train --workers N`` in its own process (torchrun for torch,
 MultiWorkerMirroredStrategy with a TF_CONFIG per worker for tf and keras). The steady epoch is
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--epochs-mlp", type=int, default=3)
-    parser.add_argument("--epochs-cnn", type=int, default=2)
+    parser.add_argument("--epochs-cnn", type=int, default=4)
     parser.add_argument("--option", action="append", default=[], help="a backend option for every run")
     args = parser.parse_args()
     rows = []
