@@ -14,8 +14,7 @@ KERAS_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 class TestKerasWorkers(DataParallelAcceptance):
     backend = "keras"
 
-    # the step is fmnist-tf's (fmnist_core.compat); tests/tf runs the CNN and the killed worker
-    test_cnn_two_workers_equal_one_process = None
+    # the step and the launcher are fmnist-tf's (fmnist_core.compat, .workers): tests/tf kills a worker
     test_killed_worker_stops_the_run_and_resume_finishes = None
 
 
