@@ -130,9 +130,7 @@ class Backend(ABC):
 
     def launch_workers(self, argv: list[str], workers: int) -> int:
         """Run ``fmnist <argv>`` as ``workers`` data-parallel processes; return the exit code."""
-        from .errors import ConfigError
-
-        raise ConfigError(f"backend {self.name!r} does not train data-parallel", fix="use --backend torch, or one worker")
+        raise not_data_parallel(self.name, workers)
 
     def check_options(self, given: dict[str, Any]) -> dict[str, Any]:
         """``given`` checked against ``options`` and completed with the defaults.
@@ -199,6 +197,17 @@ class Backend(ABC):
     def create_engine(self, config: EngineConfig) -> Engine:
         """Build the model of ``config.model`` (from ``config.initial_params`` when given) and its
         optimizer. Every backend builds every ``ModelSpec``."""
+
+
+def not_data_parallel(name: str, workers: int):
+    """The ``ConfigError`` for ``workers`` asked of a backend that trains in one process only,
+    naming the installed backends that do train data-parallel."""
+    from . import plugins
+    from .errors import ConfigError
+
+    able = sorted(n for n, b in plugins.backends().items() if b.distributed and b.unavailable_reason() is None)
+    return ConfigError(f"backend {name!r} does not train data-parallel ({workers} workers asked for)",
+                       fix=f"use --backend {', '.join(able)}, or one worker" if able else "use one worker")
 
 
 def shard(batch_size: int, rank: int, world_size: int) -> slice:

@@ -95,15 +95,15 @@ def tensorflow_strategy(rank: int, world_size: int):
     if world_size == 1:
         return None
     from .errors import BackendError
-    from .workers import port_in_use
+    from .workers import port_in_use, tf_config_address
 
     config = os.environ.get("TF_CONFIG")
     if not config:
         raise BackendError(f"{world_size} workers asked for but TF_CONFIG is not set: TensorFlow trains "
                            "data-parallel through MultiWorkerMirroredStrategy, which reads its cluster from TF_CONFIG",
                            fix="launch with `fmnist train --backend tf --workers N`, or set TF_CONFIG on each worker")
+    address = tf_config_address(config)
     task = json.loads(config)["task"]
-    address = json.loads(config)["cluster"][task["type"]][int(task["index"])]
     port = int(address.rsplit(":", 1)[-1])
     if port_in_use(port):
         raise BackendError(f"port {port} of this worker's TF_CONFIG address {address!r} "

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import plugins
-from .backend import Backend, Engine, EngineConfig, chunked_logits
+from .backend import Backend, Engine, EngineConfig, chunked_logits, not_data_parallel
 from .callbacks import Callback, PrintProgress, ProgressBar
 from .data import IMAGE_SHAPE, Dataset, load_dataset
 from .errors import BackendError, ConfigError, TrainingError, WeightsError
@@ -112,8 +112,7 @@ class Trainer:
         self.options = self.backend.check_options(options)
         self.rank, self.world_size = worker_rank()
         if self.world_size > 1 and not self.backend.distributed:
-            raise ConfigError(f"backend {self.backend.name!r} does not train data-parallel "
-                              f"({self.world_size} workers asked for)", fix="use --backend torch, tf or keras, or one process")
+            raise not_data_parallel(self.backend.name, self.world_size)
         if self.world_size > batch_size:
             raise ConfigError(f"batch_size {batch_size} is smaller than the {self.world_size} workers",
                               fix=f"pass batch_size={self.world_size} or more")

@@ -36,6 +36,18 @@ def worker_rank() -> tuple[int, int]:
 
 def tf_config_rank(text: str) -> tuple[int, int]:
     """(rank, world size) of the task in a ``TF_CONFIG`` JSON text (chief, then workers)."""
+    chiefs, workers, kind, index = _tf_config_task(text)
+    return (index if kind == "chief" else len(chiefs) + index), len(chiefs) + len(workers)
+
+
+def tf_config_address(text: str) -> str:
+    """The ``host:port`` of the task in a ``TF_CONFIG`` JSON text."""
+    chiefs, workers, kind, index = _tf_config_task(text)
+    return (chiefs if kind == "chief" else workers)[index]
+
+
+def _tf_config_task(text: str) -> tuple[list[str], list[str], str, int]:
+    """(chief addresses, worker addresses, task type, task index) of a ``TF_CONFIG``, checked."""
     fix = 'set TF_CONFIG to {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}'
     try:
         config = json.loads(text)
@@ -44,11 +56,9 @@ def tf_config_rank(text: str) -> tuple[int, int]:
         kind, index = task["type"], int(task["index"])
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ConfigError(f"TF_CONFIG is not a cluster and task: {text[:200]!r}", fix=fix) from exc
-    if kind == "chief" and index < len(chiefs):
-        return index, len(chiefs) + len(workers)
-    if kind == "worker" and index < len(workers):
-        return len(chiefs) + index, len(chiefs) + len(workers)
-    raise ConfigError(f"TF_CONFIG's task {kind!r} {index} is not in its cluster {cluster}", fix=fix)
+    if not 0 <= index < len({"chief": chiefs, "worker": workers}.get(kind, [])):
+        raise ConfigError(f"TF_CONFIG's task {kind!r} {index} is not in its cluster {cluster}", fix=fix)
+    return chiefs, workers, kind, index
 
 
 def free_ports(count: int) -> list[int]:
@@ -121,6 +131,16 @@ def _stop(procs: list[subprocess.Popen], grace: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class TensorFlowWorkers:
+    """Mixin for a ``Backend`` that trains data-parallel through ``MultiWorkerMirroredStrategy``:
+    ``class MyBackend(TensorFlowWorkers, Backend)``; ``--workers N`` starts N local processes."""
+
+    distributed = True
+
+    def launch_workers(self, argv: list[str], workers: int) -> int:
+        return launch_tensorflow_workers(argv, workers)
 
 
 def launch_tensorflow_workers(argv: list[str], workers: int) -> int:

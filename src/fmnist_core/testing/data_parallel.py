@@ -8,8 +8,8 @@
 Runs ``fmnist train --workers 2`` against one process with the same seed: the first 100 per-step
 losses within 1e-4 relative and the test accuracy within 0.1 point for the mlp; for the cnn recipe
 (BatchNorm synchronised) the first 20 steps within 1e-4 (Adam drifts after ~20-40) and the
-accuracy of one epoch within 0.5 point; a worker killed mid-run stops the run within 60 s with its rank named, the checkpoint
-stays whole and ``--resume --workers 2`` finishes the run.
+accuracy of one epoch within 0.5 point; a worker killed mid-run stops the run within 60 s with its
+rank named, the checkpoint stays whole and ``--resume --workers 2`` finishes the run.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fmnist_core import Backend, EngineConfig, Option, WeightFormat, hookimpl
 from fmnist_core.weights import lazy
+from fmnist_core.workers import TensorFlowWorkers
 
 
-class KerasBackend(Backend):
+class KerasBackend(TensorFlowWorkers, Backend):
     name = "keras"
     description = "Keras 3 (keras_backend='tensorflow' by default, 'torch', or 'jax')"
     priority = 10
@@ -20,14 +21,6 @@ class KerasBackend(Backend):
         Option("threads", int, None, "TensorFlow's intra-op threads (TensorFlow backend; default as fmnist-tf's)",
                applies=lambda o: _tensorflow_only(o)),
     )
-
-    distributed = True
-
-    def launch_workers(self, argv: list[str], workers: int) -> int:
-        """``workers`` local processes, each with its ``TF_CONFIG`` (MultiWorkerMirroredStrategy)."""
-        from fmnist_core.workers import launch_tensorflow_workers
-
-        return launch_tensorflow_workers(argv, workers)
 
     def create_engine(self, config: EngineConfig):
         from .engine import create_engine

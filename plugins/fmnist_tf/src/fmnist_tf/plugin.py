@@ -6,9 +6,10 @@ from pathlib import Path
 
 from fmnist_core import Backend, EngineConfig, Option, WeightFormat, hookimpl
 from fmnist_core.weights import lazy
+from fmnist_core.workers import TensorFlowWorkers
 
 
-class TFBackend(Backend):
+class TFBackend(TensorFlowWorkers, Backend):
     name = "tf"
     description = "low-level TensorFlow: tf.Module variables, GradientTape, tf.function (GPU when seen)"
     priority = 20
@@ -21,14 +22,6 @@ class TFBackend(Backend):
         Option("threads", int, None, "TensorFlow's intra-op threads (default 1 on the CPU for models without "
                "convolutions, measured faster; for convolutions every core, shared by local --workers)"),
     )
-
-    distributed = True
-
-    def launch_workers(self, argv: list[str], workers: int) -> int:
-        """``workers`` local processes, each with its ``TF_CONFIG`` (MultiWorkerMirroredStrategy)."""
-        from fmnist_core.workers import launch_tensorflow_workers
-
-        return launch_tensorflow_workers(argv, workers)
 
     def create_engine(self, config: EngineConfig):
         from .engine import TFEngine
