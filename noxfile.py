@@ -70,25 +70,27 @@ def tests_tf(session: nox.Session) -> None:
 
 @nox.session(name="tests-keras")
 def tests_keras(session: nox.Session) -> None:
-    """The Keras plugin on Keras' TensorFlow backend."""
+    """The Keras plugin on Keras' TensorFlow backend (fmnist-keras[tensorflow]: fmnist-tf's runtime)."""
     ensure_data(session)
-    session.install("-e", ".[test]", "-e", PLUGINS["keras"])
+    session.install("-e", ".[test]", "-e", PLUGINS["tf"], "-e", f"{PLUGINS['keras']}[tensorflow]")
     pytest(session, "tests/keras", env={"KERAS_BACKEND": "tensorflow"})
 
 
 @nox.session(name="tests-keras-torch")
 def tests_keras_torch(session: nox.Session) -> None:
-    """The Keras plugin on Keras' torch backend."""
+    """The Keras plugin on Keras' torch backend (fmnist-keras[torch]), TensorFlow not installed."""
     ensure_data(session)
-    session.install("-e", ".[test]", "-e", PLUGINS["keras"], "torch")
+    session.install("-e", ".[test]", "-e", PLUGINS["torch"], "-e", f"{PLUGINS['keras']}[torch]")
+    session.run("python", "-c", "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is not None)")
     pytest(session, "tests/keras", env={"KERAS_BACKEND": "torch"})
 
 
 @nox.session(name="tests-keras-jax")
 def tests_keras_jax(session: nox.Session) -> None:
-    """The Keras plugin on Keras' JAX backend (the fmnist-keras[jax] extra)."""
+    """The Keras plugin on Keras' JAX backend (fmnist-keras[jax]), TensorFlow not installed."""
     ensure_data(session)
     session.install("-e", ".[test]", "-e", f"{PLUGINS['keras']}[jax]")
+    session.run("python", "-c", "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is not None)")
     pytest(session, "tests/keras", env={"KERAS_BACKEND": "jax"})
 
 

@@ -84,13 +84,13 @@ def torch_by_hand(seed: int) -> dict:
 
 def keras_by_hand(seed: int) -> dict:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from fmnist_core.compat import import_tensorflow, set_tensorflow_threads
+    from fmnist_tf.runtime import import_tensorflow, set_tensorflow_threads
 
     import_tensorflow()
     set_tensorflow_threads(1)
     import keras
     import numpy as np
-    from fmnist_keras.engine import build_model
+    from fmnist_keras.lowering import build_model
 
     from fmnist_core import Schedule, get_model, load_dataset
 

@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50)
     args = parser.parse_args()
     from fmnist_core import Trainer, load_dataset
-    from fmnist_core.images import save_samples
+    from fmnist_core.data.images import save_samples
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)

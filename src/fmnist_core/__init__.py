@@ -4,53 +4,63 @@
     trainer = Trainer(backend="numpy", epochs=5, seed=0)
     trainer.fit()
     print(trainer.evaluate().accuracy)
+
+The package's folders are its layers, each importing only those below it: ``cli`` and ``apps``
+(serve, tune, plots) on ``training`` (the Trainer, loop, checkpoints, callbacks, metrics), on
+``engine`` (the backend contract, lowering, optimizer slots) and ``io`` (weight files), on
+``spec`` (layers, models, optimizers) and ``data``; ``builtin`` holds fmnist's own plugins.
 """
 
-from .backend import Backend, Engine, EngineConfig, Option, StepResult
-from .callbacks import Callback, EarlyStopping, ModelCheckpoint, PrintProgress, ProgressBar
+from . import _moved
 from .data import Dataset, Split, load_dataset
+from .data.images import load_image, load_images
+from .engine.backend import Backend, Engine, EngineConfig, Option, StepResult
+from .engine.lowering import Lowerings, LoweringTable
 from .errors import (
-                     BackendError,
-                     ConfigError,
-                     DataError,
-                     FmnistError,
-                     ImageError,
-                     TrainingError,
-                     WeightsError,
+    BackendError,
+    ConfigError,
+    DataError,
+    FmnistError,
+    ImageError,
+    TrainingError,
+    WeightsError,
 )
-from .formats import read_weights, write_weights
 from .hookspecs import hookimpl
-from .images import load_image, load_images
+from .io.formats import read_weights, write_weights
+from .io.weights import WeightFormat, Weights
 from .labels import LABELS, NUM_CLASSES
-from .metrics import EpochRecord, EvalResult, History, ProgressRecord
-from .models import (
-                     BatchNorm,
-                     Conv2D,
-                     Dense,
-                     Dropout,
-                     Flatten,
-                     GlobalAvgPool,
-                     MaxPool2D,
-                     ModelSpec,
-                     ParamSpec,
-                     Recipe,
-                     ReLU,
+from .plugins import (
+    Command,
+    backends,
+    get_backend,
+    get_model,
+    layer_types,
+    lazy,
+    models,
+    plugin_failures,
+    weight_formats,
 )
-from .optimizers import Optimizer, Schedule
-from .plugins import backends, get_backend, get_model, models, plugin_failures, weight_formats
-from .trainer import Prediction, Trainer
-from .weights import WeightFormat, Weights
+from .spec.layer import Layer, ParamSpec, hyper
+from .spec.layers import BUILTIN_LAYERS
+from .spec.model import ModelSpec, Recipe
+from .spec.optimizers import Optimizer, Schedule
+from .training.callbacks import Callback, EarlyStopping, ModelCheckpoint, PrintProgress, ProgressBar
+from .training.metrics import EpochRecord, EvalResult, History, ProgressRecord
+from .training.trainer import Prediction, Trainer
 
 __version__ = "0.1.0"
 
+globals().update(BUILTIN_LAYERS)  # Dense, Conv2D, …: every built-in layer type by its name
+_moved.install(__name__)
+
 __all__ = [
-    "BatchNorm", "Conv2D", "Dense", "Dropout", "Flatten", "GlobalAvgPool", "MaxPool2D", "Optimizer",
-    "Option", "ReLU", "Recipe", "Schedule",
-    "LABELS", "NUM_CLASSES", "Backend", "BackendError", "Callback", "ConfigError", "DataError",
-    "Dataset", "EarlyStopping", "Engine", "EngineConfig", "EpochRecord", "EvalResult",
-    "FmnistError", "History", "ImageError", "ModelCheckpoint", "ModelSpec", "ParamSpec",
-    "Prediction", "PrintProgress", "ProgressBar", "ProgressRecord", "Split", "StepResult",
-    "Trainer", "TrainingError", "WeightFormat", "Weights", "WeightsError", "backends",
-    "get_backend", "get_model", "hookimpl", "load_dataset", "load_image", "load_images", "models",
-    "plugin_failures", "read_weights", "weight_formats", "write_weights",
+    *sorted(BUILTIN_LAYERS),
+    "LABELS", "NUM_CLASSES", "Backend", "BackendError", "Callback", "Command", "ConfigError", "DataError",
+    "Dataset", "EarlyStopping", "Engine", "EngineConfig", "EpochRecord", "EvalResult", "FmnistError",
+    "History", "ImageError", "Layer", "LoweringTable", "Lowerings", "ModelCheckpoint", "ModelSpec",
+    "Optimizer", "Option", "ParamSpec", "Prediction", "PrintProgress", "ProgressBar", "ProgressRecord",
+    "Recipe", "Schedule", "Split", "StepResult", "Trainer", "TrainingError", "WeightFormat", "Weights",
+    "WeightsError", "backends", "get_backend", "get_model", "hookimpl", "layer_types", "lazy",
+    "load_dataset", "load_image", "load_images", "models", "plugin_failures", "read_weights", "hyper",
+    "weight_formats", "write_weights",
 ]

@@ -1,7 +1,8 @@
 """The plugin hooks. A plugin is a module registered under the entry-point group ``fmnist``.
 
-Each hook returns a list; the core collects the lists of every plugin. Implement a hook with
-``@fmnist_core.hookimpl``.
+Each hook returns a list of typed objects that the core looks up by name; the core collects the
+lists of every plugin (fmnist's own built-ins included). Implement a hook with
+``@fmnist_core.hookimpl``. Returning them must import no framework.
 """
 
 from __future__ import annotations
@@ -14,21 +15,41 @@ hookimpl = pluggy.HookimplMarker("fmnist")
 
 @hookspec
 def fmnist_backends():
-    """Return a list of ``fmnist_core.Backend`` objects this plugin supplies.
+    """Return ``fmnist_core.Backend`` objects: backends looked up by ``Backend.name``.
 
-    Building them must import no framework; the framework is imported by ``create_engine``.
+    The framework is imported by ``Backend.create_engine``, never here.
     """
 
 
 @hookspec
 def fmnist_models():
-    """Return a list of ``fmnist_core.ModelSpec`` architectures this plugin adds."""
+    """Return ``fmnist_core.ModelSpec`` recipes, looked up by name (``Trainer(model=...)``)."""
 
 
 @hookspec
 def fmnist_weight_formats():
-    """Return a list of ``fmnist_core.WeightFormat`` objects: files this plugin reads or writes.
+    """Return ``fmnist_core.WeightFormat`` objects: files this plugin reads or writes.
 
     A format converts between its files and the neutral layout, so that any backend can load
     weights saved by any other and ``fmnist convert`` can move them between formats.
     """
+
+
+@hookspec
+def fmnist_layers():
+    """Return ``fmnist_core.Layer`` subclasses: layer types a ``ModelSpec`` may use, by ``kind``.
+
+    A layer type holds its parameters and their layouts, its shape rule, its NumPy reference
+    maths and its ONNX lowering; each training backend lowers it through ``fmnist_lowerings``.
+    """
+
+
+@hookspec
+def fmnist_lowerings():
+    """Return ``fmnist_core.Lowerings``: for one backend, a module whose ``LOWERINGS`` table
+    builds layer types in that backend's framework (imported when an engine is built)."""
+
+
+@hookspec
+def fmnist_commands():
+    """Return ``fmnist_core.Command`` objects: subcommands of the ``fmnist`` command line."""

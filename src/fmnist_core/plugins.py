@@ -1,32 +1,44 @@
-"""Plugin discovery and lookup.
+"""Plugin discovery and lookup by name.
 
-Plugins are modules registered under the entry-point group ``fmnist``; fmnist's own defaults are
-registered the same way (``DEFAULT_PLUGINS``). A plugin that fails to import is recorded with its
-reason (``fmnist backends`` shows it) and the others keep working.
+Plugins are modules registered under the entry-point group ``fmnist``; fmnist's own built-ins
+are registered the same way (``DEFAULT_PLUGINS``). A plugin that fails to import is recorded with
+its reason (``fmnist backends`` shows it) and the others keep working.
 
-Environment: ``FMNIST_DISABLE_PLUGIN_AUTOLOAD=1`` loads no entry points (only the defaults);
+Environment: ``FMNIST_DISABLE_PLUGIN_AUTOLOAD=1`` loads no entry points (only the built-ins);
 ``FMNIST_PLUGINS=torch,tf`` loads only the named entry points.
+
+This module sits at the bottom of the package (it imports only ``hookspecs`` and ``errors``),
+so that every layer above can look things up.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
-from .backend import Backend
-from .errors import BackendError
-from .models import ModelSpec
-from .weights import WeightFormat
+from .errors import BackendError, ConfigError
+
+if TYPE_CHECKING:
+    from .engine.backend import Backend
+    from .engine.lowering import Lowerings
+    from .io.weights import WeightFormat
+    from .spec.layer import Layer
+    from .spec.model import ModelSpec
 
 ENTRY_POINT_GROUP = "fmnist"
 DEFAULT_PLUGINS = (
-    "fmnist_core._plugins.builtin_models",
-    "fmnist_core._plugins.numpy_backend",
+    "fmnist_core.builtin.layers",
+    "fmnist_core.builtin.recipes",
+    "fmnist_core.builtin.formats",
+    "fmnist_core.builtin.numpy_backend",
+    "fmnist_core.builtin.commands",
 )
 
 
@@ -37,6 +49,32 @@ class PluginFailure:
     name: str
     value: str
     error: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand of ``fmnist``: ``module`` defines ``add_arguments(parser)`` and
+    ``run(args) -> int`` (imported when the command line is built), as the built-in ones do."""
+
+    name: str
+    help: str
+    module: str
+
+    def add_arguments(self, parser) -> None:
+        importlib.import_module(self.module).add_arguments(parser)
+
+    def run(self, args) -> int:
+        return importlib.import_module(self.module).run(args)
+
+
+def lazy(module: str, name: str) -> Callable:
+    """``module.name``, imported on first call: plugins register formats without importing
+    their framework (e.g. ``read=lazy("fmnist_tf.formats", "read_checkpoint")``)."""
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
 _manager: pluggy.PluginManager | None = None
@@ -107,13 +145,34 @@ def backends() -> dict[str, Backend]:
 
 
 def models() -> dict[str, ModelSpec]:
-    """Registered model architectures by name."""
+    """Registered model recipes by name."""
     return {m.name: m for m in _collect(get_plugin_manager().hook.fmnist_models)}
 
 
 def weight_formats() -> dict[str, WeightFormat]:
     """Registered weight formats by name (the neutral one first)."""
     return {f.name: f for f in _collect(get_plugin_manager().hook.fmnist_weight_formats)}
+
+
+def layer_types() -> dict[str, type[Layer]]:
+    """Registered layer types by ``kind``. Two plugins registering one kind is an error."""
+    found: dict[str, type[Layer]] = {}
+    for layer in _collect(get_plugin_manager().hook.fmnist_layers):
+        if found.get(layer.kind, layer) is not layer:
+            raise ConfigError(f"layer type {layer.kind!r} is registered twice ({found[layer.kind].__module__} "
+                              f"and {layer.__module__})", fix="uninstall one of the two plugins")
+        found[layer.kind] = layer
+    return found
+
+
+def lowerings() -> list[Lowerings]:
+    """Every registered lowering table, for every backend."""
+    return _collect(get_plugin_manager().hook.fmnist_lowerings)
+
+
+def commands() -> dict[str, Command]:
+    """Registered ``fmnist`` subcommands by name."""
+    return {c.name: c for c in _collect(get_plugin_manager().hook.fmnist_commands)}
 
 
 def _failure_hint() -> str:
@@ -146,7 +205,7 @@ def get_backend(name: str | None = None) -> Backend:
 
 
 def get_model(name: str) -> ModelSpec:
-    """The model architecture called ``name``."""
+    """The model recipe called ``name``."""
     registered = models()
     if name not in registered:
         raise BackendError(
@@ -154,3 +213,13 @@ def get_model(name: str) -> ModelSpec:
             fix="pick one of those",
         )
     return registered[name]
+
+
+def get_layer_type(kind: Any) -> type[Layer]:
+    """The layer type registered as ``kind``; anything else is a ``ConfigError`` listing them."""
+    registered = layer_types()
+    if not isinstance(kind, str) or kind not in registered:
+        raise ConfigError(f"unknown layer type {str(kind)[:60]!r}",
+                          fix=f"use one of {', '.join(sorted(registered))}, or install the plugin "
+                              "that provides it")
+    return registered[kind]

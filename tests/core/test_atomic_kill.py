@@ -14,8 +14,8 @@ from fmnist_core.testing import synthetic_dataset
 SAVER = """
 import sys
 import numpy as np
-from fmnist_core.formats import write_weights
-from fmnist_core.weights import Weights
+from fmnist_core.io.formats import write_weights
+from fmnist_core.io.weights import Weights
 params = {"fc1.weight": np.full((784, 20), 2.0, np.float32), "fc1.bias": np.zeros(20, np.float32),
           "fc2.weight": np.full((20, 10), 2.0, np.float32), "fc2.bias": np.zeros(10, np.float32)}
 print("ready", flush=True)

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from fmnist_core import data
+from fmnist_core.data import dataset as data
 from fmnist_core.errors import DataError
 
 

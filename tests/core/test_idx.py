@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fmnist_core.data.idx import parse_idx, read_idx
 from fmnist_core.errors import DataError
-from fmnist_core.idx import parse_idx, read_idx
 
 
 def idx_bytes(array: np.ndarray, type_code=0x08) -> bytes:

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from fmnist_core.data.images import collect_image_paths, load_image, load_images
 from fmnist_core.errors import ImageError
-from fmnist_core.images import collect_image_paths, load_image, load_images
 
 
 def garment(size=28):

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from fmnist_core import FmnistError, Trainer
-from fmnist_core.metrics import EvalResult
 from fmnist_core.testing import synthetic_dataset
+from fmnist_core.training.metrics import EvalResult
 
 
 def check_png(path, min_size=(300, 200)):
@@ -20,7 +20,7 @@ def check_png(path, min_size=(300, 200)):
 
 
 def test_confusion_matrix_drawn_matches_numbers():
-    from fmnist_core.plots import confusion_figure
+    from fmnist_core.apps.plots import confusion_figure
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 500)
@@ -36,7 +36,7 @@ def test_confusion_matrix_drawn_matches_numbers():
 
 
 def test_prediction_grid_marks_mistakes():
-    from fmnist_core.plots import predictions_figure
+    from fmnist_core.apps.plots import predictions_figure
 
     images = synthetic_dataset().test.images[:10]
     fig = predictions_figure(images, [0] * 10, truth=[0] * 7 + [1] * 3)
@@ -70,7 +70,7 @@ def test_run_folder_pictures_and_report(tmp_path, real_data_dir):
 
 
 def test_missing_matplotlib_is_a_clear_error(monkeypatch):
-    from fmnist_core import plots
+    from fmnist_core.apps import plots
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(FmnistError, match=r"fmnist-core\[plots\]"):
@@ -78,7 +78,7 @@ def test_missing_matplotlib_is_a_clear_error(monkeypatch):
 
 
 def test_curves_from_history():
-    from fmnist_core.plots import curves_figure
+    from fmnist_core.apps.plots import curves_figure
 
     trainer = Trainer(backend="numpy", data=synthetic_dataset(), epochs=2, verbose=0, evaluate_each_epoch=True)
     fig = curves_figure(trainer.fit())

@@ -111,12 +111,13 @@ def test_options_on_a_backend_without_any(fake_backend):
 
 
 def test_option_that_does_nothing_is_an_error():
-    from fmnist_core import ConfigError, Option
+    from fmnist_core import Backend, ConfigError, Option
 
-    option = Option("turbo", bool, False, "go fast", applies=lambda o: None if o["mode"] == "fast" else "mode is slow")
+    option = Option("turbo", bool, False, "go fast",
+                    does_nothing=lambda o: None if o["mode"] == "fast" else "mode is slow")
     mode = Option("mode", str, "slow", "speed", choices=("slow", "fast"))
 
-    class Backend_(plugins.Backend):
+    class Backend_(Backend):
         name = "opt-test"
         options = (mode, option)
 
@@ -134,7 +135,8 @@ def test_option_that_does_nothing_is_an_error():
 def test_cli_shows_options(fake_backend):
     import json
 
-    from fmnist_core.cli import build_parser, cmd_backends
+    from fmnist_core.cli import build_parser
+    from fmnist_core.cli.backends import run as cmd_backends
 
     args = build_parser().parse_args(["backends", "--json"])
     import contextlib
@@ -192,7 +194,7 @@ def test_misspelt_plugin_listed_by_backends(tmp_path):
 
 def test_format_lookup_order(tmp_path):
     from fmnist_core import WeightFormat, WeightsError, hookimpl
-    from fmnist_core.formats import format_for
+    from fmnist_core.io.formats import format_for
 
     class Formats:
         @hookimpl

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from fmnist_core import Callback, EarlyStopping, ModelCheckpoint, Trainer, TrainingError
+from fmnist_core.engine.batching import epoch_blocks, epoch_permutation
 from fmnist_core.errors import ConfigError
-from fmnist_core.iteration import epoch_blocks, epoch_permutation
 from fmnist_core.testing import synthetic_dataset
 
 
@@ -124,7 +124,7 @@ def test_resume_equals_uninterrupted(dataset, tmp_path):
 
 
 def test_pad_block_keeps_one_shape():
-    from fmnist_core.iteration import pad_block
+    from fmnist_core.engine.batching import pad_block
 
     largest = [0, 0]
     block = np.arange(500).reshape(5, 100)

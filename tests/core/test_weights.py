@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fmnist_core import Trainer, WeightsError, read_weights
-from fmnist_core.files import atomic_write_bytes
+from fmnist_core.atomic import atomic_write_bytes
 from fmnist_core.testing import synthetic_dataset
 
 
@@ -53,8 +53,8 @@ def test_missing_and_unknown_format(tmp_path):
 
 
 def test_weights_of_another_shape(trained, tmp_path):
-    from fmnist_core.formats import write_weights
-    from fmnist_core.weights import Weights
+    from fmnist_core.io.formats import write_weights
+    from fmnist_core.io.weights import Weights
 
     params = trained.params
     params["fc1.weight"] = np.zeros((784, 64), np.float32)
@@ -71,10 +71,10 @@ def test_failed_write_keeps_previous_file(tmp_path):
     path = tmp_path / "f.bin"
     atomic_write_bytes(path, b"old")
 
-    from fmnist_core import files
+    from fmnist_core import atomic
 
     with pytest.raises(RuntimeError):
-        with files.atomic_writer(path) as handle:
+        with atomic.atomic_writer(path) as handle:
             handle.write(b"partial")
             raise RuntimeError("killed")
     assert path.read_bytes() == b"old"

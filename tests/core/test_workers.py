@@ -1,7 +1,6 @@
-"""Which worker a process is (torchrun's RANK/WORLD_SIZE or TF_CONFIG), and the local launcher."""
+"""Which worker a process is by torchrun's RANK/WORLD_SIZE, and the local launcher (TF_CONFIG's
+ranks are fmnist-tf's: tests/tf/test_workers.py)."""
 
-import json
-import os
 import socket
 import sys
 import time
@@ -9,41 +8,19 @@ import time
 import pytest
 
 from fmnist_core import ConfigError
-from fmnist_core.workers import (
-    free_ports,
-    launch_local,
-    port_in_use,
-    tf_config_address,
-    tf_config_rank,
-    worker_rank,
-)
+from fmnist_core.engine.workers import free_ports, launch_local, port_in_use, worker_rank
 
 
-def test_rank_from_torchrun_then_tf_config(monkeypatch):
+def test_rank_from_torchrun(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "TF_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     assert worker_rank() == (0, 1)
-    cluster = {"chief": ["a:1"], "worker": ["b:1", "c:1"]}
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
-    assert worker_rank() == (2, 3) and tf_config_address(os.environ["TF_CONFIG"]) == "c:1"
-    assert tf_config_address(json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}})) == "a:1"
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("RANK", "3")
-    assert worker_rank() == (3, 4)  # torchrun's variables win
+    assert worker_rank() == (3, 4)
     monkeypatch.setenv("RANK", "x")
     with pytest.raises(ConfigError, match="RANK/WORLD_SIZE must be integers"):
         worker_rank()
-
-
-@pytest.mark.parametrize("text, message", [
-    ("not json", "TF_CONFIG is not a cluster and task"),
-    ('{"cluster": {"worker": ["a:1"]}}', "TF_CONFIG is not a cluster and task"),
-    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "task 'ps' 0 is not in its cluster"),
-    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": -1}}', "task 'worker' -1 is not in"),
-])
-def test_bad_tf_config(text, message):
-    with pytest.raises(ConfigError, match=message):
-        tf_config_rank(text)
 
 
 def test_free_ports_and_port_in_use():
@@ -59,7 +36,7 @@ def test_launcher_stops_the_others_when_one_fails(monkeypatch, capsys, tmp_path)
     # worker 1 fails at once; worker 0 would sleep for a minute: the launcher stops it
     script = tmp_path / "fmnist_core_cli_stub.py"
     script.write_text("import os, sys, time\nif os.environ['R'] == '1': sys.exit(3)\ntime.sleep(60)\n")
-    import fmnist_core.workers as workers
+    import fmnist_core.engine.workers as workers
 
     monkeypatch.setattr(workers, "_command", lambda argv: [sys.executable, str(script)])
     started = time.time()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fmnist_core import Trainer, models
-from fmnist_core.iteration import epoch_permutation
+from fmnist_core.engine.batching import epoch_permutation
 from fmnist_core.testing import OPTIMIZERS, synthetic_dataset
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on a GPU machine)")

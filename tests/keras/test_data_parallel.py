@@ -14,7 +14,7 @@ KERAS_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 class TestKerasWorkers(DataParallelAcceptance):
     backend = "keras"
 
-    # the step and the launcher are fmnist-tf's (fmnist_core.compat, .workers): tests/tf kills a worker
+    # the step and the launcher are fmnist-tf's (fmnist_tf.runtime, .workers): tests/tf kills a worker
     test_killed_worker_stops_the_run_and_resume_finishes = None
 
 

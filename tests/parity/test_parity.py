@@ -41,7 +41,7 @@ def test_same_batches_in_same_order(backend, real):
     original = trainer.engine.train_steps
     trainer.engine.train_steps = lambda block, scalars: (seen.append(block.copy()), original(block, scalars))[1]
     trainer.fit()
-    from fmnist_core.iteration import epoch_permutation
+    from fmnist_core.engine.batching import epoch_permutation
 
     np.testing.assert_array_equal(np.concatenate([b.ravel() for b in seen]), epoch_permutation(2, 0, 60000))
 

@@ -36,7 +36,7 @@ def weights(real, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def samples(real, tmp_path_factory):
-    from fmnist_core.images import save_samples
+    from fmnist_core.data.images import save_samples
 
     folder = tmp_path_factory.mktemp("samples")
     return [path for path, _, _ in save_samples(real.test, folder, count=200)]
@@ -52,7 +52,7 @@ def free_port() -> int:
 def running(trainer, **settings):
     import uvicorn
 
-    from fmnist_core.serve import ServeSettings, create_app
+    from fmnist_core.apps.serve import ServeSettings, create_app
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(trainer, ServeSettings(**settings)), host="127.0.0.1", port=port,

@@ -7,7 +7,7 @@ import sys
 
 from fmnist_core import Trainer
 from fmnist_core.testing import synthetic_dataset
-from fmnist_core.tracking import CSVLogger, MLflowLogger, TensorBoard
+from fmnist_core.training.tracking import CSVLogger, MLflowLogger, TensorBoard
 
 
 def train(tmp_path, *callbacks):

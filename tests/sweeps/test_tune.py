@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from fmnist_core import ConfigError
-from fmnist_core.tune import check_space, parse_space, run_sweep
+from fmnist_core.apps.tune import check_space, parse_space, run_sweep
 
 SPACE = {"backend": "numpy", "learning_rate": ("grid", 0.02, 0.1, 0.3, 0.6), "batch_size": ("grid", 64, 128)}
 

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from fmnist_core.backend import shard
+from fmnist_core.engine.batching import shard
 from fmnist_core.testing.data_parallel import DataParallelAcceptance
 
 

@@ -14,26 +14,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ..callbacks import Callback
 from ..data import IMAGE_SHAPE, Dataset, Split
-from ..errors import ConfigError, TrainingError, WeightsError
-from ..formats import read_weights
-from ..iteration import epoch_permutation
+from ..engine.batching import epoch_permutation
+from ..errors import BackendError, ConfigError, TrainingError, WeightsError
+from ..io.formats import read_weights
 from ..labels import NUM_CLASSES
-from ..models import (
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAvgPool,
-    MaxPool2D,
-    ModelSpec,
-    ReLU,
-)
-from ..optimizers import Optimizer
-from ..plugins import backends, get_model, models, weight_formats
-from ..trainer import Trainer
+from ..plugins import backends, get_backend, get_model, layer_types, models, weight_formats
+from ..spec.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool, MaxPool2D, ReLU
+from ..spec.model import ModelSpec
+from ..spec.optimizers import Optimizer
+from ..training.callbacks import Callback
+from ..training.trainer import Trainer
 
 
 def synthetic_dataset(train: int = 640, test: int = 160, seed: int = 0) -> Dataset:
@@ -83,6 +74,17 @@ def _model_names() -> list[str]:
     return sorted(models())
 
 
+def layer_examples() -> list[tuple[str, ModelSpec]]:
+    """(id, model) for every example stack of every registered layer type (``Layer.examples``)."""
+    return [(f"{kind}-{number}", ModelSpec(f"example-{kind.lower()}-{number}", stack))
+            for kind, layer in sorted(layer_types().items())
+            for number, stack in enumerate(layer.examples(), start=1)]
+
+
+def _layer_example_ids() -> list[str]:
+    return [name for name, _ in layer_examples()]
+
+
 class BackendConformance:
     """Subclass with ``backend = "<name>"`` (and ``options``) to check a backend.
 
@@ -119,6 +121,30 @@ class BackendConformance:
         registered = backends()
         assert self.backend in registered, f"{self.backend!r} not among {sorted(registered)}"
         assert registered[self.backend].unavailable_reason() is None
+
+    @pytest.mark.parametrize("kind", sorted(layer_types()))
+    def test_lowers_every_registered_layer_type(self, kind):
+        layer = layer_types()[kind]
+        assert layer.examples(), f"layer type {kind} ({layer.__module__}) gives no examples() to check it with"
+        assert get_backend(self.backend).lowers(kind), f"backend {self.backend!r} has no lowering for {kind}"
+
+    @pytest.mark.parametrize("example", _layer_example_ids())
+    def test_layer_example_matches_numpy(self, dataset, example):
+        # every registered layer type, in each of the stacks its module gives, against its NumPy
+        # reference: 20 steps of SGD with Nesterov momentum and weight decay under a cosine schedule
+        model = dict(layer_examples())[example]
+        self._compare_with_numpy(dataset, model, OPTIMIZERS["sgd-nesterov-wd"], schedule="cosine", lr=0.01)
+
+    def test_unknown_layer_type_is_an_error(self, dataset):
+        from ..spec.layer import Layer
+
+        class Unlowered(Layer):
+            kind = "Unlowered"
+
+        spec = ModelSpec("test-unlowered", [Flatten(), Unlowered(), Dense(NUM_CLASSES)])
+        with pytest.raises(BackendError, match=f"the {self.backend} backend has no lowering for layer type "
+                                               "'Unlowered'"):
+            _ = self.trainer(dataset, model=spec).engine
 
     @pytest.mark.parametrize("model", _model_names())
     def test_starts_from_core_initial_params(self, dataset, model):

@@ -26,8 +26,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ..workers import tf_config_rank
-
 
 def fmnist(*args, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     """``fmnist ARGS`` in a new process; asserts success unless ``check=False``."""
@@ -60,6 +58,8 @@ def worker_pids(run: Path) -> dict[int, int]:
         if b"RANK" in env and b"LOCAL_RANK" in env:
             found[int(env[b"RANK"])] = int(proc.name)
         elif b"TF_CONFIG" in env:
+            from fmnist_tf.workers import tf_config_rank  # only TensorFlow's workers have TF_CONFIG
+
             found[tf_config_rank(env[b"TF_CONFIG"].decode())[0]] = int(proc.name)
     return found
 
@@ -113,10 +113,10 @@ class DataParallelAcceptance:
         assert launcher.returncode != 0 and time.time() - killed < 60
         assert "fmnist: error: a worker of 2 failed" in err
         assert re.search(r"rank\W{0,12}1", err), err[-2000:]
-        from ..trainer import Trainer
+        from ..training.trainer import Trainer
 
         resumed = Trainer.resume(run, verbose=0)  # the checkpoint is whole
-        assert 1 <= resumed._start_epoch < 6
+        assert 1 <= resumed.epochs_done < 6
         fmnist("train", "--resume", run, "--workers", "2", "--quiet", "--no-plots")
         assert len(json.loads((run / "history.json").read_text())["epochs"]) == 6
         assert json.loads((run / "config.json").read_text())["backend"] == self.backend

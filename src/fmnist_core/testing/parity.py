@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Dataset
-from ..iteration import epoch_permutation
+from ..engine.batching import epoch_permutation
 from ..plugins import backends, weight_formats
-from ..trainer import Trainer
+from ..training.trainer import Trainer
 
 NATIVE_FORMAT = {"numpy": "safetensors", "torch": "pth", "tf": "tf-checkpoint", "keras": "keras"}
 

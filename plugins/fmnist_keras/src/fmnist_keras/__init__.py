@@ -11,12 +11,13 @@ __version__ = "0.1.0"
 
 
 def to_keras_model(trainer, keras_backend: str | None = None):
-    """A ``keras.Model`` (the Sequential of ``trainer.model``) with ``trainer``'s current weights."""
-    from .engine import build_model, import_keras, weight_list
+    """A ``keras.Model`` (the functional build of ``trainer.model``) with ``trainer``'s current weights."""
+    from .engine import import_keras, set_weights
+    from .lowering import build_model
 
     import_keras(keras_backend)
     model = build_model(trainer.model)
-    model.set_weights(weight_list(trainer.model, trainer.params))
+    set_weights(model, trainer.model, trainer.params)
     return model
 
 

@@ -1,8 +1,10 @@
-"""The Keras engine: the article's Sequential model, SGD and SparseCategoricalCrossentropy.
+"""The Keras engines: a functional Keras model of Keras' own layers (``fmnist_keras.lowering``),
+trained by fmnist's loop and the core's optimizer on Keras' TensorFlow, torch or JAX backend.
 
 Keras reads its backend once, at import: ``import_keras`` sets ``KERAS_BACKEND`` before the
-first import and refuses a different one afterwards. Training runs a whole block of steps per
-call: inside one ``tf.function`` on the TensorFlow backend, in a loop without host syncs on torch.
+first import and refuses a different one afterwards. On TensorFlow a whole block of steps runs
+inside one ``tf.function`` (fmnist-tf's runtime); on torch, fmnist-torch's autograd step; on JAX,
+``stateless_call`` inside one jitted step.
 """
 
 from __future__ import annotations
@@ -14,16 +16,9 @@ import sys
 import numpy as np
 
 from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec, StepResult
-from fmnist_core.models import (
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAvgPool,
-    MaxPool2D,
-    ReLU,
-)
+from fmnist_core.engine.optimizer_slots import ArrayOps, OptimizerSlots, updated
+
+from .lowering import build_model, keras_name
 
 SUPPORTED = ("tensorflow", "torch", "jax")
 
@@ -49,78 +44,62 @@ def import_keras(wanted: str | None = None):
         return keras
     os.environ["KERAS_BACKEND"] = wanted
     if wanted == "tensorflow":
-        from fmnist_core.compat import import_tensorflow
-
-        import_tensorflow()
+        tensorflow_runtime().import_tensorflow()
     import keras
 
     return keras
 
 
-def _precise_batch_norm(keras):
-    """Keras' BatchNormalization with its batch statistics accumulated in float64 (a float32 sum
-    over N·H·W values drifts by ~1e-5, enough to leave the NumPy reference after 20 steps)."""
-
-    class PreciseBatchNormalization(keras.layers.BatchNormalization):
-        def _moments(self, inputs, mask):
-            if mask is not None:
-                return super()._moments(inputs, mask)
-            mean, variance = keras.ops.moments(keras.ops.cast(inputs, "float64"), axes=self._reduction_axes,
-                                               synchronized=self.synchronized)
-            return keras.ops.cast(mean, inputs.dtype), keras.ops.cast(variance, inputs.dtype)
-
-    return PreciseBatchNormalization
+def tensorflow_runtime():
+    """fmnist-tf's TensorFlow runtime (Keras on TensorFlow trains through it)."""
+    try:
+        from fmnist_tf import runtime
+    except ImportError as exc:
+        raise BackendError("Keras on TensorFlow trains through fmnist-tf, which is not installed",
+                           fix="pip install 'fmnist-keras[tensorflow]' (or fmnist-core[keras])") from exc
+    return runtime
 
 
-def build_model(spec: ModelSpec, seed: int = 0, training: bool = False, synchronized: bool = False):
-    """A ``keras.Sequential`` of ``spec``: Keras' own layers, named after the neutral names.
-
-    ``training=True`` (the engine's model) swaps in a BatchNormalization with float64 batch
-    statistics, ``synchronized`` across data-parallel workers; files are written from Keras' own
-    layers, so plain Keras loads them.
-    """
-    import keras
-
-    batch_norm = (_precise_batch_norm(keras) if training and keras.backend.backend() != "jax"
-                  else keras.layers.BatchNormalization)
-
-    layers = [keras.Input(shape=spec.input_shape)]
-    if not isinstance(spec.layers[0], Flatten):  # images get their channel axis
-        layers.append(keras.layers.Reshape((*spec.input_shape, 1)))
-    for index, layer in enumerate(spec.layers):
-        if isinstance(layer, Flatten):
-            layers.append(keras.layers.Flatten())
-        elif isinstance(layer, Dense):
-            layers.append(keras.layers.Dense(layer.units, name=layer.name))
-        elif isinstance(layer, Conv2D):
-            layers.append(keras.layers.Conv2D(layer.filters, layer.kernel, strides=layer.stride,
-                                              padding=layer.padding, name=layer.name))
-        elif isinstance(layer, MaxPool2D):
-            layers.append(keras.layers.MaxPooling2D(layer.pool, strides=layer.step))
-        elif isinstance(layer, ReLU):
-            layers.append(keras.layers.ReLU())
-        elif isinstance(layer, BatchNorm):  # Keras' momentum is the share of the old statistics
-            layers.append(batch_norm(momentum=1 - layer.momentum, epsilon=layer.eps, name=layer.name,
-                                     **({"synchronized": True} if synchronized else {})))
-        elif isinstance(layer, Dropout):
-            layers.append(keras.layers.Dropout(layer.rate, seed=seed * 1000 + index))
-        elif isinstance(layer, GlobalAvgPool):
-            layers.append(keras.layers.GlobalAveragePooling2D())
-        else:
-            raise BackendError(f"the keras backend cannot build layer {layer!r}")
-    return keras.Sequential(layers, name=f"fmnist_{spec.name}")
+def torch_steps():
+    """fmnist-torch's autograd step (Keras on torch trains through it)."""
+    try:
+        from fmnist_torch.engine import TORCH_OPS, autograd_steps
+    except ImportError as exc:
+        raise BackendError("Keras on torch trains through fmnist-torch, which is not installed",
+                           fix="pip install 'fmnist-keras[torch]'") from exc
+    return TORCH_OPS, autograd_steps
 
 
-def weight_list(spec: ModelSpec, params: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Neutral params in Keras' order (Keras keeps kernels (in, out) and (kh, kw, in, out) too)."""
-    return [params[p.name] for p in spec.params]
+def param_groups(spec: ModelSpec) -> dict[str, list]:
+    """The spec's ``ParamSpec``s by the Keras layer that holds them, in this order (``conv1``,
+    ``res1__conv1``: ``keras_name`` of the fmnist layer's name)."""
+    groups: dict[str, list] = {}
+    for p in spec.params:
+        groups.setdefault(keras_name(p.name.rsplit(".", 1)[0]), []).append(p)
+    return groups
 
 
-def neutral(spec: ModelSpec, weights: list[np.ndarray]) -> dict[str, np.ndarray]:
-    return {p.name: np.array(w, dtype=np.float32) for p, w in zip(spec.params, weights, strict=True)}
+def get_weights(model, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """The neutral parameters of a Keras model built from ``spec``."""
+    return {p.name: np.array(w, dtype=np.float32) for owner, specs in param_groups(spec).items()
+            for p, w in zip(specs, model.get_layer(owner).get_weights(), strict=True)}
+
+
+def set_weights(model, spec: ModelSpec, params: dict[str, np.ndarray]) -> None:
+    """Put neutral ``params`` into a Keras model built from ``spec``."""
+    for owner, specs in param_groups(spec).items():
+        model.get_layer(owner).set_weights([params[p.name] for p in specs])
+
+
+def variables(model, spec: ModelSpec) -> dict:
+    """Each neutral name's Keras variable."""
+    return {p.name: v for owner, specs in param_groups(spec).items()
+            for p, v in zip(specs, model.get_layer(owner).weights, strict=True)}
 
 
 class KerasEngine(Engine):
+    """What the three Keras engines share: the model, its variables by neutral name, params."""
+
     def __init__(self, config: EngineConfig, keras):
         self.keras = keras
         self.keras_backend = keras.backend.backend()
@@ -129,57 +108,41 @@ class KerasEngine(Engine):
             keras.utils.set_random_seed(config.seed)  # Dropout layers get their own seeds
         self.model = build_model(self.spec, config.seed, training=True, synchronized=config.world_size > 1)
         if config.initial_params is not None:
-            self.model.set_weights(weight_list(self.spec, config.initial_params))
-        self.variables = self.model.trainable_variables
+            set_weights(self.model, self.spec, config.initial_params)
+        by_name = variables(self.model, self.spec)
+        self.variables = [by_name[name] for name in self.spec.trainable()]
         self.device = f"keras/{self.keras_backend}"
+        self.labels = None
 
     def get_params(self):
-        return neutral(self.spec, self.model.get_weights())
+        return get_weights(self.model, self.spec)
 
     def set_params(self, params):
-        self.model.set_weights(weight_list(self.spec, params))
-
-    def optimizer_state(self):
-        return {f"{slot}.{name}": np.array(self._to_numpy(value), np.float32) for (slot, name), value in self.slots.items()}
+        set_weights(self.model, self.spec, params)
 
 
 class KerasTFEngine(KerasEngine):
     def __init__(self, config, keras):
-        from fmnist_core.compat import (
-            import_tensorflow,
-            set_tensorflow_threads,
-            tensorflow_jit,
-            tensorflow_strategy,
-            tensorflow_train_block,
-        )
-
-        tf = import_tensorflow()
+        runtime = tensorflow_runtime()
+        tf = runtime.import_tensorflow()
         # before the model is built: TF takes a thread count only before its runtime starts
         conv = config.model.has("Conv2D")
-        set_tensorflow_threads(config.options.get("threads"), conv, bool(tf.config.list_physical_devices("GPU")))
+        runtime.set_tensorflow_threads(config.options.get("threads"), conv,
+                                       bool(tf.config.list_physical_devices("GPU")))
         self.rank, self.world_size = config.rank, config.world_size
-        self.strategy = tensorflow_strategy(self.rank, self.world_size)  # before any TF op runs
+        self.strategy = runtime.tensorflow_strategy(self.rank, self.world_size)  # before any TF op runs
         super().__init__(config, keras)
-        self.tf = tf
-        self.slots = {(slot, name): tf.Variable(tf.zeros(shape), trainable=False)
-                      for slot in self.optimizer.slots for name, shape in
-                      ((n, self.spec.shapes()[n]) for n in self.spec.trainable())}
+        self.tf, self.runtime = tf, runtime
+        tensors = [v.value for v in self.variables]  # the Keras variables' own tf.Variables
+        self.slots = OptimizerSlots(self.optimizer, self.spec.trainable(), tensors, runtime.tensorflow_ops())
         self._largest_block = [0, 0]
-        jit = tensorflow_jit(config.options.get("jit_compile"), conv, self.strategy)
-        # the Keras variables' own tf.Variables: the same update as fmnist-tf's, on Keras' model
-        block = tensorflow_train_block(lambda x: self.model(x, training=True), [v.value for v in self.variables],
-                                       self.spec.trainable(), self.slots, self.optimizer, self.strategy)
+        jit = runtime.tensorflow_jit(config.options.get("jit_compile"), conv, self.strategy)
+        block = runtime.tensorflow_train_block(lambda x: self.model(x, training=True), tensors, self.slots,
+                                               self.strategy)
         self._train = tf.function(block, jit_compile=jit, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
         self._forward = tf.function(lambda x: self.model(tf.cast(x, tf.float32) / 255.0, training=False),
                                     input_signature=[tf.TensorSpec([None, *self.spec.input_shape], tf.uint8)])
-
-    def _to_numpy(self, value):
-        return value.numpy()
-
-    def set_optimizer_state(self, state):
-        for (slot, name), value in self.slots.items():
-            value.assign(state[f"{slot}.{name}"])
 
     def attach(self, images, labels):
         tf = self.tf
@@ -187,33 +150,27 @@ class KerasTFEngine(KerasEngine):
         self.labels = tf.constant(np.asarray(labels, np.int32))
 
     def train_steps(self, batches, scalars):
-        from fmnist_core.compat import tensorflow_train_steps
-
-        return tensorflow_train_steps(self._train, batches, scalars, self._largest_block, self.rank, self.world_size,
-                                      self.images, self.labels)
+        self.require_attached()
+        return self.runtime.tensorflow_train_steps(self._train, batches, scalars, self._largest_block, self.rank,
+                                                   self.world_size, self.images, self.labels)
 
     def logits(self, images):
         return self._forward(self.tf.constant(np.asarray(images, np.uint8))).numpy().astype(np.float32, copy=False)
 
 
 class KerasTorchEngine(KerasEngine):
+    """Keras on torch: fmnist-torch's autograd step on the Keras variables' torch tensors."""
+
     def __init__(self, config, keras):
         super().__init__(config, keras)
         import torch
 
         self.torch = torch
+        ops, self._autograd_steps = torch_steps()
         self.torch_device = keras.src.backend.torch.core.get_device()
         self.tensors = [v.value for v in self.variables]
-        self.slots = {(slot, name): torch.zeros_like(tensor)
-                      for slot in self.optimizer.slots for name, tensor in zip(self.spec.trainable(), self.tensors, strict=True)}
-        self.fused = self.spec.is_mlp() and self.optimizer.is_plain_sgd
-
-    def _to_numpy(self, value):
-        return value.detach().cpu().numpy()
-
-    def set_optimizer_state(self, state):
-        for (slot, name), value in self.slots.items():
-            value.copy_(self.torch.from_numpy(np.asarray(state[f"{slot}.{name}"], np.float32)))
+        self.slots = OptimizerSlots(self.optimizer, self.spec.trainable(), self.tensors, ops)
+        self.fused = self.spec.is_two_layer_perceptron() and self.optimizer.is_plain_sgd
 
     def attach(self, images, labels):
         torch = self.torch
@@ -222,37 +179,19 @@ class KerasTorchEngine(KerasEngine):
 
     def _logits(self, x):
         # Calling the Keras model costs ~2 ms per step on the torch backend (layer dispatch), so
-        # the article's MLP runs the same Dense math on the model's own torch tensors: measured
-        # 6.5 s/epoch through model() + optimizer.apply, about 1 s this way.
+        # the article's MLP runs the same Dense math on the model's own torch tensors (about 6×
+        # faster per epoch, measured)
         if self.fused:
             kernel1, bias1, kernel2, bias2 = self.tensors
             return self.torch.addmm(bias2, self.torch.addmm(bias1, x.flatten(1), kernel1).relu(), kernel2)
         return self.model(x, training=True)
 
     def train_steps(self, batches, scalars):
-        torch = self.torch
-        functional = torch.nn.functional
-        index = torch.from_numpy(np.ascontiguousarray(batches, np.int64)).to(self.torch_device)
+        self.require_attached()
+        index = self.torch.from_numpy(np.ascontiguousarray(batches, np.int64)).to(self.torch_device)
         rows = np.asarray(scalars, np.float64).tolist()
-        losses = torch.empty(len(index), device=self.torch_device)
-        correct = torch.empty(len(index), dtype=torch.int64, device=self.torch_device)
-        names, tensors, optimizer = self.spec.trainable(), self.tensors, self.optimizer
-        for step in range(len(index)):
-            sample = index[step]
-            x = self.images.index_select(0, sample).to(torch.float32).div_(255.0)
-            y = self.labels.index_select(0, sample)
-            logits = self._logits(x)
-            loss = functional.cross_entropy(logits, y)
-            grads = torch.autograd.grad(loss, tensors)
-            with torch.no_grad():
-                for name, tensor, grad in zip(names, tensors, grads, strict=True):
-                    slots = [self.slots[(slot, name)] for slot in optimizer.slots]
-                    new, new_slots = optimizer.update(tensor, grad, slots, rows[step], torch.sqrt)
-                    tensor.copy_(new)
-                    for target, value in zip(slots, new_slots, strict=True):
-                        target.copy_(value)
-            losses[step] = loss.detach()
-            correct[step] = (logits.detach().argmax(dim=1) == y).sum()
+        losses, correct = self._autograd_steps(self._logits, self.tensors, self.slots, self.images, self.labels,
+                                               index, rows)
         return StepResult(losses.cpu().numpy(), correct.cpu().numpy())
 
     def logits(self, images):
@@ -263,8 +202,8 @@ class KerasTorchEngine(KerasEngine):
 
 
 class KerasJaxEngine(KerasEngine):
-    """Keras on JAX: ``model.stateless_call`` inside one jitted step, the core's update on the
-    returned arrays; the model's variables are written back once per block."""
+    """Keras on JAX: ``model.stateless_call`` inside one jitted step, the core's update
+    (``updated``) on the returned arrays; the model's variables are written back once per block."""
 
     def __init__(self, config, keras):
         super().__init__(config, keras)
@@ -272,19 +211,15 @@ class KerasJaxEngine(KerasEngine):
         import jax.numpy as jnp
 
         self.jax, self.jnp = jax, jnp
-        shapes = self.spec.shapes()
-        self.slots = {(slot, name): jnp.zeros(shapes[name], jnp.float32)
-                      for slot in self.optimizer.slots for name in self.spec.trainable()}
+        # the order stateless_call takes the trainable values in, and each one's place in the spec's
+        by_id = {id(v): name for name, v in variables(self.model, self.spec).items()}
+        self.model_order = [by_id[id(v)] for v in self.model.trainable_variables]
+        ops = ArrayOps(zeros_like=jnp.zeros_like, read=lambda v: v.value, write=None, sqrt=jnp.sqrt,
+                       to_numpy=np.asarray, from_numpy=lambda a, like: jnp.asarray(a))
+        self.slots = OptimizerSlots(self.optimizer, self.model_order, self.model.trainable_variables, ops)
         self._step = jax.jit(self._step_fn)
         self._forward = jax.jit(lambda trainable, non_trainable, x: self.model.stateless_call(
             trainable, non_trainable, x.astype(jnp.float32) / 255.0, training=False)[0])
-
-    def _to_numpy(self, value):
-        return np.asarray(value)
-
-    def set_optimizer_state(self, state):
-        for key in self.slots:
-            self.slots[key] = self.jnp.asarray(np.asarray(state[f"{key[0]}.{key[1]}"], np.float32))
 
     def attach(self, images, labels):
         self.images = self.jnp.asarray(np.asarray(images, np.uint8))
@@ -296,21 +231,17 @@ class KerasJaxEngine(KerasEngine):
         y = self.labels[rows]
 
         def loss_fn(values):
-            logits, updated = self.model.stateless_call(values, non_trainable, x, training=True)
+            logits, updated_state = self.model.stateless_call(values, non_trainable, x, training=True)
             picked = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
-            return jnp.mean(jax.nn.logsumexp(logits, axis=1) - picked), (logits, updated)
+            return jnp.mean(jax.nn.logsumexp(logits, axis=1) - picked), (logits, updated_state)
 
-        (loss, (logits, updated)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
-        new_values, new_slots = [], {}
-        for name, value, grad in zip(self.spec.trainable(), trainable, grads, strict=True):
-            state = [slots[(slot, name)] for slot in self.optimizer.slots]
-            new, new_state = self.optimizer.update(value, grad, state, scalars, jnp.sqrt)
-            new_values.append(new)
-            new_slots.update({(slot, name): v for slot, v in zip(self.optimizer.slots, new_state, strict=True)})
+        (loss, (logits, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+        trainable, slots = updated(self.optimizer, trainable, grads, slots, scalars, jnp.sqrt)
         correct = jnp.sum(jnp.argmax(logits, axis=1) == y)
-        return new_values, updated, new_slots, loss, correct
+        return trainable, non_trainable, slots, loss, correct
 
     def train_steps(self, batches, scalars):
+        self.require_attached()
         jnp = self.jnp
         trainable = [v.value for v in self.model.trainable_variables]
         non_trainable = [v.value for v in self.model.non_trainable_variables]
@@ -318,8 +249,8 @@ class KerasJaxEngine(KerasEngine):
         rates = jnp.asarray(np.asarray(scalars, np.float32))
         losses, correct = [], []
         for step in range(len(batches)):
-            trainable, non_trainable, self.slots, loss, hits = self._step(trainable, non_trainable, self.slots,
-                                                                          rows[step], rates[step])
+            trainable, non_trainable, self.slots.values, loss, hits = self._step(
+                trainable, non_trainable, self.slots.values, rows[step], rates[step])
             losses.append(loss)
             correct.append(hits)
         for variable, value in zip(self.model.trainable_variables, trainable, strict=True):
@@ -338,8 +269,8 @@ class KerasJaxEngine(KerasEngine):
 def create_engine(config: EngineConfig) -> KerasEngine:
     keras = import_keras(config.options.get("keras_backend"))
     if config.world_size > 1 and keras.backend.backend() != "tensorflow":
-        raise BackendError(f"Keras on {keras.backend.backend()!r} does not train data-parallel in fmnist "
-                           "(only its TensorFlow backend, through MultiWorkerMirroredStrategy)",
-                           fix="use keras_backend='tensorflow', or --backend torch for torchrun")
+        from .plugin import not_data_parallel_on
+
+        raise not_data_parallel_on(keras.backend.backend())
     engines = {"tensorflow": KerasTFEngine, "torch": KerasTorchEngine, "jax": KerasJaxEngine}
     return engines[keras.backend.backend()](config, keras)

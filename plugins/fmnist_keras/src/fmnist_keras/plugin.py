@@ -1,13 +1,36 @@
-"""Registers the ``keras`` backend and the ``.keras`` / ``.weights.h5`` formats (no Keras import here)."""
+"""Registers the ``keras`` backend, its lowering table and the ``.keras`` / ``.weights.h5``
+formats (no Keras import here)."""
 
 from __future__ import annotations
 
-from fmnist_core import Backend, EngineConfig, Option, WeightFormat, hookimpl
-from fmnist_core.weights import lazy
-from fmnist_core.workers import TensorFlowWorkers
+import importlib.util
+import os
+
+from fmnist_core import (
+    Backend,
+    BackendError,
+    EngineConfig,
+    Lowerings,
+    Option,
+    WeightFormat,
+    hookimpl,
+    lazy,
+)
 
 
-class KerasBackend(TensorFlowWorkers, Backend):
+def not_data_parallel_on(keras_backend: str) -> BackendError:
+    """The refusal of workers for Keras on torch or JAX."""
+    return BackendError(f"Keras on {keras_backend!r} does not train data-parallel in fmnist "
+                        "(only its TensorFlow backend, through MultiWorkerMirroredStrategy)",
+                        fix="use keras_backend='tensorflow', or --backend torch for torchrun")
+
+
+def _tensorflow_only(options: dict) -> str | None:
+    wanted = options.get("keras_backend") or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    return None if wanted == "tensorflow" else f"it applies to Keras' TensorFlow backend, and Keras runs on {wanted!r}"
+
+
+class KerasBackend(Backend):
     name = "keras"
     description = "Keras 3 (keras_backend='tensorflow' by default, 'torch', or 'jax')"
     priority = 10
@@ -16,23 +39,36 @@ class KerasBackend(TensorFlowWorkers, Backend):
         Option("keras_backend", str, None, "Keras' own backend, read once per process (default $KERAS_BACKEND, "
                "else tensorflow)", choices=("tensorflow", "torch", "jax")),
         Option("jit_compile", bool, None, "XLA-compile each block of steps (TensorFlow backend; default on, off "
-               "for models with Conv2D)",
-               applies=lambda o: _tensorflow_only(o)),
+               "for models with Conv2D)", does_nothing=_tensorflow_only),
         Option("threads", int, None, "TensorFlow's intra-op threads (TensorFlow backend; default as fmnist-tf's)",
-               applies=lambda o: _tensorflow_only(o)),
+               does_nothing=_tensorflow_only),
     )
+    # data-parallel on Keras' TensorFlow backend, through fmnist-tf's workers (imported when used:
+    # Keras on torch or JAX needs no TensorFlow)
+    trains_data_parallel = True
+
+    def launch_workers(self, argv: list[str], workers: int) -> int:
+        wanted = os.environ.get("KERAS_BACKEND") or "tensorflow"
+        if wanted != "tensorflow":
+            raise not_data_parallel_on(wanted)
+        if importlib.util.find_spec("fmnist_tf") is None:
+            raise BackendError("Keras trains data-parallel through fmnist-tf's workers, which are not installed",
+                               fix="pip install 'fmnist-keras[tensorflow]'")
+        from fmnist_tf.workers import launch_tensorflow_workers
+
+        return launch_tensorflow_workers(argv, workers)
+
+    def worker_rank(self) -> tuple[int, int]:
+        if importlib.util.find_spec("fmnist_tf") is None:
+            return super().worker_rank()
+        from fmnist_tf.workers import worker_rank
+
+        return worker_rank()
 
     def create_engine(self, config: EngineConfig):
         from .engine import create_engine
 
         return create_engine(config)
-
-
-def _tensorflow_only(options: dict) -> str | None:
-    import os
-
-    wanted = options.get("keras_backend") or os.environ.get("KERAS_BACKEND") or "tensorflow"
-    return None if wanted == "tensorflow" else f"it applies to Keras' TensorFlow backend, and Keras runs on {wanted!r}"
 
 
 KERAS = WeightFormat(
@@ -45,7 +81,7 @@ KERAS = WeightFormat(
 )
 WEIGHTS_H5 = WeightFormat(
     name="weights.h5",
-    description="Keras .weights.h5 of the model's Sequential",
+    description="Keras .weights.h5 of the model's functional build",
     suffixes=(".weights.h5",),
     read=lazy("fmnist_keras.formats", "read_weights_h5"),
     write=lazy("fmnist_keras.formats", "write_weights_h5"),
@@ -56,6 +92,11 @@ WEIGHTS_H5 = WeightFormat(
 @hookimpl
 def fmnist_backends():
     return [KerasBackend()]
+
+
+@hookimpl
+def fmnist_lowerings():
+    return [Lowerings("keras", "fmnist_keras.lowering")]
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""The onnxruntime engine: the model's ONNX graph (``fmnist_core.onnx_export``) in an
+"""The onnxruntime engine: the model's ONNX graph (``fmnist_core.io.onnx``) in an
 ``InferenceSession``; ``set_params`` builds a new session."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import onnxruntime
 
 from fmnist_core import BackendError, Engine, EngineConfig
-from fmnist_core.onnx_export import build_onnx
+from fmnist_core.io.onnx import build_onnx
 
 
 class OnnxEngine(Engine):

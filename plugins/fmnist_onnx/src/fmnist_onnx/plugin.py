@@ -13,6 +13,13 @@ class OnnxBackend(Backend):
     trains = False
     options = (Option("threads", int, None, "onnxruntime's intra-op threads (default: its own)"),)
 
+    def lowers(self, kind: str) -> bool:
+        """Every layer type with an ONNX lowering (``Layer.to_onnx``) runs here."""
+        from fmnist_core import Layer, layer_types
+
+        layer = layer_types().get(kind)
+        return layer is not None and layer.to_onnx is not Layer.to_onnx
+
     def create_engine(self, config: EngineConfig):
         from .engine import OnnxEngine
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_core import Weights, WeightsError
+from fmnist_core.io.weights import architecture_of
 from fmnist_core.plugins import models
 
 from .engine import ARTICLE_NAMES, SpecModule, tf, variable_key  # the engine imports TensorFlow
@@ -57,14 +58,12 @@ def read_savedmodel(path: Path) -> Weights:
 
 
 def _module(weights: Weights) -> SpecModule:
-    from fmnist_core.trainer import model_of
-
-    spec = model_of(weights)
+    spec = architecture_of(weights)
     return SpecModule(spec, spec.check_params(weights.params))
 
 
 def _trackables(module: SpecModule) -> dict[str, tf.Variable]:
-    if module.spec.name == "mlp" and module.spec.is_mlp():
+    if module.spec.name == "mlp" and module.spec.is_two_layer_perceptron():
         return {short: module.variable(name) for short, name in ARTICLE_NAMES.items()}
     return {variable_key(name): module.variable(name) for name in module.spec.shapes()}
 

@@ -1,12 +1,13 @@
-"""Registers the ``tf`` backend and the TF checkpoint and SavedModel formats (no TF import here)."""
+"""Registers the ``tf`` backend, its lowering table and the TF checkpoint and SavedModel formats
+(no TF import here)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fmnist_core import Backend, EngineConfig, Option, WeightFormat, hookimpl
-from fmnist_core.weights import lazy
-from fmnist_core.workers import TensorFlowWorkers
+from fmnist_core import Backend, EngineConfig, Lowerings, Option, WeightFormat, hookimpl, lazy
+
+from .workers import TensorFlowWorkers
 
 
 class TFBackend(TensorFlowWorkers, Backend):
@@ -18,9 +19,9 @@ class TFBackend(TensorFlowWorkers, Backend):
         Option("device", str, "auto", "where to train: 'auto' takes a GPU when TensorFlow sees one, else the CPU",
                choices=("auto", "cpu", "gpu", "cuda"), pattern=r"(/GPU:|cuda:)\d+"),
         Option("jit_compile", bool, None, "XLA-compile each block of steps (default: on, off for models with "
-               "Conv2D: XLA's CPU convolutions measured 7× slower, 144 s against 21 per cnn epoch)"),
+               "Conv2D, whose XLA CPU kernels are slow: BENCHMARKS.md)"),
         Option("threads", int, None, "TensorFlow's intra-op threads (default 1 on the CPU for models without "
-               "convolutions, measured faster; for convolutions every core, shared by local --workers)"),
+               "convolutions, every core for convolutions, shared by local --workers)"),
     )
 
     def create_engine(self, config: EngineConfig):
@@ -48,7 +49,8 @@ SAVEDMODEL = WeightFormat(
 )
 CHECKPOINT = WeightFormat(
     name="tf-checkpoint",
-    description="tf.train.Checkpoint of the variables (the article's w1, b1, w2, b2 for the mlp; PATH.ckpt → PATH.ckpt.index + data)",
+    description="tf.train.Checkpoint of the variables (the article's w1, b1, w2, b2 for the mlp; "
+                "PATH.ckpt → PATH.ckpt.index + data)",
     suffixes=(".ckpt",),
     read=lazy("fmnist_tf.formats", "read_checkpoint"),
     write=lazy("fmnist_tf.formats", "write_checkpoint"),
@@ -60,6 +62,11 @@ CHECKPOINT = WeightFormat(
 @hookimpl
 def fmnist_backends():
     return [TFBackend()]
+
+
+@hookimpl
+def fmnist_lowerings():
+    return [Lowerings("tf", "fmnist_tf.lowering")]
 
 
 @hookimpl

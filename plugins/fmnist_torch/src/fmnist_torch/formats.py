@@ -3,7 +3,7 @@
 For the ``mlp`` fmnist writes the article's layout (``sequence.1.weight`` ... of its
 ``NeuralNetwork``) so the article's own code can ``load_state_dict`` the file, and reads that
 layout and a plain ``nn.Sequential`` one (``1.weight`` ...). Any other model is the
-``state_dict`` of the module ``fmnist_torch.engine.build_module`` builds from its spec
+``state_dict`` of the module ``fmnist_torch.lowering.build_module`` builds from its spec
 (``conv1.weight`` in torch's layout, ``bn1.running_var``, …); its model is recognised by its keys
 and shapes among the registered models.
 """
@@ -18,10 +18,12 @@ import numpy as np
 import torch
 
 from fmnist_core import Weights, WeightsError
-from fmnist_core.files import atomic_write_bytes
+from fmnist_core.atomic import atomic_write_bytes
+from fmnist_core.io.weights import architecture_of
 from fmnist_core.plugins import models
 
-from .engine import build_module, to_neutral, to_torch
+from .engine import neutral_converters
+from .lowering import build_module
 
 ARTICLE_LAYOUTS = {
     "article": ("sequence.1.weight", "sequence.1.bias", "sequence.3.weight", "sequence.3.bias"),
@@ -51,6 +53,8 @@ def _load(path):
 
 def read_pth(path) -> Weights:
     state = _load(path)
+    mlp = models()["mlp"]
+    to_neutral, _ = neutral_converters(mlp)
     for names in ARTICLE_LAYOUTS.values():
         if set(names) == set(state):
             params = {neutral: to_neutral(neutral, state[key].detach().cpu().numpy())
@@ -59,7 +63,8 @@ def read_pth(path) -> Weights:
                            {"backend": "torch", "source_format": "pth"})
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     for name, spec in models().items():
-        wanted = {n: to_torch(n, np.empty(s, np.float32)).shape for n, s in spec.shapes().items()}
+        to_neutral, from_neutral = neutral_converters(spec)
+        wanted = {n: from_neutral(n, np.empty(s, np.float32)).shape for n, s in spec.shapes().items()}
         if shapes == wanted:
             params = {n: np.ascontiguousarray(to_neutral(n, state[n].detach().cpu().numpy()), np.float32)
                       for n in spec.shapes()}
@@ -72,11 +77,10 @@ def read_pth(path) -> Weights:
 
 
 def write_pth(path, weights: Weights) -> None:
-    from fmnist_core.trainer import model_of
-
-    spec = model_of(weights)
+    spec = architecture_of(weights)
     params = spec.check_params(weights.params)
-    if spec.name == "mlp" and spec.is_mlp():
+    _, to_torch = neutral_converters(spec)
+    if spec.name == "mlp" and spec.is_two_layer_perceptron():
         state = {key: torch.from_numpy(to_torch(neutral, params[neutral]))
                  for neutral, key in zip(MLP_NAMES, ARTICLE_LAYOUTS["article"], strict=True)}
     else:

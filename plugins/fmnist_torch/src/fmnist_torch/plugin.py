@@ -1,9 +1,9 @@
-"""Registers the ``torch`` backend and the ``pth`` weight format (no torch import here)."""
+"""Registers the ``torch`` backend, its lowering table and the ``pth`` weight format (no torch
+import here)."""
 
 from __future__ import annotations
 
-from fmnist_core import Backend, EngineConfig, Option, WeightFormat, hookimpl
-from fmnist_core.weights import lazy
+from fmnist_core import Backend, EngineConfig, Lowerings, Option, WeightFormat, hookimpl, lazy
 
 
 class TorchBackend(Backend):
@@ -19,11 +19,11 @@ class TorchBackend(Backend):
         Option("threads", int, None, "CPU threads for torch (default: torch's own)"),
         Option("precision", str, "float32", "'float32': exact, the same numbers as every backend; 'tf32' (CUDA "
                "matmuls/convolutions) or 'bf16' (autocast) for speed", choices=("float32", "tf32", "bf16")),
-        Option("channels_last", bool, False, "NHWC memory format for convolutions: 1.3-1.4× faster on a 2-core "
-               "CPU, but other kernels, so the numbers leave the NumPy reference (off by default, like tf32)"),
+        Option("channels_last", bool, False, "NHWC memory format for convolutions: faster on CPUs "
+               "(BENCHMARKS.md), but other kernels, so the numbers leave the NumPy reference (off by "
+               "default, like tf32)"),
     )
-
-    distributed = True
+    trains_data_parallel = True
 
     def launch_workers(self, argv: list[str], workers: int) -> int:
         """``torchrun --standalone --nproc-per-node N -m fmnist_core.cli ARGV`` (a free local port)."""
@@ -42,7 +42,8 @@ class TorchBackend(Backend):
 
 PTH = WeightFormat(
     name="pth",
-    description="PyTorch state_dict (the article's layout for the mlp, the built module's otherwise); loaded with weights_only=True",
+    description="PyTorch state_dict (the article's layout for the mlp, the built module's otherwise); "
+                "loaded with weights_only=True",
     suffixes=(".pth", ".pt"),
     read=lazy("fmnist_torch.formats", "read_pth"),
     write=lazy("fmnist_torch.formats", "write_pth"),
@@ -53,6 +54,11 @@ PTH = WeightFormat(
 @hookimpl
 def fmnist_backends():
     return [TorchBackend()]
+
+
+@hookimpl
+def fmnist_lowerings():
+    return [Lowerings("torch", "fmnist_torch.lowering")]
 
 
 @hookimpl

@@ -1,0 +1,121 @@
+"""How fmnist-keras builds each layer type: ``LOWERINGS``, its lowering table.
+
+A builder is ``apply(layer, x, shape, ctx) -> KerasTensor``: it calls Keras layers on the
+symbolic ``x`` (channels-last, the neutral layout: no layout conversions) of neutral ``shape``.
+``ctx`` is a ``BuildContext``: ``ctx.keras``, ``ctx.seed``, ``ctx.index``, ``ctx.batch_norm``
+(the BatchNormalization class to use), ``ctx.synchronized`` and ``ctx.run(layers, x, shape)`` for
+a nested stack. A Keras layer that holds parameters is named ``keras_name(layer.name)``
+(``conv1``, ``res1__conv1``: Keras on torch makes the names torch parameter names, which cannot
+hold dots), and its fmnist layer's ``ParamSpec``s list its weights in Keras' order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fmnist_core import LoweringTable
+
+LOWERINGS = LoweringTable("keras")
+
+
+def keras_name(name: str) -> str:
+    """The Keras layer name of an fmnist layer (``res1.conv1`` → ``res1__conv1``)."""
+    return name.replace(".", "__")
+
+
+@dataclass
+class BuildContext:
+    keras: Any
+    seed: int
+    batch_norm: Any
+    table: LoweringTable  # this one and every plugin's lowerings for keras
+    synchronized: bool = False
+    index: int = 0
+
+    def run(self, layers, x, shape):
+        for layer in layers:
+            x = self.table.builder(layer)(layer, x, shape, self)
+            self.index += 1
+            shape = layer.output_shape(shape)
+        return x
+
+
+def build_model(spec, seed: int = 0, training: bool = False, synchronized: bool = False):
+    """A functional ``keras.Model`` of ``spec``, Keras' own layers named after the neutral names.
+
+    ``training=True`` (the engine's model) swaps in a BatchNormalization with float64 batch
+    statistics, ``synchronized`` across data-parallel workers; files are written from Keras' own
+    layers, so plain Keras loads them.
+    """
+    import keras
+
+    from fmnist_core.engine.lowering import lowering_table
+
+    table = lowering_table("keras")  # this table and the plugins' lowerings for keras
+    for layer in spec.walk():
+        table.builder(layer)  # a missing lowering fails here, naming the layer type
+    batch_norm = (precise_batch_norm(keras) if training and keras.backend.backend() != "jax"
+                  else keras.layers.BatchNormalization)
+    inputs = keras.Input(shape=spec.input_shape)
+    x = inputs if spec.layers[0].kind == "Flatten" else keras.layers.Reshape((*spec.input_shape, 1))(inputs)
+    shape = spec.input_shape if spec.layers[0].kind == "Flatten" else (*spec.input_shape, 1)
+    outputs = BuildContext(keras, seed, batch_norm, table, synchronized).run(spec.layers, x, shape)
+    return keras.Model(inputs, outputs, name=f"fmnist_{spec.name}")
+
+
+def precise_batch_norm(keras):
+    """Keras' BatchNormalization with its batch statistics accumulated in float64 (a float32 sum
+    over N·H·W values drifts by ~1e-5, enough to leave the NumPy reference after 20 steps)."""
+
+    class PreciseBatchNormalization(keras.layers.BatchNormalization):
+        def _moments(self, inputs, mask):
+            if mask is not None:
+                return super()._moments(inputs, mask)
+            mean, variance = keras.ops.moments(keras.ops.cast(inputs, "float64"), axes=self._reduction_axes,
+                                               synchronized=self.synchronized)
+            return keras.ops.cast(mean, inputs.dtype), keras.ops.cast(variance, inputs.dtype)
+
+    return PreciseBatchNormalization
+
+
+@LOWERINGS.layer("Flatten")
+def flatten(layer, x, shape, ctx):
+    return ctx.keras.layers.Flatten()(x)
+
+
+@LOWERINGS.layer("Dense")
+def dense(layer, x, shape, ctx):
+    return ctx.keras.layers.Dense(layer.units, name=keras_name(layer.name))(x)
+
+
+@LOWERINGS.layer("Conv2D")
+def conv2d(layer, x, shape, ctx):
+    return ctx.keras.layers.Conv2D(layer.filters, layer.kernel, strides=layer.stride, padding=layer.padding,
+                                   name=keras_name(layer.name))(x)
+
+
+@LOWERINGS.layer("MaxPool2D")
+def max_pool(layer, x, shape, ctx):
+    return ctx.keras.layers.MaxPooling2D(layer.pool, strides=layer.step)(x)
+
+
+@LOWERINGS.layer("ReLU")
+def relu(layer, x, shape, ctx):
+    return ctx.keras.layers.ReLU()(x)
+
+
+@LOWERINGS.layer("BatchNorm")
+def batch_norm(layer, x, shape, ctx):  # Keras' momentum is the share of the old statistics
+    return ctx.batch_norm(momentum=1 - layer.momentum, epsilon=layer.eps, name=keras_name(layer.name),
+                          **({"synchronized": True} if ctx.synchronized else {}))(x)
+
+
+@LOWERINGS.layer("Dropout")
+def dropout(layer, x, shape, ctx):
+    return ctx.keras.layers.Dropout(layer.rate, seed=ctx.seed * 1000 + ctx.index)(x)
+
+
+@LOWERINGS.layer("GlobalAvgPool")
+def global_avg_pool(layer, x, shape, ctx):
+    return ctx.keras.layers.GlobalAveragePooling2D()(x)

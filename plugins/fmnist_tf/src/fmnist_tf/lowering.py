@@ -1,0 +1,99 @@
+"""How fmnist-tf runs each layer type: ``LOWERINGS``, its lowering table.
+
+A builder is ``apply(layer, x, shape, ctx) -> tf.Tensor``: the layer's ops on ``x`` (channels-last,
+the neutral layout, so no layout conversions), for an input of neutral ``shape``. ``ctx`` is the
+``SpecModule``: ``ctx.variable(name)`` gives a parameter by neutral name, ``ctx.training``,
+``ctx.seed``, ``ctx.synchronized`` (data-parallel BatchNorm) and ``ctx.run(layers, x, shape)``
+for a nested stack. Builders run while ``tf.function`` traces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fmnist_core import LoweringTable
+
+from .runtime import import_tensorflow
+
+tf = import_tensorflow()
+
+LOWERINGS = LoweringTable("tf")
+
+
+def image(x):
+    """(N, H, W) images get their channel axis."""
+    return x[..., None] if len(x.shape) == 3 else x
+
+
+@LOWERINGS.layer("Flatten")
+def flatten(layer, x, shape, ctx):
+    return tf.reshape(x, [-1, int(np.prod(shape))])
+
+
+@LOWERINGS.layer("Dense")
+def dense(layer, x, shape, ctx):
+    return tf.matmul(x, ctx.variable(f"{layer.name}.weight")) + ctx.variable(f"{layer.name}.bias")
+
+
+@LOWERINGS.layer("ReLU")
+def relu(layer, x, shape, ctx):
+    return tf.nn.relu(x)
+
+
+@LOWERINGS.layer("Conv2D")
+def conv2d(layer, x, shape, ctx):
+    x = tf.nn.conv2d(image(x), ctx.variable(f"{layer.name}.weight"), layer.stride, layer.padding.upper())
+    return x + ctx.variable(f"{layer.name}.bias")
+
+
+@LOWERINGS.layer("MaxPool2D")
+def max_pool(layer, x, shape, ctx):
+    return tf.nn.max_pool2d(image(x), layer.pool, layer.step, "VALID")
+
+
+@LOWERINGS.layer("GlobalAvgPool")
+def global_avg_pool(layer, x, shape, ctx):
+    return tf.reduce_mean(image(x), axis=[1, 2])
+
+
+@LOWERINGS.layer("Dropout")
+def dropout(layer, x, shape, ctx):
+    if not ctx.training or layer.rate == 0:
+        return x
+    ctx.dropout_draws.assign_add(1)
+    seed = tf.stack([tf.constant(ctx.seed * 1000 + ctx.index, tf.int64), ctx.dropout_draws])
+    keep = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed) >= layer.rate, x.dtype)
+    return x * keep / (1 - layer.rate)
+
+
+@LOWERINGS.layer("BatchNorm")
+def batch_norm(layer, x, shape, ctx):
+    x = image(x) if len(shape) >= 2 else x
+    gamma, beta = ctx.variable(f"{layer.name}.weight"), ctx.variable(f"{layer.name}.bias")
+    mean_var, var_var = ctx.variable(f"{layer.name}.running_mean"), ctx.variable(f"{layer.name}.running_var")
+    if not ctx.training:
+        return tf.nn.batch_normalization(x, mean_var, var_var, beta, gamma, layer.eps)
+    # the statistics accumulate in float64: a float32 sum over N·H·W values drifts by ~1e-5
+    wide = tf.cast(x, tf.float64)
+    axes = list(range(len(x.shape) - 1))
+    if ctx.synchronized:  # data-parallel: the statistics of the global batch, every worker's shard
+        mean64, var64 = synchronized_moments(wide, axes)
+    else:
+        mean64 = tf.reduce_mean(wide, axis=axes)
+        var64 = tf.reduce_mean(tf.square(wide - mean64), axis=axes)
+    mean, var = tf.cast(mean64, x.dtype), tf.cast(var64, x.dtype)
+    m = layer.momentum
+    mean_var.assign((1 - m) * mean_var + m * tf.stop_gradient(mean))
+    var_var.assign((1 - m) * var_var + m * tf.stop_gradient(var))
+    return tf.nn.batch_normalization(x, mean, var, beta, gamma, layer.eps)
+
+
+def synchronized_moments(x, axes):
+    """Mean and biased variance over ``axes`` of every worker's ``x`` (float64): the sums, squares
+    and counts in one cross-replica all-reduce, whose gradient is again an all-reduce."""
+    local = tf.concat([tf.reduce_sum(x, axis=axes), tf.reduce_sum(tf.square(x), axis=axes),
+                       tf.reshape(tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype), [1])], axis=0)
+    sums = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local)
+    channels = tf.shape(x)[-1]
+    mean = sums[:channels] / sums[-1]
+    return mean, tf.maximum(sums[channels : 2 * channels] / sums[-1] - tf.square(mean), 0.0)

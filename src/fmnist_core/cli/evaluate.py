@@ -1,0 +1,28 @@
+"""``fmnist evaluate``: a weights file's loss and accuracy on a split."""
+
+from __future__ import annotations
+
+from .common import checksum_flags, print_json
+
+
+def add_arguments(p) -> None:
+    p.add_argument("weights")
+    p.add_argument("--backend")
+    p.add_argument("--split", default="test", choices=["test", "train", "validation"])
+    p.add_argument("--data-dir")
+    checksum_flags(p)
+    p.add_argument("--json", action="store_true")
+
+
+def run(args) -> int:
+    from ..training.trainer import Trainer
+
+    trainer = Trainer.load(args.weights, backend=args.backend, data_dir=args.data_dir, verbose=0,
+                           verify_checksums=not args.skip_checksums)
+    result = trainer.evaluate(args.split)
+    if args.json:
+        print_json({"backend": trainer.backend.name, **result.to_dict()})
+    else:
+        print(f"{args.split} accuracy: {result.accuracy * 100:.2f}%, loss: {result.loss:.6f} "
+              f"({result.count} images, backend {trainer.backend.name})")
+    return 0

@@ -1,0 +1,230 @@
+"""What a layer type is: one class holding everything the core knows about it.
+
+A layer type (``Dense``, ``Conv2D``, a plugin's own) is a frozen dataclass subclassing ``Layer``,
+in one module, registered by ``kind`` through the ``fmnist_layers`` hook. It declares:
+
+* its hyper-parameters as fields made with ``hyper(...)``, checked before anything is built;
+* ``output_shape(shape)``: its shape rule (raise ``ValueError("what|fix")`` when it cannot work);
+* ``params(shape)``: its tensors, each a ``ParamSpec`` with its neutral layout and initialiser;
+* ``reference(shape, state)``: its NumPy reference forward and backward (a ``ReferenceOp``);
+* ``to_onnx(graph, x, shape)``: its ONNX lowering (``fmnist_core.io.onnx.OnnxGraph``);
+* ``examples()``: small stacks using it, which the conformance suite trains on every backend;
+* ``children()``/``with_children()`` if it holds a stack of layers (``Residual``).
+
+Each training backend lowers it through its ``LOWERINGS`` table (``fmnist_core.engine.lowering``).
+Shapes are channels-last: images ``(H, W, C)`` (the dataset's ``(H, W)`` counts as ``C = 1``),
+flat activations ``(features,)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+Shape = tuple[int, ...]
+
+#: neutral layouts a ``ParamSpec`` may have; backends convert each to their framework's
+LAYOUTS = {
+    "vector": "(features,): biases, scales, statistics",
+    "dense": "(in, out): a Dense kernel (torch's Linear keeps (out, in))",
+    "conv": "(kh, kw, in, out): a Conv2D kernel, TF's HWIO (torch and ONNX keep (out, in, kh, kw))",
+}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One tensor: neutral name, shape, neutral ``layout`` (a key of ``LAYOUTS``), initialiser
+    (``glorot_uniform``, ``zeros``, ``ones``), whether the optimizer trains it (``False`` for
+    buffers such as BatchNorm's running statistics) and the fans of ``glorot_uniform``."""
+
+    name: str
+    shape: tuple[int, ...]
+    init: str = "zeros"
+    trainable: bool = True
+    fans: tuple[int, int] | None = None
+    layout: str = "vector"
+
+
+def hyper(default: Any, *, minimum: float | None = None, above: float | None = None,
+          maximum: float | None = None, below: float | None = None,
+          choices: tuple[Any, ...] = (), help: str = "") -> Any:
+    """A layer hyper-parameter: a dataclass field whose value ``Layer.validate`` checks by the
+    default's type (an integer, a number, a string or a flag) and the bounds given here
+    (``minimum``/``maximum`` inclusive, ``above``/``below`` exclusive)."""
+    return field(default=default, metadata={"hyper": True, "minimum": minimum, "above": above,
+                                            "maximum": maximum, "below": below, "choices": choices,
+                                            "help": help})
+
+
+def image_shape(shape: Shape) -> Shape:
+    """``(H, W)`` images count as ``(H, W, 1)``."""
+    return (*shape, 1) if len(shape) == 2 else shape
+
+
+def require_image(shape: Shape, before: str = "Flatten") -> tuple[int, int, int]:
+    """``(H, W, C)`` of an image input, or the ``ValueError`` for a flat one."""
+    if len(shape) not in (2, 3):
+        raise ValueError(f"needs an image (H, W, C), got shape {shape}|put it before {before}")
+    h, w, c = image_shape(shape)
+    return h, w, c
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer of a ``ModelSpec``. ``name`` is the prefix of its parameters (given, or numbered
+    from ``prefix`` by the spec: ``fc1``; inside a ``Residual`` ``res1.conv1``)."""
+
+    kind: ClassVar[str] = ""
+    prefix: ClassVar[str] = ""  # the numbering prefix of layers with parameters
+    name: str = field(default="", kw_only=True)
+
+    # -- the spec ---------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check every ``hyper`` field's type and range; ``ValueError("what|fix")`` if wrong."""
+        if not isinstance(self.name, str):
+            raise ValueError(f"name must be a string, got {str(self.name)[:40]!r}|give it a name like 'fc9'")
+        for f in fields(self):
+            if f.metadata.get("hyper"):
+                check_hyper(f.name, getattr(self, f.name), f.default, f.metadata)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        """The shape this layer gives for an input of ``shape`` (batch axis excluded)."""
+        return shape
+
+    def params(self, shape: Shape) -> list[ParamSpec]:
+        """The parameters (and buffers) for input ``shape``, in the order Keras keeps them."""
+        return []
+
+    def children(self) -> tuple[Layer, ...]:
+        """Layers this one holds (a ``Residual``'s body); named and checked with the spec."""
+        return ()
+
+    def with_children(self, children: tuple[Layer, ...]) -> Layer:
+        """A copy holding ``children`` instead (the spec names them)."""
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"type": kind, ...the non-default fields}``: how files record the layer."""
+        out: dict[str, Any] = {"type": self.kind}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.default is not MISSING and value == f.default:
+                continue
+            out[f.name] = [c.to_dict() for c in value] if is_stack(value) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], build_stack) -> Layer:
+        """The layer of ``to_dict``'s ``values`` (without ``type``); ``build_stack(list)`` builds
+        nested stacks. Unknown arguments raise ``TypeError``."""
+        return cls(**values)
+
+    def renamed(self, name: str) -> Layer:
+        return replace(self, name=name)
+
+    # -- the NumPy reference and ONNX ----------------------------------------------------
+    def reference(self, shape: Shape, state: ReferenceState) -> ReferenceOp:
+        """The NumPy reference of this layer for input ``shape``: forward and backward."""
+        raise NotImplementedError(f"layer type {self.kind} has no NumPy reference")
+
+    def to_onnx(self, graph, x: str, shape: Shape) -> str:
+        """Add this layer's nodes to ``graph`` (an ``OnnxGraph``) reading tensor ``x``; return
+        the output's name. Images are NCHW inside the graph, flat activations (n, features)."""
+        raise NotImplementedError(f"layer type {self.kind} has no ONNX lowering")
+
+    @classmethod
+    def examples(cls) -> list[list[Layer]]:
+        """Small stacks (each a whole model: 28×28 in, 10 logits out) using this layer type;
+        the conformance suite trains each on every backend against the NumPy reference."""
+        return []
+
+
+def is_stack(value: Any) -> bool:
+    """Whether ``value`` is a tuple of layers (a nested stack)."""
+    return isinstance(value, tuple) and bool(value) and all(isinstance(v, Layer) for v in value)
+
+
+def check_hyper(name: str, value: Any, default: Any, meta: dict) -> None:
+    """The check ``Layer.validate`` makes of one ``hyper`` field."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False, got {str(value)[:40]!r}|pass {name}={default}")
+        return
+    if isinstance(default, str):
+        if value not in meta["choices"]:
+            allowed = " or ".join(repr(c) for c in meta["choices"])
+            raise ValueError(f"{name} must be {allowed}, got {str(value)[:40]!r}|use {name}={default!r}")
+        return
+    what = "an integer" if isinstance(default, int) else "a number"
+    if isinstance(default, int):
+        good_type = not isinstance(value, bool) and isinstance(value, (int, np.integer))
+    else:
+        good_type = (not isinstance(value, bool) and isinstance(value, (int, float, np.number))
+                     and math.isfinite(value))
+    low = meta["minimum"] if meta["minimum"] is not None else meta["above"]
+    high = meta["maximum"] if meta["maximum"] is not None else meta["below"]
+    in_range = good_type and not (
+        (meta["minimum"] is not None and value < meta["minimum"])
+        or (meta["above"] is not None and value <= meta["above"])
+        or (meta["maximum"] is not None and value > meta["maximum"])
+        or (meta["below"] is not None and value >= meta["below"]))
+    if in_range:
+        return
+    opening = "[" if meta["minimum"] is not None else "("
+    closing = "]" if meta["maximum"] is not None else ")"
+    if low is not None and high is not None:
+        bounds = f" in {opening}{low}, {high}{closing}"
+    elif low is not None:
+        bounds = f" {'≥' if opening == '[' else '>'} {low}"
+    elif high is not None:
+        bounds = f" {'≤' if closing == ']' else '<'} {high}"
+    else:
+        bounds = ""
+    # a number of the right type out of range reads "rate must be in [0, 1)"
+    wanted = (bounds.lstrip() if good_type and not isinstance(default, int) else f"{what}{bounds}")
+    raise ValueError(f"{name} must be {wanted}, got {str(value)[:40]!r}|pass {name}={default}")
+
+
+# -- the NumPy reference -------------------------------------------------------------------
+
+@dataclass
+class ReferenceState:
+    """What reference ops share: the parameters and gradients by neutral name, and the
+    generator dropout draws from."""
+
+    params: dict[str, np.ndarray]
+    grads: dict[str, np.ndarray]
+    rng: np.random.Generator
+
+
+class ReferenceOp:
+    """One layer's NumPy maths: ``forward`` keeps what ``backward`` needs, ``backward`` takes
+    the gradient of the output, fills ``state.grads`` and returns the gradient of the input."""
+
+    def __init__(self, layer: Layer, shape: Shape, state: ReferenceState):
+        self.layer, self.shape, self.state = layer, shape, state
+
+    def param(self, suffix: str) -> np.ndarray:
+        return self.state.params[f"{self.layer.name}.{suffix}"]
+
+    def set_grad(self, suffix: str, value: np.ndarray) -> None:
+        self.state.grads[f"{self.layer.name}.{suffix}"] = value
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        return x
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return dy
+
+
+def float64_sum(x: np.ndarray, axis) -> np.ndarray:
+    """A float32 sum accumulated in float64 (long reductions across axes)."""
+    return x.sum(axis=axis, dtype=np.float64).astype(np.float32)
+
+
+def as_image(x: np.ndarray) -> np.ndarray:
+    """``(N, H, W)`` batches get their channel axis."""
+    return x[..., None] if x.ndim == 3 else x

@@ -1,0 +1,309 @@
+"""Architectures as data: a ``ModelSpec`` is a stack of layers that every backend builds.
+
+The layer types are registered by plugins (``fmnist layers`` lists them; the built-ins are in
+``fmnist_core.spec.layers``). Shapes are inferred from the dataset's image shape; the last layer
+must give one logit per class.
+
+The neutral layout, what safetensors files hold and what every backend reads and writes
+(float32, channels-last):
+
+* activations are ``(N, H, W, C)``; the dataset's ``(N, 28, 28)`` images are ``C = 1``; a
+  ``Flatten`` of ``(H, W, C)`` reads in that order (TF/Keras order; torch permutes first);
+* each tensor has a layout declared by the layer that owns it (``ParamSpec.layout``):
+  ``dense`` ``(in, out)``, ``conv`` ``(kh, kw, in, out)``, ``vector``; see each layer's docstring;
+* names are ``fc1, fc2, …`` for Dense, ``conv1, …`` for Conv2D, ``bn1, …`` for BatchNorm,
+  ``res1, …`` for Residual (whose layers are named inside it: ``res1.conv1.weight``), unless a
+  layer is given a ``name``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..data.spec import IMAGE_SHAPE
+from ..errors import ConfigError, WeightsError
+from ..labels import NUM_CLASSES
+from .layer import Layer, ParamSpec, Shape
+
+MAX_DEPTH = 16
+"""How deeply layers may nest (a Residual in a Residual …): deeper is an error, not a crash."""
+MAX_LAYERS = 2000
+"""The most layers one spec may hold, nested ones included."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A model's training hyper-parameters, used unless the user overrides them."""
+
+    epochs: int = 5
+    batch_size: int = 64
+    learning_rate: float = 0.1
+    optimizer: Any = "sgd"  # a name or an ``fmnist_core.Optimizer``
+    schedule: Any = "constant"  # a name or an ``fmnist_core.Schedule``
+
+
+ARTICLE_RECIPE = Recipe()
+
+
+class ModelSpec:
+    """A named architecture: a stack of layers, validated and shaped from the input.
+
+    ``ModelSpec("mine", [Conv2D(16, 3), ReLU(), GlobalAvgPool(), Dense(10)])`` trains on every
+    backend. Raises ``ConfigError`` naming the layer when the stack cannot work.
+    """
+
+    def __init__(self, name: str, layers: list[Layer] | tuple[Layer, ...], description: str = "",
+                 recipe: Recipe | None = None, input_shape: Shape = IMAGE_SHAPE, num_classes: int = NUM_CLASSES):
+        self.name, self.description = name, description
+        self.recipe = recipe or ARTICLE_RECIPE
+        self.input_shape, self.num_classes = tuple(input_shape), num_classes
+        if not isinstance(layers, (list, tuple)) or not layers:
+            raise ConfigError(f"model {self.name!r} has no layers", fix="give at least one Dense layer")
+        self.layers = _named(self.name, tuple(layers), "", 1, [0])
+        self.shapes_between = self._infer_shapes()
+        self.params = tuple(p for layer, shape in self.stack() for p in layer.params(shape))
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ConfigError(f"model {self.name!r} has two layers named alike ({', '.join(twice)})",
+                              fix="give each layer its own name")
+
+    def _infer_shapes(self) -> list[Shape]:
+        shapes = [self.input_shape]
+        for index, layer in enumerate(self.layers):
+            shapes.append(_output_shape(self.name, f"layer {index + 1}", layer, shapes[-1]))
+        if shapes[-1] != (self.num_classes,):
+            raise ConfigError(f"model {self.name!r} ends in shape {shapes[-1]}, not one logit per class "
+                              f"({self.num_classes},)", fix=f"end with Dense({self.num_classes})")
+        return shapes
+
+    # -- what backends and files need ---------------------------------------------------
+    def stack(self) -> list[tuple[Layer, Shape]]:
+        """The top-level layers, each with the shape of its input."""
+        return list(zip(self.layers, self.shapes_between, strict=False))
+
+    def walk(self) -> Iterator[Layer]:
+        """Every layer, nested ones included, depth first."""
+        def visit(layers):
+            for layer in layers:
+                yield layer
+                yield from visit(layer.children())
+
+        yield from visit(self.layers)
+
+    def kinds(self) -> set[str]:
+        """The layer types this spec uses, nested ones included."""
+        return {layer.kind for layer in self.walk()}
+
+    @property
+    def output_shapes(self) -> list[Shape]:
+        return self.shapes_between[1:]
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every parameter and buffer by neutral name."""
+        return {p.name: p.shape for p in self.params}
+
+    def param_specs(self) -> dict[str, ParamSpec]:
+        """Every parameter and buffer's ``ParamSpec`` by neutral name."""
+        return {p.name: p for p in self.params}
+
+    def trainable(self) -> list[str]:
+        """Names of the parameters the optimizer updates, in order."""
+        return [p.name for p in self.params if p.trainable]
+
+    def count_params(self) -> int:
+        """Number of trainable values."""
+        return sum(math.prod(p.shape) for p in self.params if p.trainable)
+
+    def has(self, kind: str) -> bool:
+        """Whether any layer (nested ones included) is of type ``kind``."""
+        return kind in self.kinds()
+
+    def is_two_layer_perceptron(self) -> bool:
+        """Exactly Flatten, Dense, ReLU, Dense (the article's shape): engines' fused fast paths
+        recognise it."""
+        return [layer.kind for layer in self.layers] == ["Flatten", "Dense", "ReLU", "Dense"]
+
+    def is_mlp(self) -> bool:
+        """Deprecated name of ``is_two_layer_perceptron``."""
+        import warnings
+
+        warnings.warn("ModelSpec.is_mlp() is now is_two_layer_perceptron()", DeprecationWarning, stacklevel=2)
+        return self.is_two_layer_perceptron()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "layers": [layer.to_dict() for layer in self.layers]}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelSpec:
+        """The inverse of ``to_dict`` (weight files and ``--model FILE.json`` hold this).
+
+        Anything that is not such a description, at any depth, is a ``ConfigError`` naming the
+        place, checked before any array is allocated (``check_budget`` bounds the sizes).
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("layers", []), list):
+            raise ConfigError(f"a recorded architecture must be {{'name': …, 'layers': [...]}}, got {str(data)[:80]}",
+                              fix="save the weights again with fmnist")
+        name = data.get("name", "custom")
+        if not isinstance(name, str):
+            raise ConfigError(f"a recorded architecture's name must be a string, got {str(name)[:40]!r}",
+                              fix="save the weights again with fmnist")
+        return cls(name, _layers_from(name, data.get("layers", []), "", 1, [0]))
+
+    def init_params(self, seed: int) -> dict[str, np.ndarray]:
+        """Initial parameters and buffers from ``seed``, identical on every backend and machine."""
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x466D6E]))
+        params = {}
+        for spec in self.params:
+            if spec.init == "glorot_uniform":
+                fan_in, fan_out = spec.fans or (spec.shape[0], spec.shape[-1])
+                limit = np.sqrt(6.0 / (fan_in + fan_out))
+                params[spec.name] = rng.uniform(-limit, limit, spec.shape).astype(np.float32)
+            elif spec.init in ("zeros", "ones"):
+                params[spec.name] = np.full(spec.shape, 1.0 if spec.init == "ones" else 0.0, dtype=np.float32)
+            else:
+                raise ValueError(f"unknown initialiser {spec.init!r} for {spec.name}")
+        return params
+
+    def check_params(self, params: dict[str, np.ndarray], source: str = "weights") -> dict[str, np.ndarray]:
+        """Validate names and shapes; return float32 contiguous copies. Raises WeightsError."""
+        expected = self.shapes()
+        missing = [name for name in expected if name not in params]
+        extra = sorted(set(params) - set(expected))
+        if missing or extra:
+            raise WeightsError(
+                f"{source} do not fit model {self.name!r}: "
+                + (f"missing {', '.join(missing)}" if missing else "")
+                + ("; " if missing and extra else "")
+                + (f"unexpected {', '.join(extra)}" if extra else ""),
+                fix=f"load weights saved for {self.name!r}, or pass the model they were made for",
+            )
+        checked = {}
+        for name, shape in expected.items():
+            array = np.asarray(params[name])
+            if tuple(array.shape) != shape:
+                raise WeightsError(
+                    f"{source}: {name} has shape {tuple(array.shape)}, model {self.name!r} "
+                    f"expects {shape}",
+                    fix="load weights of the same architecture",
+                )
+            checked[name] = np.ascontiguousarray(array, dtype=np.float32)
+        return checked
+
+    def summary(self) -> str:
+        """One line per top-level layer: kind, name, output shape, parameter count."""
+        lines = []
+        for index, (layer, shape) in enumerate(self.stack()):
+            count = sum(math.prod(p.shape) for p in layer.params(shape) if p.trainable)
+            lines.append(f"{layer.kind:<14}{layer.name:<8}{str(self.shapes_between[index + 1]):<16}{count}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"ModelSpec({self.name!r}, {self.count_params()} parameters, {len(self.layers)} layers)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelSpec) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+def _named(model: str, layers: tuple, parent: str, depth: int, count: list[int]) -> tuple[Layer, ...]:
+    """``layers`` checked, with their names given (``prefix`` numbered per stack, children
+    prefixed with their parent's name); ``count`` counts every layer against ``MAX_LAYERS``."""
+    from .. import plugins
+
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"model {model!r} nests layers more than {MAX_DEPTH} deep",
+                          fix="flatten the architecture")
+    counts: dict[str, int] = {}
+    named = []
+    for index, layer in enumerate(layers):
+        where = f"model {model!r}, {parent + ' ' if parent else ''}layer {index + 1}"
+        count[0] += 1
+        if count[0] > MAX_LAYERS:
+            raise ConfigError(f"model {model!r} has more than {MAX_LAYERS} layers", fix="use fewer layers")
+        if not isinstance(layer, Layer):
+            raise ConfigError(f"{where} is {str(layer)[:60]!r}, not a layer",
+                              fix=f"use one of {', '.join(sorted(plugins.layer_types()))}")
+        try:
+            layer.validate()
+        except ValueError as exc:
+            message, _, fix = str(exc).partition("|")
+            raise ConfigError(f"{where} ({layer.kind}): {message}", fix=fix or "change the layer") from None
+        if layer.prefix:
+            counts[layer.prefix] = counts.get(layer.prefix, 0) + 1
+            layer = layer.renamed(_inside(parent, layer.name or f"{layer.prefix}{counts[layer.prefix]}"))
+        elif layer.name and parent:
+            layer = layer.renamed(_inside(parent, layer.name))
+        children = layer.children()
+        if children:
+            layer = layer.with_children(_named(model, children, layer.name or f"{parent}{layer.kind}",
+                                               depth + 1, count))
+        named.append(layer)
+    return tuple(named)
+
+
+def _inside(parent: str, name: str) -> str:
+    """The full name of a layer called ``name`` inside ``parent`` (a name already inside it, as
+    when a named spec's layers are reused, stays)."""
+    if not parent or name.startswith(f"{parent}."):
+        return name
+    return f"{parent}.{name}"
+
+
+def _output_shape(model: str, where: str, layer: Layer, shape: Shape) -> Shape:
+    """``layer.output_shape(shape)``, its children's shapes checked first so that an error names
+    the innermost layer; a ``ValueError("what|fix")`` becomes a ``ConfigError``."""
+    inner = shape
+    for index, child in enumerate(layer.children()):
+        inner = _output_shape(model, f"{where} ({layer.kind} {layer.name}), layer {index + 1}", child, inner)
+    try:
+        out = layer.output_shape(shape)
+    except ValueError as exc:
+        message, _, fix = str(exc).partition("|")
+        raise ConfigError(f"model {model!r}, {where} ({layer.kind} {layer.name}): {message}",
+                          fix=fix or "change the layer") from None
+    if any(size < 1 for size in out):
+        raise ConfigError(f"model {model!r}, {where} ({layer.kind}) leaves nothing: shape {out}",
+                          fix="use fewer pooling or strided layers")
+    return out
+
+
+def _layers_from(model: str, items: Any, where: str, depth: int, count: list[int]) -> tuple[Layer, ...]:
+    """Layers from their ``to_dict`` descriptions, recursively, bounded in depth and count."""
+    from .. import plugins
+
+    known = plugins.layer_types()
+    if not isinstance(items, list):
+        raise ConfigError(f"model {model!r}{where}: layers must be a list, got {str(items)[:60]}",
+                          fix="save the weights again with fmnist")
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"model {model!r} nests layers more than {MAX_DEPTH} deep",
+                          fix="flatten the architecture")
+    layers = []
+    for index, item in enumerate(items):
+        place = f"{where}, layer {index + 1}" if where else f", layer {index + 1}"
+        count[0] += 1
+        if count[0] > MAX_LAYERS:
+            raise ConfigError(f"model {model!r} has more than {MAX_LAYERS} layers", fix="use fewer layers")
+        if not isinstance(item, dict):
+            raise ConfigError(f"model {model!r}{place}: {str(item)[:60]!r} is not a layer description",
+                              fix="save the weights again with fmnist")
+        values = dict(item)
+        kind = values.pop("type", None)
+        if not isinstance(kind, str) or kind not in known:
+            raise ConfigError(f"model {model!r}{place}: unknown layer type {str(kind)[:60]!r}",
+                              fix=f"use one of {', '.join(sorted(known))}, or install the plugin that provides it")
+        try:
+            layers.append(known[kind].from_dict(
+                values, lambda sub, p=place, k=kind: _layers_from(model, sub, f"{p} ({k})", depth + 1, count)))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"model {model!r}{place} ({kind}): {str(exc)[:200]}",
+                              fix="check the layer's arguments") from None
+    return tuple(layers)

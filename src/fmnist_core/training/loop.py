@@ -1,0 +1,96 @@
+"""The training loop, written once for every backend: epochs, the seeded order, blocks of steps
+handed to the engine, the optimizer's per-step scalars, progress, callbacks, checkpoints, and
+what happens when the loss diverges."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..engine.batching import batch_count, epoch_blocks, epoch_permutation
+from ..errors import TrainingError
+from .callbacks import Callback
+from .metrics import EpochRecord, History, ProgressRecord
+
+if TYPE_CHECKING:
+    from ..engine.backend import Engine
+    from .trainer import Trainer
+
+
+def fit(trainer: Trainer, callbacks: list[Callback], checkpoint_dir: str | os.PathLike | None) -> History:
+    """Train ``trainer`` from its next epoch to ``trainer.epochs``; see ``Trainer.fit``."""
+    train, validation = trainer.splits()
+    engine = trainer.attached_engine()
+    trainer.stop_training = False
+    batches = batch_count(len(train), trainer.batch_size)
+    for cb in callbacks:
+        cb.on_train_begin(trainer)
+    for epoch in range(trainer.epochs_done, trainer.epochs):
+        for cb in callbacks:
+            cb.on_epoch_begin(trainer, epoch)
+        record = train_epoch(trainer, engine, epoch, len(train), batches, callbacks)
+        if validation is not None:
+            result = trainer.evaluate("validation")
+            record.val_loss, record.val_accuracy = result.loss, result.accuracy
+        if trainer.evaluate_each_epoch:
+            result = trainer.evaluate()
+            record.test_loss, record.test_accuracy = result.loss, result.accuracy
+        trainer.history.epochs.append(record)
+        trainer.epochs_done = epoch + 1
+        if checkpoint_dir is not None:
+            trainer.save_checkpoint(checkpoint_dir)
+        for cb in callbacks:
+            cb.on_epoch_end(trainer, record)
+        if trainer.stop_training:
+            break
+    for cb in callbacks:
+        cb.on_train_end(trainer, trainer.history)
+    return trainer.history
+
+
+def step_scalars(trainer: Trainer, epoch: int, first_step: int, steps: int) -> np.ndarray:
+    """The optimizer's per-step scalars (steps, columns) from step ``first_step`` of ``epoch``."""
+    per_epoch = batch_count(len(trainer.splits()[0]), trainer.batch_size)
+    at = epoch * per_epoch + first_step + np.arange(steps)
+    rates = trainer.schedule.rates(trainer.learning_rate, at, per_epoch, per_epoch * trainer.epochs)
+    return trainer.optimizer.step_scalars(rates, at + 1)
+
+
+def train_epoch(trainer: Trainer, engine: Engine, epoch: int, size: int, batches: int,
+                callbacks: list[Callback]) -> EpochRecord:
+    """One epoch in blocks of ``steps_per_execution`` steps; a non-finite loss puts the weights
+    and optimizer state back to where the epoch began and raises ``TrainingError``."""
+    order = epoch_permutation(trainer.seed, epoch, size)
+    snapshot = engine.get_params()
+    optimizer_snapshot = engine.optimizer_state()
+    loss_sum, correct, items, steps = 0.0, 0, 0, 0
+    started = time.perf_counter()
+    for block in epoch_blocks(order, trainer.batch_size, trainer.steps_per_execution):
+        result = engine.train_steps(block, step_scalars(trainer, epoch, steps, len(block)))
+        losses = np.asarray(result.losses, np.float64)
+        if not np.all(np.isfinite(losses)):
+            bad = steps + int(np.argmin(np.isfinite(losses))) + 1
+            engine.set_params(snapshot)
+            if optimizer_snapshot:
+                engine.set_optimizer_state(optimizer_snapshot)
+            raise TrainingError(
+                f"the loss became {losses[bad - steps - 1]} at epoch {epoch + 1}, "
+                f"batch {bad}; the weights are back to where epoch {epoch + 1} began",
+                fix=f"lower the learning rate (now {trainer.learning_rate})")
+        hits = np.asarray(result.correct)
+        for row in range(len(block)):  # progress at every log_every-th batch, and at the end
+            loss_sum += losses[row] * block.shape[1]
+            correct += int(hits[row])
+            items += block.shape[1]
+            steps += 1
+            if steps % trainer.log_every == 0 or steps == batches:
+                progress = ProgressRecord(epoch, steps, items, loss_sum / items, correct / items,
+                                          float(losses[row]))
+                trainer.history.progress.append(progress)
+                for cb in callbacks:
+                    cb.on_progress(trainer, progress, batches)
+    seconds = time.perf_counter() - started
+    return EpochRecord(epoch, loss_sum / items, correct / items, seconds, steps, items)

@@ -1,0 +1,372 @@
+"""``Trainer``: the public API that trains, evaluates, saves, loads and predicts on any backend.
+
+The loop itself is ``fmnist_core.training.loop``; what files record, ``checkpoints``."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import plugins
+from ..data import IMAGE_SHAPE, Dataset, load_dataset
+from ..engine.backend import Backend, Engine, EngineConfig, chunked_logits, not_data_parallel
+from ..errors import BackendError, ConfigError
+from ..io.formats import read_weights, write_weights
+from ..io.weights import Weights, architecture_of
+from ..labels import LABELS
+from ..spec.model import ModelSpec
+from ..spec.optimizers import Optimizer, Schedule, as_optimizer, as_schedule
+from . import checkpoints, loop
+from .callbacks import Callback, PrintProgress, ProgressBar
+from .metrics import EvalResult, History, softmax
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's prediction."""
+
+    path: str
+    index: int
+    label: str
+    probabilities: tuple[float, ...]
+    error: str | None = None  # set, with index -1, for an unreadable image (on_error="skip")
+
+
+class Trainer:
+    """Train, evaluate, save and predict with one backend.
+
+    ``model`` is a registered recipe's name (``"mlp"``, the article's, or ``"cnn"``; ``fmnist
+    models`` lists them) or your own ``ModelSpec``; ``epochs``, ``batch_size``,
+    ``learning_rate``, ``optimizer`` and ``schedule`` left at ``None`` take the model's recipe.
+    ``optimizer``: ``"sgd"``, ``"adam"``, ``"adamw"`` or an ``Optimizer`` (momentum, Nesterov,
+    weight decay); ``schedule``: ``"constant"``, ``"step"``, ``"cosine"``, ``"onecycle"`` or a
+    ``Schedule``. ``backend=None`` picks the best installed backend. ``init="core"`` starts from
+    the core's seeded initial weights (identical on every backend); ``init="framework"`` uses
+    the framework's own initialiser. ``verbose``: 0 silent, 1 progress bar, 2 the article's lines,
+    ``"auto"`` a bar on a terminal and lines otherwise. ``steps_per_execution``: steps per engine
+    call (one host round trip each), independent of ``log_every``. Extra keyword arguments are
+    backend options (e.g. ``device="cuda"``, ``jit_compile=True``, ``keras_backend="torch"``).
+    """
+
+    def __init__(
+        self,
+        backend: str | None = None,
+        model: str | ModelSpec = "mlp",
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
+        seed: int = 0,
+        data_dir: str | os.PathLike | None = None,
+        *,
+        optimizer: str | Optimizer | dict | None = None,
+        schedule: str | Schedule | dict | None = None,
+        data: Dataset | None = None,
+        init: str = "core",
+        log_every: int = 100,
+        steps_per_execution: int = 100,
+        verbose: int | str = "auto",
+        callbacks: Sequence[Callback] = (),
+        evaluate_each_epoch: bool = False,
+        validation: int | float | None = None,
+        verify_checksums: bool = True,
+        **options: Any,
+    ):
+        for old, new in (("validate", "evaluate_each_epoch"), ("verify", "verify_checksums")):
+            if old in options:  # renamed in 0.2; the old names work for one release
+                import warnings
+
+                warnings.warn(f"Trainer({old}=...) is now {new}=...; {old} goes in fmnist 0.3",
+                              DeprecationWarning, stacklevel=2)
+                value = options.pop(old)
+                evaluate_each_epoch = value if old == "validate" else evaluate_each_epoch
+                verify_checksums = value if old == "verify" else verify_checksums
+        self.model = model if isinstance(model, ModelSpec) else plugins.get_model(model)
+        recipe = self.model.recipe
+        epochs = recipe.epochs if epochs is None else epochs
+        batch_size = recipe.batch_size if batch_size is None else batch_size
+        learning_rate = recipe.learning_rate if learning_rate is None else learning_rate
+        _check_int("epochs", epochs, 1)
+        _check_int("batch_size", batch_size, 1)
+        _check_int("log_every", log_every, 1)
+        _check_int("steps_per_execution", steps_per_execution, 1)
+        _check_int("seed", seed, 0)
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
+                or not math.isfinite(learning_rate) or learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be a positive number, got {learning_rate!r}",
+                              fix="use e.g. learning_rate=0.1")
+        if init not in ("core", "framework"):
+            raise ConfigError(f"init must be 'core' or 'framework', got {init!r}")
+        self.optimizer = as_optimizer(recipe.optimizer if optimizer is None else optimizer)
+        self.schedule = as_schedule(recipe.schedule if schedule is None else schedule)
+        self.backend: Backend = plugins.get_backend(backend)
+        self.options = self.backend.check_options(options)
+        self.rank, self.world_size = self.backend.worker_rank()
+        if self.world_size > 1 and not self.backend.trains_data_parallel:
+            raise not_data_parallel(self.backend.name, self.world_size)
+        if self.world_size > batch_size:
+            raise ConfigError(f"batch_size {batch_size} is smaller than the {self.world_size} workers",
+                              fix=f"pass batch_size={self.world_size} or more")
+        self._given_options = dict(options)  # recorded in run configs: the defaults may differ elsewhere
+        self.epochs, self.batch_size, self.learning_rate, self.seed = epochs, batch_size, float(learning_rate), seed
+        self.data_dir, self.init, self.log_every, self.verbose = data_dir, init, log_every, verbose
+        self.steps_per_execution = steps_per_execution
+        self.validation = validation or None
+        self._splits: tuple | None = None
+        self.callbacks, self.evaluate_each_epoch, self.verify_checksums = list(callbacks), evaluate_each_epoch, verify_checksums
+        self.history = History()
+        self.source_metadata: dict[str, str] = {}  # what the loaded weights file said
+        self.test_accuracy: float | None = None  # the last test evaluation, recorded in saved weights
+        self.epochs_done = 0  # epochs trained so far: the next fit() starts here
+        self.stop_training = False
+        self._data = data
+        self._engine: Engine | None = None
+        self._attached = False
+        self._start_params: dict[str, np.ndarray] | None = None
+
+    # -- configuration -------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """The hyper-parameters, as recorded in run folders and weight files."""
+        return {
+            "backend": self.backend.name, "model": self.model.name, "epochs": self.epochs,
+            "batch_size": self.batch_size, "learning_rate": self.learning_rate, "seed": self.seed,
+            "optimizer": self.optimizer.to_dict(), "schedule": self.schedule.to_dict(),
+            "init": self.init, "log_every": self.log_every, "steps_per_execution": self.steps_per_execution,
+            "validation": self.validation, "workers": self.world_size,
+            "options": {k: v for k, v in self._given_options.items() if isinstance(v, (str, int, float, bool))},
+            **({"device": self._engine.device} if self._engine is not None else {}),
+        }
+
+    @property
+    def data(self) -> Dataset:
+        """The dataset, found, verified and loaded on first use."""
+        if self._data is None:
+            self._data = load_dataset(self.data_dir, verify=self.verify_checksums)
+        return self._data
+
+    def splits(self) -> tuple:
+        """(training split, validation split or None): the validation samples are carved out of
+        the training set (stratified, the same for every run) when ``validation`` is set."""
+        if self._splits is None:
+            train = self.data.train
+            if self.validation is None:
+                self._splits = (train, None)
+            else:
+                from ..data import validation_indices
+
+                kept, held = validation_indices(train.labels, self.validation)
+                self._splits = (train.take(kept), train.take(held))
+        return self._splits
+
+    @property
+    def engine(self) -> Engine:
+        """The backend's engine (model, optimizer, device), built on first use."""
+        if self._engine is None:
+            if self._start_params is not None:
+                initial = self._start_params
+            elif self.init == "core":
+                initial = self.model.init_params(self.seed)
+            else:
+                initial = None
+            self._engine = self.backend.create_engine(EngineConfig(
+                model=self.model, seed=self.seed, optimizer=self.optimizer,
+                initial_params=initial, options=dict(self.options), rank=self.rank, world_size=self.world_size))
+        return self._engine
+
+    def attached_engine(self) -> Engine:
+        """The engine, holding the training split (attached once)."""
+        engine = self.engine
+        if not self._attached:
+            train = self.splits()[0]
+            engine.attach(train.images, train.labels)
+            self._attached = True
+        return engine
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """A copy of the current parameters in the neutral layout."""
+        return self.engine.get_params()
+
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        """Replace the parameters (neutral layout); shapes are checked against the model."""
+        checked = self.model.check_params(params)
+        if self._engine is None:
+            self._start_params = checked
+        else:
+            self._engine.set_params(checked)
+
+    # -- training -----------------------------------------------------------------------
+    def _default_callbacks(self) -> list[Callback]:
+        verbose = self.verbose if self.rank == 0 else 0  # data-parallel: only rank 0 reports
+        if verbose == "auto":
+            verbose = 1 if sys.stderr.isatty() else 2
+        return {0: [], 1: [ProgressBar()], 2: [PrintProgress()]}.get(int(verbose), [])
+
+    def fit(self, epochs: int | None = None, *, checkpoint_dir: str | os.PathLike | None = None) -> History:
+        """Train until ``epochs`` (default: the constructor's) and return the ``History``.
+
+        With ``checkpoint_dir`` a checkpoint (weights, optimizer state, epoch, history) is
+        written atomically after each epoch; ``Trainer.resume`` continues from it.
+        """
+        if not self.backend.trains:
+            trainers = sorted(n for n, b in plugins.backends().items() if b.trains and b.unavailable_reason() is None)
+            raise BackendError(f"backend {self.backend.name!r} runs inference only and cannot train",
+                               fix=f"train with one of {', '.join(trainers)}, then export or load the weights here")
+        if epochs is not None:
+            _check_int("epochs", epochs, 1)
+            self.epochs = epochs
+        return loop.fit(self, self._default_callbacks() + self.callbacks, checkpoint_dir)
+
+    def step_scalars(self, epoch: int, first_step: int, steps: int) -> np.ndarray:
+        """The optimizer's per-step scalars (steps, columns) from step ``first_step`` of ``epoch``."""
+        return loop.step_scalars(self, epoch, first_step, steps)
+
+    # -- evaluation and prediction ---------------------------------------------------------
+    def evaluate(self, split: str = "test") -> EvalResult:
+        """Mean per-sample loss, accuracy and confusion matrix on ``split``: "test", "train" or
+        "validation" (the held-out part of the training set, with ``validation=``)."""
+        if split not in ("test", "train", "validation"):
+            raise ConfigError(f"split must be 'test', 'train' or 'validation', got {split!r}")
+        if split == "validation":
+            data = self.splits()[1]
+            if data is None:
+                raise ConfigError("no validation split: this trainer was made without validation=",
+                                  fix="pass validation=5000 (or a fraction) to Trainer")
+        else:
+            data = getattr(self.data, split)
+        result = EvalResult.from_logits(chunked_logits(self.engine, data.images), data.labels)
+        if split == "test":
+            self.test_accuracy = result.accuracy  # recorded in saved weights (fmnist serve shows it)
+        return result
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Logits of uint8 images (n, 28, 28)."""
+        images = np.asarray(images)
+        if images.ndim == 2:
+            images = images[None]
+        if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
+            raise ConfigError(f"images must be uint8 of shape (n, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}), "
+                              f"got {images.dtype} {images.shape}",
+                              fix="use fmnist_core.load_image to convert image files")
+        return chunked_logits(self.engine, images)
+
+    def predict(self, inputs: Iterable[str | os.PathLike] | str | os.PathLike | np.ndarray,
+                output: str = "labels", *, on_error: str = "raise", max_pixels: int | None = None) -> list:
+        """Predict image files, folders of images, or a uint8 array (n, 28, 28).
+
+        ``output``: "labels" (names), "indices", "probabilities" (lists of 10 floats) or
+        "predictions" (``Prediction`` objects with path, index, label and probabilities).
+        ``on_error="skip"`` keeps going past unreadable images: their place in the result holds
+        ``None`` (a ``Prediction`` with ``error`` set, for "predictions"); the default raises
+        ``ImageError``. ``max_pixels`` limits an image's declared size (default
+        ``fmnist_core.data.images.MAX_PIXELS``).
+        """
+        from ..data.images import collect_image_paths, read_images
+
+        if output not in ("labels", "indices", "probabilities", "predictions"):
+            raise ConfigError(f"output must be labels, indices, probabilities or predictions, got {output!r}")
+        bad = []
+        if isinstance(inputs, np.ndarray):
+            images = inputs[None] if inputs.ndim == 2 else inputs
+            paths = [f"<array {i}>" for i in range(len(images))]
+            order = paths
+        else:
+            if isinstance(inputs, (str, os.PathLike)):
+                inputs = [inputs]
+            listed = collect_image_paths(inputs)
+            order = [str(p) for p in listed]
+            found, images, bad = read_images(listed, max_pixels=max_pixels, on_error=on_error)
+            paths = [str(p) for p in found]
+        results = dict(zip(paths, self._predict_array(images, paths, output), strict=True)) if len(images) else {}
+        for item in bad:
+            results[str(item.path)] = (Prediction(str(item.path), -1, "", (), item.error)
+                                       if output == "predictions" else None)
+        return [results[path] for path in order]
+
+    def _predict_array(self, images: np.ndarray, paths: list[str], output: str) -> list:
+        logits = self.logits(images)
+        indices = logits.argmax(axis=1)
+        if output == "indices":
+            return [int(i) for i in indices]
+        if output == "labels":
+            return [LABELS[i] for i in indices]
+        probs = softmax(logits)
+        if output == "probabilities":
+            return [[float(p) for p in row] for row in probs]
+        return [Prediction(path, int(i), LABELS[i], tuple(float(p) for p in row))
+                for path, i, row in zip(paths, indices, probs, strict=True)]
+
+    # -- saving and loading ---------------------------------------------------------------
+    def save(self, path: str | os.PathLike, format: str | None = None) -> Path:
+        """Save the weights atomically; the format follows the suffix (default: safetensors).
+        Data-parallel, only rank 0 writes (every worker holds the same weights)."""
+        weights = checkpoints.weights_of(self)
+        if self.rank == 0:
+            write_weights(path, weights, format)
+        return Path(path)
+
+    def export(self, path: str | os.PathLike, format: str = "onnx") -> Path:
+        """Export for serving without any framework: ``format="onnx"`` writes an ONNX model
+        (uint8 images in; logits, probabilities, class_index out), needing only ``onnx``."""
+        return self.save(path, format=format)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backend: str | None = None, *, format: str | None = None,
+             **overrides: Any) -> Trainer:
+        """A trainer holding the weights in ``path``, in any format an installed plugin reads.
+
+        The backend recorded in the file is used unless ``backend`` is given (or it is not
+        installed, then the best installed one is). ``fit()`` then trains further from these
+        weights; to continue an interrupted run where it stopped, use ``Trainer.resume``.
+        """
+        weights = read_weights(path, format)
+        config = checkpoints.recorded_config(weights)
+        if backend is None:
+            recorded = config.get("backend") or weights.metadata.get("backend")
+            usable = plugins.backends()
+            if recorded in usable and usable[recorded].unavailable_reason() is None:
+                backend = recorded
+        trainer = cls._from_weights(weights, backend, config, str(path),
+                                    with_options=backend in (None, config.get("backend")), overrides=overrides)
+        trainer.source_metadata = dict(weights.metadata)
+        return trainer
+
+    def save_checkpoint(self, folder: str | os.PathLike) -> Path:
+        """Write weights, optimizer state, epoch and history to ``folder`` atomically."""
+        return checkpoints.write_checkpoint(self, folder)
+
+    @classmethod
+    def resume(cls, folder: str | os.PathLike, **overrides: Any) -> Trainer:
+        """A trainer that continues the run checkpointed in ``folder``; call ``fit()`` next."""
+        weights, optimizer, history, epochs_done = checkpoints.read_checkpoint(folder)
+        config = checkpoints.recorded_config(weights)
+        trainer = cls._from_weights(weights, config.get("backend"), config, str(folder), with_options=True,
+                                    overrides=overrides)
+        trainer.history, trainer.epochs_done = history, epochs_done
+        if optimizer:
+            trainer.engine.set_optimizer_state(optimizer)
+        return trainer
+
+    @classmethod
+    def _from_weights(cls, weights: Weights, backend: str | None, config: dict, source: str, *,
+                      with_options: bool, overrides: dict[str, Any]) -> Trainer:
+        kwargs = {**checkpoints.recorded_arguments(config, with_options), **overrides}
+        trainer = cls(backend=backend, model=architecture_of(weights), **kwargs)
+        trainer.set_params(trainer.model.check_params(weights.params, source=source))
+        return trainer
+
+    def __repr__(self) -> str:
+        return (f"Trainer(backend={self.backend.name!r}, model={self.model.name!r}, epochs={self.epochs}, "
+                f"batch_size={self.batch_size}, learning_rate={self.learning_rate}, seed={self.seed})")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer ≥ {minimum}, got {value!r}",
+                          fix=f"pass {name}={max(minimum, 1)} or more")
