@@ -119,3 +119,8 @@ def dropout(layer, x, shape, ctx):
 @LOWERINGS.layer("GlobalAvgPool")
 def global_avg_pool(layer, x, shape, ctx):
     return ctx.keras.layers.GlobalAveragePooling2D()(x)
+
+
+@LOWERINGS.layer("AvgPool2D")
+def avg_pool(layer, x, shape, ctx):
+    return ctx.keras.layers.AveragePooling2D(layer.pool, strides=layer.step)(x)

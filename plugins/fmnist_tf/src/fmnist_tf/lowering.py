@@ -97,3 +97,8 @@ def synchronized_moments(x, axes):
     channels = tf.shape(x)[-1]
     mean = sums[:channels] / sums[-1]
     return mean, tf.maximum(sums[channels : 2 * channels] / sums[-1] - tf.square(mean), 0.0)
+
+
+@LOWERINGS.layer("AvgPool2D")
+def avg_pool(layer, x, shape, ctx):
+    return tf.nn.avg_pool2d(image(x), layer.pool, layer.step, "VALID")

@@ -216,3 +216,8 @@ class SeededDropout(nn.Module):
 @LOWERINGS.layer("Dropout")
 def dropout(layer, shape, ctx):
     return SeededDropout(layer.rate, ctx.seed * 1000 + ctx.index, ctx.device)
+
+
+@LOWERINGS.layer("AvgPool2D")
+def avg_pool(layer, shape, ctx):
+    return nn.AvgPool2d(layer.pool, layer.step)

@@ -1,4 +1,5 @@
-"""Pooling: ``MaxPool2D`` over square windows and ``GlobalAvgPool`` over the whole image."""
+"""Pooling: ``MaxPool2D`` and ``AvgPool2D`` over square windows, ``GlobalAvgPool`` over the whole
+image."""
 
 from __future__ import annotations
 
@@ -69,6 +70,45 @@ class _MaxPoolReference(ReferenceOp):
         for i in range(p):
             for j in range(p):
                 dx[:, i : i + s * ho : s, j : j + s * wo : s, :] += dy * (self.arg == i * p + j)
+        return dx
+
+
+@dataclass(frozen=True)
+class AvgPool2D(WindowPool):
+    """The mean of each window."""
+
+    kind: ClassVar[str] = "AvgPool2D"
+
+    def reference(self, shape, state):
+        return _AvgPoolReference(self, shape, state)
+
+    def to_onnx(self, graph, x, shape):
+        return graph.node("AveragePool", [x], kernel_shape=[self.pool] * 2, strides=[self.step] * 2)
+
+    @classmethod
+    def examples(cls):
+        from .activation import ReLU
+        from .conv import Conv2D
+        from .dense import Dense
+        from .flatten import Flatten
+
+        return [[Conv2D(4, 3), AvgPool2D(2), ReLU(), AvgPool2D(3, stride=2), Flatten(), Dense(NUM_CLASSES)]]
+
+
+class _AvgPoolReference(ReferenceOp):
+    def forward(self, x, training):
+        x = as_image(x)
+        self.in_shape = x.shape
+        return windows(x, self.layer.pool, self.layer.step).mean(axis=(-2, -1), dtype=np.float32)
+
+    def backward(self, dy):
+        p, s = self.layer.pool, self.layer.step
+        _, ho, wo, _ = dy.shape
+        share = dy / np.float32(p * p)
+        dx = np.zeros(self.in_shape, np.float32)
+        for i in range(p):
+            for j in range(p):
+                dx[:, i : i + s * ho : s, j : j + s * wo : s, :] += share
         return dx
 
 
