@@ -124,3 +124,11 @@ def global_avg_pool(layer, x, shape, ctx):
 @LOWERINGS.layer("AvgPool2D")
 def avg_pool(layer, x, shape, ctx):
     return ctx.keras.layers.AveragePooling2D(layer.pool, strides=layer.step)(x)
+
+
+@LOWERINGS.layer("Residual")
+def residual(layer, x, shape, ctx):
+    y = ctx.run(layer.body, x, shape)
+    projection = layer.shortcut(shape)
+    shortcut = ctx.table.builder(projection)(projection, x, shape, ctx) if projection else x
+    return ctx.keras.layers.Add()([y, shortcut])

@@ -102,3 +102,12 @@ def synchronized_moments(x, axes):
 @LOWERINGS.layer("AvgPool2D")
 def avg_pool(layer, x, shape, ctx):
     return tf.nn.avg_pool2d(image(x), layer.pool, layer.step, "VALID")
+
+
+@LOWERINGS.layer("Residual")
+def residual(layer, x, shape, ctx):
+    y = ctx.run(layer.body, x, shape)
+    projection = layer.shortcut(shape)
+    if projection is not None:
+        return y + ctx.table.builder(projection)(projection, x, shape, ctx)
+    return y + (image(x) if len(y.shape) == 4 else x)

@@ -221,3 +221,28 @@ def dropout(layer, shape, ctx):
 @LOWERINGS.layer("AvgPool2D")
 def avg_pool(layer, shape, ctx):
     return nn.AvgPool2d(layer.pool, layer.step)
+
+
+class ResidualBlock(nn.Module):
+    """``body(x) + shortcut(x)``; the body's modules and the projection (``proj``) are children,
+    so their tensors are named ``res1.conv1.weight``, ``res1.proj.weight``."""
+
+    def __init__(self, body: OrderedDict, projection: nn.Module | None):
+        super().__init__()
+        for key, module in body.items():
+            self.add_module(key, module)
+        self.body = list(body)
+        self.proj = projection
+
+    def forward(self, x):
+        y = x
+        for key in self.body:
+            y = self._modules[key](y)
+        return y + (self.proj(x) if self.proj is not None else x)
+
+
+@LOWERINGS.layer("Residual")
+def residual(layer, shape, ctx):
+    body = build_children(layer.body, shape, ctx)
+    projection = layer.shortcut(shape)
+    return ResidualBlock(body, ctx.table.builder(projection)(projection, shape, ctx) if projection else None)
