@@ -11,14 +11,29 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["lint", "tests-core", "tests-torch", "tests-tf", "tests-keras", "tests-keras-torch",
-                        "tests-keras-jax", "tests-deploy", "tests-sweeps", "tests-gpu", "tests-parity"]
+nox.options.sessions = [
+    "lint",
+    "tests-core",
+    "tests-torch",
+    "tests-tf",
+    "tests-keras",
+    "tests-keras-torch",
+    "tests-keras-jax",
+    "tests-deploy",
+    "tests-sweeps",
+    "tests-gpu",
+    "tests-parity",
+]
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 DATA = Path("/usr/share/datasets/fashion-mnist")
-PLUGINS = {"torch": "plugins/fmnist_torch", "tf": "plugins/fmnist_tf", "keras": "plugins/fmnist_keras",
-           "onnx": "plugins/fmnist_onnx"}
+PLUGINS = {
+    "torch": "plugins/fmnist_torch",
+    "tf": "plugins/fmnist_tf",
+    "keras": "plugins/fmnist_keras",
+    "onnx": "plugins/fmnist_onnx",
+}
 
 
 def ensure_data(session: nox.Session) -> None:
@@ -26,22 +41,33 @@ def ensure_data(session: nox.Session) -> None:
     if (DATA / "t10k-labels-idx1-ubyte.gz").exists():
         return
     if shutil.which("apt-get") is None or os.geteuid() != 0:
-        session.error(f"Fashion-MNIST missing in {DATA}: run `apt-get install dataset-fashion-mnist` as root")
+        session.error(
+            f"Fashion-MNIST missing in {DATA}: run `apt-get install dataset-fashion-mnist` as root"
+        )
     session.run("apt-get", "update", "-q", external=True)
     session.run("apt-get", "install", "-y", "-q", "dataset-fashion-mnist", external=True)
 
 
 def pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None) -> None:
-    session.run("python", "-m", "pytest", *paths, *session.posargs,
-                env={"PYTHONDONTWRITEBYTECODE": "1", **(env or {})})
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        *paths,
+        *session.posargs,
+        env={"PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+    )
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over everything."""
-    session.install("ruff")
+    """ruff (lines ≤ 100, formatted) over everything; import-linter's contracts (pyproject.toml:
+    the core's folders are layers, nothing imports the CLI, no framework in the core)."""
+    session.install("ruff", "import-linter", "-e", ".")
     paths = [p for p in ("src", "plugins", "tests", "bench", "noxfile.py") if (ROOT / p).exists()]
     session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+    session.run("lint-imports")
 
 
 @nox.session(name="tests-core")
@@ -70,7 +96,7 @@ def tests_tf(session: nox.Session) -> None:
 
 @nox.session(name="tests-keras")
 def tests_keras(session: nox.Session) -> None:
-    """The Keras plugin on Keras' TensorFlow backend (fmnist-keras[tensorflow]: fmnist-tf's runtime)."""
+    """The Keras plugin on Keras' TensorFlow backend (fmnist-keras[tensorflow]: fmnist-tf)."""
     ensure_data(session)
     session.install("-e", ".[test]", "-e", PLUGINS["tf"], "-e", f"{PLUGINS['keras']}[tensorflow]")
     pytest(session, "tests/keras", env={"KERAS_BACKEND": "tensorflow"})
@@ -81,7 +107,11 @@ def tests_keras_torch(session: nox.Session) -> None:
     """The Keras plugin on Keras' torch backend (fmnist-keras[torch]), TensorFlow not installed."""
     ensure_data(session)
     session.install("-e", ".[test]", "-e", PLUGINS["torch"], "-e", f"{PLUGINS['keras']}[torch]")
-    session.run("python", "-c", "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is not None)")
+    session.run(
+        "python",
+        "-c",
+        "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is not None)",
+    )
     pytest(session, "tests/keras", env={"KERAS_BACKEND": "torch"})
 
 
@@ -90,7 +120,11 @@ def tests_keras_jax(session: nox.Session) -> None:
     """The Keras plugin on Keras' JAX backend (fmnist-keras[jax]), TensorFlow not installed."""
     ensure_data(session)
     session.install("-e", ".[test]", "-e", f"{PLUGINS['keras']}[jax]")
-    session.run("python", "-c", "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is not None)")
+    session.run(
+        "python",
+        "-c",
+        "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is not None)",
+    )
     pytest(session, "tests/keras", env={"KERAS_BACKEND": "jax"})
 
 
@@ -104,7 +138,8 @@ def tests_deploy(session: nox.Session) -> None:
 
 @nox.session(name="tests-sweeps")
 def tests_sweeps(session: nox.Session) -> None:
-    """Ray Tune sweeps on 2 CPUs and the tracking callbacks (read back with TensorBoard's and MLflow's readers)."""
+    """Ray Tune sweeps on 2 CPUs and the tracking callbacks (read back with TensorBoard's and
+    MLflow's readers)."""
     ensure_data(session)
     session.install("-e", ".[test,tune,tensorboard,mlflow]", "tensorboard")
     pytest(session, "tests/sweeps")
@@ -170,7 +205,8 @@ def build(session: nox.Session) -> None:
 
 @nox.session
 def main(session: nox.Session) -> None:
-    """The main job: install from the built wheels, train on the real data, evaluate, save, predict."""
+    """The main job: install from the built wheels, train on the real data, evaluate, save,
+    predict."""
     ensure_data(session)
     build(session)
     extra = session.posargs[0] if session.posargs else "torch"
@@ -183,4 +219,6 @@ def main(session: nox.Session) -> None:
     session.run("fmnist", "train", "--out", str(run))
     # images the job writes itself from the test set: a clone needs nothing beside it
     session.run("fmnist", "sample", str(run / "samples"), "--count", "10")
-    session.run("fmnist", "predict", "--weights", str(run / "weights.safetensors"), str(run / "samples"))
+    session.run(
+        "fmnist", "predict", "--weights", str(run / "weights.safetensors"), str(run / "samples")
+    )

@@ -25,13 +25,19 @@ def fmnist_run(backend: str, seed: int) -> dict:
     from fmnist_core import Trainer
 
     options = {"device": DEVICE} if backend.split("-")[0] in ("torch", "tf") else {}
-    if backend == "torch-cl":  # fmnist-torch-cl: channels-last convolutions (faster, leaves exact parity)
+    if (
+        backend == "torch-cl"
+    ):  # fmnist-torch-cl: channels-last convolutions (faster, leaves exact parity)
         backend, options = "torch", {**options, "channels_last": True}
     trainer = Trainer(backend=backend, model="cnn", seed=seed, verbose=0, epochs=EPOCHS, **options)
     started = time.perf_counter()
     history = trainer.fit()
     fit = time.perf_counter() - started
-    return {"fit_seconds": fit, "epoch_seconds": history.column("seconds"), "accuracy": trainer.evaluate().accuracy}
+    return {
+        "fit_seconds": fit,
+        "epoch_seconds": history.column("seconds"),
+        "accuracy": trainer.evaluate().accuracy,
+    }
 
 
 def torch_by_hand(seed: int) -> dict:
@@ -57,10 +63,14 @@ def torch_by_hand(seed: int) -> dict:
 
     device = torch.device(DEVICE)
     x_train, y_train = x_train.to(device), y_train.to(device)
-    model = nn.Sequential(*block(1, 16), *block(16, 32), nn.Flatten(), nn.Linear(32 * 49, 10)).to(device)
+    model = nn.Sequential(*block(1, 16), *block(16, 32), nn.Flatten(), nn.Linear(32 * 49, 10)).to(
+        device
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
     steps = recipe.epochs * -(-60000 // recipe.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.learning_rate, total_steps=steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=recipe.learning_rate, total_steps=steps
+    )
     started, seconds = time.perf_counter(), []
     for _ in range(recipe.epochs):
         epoch_start = time.perf_counter()
@@ -77,7 +87,9 @@ def torch_by_hand(seed: int) -> dict:
     fit = time.perf_counter() - started
     model.eval()
     with torch.no_grad():
-        logits = model(torch.from_numpy(data.test.images.copy()).unsqueeze(1).float().div_(255).to(device))
+        logits = model(
+            torch.from_numpy(data.test.images.copy()).unsqueeze(1).float().div_(255).to(device)
+        )
     accuracy = float((logits.argmax(1).cpu().numpy() == data.test.labels).mean())
     return {"fit_seconds": fit, "epoch_seconds": seconds, "accuracy": accuracy}
 
@@ -108,11 +120,17 @@ def keras_by_hand(seed: int) -> dict:
 
     class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         def __call__(self, step):
-            return keras.ops.take(keras.ops.convert_to_tensor(rates.astype("float32")), keras.ops.minimum(step, total - 1))
+            return keras.ops.take(
+                keras.ops.convert_to_tensor(rates.astype("float32")),
+                keras.ops.minimum(step, total - 1),
+            )
 
     model = build_model(spec, seed)
-    model.compile(optimizer=keras.optimizers.Adam(OneCycle()),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(OneCycle()),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     seconds = []
 
     class Timer(keras.callbacks.Callback):
@@ -123,11 +141,21 @@ def keras_by_hand(seed: int) -> dict:
             seconds.append(time.perf_counter() - self.start)
 
     started = time.perf_counter()
-    model.fit(data.train.images.astype("float32") / 255, data.train.labels.astype("int64"),
-              batch_size=recipe.batch_size, epochs=recipe.epochs, verbose=0, callbacks=[Timer()])
+    model.fit(
+        data.train.images.astype("float32") / 255,
+        data.train.labels.astype("int64"),
+        batch_size=recipe.batch_size,
+        epochs=recipe.epochs,
+        verbose=0,
+        callbacks=[Timer()],
+    )
     fit = time.perf_counter() - started
     logits = model.predict(data.test.images.astype("float32") / 255, verbose=0)
-    return {"fit_seconds": fit, "epoch_seconds": seconds, "accuracy": float((logits.argmax(1) == data.test.labels).mean())}
+    return {
+        "fit_seconds": fit,
+        "epoch_seconds": seconds,
+        "accuracy": float((logits.argmax(1) == data.test.labels).mean()),
+    }
 
 
 def child(name: str, seed: int) -> None:
@@ -136,18 +164,27 @@ def child(name: str, seed: int) -> None:
     elif name == "keras-fit":
         result = keras_by_hand(seed)
     else:
-        result = fmnist_run(name.removeprefix("fmnist-"), seed)  # fmnist-torch, fmnist-torch-cl, fmnist-tf…
+        result = fmnist_run(
+            name.removeprefix("fmnist-"), seed
+        )  # fmnist-torch, fmnist-torch-cl, fmnist-tf…
     print(json.dumps({"program": name, "seed": seed, **result}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--programs", nargs="+",
-                        default=["fmnist-torch", "torch-by-hand", "fmnist-tf", "fmnist-keras", "keras-fit"])
+    parser.add_argument(
+        "--programs",
+        nargs="+",
+        default=["fmnist-torch", "torch-by-hand", "fmnist-tf", "fmnist-keras", "keras-fit"],
+    )
     parser.add_argument("--child", nargs=2, metavar=("PROGRAM", "SEED"))
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (torch programs; the output names the card)")
-    parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (timing only)")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda (torch programs; the output names the card)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=0, help="override the recipe's epochs (timing only)"
+    )
     args = parser.parse_args()
     os.environ["FMNIST_BENCH_DEVICE"] = args.device
     if args.epochs:
@@ -162,10 +199,17 @@ def main() -> None:
     rows: dict[str, list[dict]] = {}
     for seed in args.seeds:
         for name in args.programs:
-            out = subprocess.run([sys.executable, __file__, "--child", name, str(seed)], capture_output=True, text=True,
-                                 env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", name, str(seed)],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+            )
             if out.returncode != 0:
-                print(f"{name} seed {seed} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+                print(
+                    f"{name} seed {seed} failed: {out.stderr.strip().splitlines()[-1:]}",
+                    file=sys.stderr,
+                )
                 continue
             record = json.loads(out.stdout.strip().splitlines()[-1])
             print(json.dumps(record), flush=True)
@@ -176,7 +220,10 @@ def main() -> None:
         steady = statistics.median(s for r in records for s in r["epoch_seconds"][1:])
         fit = statistics.median(r["fit_seconds"] for r in records)
         accuracy = statistics.mean(r["accuracy"] for r in records)
-        print(f"| {name} | {steady:.2f} | {fit:.1f} | {accuracy:.4f} | {' '.join(str(r['seed']) for r in records)} |")
+        print(
+            f"| {name} | {steady:.2f} | {fit:.1f} | {accuracy:.4f} | "
+            f"{' '.join(str(r['seed']) for r in records)} |"
+        )
 
 
 if __name__ == "__main__":

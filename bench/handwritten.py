@@ -21,7 +21,12 @@ def glorot(rng, fan_in, fan_out):
 
 def initial():
     rng = np.random.default_rng(0)
-    return glorot(rng, 784, 20), np.zeros(20, np.float32), glorot(rng, 20, 10), np.zeros(10, np.float32)
+    return (
+        glorot(rng, 784, 20),
+        np.zeros(20, np.float32),
+        glorot(rng, 20, 10),
+        np.zeros(10, np.float32),
+    )
 
 
 def orders(n):
@@ -62,11 +67,19 @@ def torch_loop(data):
             t0 = time.perf_counter()
             loss_sum, hits = torch.zeros(()), torch.zeros((), dtype=torch.int64)
             full = len(order) // BATCH * BATCH
-            chunks = [order[s : min(s + block * BATCH, full)].reshape(-1, BATCH) for s in range(0, full, block * BATCH)]
+            chunks = [
+                order[s : min(s + block * BATCH, full)].reshape(-1, BATCH)
+                for s in range(0, full, block * BATCH)
+            ]
             chunks.append(order[full:].reshape(1, -1))
             for chunk in chunks:
                 index = torch.from_numpy(chunk)
-                xs = images.index_select(0, index.reshape(-1)).to(torch.float32).div_(255.0).view(*index.shape, -1)
+                xs = (
+                    images.index_select(0, index.reshape(-1))
+                    .to(torch.float32)
+                    .div_(255.0)
+                    .view(*index.shape, -1)
+                )
                 ys = labels.index_select(0, index.reshape(-1)).view(index.shape)
                 one_hot = torch.nn.functional.one_hot(ys, 10).to(torch.float32)
                 seen = torch.empty(*index.shape, 10)
@@ -81,7 +94,9 @@ def torch_loop(data):
                     b2.sub_(grad.sum(dim=0), alpha=step_size)
                     w1.addmm_(grad_hidden.t(), x, alpha=-step_size)
                     b1.sub_(grad_hidden.sum(dim=0), alpha=step_size)
-                loss_sum += torch.nn.functional.cross_entropy(seen.view(-1, 10), ys.view(-1), reduction="sum")
+                loss_sum += torch.nn.functional.cross_entropy(
+                    seen.view(-1, 10), ys.view(-1), reduction="sum"
+                )
                 hits += (seen.argmax(2) == ys).sum()
             float(loss_sum), int(hits)  # the epoch's metrics, read once
             seconds.append(time.perf_counter() - t0)
@@ -103,7 +118,9 @@ def tf_loop(data, keras_model=False):
     if keras_model:
         import keras
 
-        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(20, activation="relu"), keras.layers.Dense(10)])
+        model = keras.Sequential(
+            [keras.Input((784,)), keras.layers.Dense(20, activation="relu"), keras.layers.Dense(10)]
+        )
         model.set_weights(list(initial()))
         optimizer = keras.optimizers.SGD(0.1)
         variables = model.trainable_variables
@@ -117,7 +134,10 @@ def tf_loop(data, keras_model=False):
         variables = [tf.Variable(a) for a in initial()]
 
         def forward(x):
-            return tf.matmul(tf.nn.relu(tf.matmul(x, variables[0]) + variables[1]), variables[2]) + variables[3]
+            return (
+                tf.matmul(tf.nn.relu(tf.matmul(x, variables[0]) + variables[1]), variables[2])
+                + variables[3]
+            )
 
         def update(grads):
             for v, g in zip(variables, grads, strict=True):
@@ -135,15 +155,19 @@ def tf_loop(data, keras_model=False):
                 loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
             update(tape.gradient(loss, variables))
             loss_sum += loss * tf.cast(tf.shape(rows)[0], tf.float32)
-            hits += tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32))
+            hits += tf.reduce_sum(
+                tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32)
+            )
         return loss_sum, hits
 
     seconds = []
     for order in orders(len(train_y)):
         t0 = time.perf_counter()
         full = len(order) // BATCH * BATCH
-        metrics = [epoch(tf.constant(order[:full].reshape(-1, BATCH), tf.int32)),
-                   epoch(tf.constant(order[full:].reshape(1, -1), tf.int32))]
+        metrics = [
+            epoch(tf.constant(order[:full].reshape(-1, BATCH), tf.int32)),
+            epoch(tf.constant(order[full:].reshape(1, -1), tf.int32)),
+        ]
         [(float(a), int(b)) for a, b in metrics]  # the epoch's metrics, read once
         seconds.append(time.perf_counter() - t0)
     logits = forward(tf.constant(np.asarray(test_x).reshape(-1, 784), tf.float32) / 255.0)

@@ -20,8 +20,17 @@ DATA = Path(os.environ.get("FMNIST_DATA_DIR", "/usr/share/datasets/fashion-mnist
 
 
 def report(epoch_seconds, train_seconds, accuracy, **extra):
-    print(json.dumps({"epoch_seconds": epoch_seconds, "train_seconds": train_seconds,
-                      "test_accuracy": float(accuracy), **extra}), flush=True)
+    print(
+        json.dumps(
+            {
+                "epoch_seconds": epoch_seconds,
+                "train_seconds": train_seconds,
+                "test_accuracy": float(accuracy),
+                **extra,
+            }
+        ),
+        flush=True,
+    )
 
 
 def arrays():
@@ -47,15 +56,21 @@ def article_torch():
             with gzip.open(gz) as src, open(raw / gz.stem, "wb") as dst:
                 shutil.copyfileobj(src, dst)
 
-    training_data = datasets.FashionMNIST(root=str(root), train=True, download=False, transform=ToTensor())
-    test_data = datasets.FashionMNIST(root=str(root), train=False, download=False, transform=ToTensor())
+    training_data = datasets.FashionMNIST(
+        root=str(root), train=True, download=False, transform=ToTensor()
+    )
+    test_data = datasets.FashionMNIST(
+        root=str(root), train=False, download=False, transform=ToTensor()
+    )
     train_dataloader = DataLoader(training_data, batch_size=BATCH, shuffle=True)
     test_dataloader = DataLoader(test_data, batch_size=BATCH, shuffle=True)
 
     class NeuralNetwork(nn.Module):
         def __init__(self):
             super().__init__()
-            self.sequence = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 20), nn.ReLU(), nn.Linear(20, 10))
+            self.sequence = nn.Sequential(
+                nn.Flatten(), nn.Linear(28 * 28, 20), nn.ReLU(), nn.Linear(20, 10)
+            )
 
         def forward(self, x):
             return self.sequence(x)
@@ -81,9 +96,12 @@ def article_torch():
             batch_loss = loss.item()
             current_item_count += len(X)
             if (batch_index + 1) % 100 == 0 or (batch_index + 1) == batch_count:
-                print(f"[Batch {batch_index + 1:>3d} - {current_item_count:>5d} items] "
-                      f"accuracy: {correct_item_count / current_item_count * 100:>0.1f}%, loss: {batch_loss:>7f}",
-                      file=sys.stderr)
+                print(
+                    f"[Batch {batch_index + 1:>3d} - {current_item_count:>5d} items] "
+                    f"accuracy: {correct_item_count / current_item_count * 100:>0.1f}%, loss: "
+                    f"{batch_loss:>7f}",
+                    file=sys.stderr,
+                )
         epoch_seconds.append(time.perf_counter() - t0)
     train_seconds = time.perf_counter() - started
     model.eval()
@@ -101,8 +119,12 @@ def article_tf_data(tf):
     train_dataset = tf.data.Dataset.from_tensor_slices((train_x, train_y))
     test_dataset = tf.data.Dataset.from_tensor_slices((test_x, test_y))
     # the article writes float(image); in a traced map that must be tf.cast
-    train_dataset = train_dataset.map(lambda image, label: (tf.cast(image, tf.float32) / 255.0, label))
-    test_dataset = test_dataset.map(lambda image, label: (tf.cast(image, tf.float32) / 255.0, label))
+    train_dataset = train_dataset.map(
+        lambda image, label: (tf.cast(image, tf.float32) / 255.0, label)
+    )
+    test_dataset = test_dataset.map(
+        lambda image, label: (tf.cast(image, tf.float32) / 255.0, label)
+    )
     return train_dataset.batch(BATCH).shuffle(500), test_dataset.batch(BATCH).shuffle(500)
 
 
@@ -158,9 +180,12 @@ def article_tf():
             batch_loss = loss.numpy()
             current_item_count += len(X)
             if (batch_index + 1) % 100 == 0 or (batch_index + 1) == batch_count:
-                print(f"[Batch {batch_index + 1:>3d} - {current_item_count:>5d} items] "
-                      f"accuracy: {correct_item_count / current_item_count * 100:>0.1f}%, loss: {batch_loss:>7f}",
-                      file=sys.stderr)
+                print(
+                    f"[Batch {batch_index + 1:>3d} - {current_item_count:>5d} items] "
+                    f"accuracy: {correct_item_count / current_item_count * 100:>0.1f}%, loss: "
+                    f"{batch_loss:>7f}",
+                    file=sys.stderr,
+                )
         epoch_seconds.append(time.perf_counter() - t0)
     train_seconds = time.perf_counter() - started
     correct = items = 0
@@ -181,11 +206,13 @@ def article_keras():
     class NeuralNetwork(tf.keras.Model):
         def __init__(self):
             super().__init__()
-            self.sequence = tf.keras.Sequential([
-                tf.keras.layers.Flatten(input_shape=(28, 28)),
-                tf.keras.layers.Dense(20, activation="relu"),
-                tf.keras.layers.Dense(10),
-            ])
+            self.sequence = tf.keras.Sequential(
+                [
+                    tf.keras.layers.Flatten(input_shape=(28, 28)),
+                    tf.keras.layers.Dense(20, activation="relu"),
+                    tf.keras.layers.Dense(10),
+                ]
+            )
 
         def call(self, x):
             return self.sequence(x)

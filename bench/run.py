@@ -31,16 +31,24 @@ def programs() -> list[tuple[str, str, str]]:
     rows = [("floor", "numpy", "floor"), ("fmnist-numpy", "numpy", "fmnist")]
     for group, module in FRAMEWORK.items():
         if importlib.util.find_spec(module) and importlib.util.find_spec(f"fmnist_{group}"):
-            rows += [(f"article-{group}", group, "article"), (f"handwritten-{group}", group, "handwritten"),
-                     (f"fmnist-{group}", group, "fmnist")]
+            rows += [
+                (f"article-{group}", group, "article"),
+                (f"handwritten-{group}", group, "handwritten"),
+                (f"fmnist-{group}", group, "fmnist"),
+            ]
     return rows
 
 
 def run_process(args: list[str], env: dict | None = None) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MB) and stdout of one child process."""
     started = time.perf_counter()
-    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                             env={**os.environ, **(env or {})})
+    child = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     out = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
@@ -55,23 +63,39 @@ def measure_programs(reps: int) -> dict[str, list[dict]]:
     results: dict[str, list[dict]] = {name: [] for name, _, _ in programs()}
     for rep in range(reps):
         for name, _, _ in programs():
-            wall, rss, out = run_process([sys.executable, str(HERE / "programs.py"), name],
-                                         env={"KERAS_BACKEND": "tensorflow"})
+            wall, rss, out = run_process(
+                [sys.executable, str(HERE / "programs.py"), name],
+                env={"KERAS_BACKEND": "tensorflow"},
+            )
             record = json.loads(out.strip().splitlines()[-1])
-            record.update(wall_seconds=wall, peak_rss_mb=rss,
-                          steady_epoch_seconds=statistics.mean(record["epoch_seconds"][1:]))
+            record.update(
+                wall_seconds=wall,
+                peak_rss_mb=rss,
+                steady_epoch_seconds=statistics.mean(record["epoch_seconds"][1:]),
+            )
             results[name].append(record)
-            print(f"rep {rep + 1}/{reps} {name:<18} steady {record['steady_epoch_seconds']:.3f} s/epoch, "
-                  f"wall {wall:.1f} s, accuracy {record['test_accuracy']:.4f}", file=sys.stderr, flush=True)
+            print(
+                f"rep {rep + 1}/{reps} {name:<18} steady {record['steady_epoch_seconds']:.3f} "
+                "s/epoch, "
+                f"wall {wall:.1f} s, accuracy {record['test_accuracy']:.4f}",
+                file=sys.stderr,
+                flush=True,
+            )
     return results
 
 
 def measure_startup(reps: int) -> dict[str, float]:
     py = sys.executable
-    times: dict[str, list[float]] = {"import fmnist_core": [], "fmnist backends": [], "first data load": [],
-                                     "cached data load": []}
-    load = ("import time, fmnist_core.data as d; t=time.perf_counter(); d.load_dataset(); "
-            "print(time.perf_counter()-t)")
+    times: dict[str, list[float]] = {
+        "import fmnist_core": [],
+        "fmnist backends": [],
+        "first data load": [],
+        "cached data load": [],
+    }
+    load = (
+        "import time, fmnist_core.data as d; t=time.perf_counter(); d.load_dataset(); "
+        "print(time.perf_counter()-t)"
+    )
     for _ in range(reps):
         times["import fmnist_core"].append(run_process([py, "-c", "import fmnist_core"])[0])
         times["fmnist backends"].append(run_process([py, "-m", "fmnist_core.cli", "backends"])[0])
@@ -83,9 +107,20 @@ def measure_startup(reps: int) -> dict[str, float]:
 
 
 def summarise(results: dict[str, list[dict]]) -> list[dict]:
-    median = {name: {key: statistics.median(r[key] for r in runs)
-                     for key in ("steady_epoch_seconds", "train_seconds", "wall_seconds", "peak_rss_mb", "test_accuracy")}
-              for name, runs in results.items() if runs}
+    median = {
+        name: {
+            key: statistics.median(r[key] for r in runs)
+            for key in (
+                "steady_epoch_seconds",
+                "train_seconds",
+                "wall_seconds",
+                "peak_rss_mb",
+                "test_accuracy",
+            )
+        }
+        for name, runs in results.items()
+        if runs
+    }
     floor = median["floor"]["steady_epoch_seconds"]
     rows = []
     for name, group, role in programs():
@@ -97,7 +132,9 @@ def summarise(results: dict[str, list[dict]]) -> list[dict]:
             row["speedup_vs_article"] = article["steady_epoch_seconds"] / m["steady_epoch_seconds"]
             row["wall_vs_article"] = m["wall_seconds"] / article["wall_seconds"]
         if hand and role == "fmnist":
-            row["core_overhead_pct"] = 100 * (m["steady_epoch_seconds"] / hand["steady_epoch_seconds"] - 1)
+            row["core_overhead_pct"] = 100 * (
+                m["steady_epoch_seconds"] / hand["steady_epoch_seconds"] - 1
+            )
         rows.append(row)
     return rows
 
@@ -107,20 +144,28 @@ def markdown(rows: list[dict], startup: dict[str, float], reps: int) -> str:
         return "" if value is None else format(value, spec)
 
     lines = [
-        "| program | steady epoch s | × faster than article | × floor | core overhead | train s | process wall s | wall / article | peak RSS MB | test accuracy |",
+        "| program | steady epoch s | × faster than article | × floor | core overhead | train s | "
+        "process wall s | wall / article | peak RSS MB | test accuracy |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['program']} | {r['steady_epoch_seconds']:.3f} | {fmt(r.get('speedup_vs_article'), '.1f')} | "
-            f"{r['x_floor']:.2f} | {fmt(r.get('core_overhead_pct'), '+.0f')}{'%' if 'core_overhead_pct' in r else ''} | "
-            f"{r['train_seconds']:.2f} | {r['wall_seconds']:.1f} | {fmt(r.get('wall_vs_article'), '.2f')} | "
-            f"{r['peak_rss_mb']:.0f} | {fmt(r['test_accuracy'], '.4f')} |")
+            f"| {r['program']} | {r['steady_epoch_seconds']:.3f} | "
+            f"{fmt(r.get('speedup_vs_article'), '.1f')} | "
+            f"{r['x_floor']:.2f} | "
+            f"{fmt(r.get('core_overhead_pct'), '+.0f')}{'%' if 'core_overhead_pct' in r else ''} | "
+            f"{r['train_seconds']:.2f} | {r['wall_seconds']:.1f} | "
+            f"{fmt(r.get('wall_vs_article'), '.2f')} | "
+            f"{r['peak_rss_mb']:.0f} | {fmt(r['test_accuracy'], '.4f')} |"
+        )
     lines += ["", "| start-up | seconds |", "| --- | ---: |"]
     lines += [f"| {k} | {v:.3f} |" for k, v in startup.items()]
-    lines += ["", f"Medians over {reps} round-robin repetitions; each program in its own process. "
-              "`floor` is only the gather and the two forward matrix products per batch (NumPy); "
-              "`handwritten-*` is the same step written by hand in that framework without fmnist."]
+    lines += [
+        "",
+        f"Medians over {reps} round-robin repetitions; each program in its own process. "
+        "`floor` is only the gather and the two forward matrix products per batch (NumPy); "
+        "`handwritten-*` is the same step written by hand in that framework without fmnist.",
+    ]
     return "\n".join(lines)
 
 
@@ -129,7 +174,11 @@ def machine() -> str:
 
     cpu = "unknown CPU"
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -141,8 +190,10 @@ def machine() -> str:
             versions.append(f"{dist} {version(dist)}")
         except Exception:
             pass
-    return (f"{cpu}, {multiprocessing.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}; {', '.join(versions)}")
+    return (
+        f"{cpu}, {multiprocessing.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}; {', '.join(versions)}"
+    )
 
 
 def main() -> None:
@@ -157,12 +208,18 @@ def main() -> None:
     table = markdown(rows, startup, args.reps)
     print(table)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"machine": machine(), "rows": rows, "startup": startup, "raw": results}, indent=2))
+    Path(args.json).write_text(
+        json.dumps(
+            {"machine": machine(), "rows": rows, "startup": startup, "raw": results}, indent=2
+        )
+    )
     if args.write:
         Path(args.write).write_text(
-            "# Benchmarks\n\nThe article's recipe (MLP 784-20-10, SGD 0.1, batch 64, 5 epochs) on the real data, "
+            "# Benchmarks\n\nThe article's recipe (MLP 784-20-10, SGD 0.1, batch 64, 5 epochs) on "
+            "the real data, "
             f"reproduced with `nox -s bench -- --reps {args.reps} --write BENCHMARKS.md`.\n\n"
-            f"Machine: {machine()}.\n\n{table}\n")
+            f"Machine: {machine()}.\n\n{table}\n"
+        )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,21 @@ def free_port() -> int:
 @contextlib.contextmanager
 def server(weights: Path, backend: str):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "fmnist_core.cli", "serve", str(weights), "--backend", backend,
-                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fmnist_core.cli",
+            "serve",
+            str(weights),
+            "--backend",
+            backend,
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -74,9 +87,14 @@ def measure(url: str, images: list[bytes], clients: int, requests: int) -> dict:
         started = time.perf_counter()
         client.post(f"{url}/predict", files=files).raise_for_status()
         batch.append(time.perf_counter() - started)
-    return {"single_rps": len(single) / single_wall, "single_p50_ms": 1000 * statistics.median(single),
-            "single_p99_ms": 1000 * percentile(single, 0.99), "batch_p50_ms": 1000 * statistics.median(batch),
-            "batch_p99_ms": 1000 * percentile(batch, 0.99), "batch_images_per_s": 200 / statistics.median(batch)}
+    return {
+        "single_rps": len(single) / single_wall,
+        "single_p50_ms": 1000 * statistics.median(single),
+        "single_p99_ms": 1000 * percentile(single, 0.99),
+        "batch_p50_ms": 1000 * statistics.median(batch),
+        "batch_p99_ms": 1000 * percentile(batch, 0.99),
+        "batch_images_per_s": 200 / statistics.median(batch),
+    }
 
 
 def main() -> None:
@@ -94,15 +112,25 @@ def main() -> None:
         trainer = Trainer(backend="numpy", data=data, verbose=0)
         trainer.fit()
         trainer.save(folder / "w.safetensors")
-        images = [path.read_bytes() for path, _, _ in save_samples(data.test, folder / "samples", count=200)]
-        print(f"| backend | single-image requests/s ({args.clients} clients) | p50 ms | p99 ms "
-              "| 200-image batch p50 ms | p99 ms | images/s |")
+        images = [
+            path.read_bytes()
+            for path, _, _ in save_samples(data.test, folder / "samples", count=200)
+        ]
+        print(
+            f"| backend | single-image requests/s ({args.clients} clients) | p50 ms | p99 ms "
+            "| 200-image batch p50 ms | p99 ms | images/s |"
+        )
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for backend in args.backends:
             with server(folder / "w.safetensors", backend) as url:
                 r = measure(url, images, args.clients, args.requests)
-            print(f"| {backend} | {r['single_rps']:.0f} | {r['single_p50_ms']:.1f} | {r['single_p99_ms']:.1f} "
-                  f"| {r['batch_p50_ms']:.1f} | {r['batch_p99_ms']:.1f} | {r['batch_images_per_s']:.0f} |", flush=True)
+            print(
+                f"| {backend} | {r['single_rps']:.0f} | {r['single_p50_ms']:.1f} | "
+                f"{r['single_p99_ms']:.1f} "
+                f"| {r['batch_p50_ms']:.1f} | {r['batch_p99_ms']:.1f} | "
+                f"{r['batch_images_per_s']:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

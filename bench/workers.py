@@ -24,20 +24,49 @@ from pathlib import Path
 def run(backend: str, model: str, workers: int, epochs: int, options: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "run"
-        command = [sys.executable, "-m", "fmnist_core.cli", "train", "--backend", backend, "--model", model,
-                   "--epochs", str(epochs), "--workers", str(workers), "--out", str(out), "--quiet", "--no-plots"]
+        command = [
+            sys.executable,
+            "-m",
+            "fmnist_core.cli",
+            "train",
+            "--backend",
+            backend,
+            "--model",
+            model,
+            "--epochs",
+            str(epochs),
+            "--workers",
+            str(workers),
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-plots",
+        ]
         for option in options:
             command += ["--option", option]
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
         wall = time.perf_counter() - started
         if done.returncode:
-            return {"backend": backend, "model": model, "workers": workers, "error": done.stderr.strip()[-300:]}
+            return {
+                "backend": backend,
+                "model": model,
+                "workers": workers,
+                "error": done.stderr.strip()[-300:],
+            }
         seconds = [e["seconds"] for e in json.loads((out / "history.json").read_text())["epochs"]]
         accuracy = json.loads((out / "evaluation.json").read_text())["accuracy"]
-    return {"backend": backend, "model": model, "workers": workers, "options": options, "epochs": epochs,
-            "epoch_seconds": seconds, "steady_epoch": statistics.median(seconds[1:] or seconds),
-            "wall_seconds": wall, "accuracy": accuracy}
+    return {
+        "backend": backend,
+        "model": model,
+        "workers": workers,
+        "options": options,
+        "epochs": epochs,
+        "epoch_seconds": seconds,
+        "steady_epoch": statistics.median(seconds[1:] or seconds),
+        "wall_seconds": wall,
+        "accuracy": accuracy,
+    }
 
 
 def main() -> None:
@@ -47,7 +76,9 @@ def main() -> None:
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--epochs-mlp", type=int, default=3)
     parser.add_argument("--epochs-cnn", type=int, default=4)
-    parser.add_argument("--option", action="append", default=[], help="a backend option for every run")
+    parser.add_argument(
+        "--option", action="append", default=[], help="a backend option for every run"
+    )
     args = parser.parse_args()
     rows = []
     for model in args.models:
@@ -61,10 +92,16 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['model']} | {r['backend']} | {r['workers']} | failed: {r['error'][:80]} | | | |")
+            print(
+                f"| {r['model']} | {r['backend']} | {r['workers']} | failed: {r['error'][:80]} | | "
+                "| |"
+            )
         else:
-            print(f"| {r['model']} | {r['backend']} | {r['workers']} | {r['steady_epoch']:.2f} | {r['wall_seconds']:.1f} "
-                  f"| {r['epochs']} | {r['accuracy']:.4f} |")
+            print(
+                f"| {r['model']} | {r['backend']} | {r['workers']} | {r['steady_epoch']:.2f} | "
+                f"{r['wall_seconds']:.1f} "
+                f"| {r['epochs']} | {r['accuracy']:.4f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,13 @@ def _isolated_cache(tmp_path_factory):
 
 @pytest.fixture
 def real_data_dir():
-    if not (REAL_DATA / "t10k-labels-idx1-ubyte.gz").exists() and not (REAL_DATA / "t10k-labels-idx1-ubyte").exists():
-        pytest.fail(f"real Fashion-MNIST missing in {REAL_DATA}: apt-get install dataset-fashion-mnist")
+    if (
+        not (REAL_DATA / "t10k-labels-idx1-ubyte.gz").exists()
+        and not (REAL_DATA / "t10k-labels-idx1-ubyte").exists()
+    ):
+        pytest.fail(
+            f"real Fashion-MNIST missing in {REAL_DATA}: apt-get install dataset-fashion-mnist"
+        )
     return REAL_DATA
 
 
@@ -34,6 +39,8 @@ def artifacts():
     """The article's files; tests that need them skip where a user's clone has none."""
     found = find_artifacts()
     if found is None:
-        pytest.skip("the article's files are not here (looked in $FMNIST_ARTICLE_ARTIFACTS and "
-                    f"{ARTIFACT_PLACES[-1]}); they come with the article's repository")
+        pytest.skip(
+            "the article's files are not here (looked in $FMNIST_ARTICLE_ARTIFACTS and "
+            f"{ARTIFACT_PLACES[-1]}); they come with the article's repository"
+        )
     return found

@@ -38,9 +38,11 @@ MOVED: dict[str, tuple[str, ...]] = {
     "plots": ("apps.plots",),
 }
 #: names that were renamed on the way
-RENAMED = {("trainer", "model_of"): ("io.weights", "architecture_of"),
-           ("trainer", "CHECKPOINT_NAME"): ("training.checkpoints", "CHECKPOINT_NAME"),
-           ("backend", "shard"): ("engine.batching", "shard")}
+RENAMED = {
+    ("trainer", "model_of"): ("io.weights", "architecture_of"),
+    ("trainer", "CHECKPOINT_NAME"): ("training.checkpoints", "CHECKPOINT_NAME"),
+    ("backend", "shard"): ("engine.batching", "shard"),
+}
 #: modules that left the core for a plugin (framework code)
 LEFT = {"compat": "fmnist_tf.runtime"}
 
@@ -63,8 +65,13 @@ class _MovedModule(types.ModuleType):
         for module_name, attribute in places:
             module = importlib.import_module(module_name)
             if hasattr(module, attribute):
-                warnings.warn(f"{self.__name__}.{name} is now {module_name}.{attribute}; the old path goes in "
-                              "fmnist 0.4", DeprecationWarning, stacklevel=2)
+                warnings.warn(
+                    f"{self.__name__}.{name} is now {module_name}.{attribute}; the old path goes "
+                    "in "
+                    "fmnist 0.4",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
                 return getattr(module, attribute)
         raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
 

@@ -70,6 +70,7 @@ class Command:
 def lazy(module: str, name: str) -> Callable:
     """``module.name``, imported on first call: plugins register formats without importing
     their framework (e.g. ``read=lazy("fmnist_tf.formats", "read_checkpoint")``)."""
+
     def call(*args, **kwargs):
         return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
@@ -159,8 +160,11 @@ def layer_types() -> dict[str, type[Layer]]:
     found: dict[str, type[Layer]] = {}
     for layer in _collect(get_plugin_manager().hook.fmnist_layers):
         if found.get(layer.kind, layer) is not layer:
-            raise ConfigError(f"layer type {layer.kind!r} is registered twice ({found[layer.kind].__module__} "
-                              f"and {layer.__module__})", fix="uninstall one of the two plugins")
+            raise ConfigError(
+                f"layer type {layer.kind!r} is registered twice ({found[layer.kind].__module__} "
+                f"and {layer.__module__})",
+                fix="uninstall one of the two plugins",
+            )
         found[layer.kind] = layer
     return found
 
@@ -199,8 +203,10 @@ def get_backend(name: str | None = None) -> Backend:
     backend = registered[name]
     reason = backend.unavailable_reason()
     if reason:
-        raise BackendError(f"backend {name!r} is installed but unusable: {reason}",
-                           fix=f"`pip install fmnist-core[{name}]`")
+        raise BackendError(
+            f"backend {name!r} is installed but unusable: {reason}",
+            fix=f"`pip install fmnist-core[{name}]`",
+        )
     return backend
 
 
@@ -219,7 +225,9 @@ def get_layer_type(kind: Any) -> type[Layer]:
     """The layer type registered as ``kind``; anything else is a ``ConfigError`` listing them."""
     registered = layer_types()
     if not isinstance(kind, str) or kind not in registered:
-        raise ConfigError(f"unknown layer type {str(kind)[:60]!r}",
-                          fix=f"use one of {', '.join(sorted(registered))}, or install the plugin "
-                              "that provides it")
+        raise ConfigError(
+            f"unknown layer type {str(kind)[:60]!r}",
+            fix=f"use one of {', '.join(sorted(registered))}, or install the plugin "
+            "that provides it",
+        )
     return registered[kind]

@@ -12,7 +12,10 @@ from fmnist_core import Backend, Engine, Option, StepResult, hookimpl
 class FakeEngine(Engine):
     def __init__(self, config):
         self.config = config
-        self.params = {k: v.copy() for k, v in (config.initial_params or config.model.init_params(config.seed)).items()}
+        self.params = {
+            k: v.copy()
+            for k, v in (config.initial_params or config.model.init_params(config.seed)).items()
+        }
         self.calls = []
         self.nan_after = config.options.get("nan_after")
         self.steps_done = 0

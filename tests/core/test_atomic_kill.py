@@ -29,7 +29,9 @@ def test_sigkill_during_saves_keeps_a_loadable_file(tmp_path):
     first = Trainer(backend="numpy", data=synthetic_dataset(), verbose=0)
     first.save(path)
     for delay in (0.05, 0.13, 0.31):
-        child = subprocess.Popen([sys.executable, "-c", SAVER, str(path)], stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(path)], stdout=subprocess.PIPE, text=True
+        )
         assert child.stdout.readline().strip() == "ready"
         time.sleep(delay)
         os.kill(child.pid, signal.SIGKILL)

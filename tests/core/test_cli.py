@@ -7,8 +7,13 @@ import pytest
 
 
 def fmnist(*args, env=None, check=True):
-    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", *map(str, args)], capture_output=True,
-                         text=True, timeout=600, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     if check:
         assert out.returncode == 0, out.stderr
     return out
@@ -21,35 +26,89 @@ def test_backends_json():
 
 def test_train_predict_evaluate(tmp_path, real_data_dir):
     run = tmp_path / "run"
-    summary = json.loads(fmnist("train", "--backend", "numpy", "--epochs", "1", "--out", run,
-                                "--data-dir", real_data_dir, "--json").stdout)
+    summary = json.loads(
+        fmnist(
+            "train",
+            "--backend",
+            "numpy",
+            "--epochs",
+            "1",
+            "--out",
+            run,
+            "--data-dir",
+            real_data_dir,
+            "--json",
+        ).stdout
+    )
     assert summary["test_accuracy"] > 0.75
-    for name in ("config.json", "history.json", "weights.safetensors", "evaluation.json", "checkpoint.safetensors"):
+    for name in (
+        "config.json",
+        "history.json",
+        "weights.safetensors",
+        "evaluation.json",
+        "checkpoint.safetensors",
+    ):
         assert (run / name).is_file()
-    written = json.loads(fmnist("sample", tmp_path / "samples", "--count", "1", "--data-dir", real_data_dir,
-                                "--json").stdout)
-    assert written == [{"path": str(tmp_path / "samples" / "00000-ankle-boot.png"), "index": 0, "label": "Ankle Boot"}]
-    predicted = json.loads(fmnist("predict", "--weights", run / "weights.safetensors",
-                                  written[0]["path"], "--json").stdout)
-    assert predicted[0]["label"] == "Ankle Boot" and predicted[0]["path"].endswith("00000-ankle-boot.png")
-    evaluated = json.loads(fmnist("evaluate", run / "weights.safetensors", "--data-dir", real_data_dir, "--json").stdout)
+    written = json.loads(
+        fmnist(
+            "sample", tmp_path / "samples", "--count", "1", "--data-dir", real_data_dir, "--json"
+        ).stdout
+    )
+    assert written == [
+        {
+            "path": str(tmp_path / "samples" / "00000-ankle-boot.png"),
+            "index": 0,
+            "label": "Ankle Boot",
+        }
+    ]
+    predicted = json.loads(
+        fmnist(
+            "predict", "--weights", run / "weights.safetensors", written[0]["path"], "--json"
+        ).stdout
+    )
+    assert predicted[0]["label"] == "Ankle Boot" and predicted[0]["path"].endswith(
+        "00000-ankle-boot.png"
+    )
+    evaluated = json.loads(
+        fmnist(
+            "evaluate", run / "weights.safetensors", "--data-dir", real_data_dir, "--json"
+        ).stdout
+    )
     assert evaluated["accuracy"] == pytest.approx(summary["test_accuracy"])
 
 
 def test_resume_continues_run(tmp_path, real_data_dir):
     run = tmp_path / "run"
-    fmnist("train", "--backend", "numpy", "--epochs", "1", "--out", run, "--data-dir", real_data_dir, "--quiet")
-    out = json.loads(fmnist("train", "--resume", run, "--epochs", "2", "--data-dir", real_data_dir, "--json").stdout)
+    fmnist(
+        "train",
+        "--backend",
+        "numpy",
+        "--epochs",
+        "1",
+        "--out",
+        run,
+        "--data-dir",
+        real_data_dir,
+        "--quiet",
+    )
+    out = json.loads(
+        fmnist(
+            "train", "--resume", run, "--epochs", "2", "--data-dir", real_data_dir, "--json"
+        ).stdout
+    )
     history = json.loads((run / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [0, 1]
     assert len(out["epoch_seconds"]) == 2
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--backend", "nope"], "unknown backend 'nope'"),
-    (["train", "--backend", "numpy", "--batch-size", "0"], "batch_size must be"),
-    (["predict", "--weights", "missing.safetensors", "x.png"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--backend", "nope"], "unknown backend 'nope'"),
+        (["train", "--backend", "numpy", "--batch-size", "0"], "batch_size must be"),
+        (["predict", "--weights", "missing.safetensors", "x.png"], "does not exist"),
+    ],
+)
 def test_errors_are_one_line(args, message):
     out = fmnist(*args, check=False)
     assert out.returncode == 1
@@ -62,11 +121,23 @@ def test_truncated_data_file_one_line(tmp_path, real_data_dir):
     shutil.copytree(real_data_dir, folder)
     bad = folder / "train-images-idx3-ubyte.gz"
     bad.write_bytes(bad.read_bytes()[:5000])
-    out = fmnist("train", "--backend", "numpy", "--data-dir", folder, "--out", tmp_path / "r", check=False)
+    out = fmnist(
+        "train", "--backend", "numpy", "--data-dir", folder, "--out", tmp_path / "r", check=False
+    )
     assert out.returncode == 1
     assert str(bad) in out.stderr and "truncated" in out.stderr
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
-    debug = fmnist("--debug", "train", "--backend", "numpy", "--data-dir", folder, "--out", tmp_path / "r", check=False)
+    debug = fmnist(
+        "--debug",
+        "train",
+        "--backend",
+        "numpy",
+        "--data-dir",
+        folder,
+        "--out",
+        tmp_path / "r",
+        check=False,
+    )
     assert "Traceback" in debug.stderr
 
 
@@ -89,7 +160,11 @@ def test_sample_writes_test_images_that_load_back(tmp_path, real_data_dir):
 
 def test_sample_bad_count_one_line(tmp_path, real_data_dir):
     out = fmnist("sample", tmp_path / "s", "--count", "0", "--data-dir", real_data_dir, check=False)
-    assert out.returncode == 1 and "count must be an integer" in out.stderr and "Traceback" not in out.stderr
+    assert (
+        out.returncode == 1
+        and "count must be an integer" in out.stderr
+        and "Traceback" not in out.stderr
+    )
 
 
 def test_models_lists_recipes_with_parameter_counts():
@@ -101,12 +176,36 @@ def test_models_lists_recipes_with_parameter_counts():
 
 def test_train_custom_optimizer_recorded(tmp_path, real_data_dir):
     run = tmp_path / "run"
-    fmnist("train", "--backend", "numpy", "--epochs", "1", "--out", run, "--data-dir", real_data_dir, "--quiet",
-           "--no-plots", "--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--schedule", "cosine", "--lr", "0.02")
+    fmnist(
+        "train",
+        "--backend",
+        "numpy",
+        "--epochs",
+        "1",
+        "--out",
+        run,
+        "--data-dir",
+        real_data_dir,
+        "--quiet",
+        "--no-plots",
+        "--optimizer",
+        "sgd",
+        "--momentum",
+        "0.9",
+        "--nesterov",
+        "--schedule",
+        "cosine",
+        "--lr",
+        "0.02",
+    )
     config = json.loads((run / "config.json").read_text())
     assert config["optimizer"] == {"kind": "sgd", "momentum": 0.9, "nesterov": True}
     assert config["schedule"] == {"kind": "cosine"} and config["learning_rate"] == 0.02
-    evaluated = json.loads(fmnist("evaluate", run / "weights.safetensors", "--data-dir", real_data_dir, "--json").stdout)
+    evaluated = json.loads(
+        fmnist(
+            "evaluate", run / "weights.safetensors", "--data-dir", real_data_dir, "--json"
+        ).stdout
+    )
     assert evaluated["accuracy"] > 0.7
 
 
@@ -115,7 +214,9 @@ def test_convert_a_users_own_architecture(tmp_path):
     from fmnist_core.testing import synthetic_dataset
 
     spec = ModelSpec("mine", [Conv2D(4, 3), ReLU(), GlobalAvgPool(), Dense(10)])
-    Trainer(backend="numpy", model=spec, data=synthetic_dataset(), verbose=0).save(tmp_path / "mine.safetensors")
+    Trainer(backend="numpy", model=spec, data=synthetic_dataset(), verbose=0).save(
+        tmp_path / "mine.safetensors"
+    )
     fmnist("convert", tmp_path / "mine.safetensors", tmp_path / "copy.safetensors")
     assert Trainer.load(tmp_path / "copy.safetensors", verbose=0).model == spec
 
@@ -126,13 +227,41 @@ def test_train_a_model_from_a_json_file(tmp_path, real_data_dir):
     spec = ModelSpec("wide", [Flatten(), Dense(32), ReLU(), Dense(10)])
     (tmp_path / "wide.json").write_text(json.dumps(spec.to_dict()))
     run = tmp_path / "run"
-    fmnist("train", "--backend", "numpy", "--model", tmp_path / "wide.json", "--epochs", "1", "--out", run,
-           "--data-dir", real_data_dir, "--quiet", "--no-plots")
+    fmnist(
+        "train",
+        "--backend",
+        "numpy",
+        "--model",
+        tmp_path / "wide.json",
+        "--epochs",
+        "1",
+        "--out",
+        run,
+        "--data-dir",
+        real_data_dir,
+        "--quiet",
+        "--no-plots",
+    )
     trained = Trainer.load(run / "weights.safetensors", verbose=0)
     assert trained.model == spec and trained.params["fc1.weight"].shape == (784, 32)
-    for content, message in [("{", "is not JSON"), ('{"layers": 3}', "a recorded architecture must be")]:
+    for content, message in [
+        ("{", "is not JSON"),
+        ('{"layers": 3}', "a recorded architecture must be"),
+    ]:
         (tmp_path / "bad.json").write_text(content)
-        out = fmnist("train", "--backend", "numpy", "--model", tmp_path / "bad.json", "--out", tmp_path / "r", check=False)
+        out = fmnist(
+            "train",
+            "--backend",
+            "numpy",
+            "--model",
+            tmp_path / "bad.json",
+            "--out",
+            tmp_path / "r",
+            check=False,
+        )
         assert out.returncode == 1 and message in out.stderr and "Traceback" not in out.stderr
     out = fmnist("train", "--backend", "numpy", "--model", tmp_path / "missing.json", check=False)
-    assert out.returncode == 1 and f"cannot read the model file {tmp_path / 'missing.json'}" in out.stderr
+    assert (
+        out.returncode == 1
+        and f"cannot read the model file {tmp_path / 'missing.json'}" in out.stderr
+    )

@@ -45,7 +45,13 @@ def test_nothing_found_offline_lists_places(tmp_path, monkeypatch, fresh_cache):
     with pytest.raises(DataError) as info:
         data.load_dataset(download=False)
     message = str(info.value)
-    for place in ("fmnist cache", "Debian", "torchvision", "Keras", "apt-get install dataset-fashion-mnist"):
+    for place in (
+        "fmnist cache",
+        "Debian",
+        "torchvision",
+        "Keras",
+        "apt-get install dataset-fashion-mnist",
+    ):
         assert place in message
     assert "\n" not in message
 
@@ -99,7 +105,9 @@ class _Server:
         self.httpd.shutdown()
 
 
-def test_download_from_local_mirror_with_a_corrupt_one(real_data_dir, tmp_path, monkeypatch, fresh_cache):
+def test_download_from_local_mirror_with_a_corrupt_one(
+    real_data_dir, tmp_path, monkeypatch, fresh_cache
+):
     good = copy_real(real_data_dir, tmp_path / "good")
     bad = copy_real(real_data_dir, tmp_path / "bad")
     (bad / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00" * 100))
@@ -111,8 +119,9 @@ def test_download_from_local_mirror_with_a_corrupt_one(real_data_dir, tmp_path, 
         monkeypatch.setenv("FMNIST_MIRRORS", f"{bad_server.url},{good_server.url}")
         loaded = data.load_dataset(download=True)
         assert loaded.source.startswith("fmnist cache")
-        assert (fresh_cache / "downloads" / "t10k-labels-idx1-ubyte.gz").read_bytes() == \
-            (good / "t10k-labels-idx1-ubyte.gz").read_bytes()
+        assert (fresh_cache / "downloads" / "t10k-labels-idx1-ubyte.gz").read_bytes() == (
+            good / "t10k-labels-idx1-ubyte.gz"
+        ).read_bytes()
         monkeypatch.setenv("FMNIST_MIRRORS", bad_server.url)
         (fresh_cache / "downloads" / "t10k-labels-idx1-ubyte.gz").unlink()
         with pytest.raises(DataError, match="wrong checksum"):
@@ -122,12 +131,21 @@ def test_download_from_local_mirror_with_a_corrupt_one(real_data_dir, tmp_path, 
         good_server.close()
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda b: b"\x01" + b[1:], "wrong IDX magic number"),
-    (lambda b: b[:2] + b"\x07" + b[3:], "unknown IDX type code 0x07"),
-    (lambda b: b[:3] + b"\x02" + b[4:], "declares 2 dimensions, but t10k-labels-idx1-ubyte has 1"),
-    (lambda b: b[:4] + (20000).to_bytes(4, "big") + b[8:], "truncated: its header declares shape"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda b: b"\x01" + b[1:], "wrong IDX magic number"),
+        (lambda b: b[:2] + b"\x07" + b[3:], "unknown IDX type code 0x07"),
+        (
+            lambda b: b[:3] + b"\x02" + b[4:],
+            "declares 2 dimensions, but t10k-labels-idx1-ubyte has 1",
+        ),
+        (
+            lambda b: b[:4] + (20000).to_bytes(4, "big") + b[8:],
+            "truncated: its header declares shape",
+        ),
+    ],
+)
 def test_header_damage_named_before_checksum(real_data_dir, tmp_path, fresh_cache, change, message):
     folder = copy_real(real_data_dir, tmp_path / "d")
     path = folder / "t10k-labels-idx1-ubyte.gz"

@@ -9,12 +9,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def hook_names():
-    return [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("fmnist_")]
+    return [
+        name
+        for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
+        if name.startswith("fmnist_")
+    ]
 
 
 def test_hooks_exist():
-    assert hook_names() == ["fmnist_backends", "fmnist_commands", "fmnist_layers", "fmnist_lowerings",
-                            "fmnist_models", "fmnist_weight_formats"]
+    assert hook_names() == [
+        "fmnist_backends",
+        "fmnist_commands",
+        "fmnist_layers",
+        "fmnist_lowerings",
+        "fmnist_models",
+        "fmnist_weight_formats",
+    ]
 
 
 def test_every_hook_documented():
@@ -25,9 +35,17 @@ def test_every_hook_documented():
 
 
 def test_every_hook_tested():
-    sources = "\n".join(p.read_text() for p in (REPO / "tests").rglob("test_*.py") if p.name != Path(__file__).name)
+    sources = "\n".join(
+        p.read_text() for p in (REPO / "tests").rglob("test_*.py") if p.name != Path(__file__).name
+    )
     sources += (REPO / "src" / "fmnist_core" / "testing" / "__init__.py").read_text()
-    callers = {"fmnist_backends": "backends()", "fmnist_models": "models()", "fmnist_weight_formats": "weight_formats()",
-               "fmnist_layers": "layer_types()", "fmnist_lowerings": "lowers(", "fmnist_commands": "commands()"}
+    callers = {
+        "fmnist_backends": "backends()",
+        "fmnist_models": "models()",
+        "fmnist_weight_formats": "weight_formats()",
+        "fmnist_layers": "layer_types()",
+        "fmnist_lowerings": "lowers(",
+        "fmnist_commands": "commands()",
+    }
     for name in hook_names():
         assert callers[name] in sources, f"no test exercises {name}"

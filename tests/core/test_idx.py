@@ -11,7 +11,11 @@ from fmnist_core.errors import DataError
 
 
 def idx_bytes(array: np.ndarray, type_code=0x08) -> bytes:
-    return struct.pack(">BBBB", 0, 0, type_code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    return (
+        struct.pack(">BBBB", 0, 0, type_code, array.ndim)
+        + struct.pack(f">{array.ndim}I", *array.shape)
+        + array.tobytes()
+    )
 
 
 def test_reads_raw_and_gzip(tmp_path):

@@ -56,7 +56,9 @@ def test_other_size_is_fitted(tmp_path):
     assert out.shape == (28, 28) and out[:, :2].max() < 10 and out[14, 17] > 100
 
 
-@pytest.mark.parametrize("content, message", [(b"not an image", "not an image"), (b"", "is an empty file")])
+@pytest.mark.parametrize(
+    "content, message", [(b"not an image", "not an image"), (b"", "is an empty file")]
+)
 def test_unreadable_files_named(tmp_path, content, message):
     path = tmp_path / "bad.png"
     path.write_bytes(content)
@@ -66,7 +68,9 @@ def test_unreadable_files_named(tmp_path, content, message):
 
 
 def test_truncated_png(tmp_path):
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)).save(
+        tmp_path / "a.png"
+    )
     data = (tmp_path / "a.png").read_bytes()
     (tmp_path / "b.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(ImageError, match="truncated") as info:
@@ -121,7 +125,9 @@ def test_decompression_bomb_is_an_image_error(tmp_path):
 
     bomb = _big_png(tmp_path / "bomb.png", 20000, 20000)
     assert bomb.stat().st_size < 1_000_000 and 20000 * 20000 > 2 * Image.MAX_IMAGE_PIXELS
-    with pytest.raises(ImageError, match=r"bomb.png declares 400,000,000 pixels, over the limit of 40,000,000"):
+    with pytest.raises(
+        ImageError, match=r"bomb.png declares 400,000,000 pixels, over the limit of 40,000,000"
+    ):
         load_image(bomb)
 
 
@@ -144,8 +150,19 @@ def test_bomb_from_the_api_and_the_cli(tmp_path):
     trainer.save(tmp_path / "w.safetensors")
     with pytest.raises(ImageError, match="over the limit"):
         trainer.predict(bomb)
-    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "predict", "--weights", str(tmp_path / "w.safetensors"),
-                          str(bomb)], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fmnist_core.cli",
+            "predict",
+            "--weights",
+            str(tmp_path / "w.safetensors"),
+            str(bomb),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "over the limit" in out.stderr
     assert "Traceback" not in out.stderr
 
@@ -162,7 +179,9 @@ def test_big_legal_jpeg_is_decoded_reduced(tmp_path):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     image = load_image(path)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert image.shape == (28, 28) and image[14, 14] > 150 and image[14, 2] < 50  # inverted: light garment
+    assert (
+        image.shape == (28, 28) and image[14, 14] > 150 and image[14, 2] < 50
+    )  # inverted: light garment
     assert grown_mb < 30  # a full decode of 4000×3000 RGB alone is 36 MB
 
 
@@ -180,9 +199,13 @@ def test_keep_going_api(tmp_path):
     with pytest.raises(ImageError, match="1-bad.png"):
         trainer.predict(folder)
     labels = trainer.predict(folder, on_error="skip")
-    assert len(labels) == 4 and labels[1] is None and all(labels[i] for i in (0, 2, 3))  # sorted by name
+    assert (
+        len(labels) == 4 and labels[1] is None and all(labels[i] for i in (0, 2, 3))
+    )  # sorted by name
     predictions = trainer.predict(folder, output="predictions", on_error="skip")
-    assert predictions[1].error and "1-bad.png" in predictions[1].error and predictions[1].index == -1
+    assert (
+        predictions[1].error and "1-bad.png" in predictions[1].error and predictions[1].index == -1
+    )
 
 
 def test_keep_going_cli(tmp_path):
@@ -201,16 +224,36 @@ def test_keep_going_cli(tmp_path):
     (folder / "2b.png").write_bytes(b"")
     _big_png(folder / "3b.png", 20000, 20000)
     Trainer(backend="numpy", data=data, verbose=0).save(tmp_path / "w.safetensors")
-    cli = [sys.executable, "-m", "fmnist_core.cli", "predict", "--weights", str(tmp_path / "w.safetensors"), str(folder)]
+    cli = [
+        sys.executable,
+        "-m",
+        "fmnist_core.cli",
+        "predict",
+        "--weights",
+        str(tmp_path / "w.safetensors"),
+        str(folder),
+    ]
     strict = subprocess.run(cli, capture_output=True, text=True)
     assert strict.returncode == 1 and strict.stdout == ""
     out = subprocess.run([*cli, "--keep-going", "--json"], capture_output=True, text=True)
     assert out.returncode == 1 and "2 of 7 images could not be read" in out.stderr
     rows = json.loads(out.stdout)
-    assert [row["path"].rsplit("/", 1)[1] for row in rows] == ["0.png", "1.png", "2.png", "2b.png", "3.png", "3b.png", "4.png"]
+    assert [row["path"].rsplit("/", 1)[1] for row in rows] == [
+        "0.png",
+        "1.png",
+        "2.png",
+        "2b.png",
+        "3.png",
+        "3b.png",
+        "4.png",
+    ]
     assert [("error" in row) for row in rows] == [False, False, False, True, False, True, False]
     text = subprocess.run([*cli, "--keep-going"], capture_output=True, text=True)
-    assert text.returncode == 1 and len(text.stdout.splitlines()) == 5 and len(text.stderr.splitlines()) == 3
+    assert (
+        text.returncode == 1
+        and len(text.stdout.splitlines()) == 5
+        and len(text.stderr.splitlines()) == 3
+    )
 
 
 def Image_fromarray(array):
@@ -220,11 +263,15 @@ def Image_fromarray(array):
 
 
 @settings(max_examples=150, deadline=None)
-@given(width=st.integers(0, 70000), height=st.integers(0, 70000),
-       mode=st.sampled_from(["1", "L", "P", "RGB", "RGBA", "I;16", "I", "F", "LA", "CMYK"]),
-       frames=st.integers(1, 3), fmt=st.sampled_from(["PNG", "GIF", "TIFF", "WEBP", "BMP"]))
+@given(
+    width=st.integers(0, 70000),
+    height=st.integers(0, 70000),
+    mode=st.sampled_from(["1", "L", "P", "RGB", "RGBA", "I;16", "I", "F", "LA", "CMYK"]),
+    frames=st.integers(1, 3),
+    fmt=st.sampled_from(["PNG", "GIF", "TIFF", "WEBP", "BMP"]),
+)
 def test_fuzz_image_headers(tmp_path_factory, width, height, mode, frames, fmt):
-    """Declared sizes from 0 to 70000², many modes, animated files: a prediction or an ImageError."""
+    """Declared sizes from 0 to 70000², many modes, animated files: a prediction or ImageError."""
     import struct
     import zlib
 
@@ -232,10 +279,15 @@ def test_fuzz_image_headers(tmp_path_factory, width, height, mode, frames, fmt):
 
     folder = tmp_path_factory.mktemp("hdr")
     path = folder / f"x.{fmt.lower()}"
-    small = Image.new(mode if mode != "CMYK" or fmt in ("TIFF",) else "RGB", (max(1, width % 50), max(1, height % 50)))
+    small = Image.new(
+        mode if mode != "CMYK" or fmt in ("TIFF",) else "RGB",
+        (max(1, width % 50), max(1, height % 50)),
+    )
     try:
         if frames > 1 and fmt in ("PNG", "GIF", "WEBP"):
-            small.convert("RGB").save(path, format=fmt, save_all=True, append_images=[small.convert("RGB")] * (frames - 1))
+            small.convert("RGB").save(
+                path, format=fmt, save_all=True, append_images=[small.convert("RGB")] * (frames - 1)
+            )
         else:
             small.save(path, format=fmt)
     except (OSError, ValueError, KeyError):

@@ -29,15 +29,39 @@ def test_mlp_keeps_the_article_names_and_initialisation():
     assert list(spec.shapes()) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
     rng = np.random.default_rng(np.random.SeedSequence([0, 0x466D6E]))  # the 0.1 initialiser
     limit = np.sqrt(6.0 / (784 + 20))
-    np.testing.assert_array_equal(spec.init_params(0)["fc1.weight"],
-                                  rng.uniform(-limit, limit, (784, 20)).astype(np.float32))
+    np.testing.assert_array_equal(
+        spec.init_params(0)["fc1.weight"], rng.uniform(-limit, limit, (784, 20)).astype(np.float32)
+    )
 
 
 def test_shapes_are_inferred_and_layers_named():
-    spec = ModelSpec("s", [Conv2D(8, 5, stride=2, padding="same"), BatchNorm(), ReLU(), MaxPool2D(2),
-                           Conv2D(4, 3, padding="valid"), GlobalAvgPool(), Dense(10)])
-    assert spec.output_shapes == [(14, 14, 8), (14, 14, 8), (14, 14, 8), (7, 7, 8), (5, 5, 4), (4,), (10,)]
-    assert spec.shapes()["conv1.weight"] == (5, 5, 1, 8) and spec.shapes()["conv2.weight"] == (3, 3, 8, 4)
+    spec = ModelSpec(
+        "s",
+        [
+            Conv2D(8, 5, stride=2, padding="same"),
+            BatchNorm(),
+            ReLU(),
+            MaxPool2D(2),
+            Conv2D(4, 3, padding="valid"),
+            GlobalAvgPool(),
+            Dense(10),
+        ],
+    )
+    assert spec.output_shapes == [
+        (14, 14, 8),
+        (14, 14, 8),
+        (14, 14, 8),
+        (7, 7, 8),
+        (5, 5, 4),
+        (4,),
+        (10,),
+    ]
+    assert spec.shapes()["conv1.weight"] == (5, 5, 1, 8) and spec.shapes()["conv2.weight"] == (
+        3,
+        3,
+        8,
+        4,
+    )
     assert spec.shapes()["bn1.running_var"] == (8,) and "bn1.running_var" not in spec.trainable()
     assert spec.count_params() == 5 * 5 * 8 + 8 + 16 + 3 * 3 * 8 * 4 + 4 + 4 * 10 + 10
     init = spec.init_params(1)
@@ -45,28 +69,52 @@ def test_shapes_are_inferred_and_layers_named():
     assert ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
 
 
-@pytest.mark.parametrize("layers, message", [
-    ([Dense(10)], r"layer 1 \(Dense fc1\): needs a flat input"),
-    ([Conv2D(4, 30, padding="valid"), Flatten(), Dense(10)], r"layer 1 \(Conv2D conv1\): kernel 30 is larger"),
-    ([Flatten(), Dense(20)], r"ends in shape \(20,\), not one logit per class"),
-    ([Flatten(), Dense(10), Conv2D(4, 3)], r"layer 3 \(Conv2D conv1\): needs an image"),
-    ([MaxPool2D(2), MaxPool2D(2), MaxPool2D(2), MaxPool2D(2), MaxPool2D(2), Flatten(), Dense(10)], "pool 2 is larger"),
-    ([Dropout(1.5), Flatten(), Dense(10)], "rate must be in"),
-    ([Conv2D(0, 3), Flatten(), Dense(10)], "filters must be an integer"),
-    ([Conv2D(4, 3, padding="full"), Flatten(), Dense(10)], "padding must be 'same' or 'valid'"),
-    (["relu", Flatten(), Dense(10)], "layer 1 is 'relu', not a layer"),
-])
+@pytest.mark.parametrize(
+    "layers, message",
+    [
+        ([Dense(10)], r"layer 1 \(Dense fc1\): needs a flat input"),
+        (
+            [Conv2D(4, 30, padding="valid"), Flatten(), Dense(10)],
+            r"layer 1 \(Conv2D conv1\): kernel 30 is larger",
+        ),
+        ([Flatten(), Dense(20)], r"ends in shape \(20,\), not one logit per class"),
+        ([Flatten(), Dense(10), Conv2D(4, 3)], r"layer 3 \(Conv2D conv1\): needs an image"),
+        (
+            [
+                MaxPool2D(2),
+                MaxPool2D(2),
+                MaxPool2D(2),
+                MaxPool2D(2),
+                MaxPool2D(2),
+                Flatten(),
+                Dense(10),
+            ],
+            "pool 2 is larger",
+        ),
+        ([Dropout(1.5), Flatten(), Dense(10)], "rate must be in"),
+        ([Conv2D(0, 3), Flatten(), Dense(10)], "filters must be an integer"),
+        ([Conv2D(4, 3, padding="full"), Flatten(), Dense(10)], "padding must be 'same' or 'valid'"),
+        (["relu", Flatten(), Dense(10)], "layer 1 is 'relu', not a layer"),
+    ],
+)
 def test_a_spec_that_cannot_work_is_a_config_error(layers, message):
     with pytest.raises(ConfigError, match=message):
         ModelSpec("bad", layers)
 
 
 def test_bad_spec_fails_before_any_framework_import():
-    code = ("import sys, fmnist_core as f\n"
-            "try: f.Trainer(model=f.ModelSpec('x', [f.Dense(10)]))\n"
-            "except f.ConfigError: pass\n"
-            "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    code = (
+        "import sys, fmnist_core as f\n"
+        "try: f.Trainer(model=f.ModelSpec('x', [f.Dense(10)]))\n"
+        "except f.ConfigError: pass\n"
+        "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))"
+    )
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "[]"
+    )
 
 
 def test_unknown_layer_type_in_a_recorded_architecture():
@@ -86,9 +134,12 @@ def test_onecycle_follows_pytorch():
 
 
 def test_other_schedules():
-    assert Schedule("cosine").rates(1.0, np.array([0, 50, 100]), 10, 100) == pytest.approx([1.0, 0.5, 0.0])
-    assert Schedule("step", step_epochs=2, gamma=0.5).rates(1.0, np.array([0, 19, 20, 40]), 10, 100) == \
-        pytest.approx([1.0, 1.0, 0.5, 0.25])
+    assert Schedule("cosine").rates(1.0, np.array([0, 50, 100]), 10, 100) == pytest.approx(
+        [1.0, 0.5, 0.0]
+    )
+    assert Schedule("step", step_epochs=2, gamma=0.5).rates(
+        1.0, np.array([0, 19, 20, 40]), 10, 100
+    ) == pytest.approx([1.0, 1.0, 0.5, 0.25])
     assert (Schedule().rates(0.1, np.arange(5), 5, 5) == 0.1).all()
 
 
@@ -101,12 +152,15 @@ def test_adam_scalars_fold_in_bias_correction():
     assert new == pytest.approx(0.9, rel=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"kind": "rmsprop"}, "unknown optimizer 'rmsprop'"),
-    ({"kind": "adam", "momentum": 0.9}, "momentum/nesterov are SGD options"),
-    ({"kind": "sgd", "nesterov": True}, "nesterov=True needs momentum"),
-    ({"kind": "sgd", "weight_decay": -1}, "weight_decay must be a number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"kind": "rmsprop"}, "unknown optimizer 'rmsprop'"),
+        ({"kind": "adam", "momentum": 0.9}, "momentum/nesterov are SGD options"),
+        ({"kind": "sgd", "nesterov": True}, "nesterov=True needs momentum"),
+        ({"kind": "sgd", "weight_decay": -1}, "weight_decay must be a number"),
+    ],
+)
 def test_bad_optimizer(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         Optimizer(**kwargs)

@@ -50,22 +50,78 @@ def test_run_folder_pictures_and_report(tmp_path, real_data_dir):
     runs = []
     for backend_seed in (0, 1):
         run = tmp_path / f"run{backend_seed}"
-        out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "train", "--backend", "numpy", "--epochs", "2",
-                              "--seed", str(backend_seed), "--out", str(run), "--data-dir", str(real_data_dir), "--json"],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fmnist_core.cli",
+                "train",
+                "--backend",
+                "numpy",
+                "--epochs",
+                "2",
+                "--seed",
+                str(backend_seed),
+                "--out",
+                str(run),
+                "--data-dir",
+                str(real_data_dir),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert len(json.loads(out.stdout)["pictures"]) == 3
         for name in ("curves.png", "confusion.png", "predictions.png"):
             check_png(run / name)
         runs.append(run)
     (runs[0] / "curves.png").unlink()
-    subprocess.run([sys.executable, "-m", "fmnist_core.cli", "report", *map(str, runs), "--compare",
-                    str(tmp_path / "cmp.png")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fmnist_core.cli",
+            "report",
+            *map(str, runs),
+            "--compare",
+            str(tmp_path / "cmp.png"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     check_png(runs[0] / "curves.png")
     check_png(tmp_path / "cmp.png")
-    subprocess.run([sys.executable, "-m", "fmnist_core.cli", "sample", str(tmp_path / "samples"), "--count", "200",
-                    "--data-dir", str(real_data_dir)], check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "fmnist_core.cli", "predict", "--weights", str(runs[0] / "weights.safetensors"),
-                    str(tmp_path / "samples"), "--grid", str(tmp_path / "grid.png")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fmnist_core.cli",
+            "sample",
+            str(tmp_path / "samples"),
+            "--count",
+            "200",
+            "--data-dir",
+            str(real_data_dir),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fmnist_core.cli",
+            "predict",
+            "--weights",
+            str(runs[0] / "weights.safetensors"),
+            str(tmp_path / "samples"),
+            "--grid",
+            str(tmp_path / "grid.png"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     check_png(tmp_path / "grid.png", (600, 600))
 
 
@@ -80,7 +136,9 @@ def test_missing_matplotlib_is_a_clear_error(monkeypatch):
 def test_curves_from_history():
     from fmnist_core.apps.plots import curves_figure
 
-    trainer = Trainer(backend="numpy", data=synthetic_dataset(), epochs=2, verbose=0, evaluate_each_epoch=True)
+    trainer = Trainer(
+        backend="numpy", data=synthetic_dataset(), epochs=2, verbose=0, evaluate_each_epoch=True
+    )
     fig = curves_figure(trainer.fit())
     loss_ax = fig.axes[0]
     labels = [line.get_label() for line in loss_ax.get_lines()]
@@ -90,16 +148,25 @@ def test_curves_from_history():
 def test_report_on_damaged_or_foreign_folder_is_one_line(tmp_path):
     (tmp_path / "history.json").write_text('{"epochs": [')
     (tmp_path / "evaluation.json").write_text("{}")
-    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "report", str(tmp_path)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", "report", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 1 and "history.json is damaged" in out.stderr
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
     (tmp_path / "history.json").write_text('{"epochs": []}')
-    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "report", str(tmp_path)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", "report", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 1 and "evaluation.json is damaged (KeyError" in out.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "report", str(empty)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", "report", str(empty)],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 1 and "is not a finished run folder (no history.json)" in out.stderr

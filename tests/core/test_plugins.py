@@ -52,7 +52,9 @@ def test_broken_plugin_reported_others_work(monkeypatch):
     plugins.reset()
     try:
         failures = plugins.plugin_failures()
-        assert [(f.name, f.error) for f in failures] == [("broken", "ImportError: No module named 'some_framework'")]
+        assert [(f.name, f.error) for f in failures] == [
+            ("broken", "ImportError: No module named 'some_framework'")
+        ]
         assert {"numpy", "fake"} <= set(plugins.backends())
         with pytest.raises(BackendError, match="failed to load: broken"):
             plugins.get_backend("nope")
@@ -79,8 +81,13 @@ def test_cli_lists_broken_plugin_without_failing(tmp_path):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fmnist-broken\nVersion: 0.0\n")
     (dist / "entry_points.txt").write_text("[fmnist]\nbroken = fmnist_broken_missing_module\n")
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "backends"], capture_output=True,
-                         text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", "backends"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "numpy" in out.stdout
     assert "plugin 'broken' failed to load: ModuleNotFoundError" in out.stdout
@@ -88,12 +95,20 @@ def test_cli_lists_broken_plugin_without_failing(tmp_path):
 
 # -- backend options ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("options, message", [
-    ({"nan_afterr": 3}, r"backend 'fake' has no option 'nan_afterr' \(did you mean 'nan_after'\?\); its options: nan_after"),
-    ({"nan_after": "3"}, r"option nan_after='3' must be int"),
-    ({"nan_after": True}, r"option nan_after=True must be int"),
-    ({"nan_after": 0}, r"option nan_after=0 must be ≥ 1"),
-])
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"nan_afterr": 3},
+            r"backend 'fake' has no option 'nan_afterr' \(did you mean 'nan_after'\?\); its "
+            r"options: nan_after",
+        ),
+        ({"nan_after": "3"}, r"option nan_after='3' must be int"),
+        ({"nan_after": True}, r"option nan_after=True must be int"),
+        ({"nan_after": 0}, r"option nan_after=0 must be ≥ 1"),
+    ],
+)
 def test_backend_options_are_checked(fake_backend, options, message):
     from fmnist_core import ConfigError
 
@@ -104,7 +119,9 @@ def test_backend_options_are_checked(fake_backend, options, message):
 def test_options_on_a_backend_without_any(fake_backend):
     from fmnist_core import ConfigError
 
-    with pytest.raises(ConfigError, match="backend 'numpy' has no option 'device'; its options: none"):
+    with pytest.raises(
+        ConfigError, match="backend 'numpy' has no option 'device'; its options: none"
+    ):
         Trainer(backend="numpy", device="cuda")
     assert Trainer(backend=fake_backend, nan_after=5).options == {"nan_after": 5}
     assert Trainer(backend=fake_backend).options == {"nan_after": None}  # defaults filled in
@@ -113,8 +130,13 @@ def test_options_on_a_backend_without_any(fake_backend):
 def test_option_that_does_nothing_is_an_error():
     from fmnist_core import Backend, ConfigError, Option
 
-    option = Option("turbo", bool, False, "go fast",
-                    does_nothing=lambda o: None if o["mode"] == "fast" else "mode is slow")
+    option = Option(
+        "turbo",
+        bool,
+        False,
+        "go fast",
+        does_nothing=lambda o: None if o["mode"] == "fast" else "mode is slow",
+    )
     mode = Option("mode", str, "slow", "speed", choices=("slow", "fast"))
 
     class Backend_(Backend):
@@ -146,11 +168,19 @@ def test_cli_shows_options(fake_backend):
     with contextlib.redirect_stdout(out):
         cmd_backends(args)
     rows = {r["name"]: r for r in json.loads(out.getvalue())["backends"]}
-    assert rows["fake"]["options"] == [{"name": "nan_after", "type": "int", "default": None, "choices": [],
-                                        "help": "make the loss NaN after this many steps"}]
+    assert rows["fake"]["options"] == [
+        {
+            "name": "nan_after",
+            "type": "int",
+            "default": None,
+            "choices": [],
+            "help": "make the loss NaN after this many steps",
+        }
+    ]
 
 
 # -- plugin validation -------------------------------------------------------------------
+
 
 def test_misspelt_or_wrong_signature_hook_is_reported():
     import pluggy
@@ -183,14 +213,21 @@ def test_misspelt_plugin_listed_by_backends(tmp_path):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: misspelt-plugin\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[fmnist]\nmisspelt = misspelt_module\n")
     (tmp_path / "misspelt_module.py").write_text(
-        "from fmnist_core import hookimpl\n\n@hookimpl\ndef fmnist_backend():\n    return []\n")
+        "from fmnist_core import hookimpl\n\n@hookimpl\ndef fmnist_backend():\n    return []\n"
+    )
     env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "backends"], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", "backends"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0 and "numpy" in out.stdout
     assert "plugin 'misspelt' failed to load" in out.stdout and "fmnist_backend" in out.stdout
 
 
 # -- weight-format lookup order ----------------------------------------------------------
+
 
 def test_format_lookup_order(tmp_path):
     from fmnist_core import WeightFormat, WeightsError, hookimpl
@@ -199,17 +236,26 @@ def test_format_lookup_order(tmp_path):
     class Formats:
         @hookimpl
         def fmnist_weight_formats(self):
-            return [WeightFormat("rival-st", "claims .safetensors too", (".safetensors",), plugin="rival"),
-                    WeightFormat("xyz-a", "", (".xyz",), plugin="a"), WeightFormat("xyz-b", "", (".xyz",), plugin="b"),
-                    WeightFormat("long", "", (".v2.xyz",), plugin="c")]
+            return [
+                WeightFormat(
+                    "rival-st", "claims .safetensors too", (".safetensors",), plugin="rival"
+                ),
+                WeightFormat("xyz-a", "", (".xyz",), plugin="a"),
+                WeightFormat("xyz-b", "", (".xyz",), plugin="b"),
+                WeightFormat("long", "", (".v2.xyz",), plugin="c"),
+            ]
 
     manager = plugins.get_plugin_manager()
     plugin = Formats()
     manager.register(plugin, name="formats-test")
     try:
-        assert format_for(tmp_path / "w.safetensors").name == "safetensors"  # neutral first on a tie
+        assert (
+            format_for(tmp_path / "w.safetensors").name == "safetensors"
+        )  # neutral first on a tie
         assert format_for(tmp_path / "w.v2.xyz").name == "long"  # the longest suffix wins
-        with pytest.raises(WeightsError, match=r"could be any of several formats: xyz-a \(a\), xyz-b \(b\)"):
+        with pytest.raises(
+            WeightsError, match=r"could be any of several formats: xyz-a \(a\), xyz-b \(b\)"
+        ):
             format_for(tmp_path / "w.xyz")
         assert format_for(tmp_path / "w.xyz", "xyz-b").name == "xyz-b"
     finally:
@@ -217,6 +263,7 @@ def test_format_lookup_order(tmp_path):
 
 
 # -- renamed arguments -------------------------------------------------------------------
+
 
 def test_old_names_still_work_with_a_warning(fake_backend):
     from fmnist_core.testing import synthetic_dataset

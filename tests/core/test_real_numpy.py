@@ -29,5 +29,3 @@ class TestNumpyOnRealData(RealDataAcceptance):
         assert result.confusion.sum() == 10000
         assert result.accuracy == pytest.approx(np.trace(result.confusion) / 10000)
         assert set(result.per_class_accuracy) == set(LABELS)
-
-

@@ -22,11 +22,21 @@ def test_epoch_blocks_cover_every_sample_once():
 
 def test_block_size_is_independent_of_log_every(fake_backend, dataset):
     recorder = Recorder()
-    trainer = Trainer(backend=fake_backend, data=dataset, epochs=1, batch_size=64, log_every=1,
-                      steps_per_execution=8, verbose=0, callbacks=[recorder])
+    trainer = Trainer(
+        backend=fake_backend,
+        data=dataset,
+        epochs=1,
+        batch_size=64,
+        log_every=1,
+        steps_per_execution=8,
+        verbose=0,
+        callbacks=[recorder],
+    )
     trainer.fit()
     assert [c[1] for c in trainer.engine.calls[1:]] == [(8, 64), (7, 64), (1, 40)]
-    assert [e for e in recorder.events if e.startswith("progress")] == [f"progress {i}/16" for i in range(1, 17)]
+    assert [e for e in recorder.events if e.startswith("progress")] == [
+        f"progress {i}/16" for i in range(1, 17)
+    ]
     assert [r.loss for r in trainer.history.progress][:2] == pytest.approx([1.0, (1.0 + 0.5) / 2])
 
 
@@ -59,15 +69,30 @@ class Recorder(Callback):
 
 def test_core_owns_loop_batching_and_callbacks(fake_backend, dataset):
     recorder = Recorder()
-    trainer = Trainer(backend=fake_backend, data=dataset, epochs=2, batch_size=64, log_every=5,
-                      steps_per_execution=5, verbose=0, callbacks=[recorder])
+    trainer = Trainer(
+        backend=fake_backend,
+        data=dataset,
+        epochs=2,
+        batch_size=64,
+        log_every=5,
+        steps_per_execution=5,
+        verbose=0,
+        callbacks=[recorder],
+    )
     history = trainer.fit()
     calls = trainer.engine.calls
     assert calls[0] == ("attach", (1000, 28, 28))
     # 15 full batches in blocks of at most 5 steps, then the 40-sample remainder, per epoch
     assert [c[1] for c in calls[1:5]] == [(5, 64), (5, 64), (5, 64), (1, 40)]
-    assert recorder.events[:7] == ["train_begin", "epoch_begin 0", "progress 5/16", "progress 10/16", "progress 15/16",
-                                   "progress 16/16", "epoch_end 0"]
+    assert recorder.events[:7] == [
+        "train_begin",
+        "epoch_begin 0",
+        "progress 5/16",
+        "progress 10/16",
+        "progress 15/16",
+        "progress 16/16",
+        "epoch_end 0",
+    ]
     assert recorder.events[-1] == "train_end"
     assert len(history) == 2 and history[0].items == 1000 and history[0].steps == 16
 
@@ -77,13 +102,23 @@ def test_loss_is_averaged_per_sample(fake_backend, dataset):
     record = trainer.fit()[0]
     step_losses = 1.0 / np.arange(1, 17)
     sizes = np.array([64] * 15 + [40])
-    assert record.loss == pytest.approx(float((step_losses.astype(np.float32) * sizes).sum() / 1000), rel=1e-6)
+    assert record.loss == pytest.approx(
+        float((step_losses.astype(np.float32) * sizes).sum() / 1000), rel=1e-6
+    )
     assert record.accuracy == pytest.approx(float((dataset.train.labels % 2 == 0).mean()))
 
 
 def test_nan_restores_epoch_start_weights(fake_backend, dataset):
-    trainer = Trainer(backend=fake_backend, data=dataset, epochs=3, batch_size=64, verbose=0,
-                      log_every=4, steps_per_execution=4, nan_after=20)
+    trainer = Trainer(
+        backend=fake_backend,
+        data=dataset,
+        epochs=3,
+        batch_size=64,
+        verbose=0,
+        log_every=4,
+        steps_per_execution=4,
+        nan_after=20,
+    )
     with pytest.raises(TrainingError, match="epoch 2, batch 8") as info:
         trainer.fit()
     assert "lower the learning rate" in str(info.value)
@@ -95,17 +130,38 @@ def test_early_stopping_and_checkpoint(fake_backend, dataset, tmp_path):
     class Worse(Callback):
         def on_epoch_end(self, trainer, record):
             record.loss = float(record.epoch)  # never improves after epoch 0
-    trainer = Trainer(backend=fake_backend, data=dataset, epochs=10, verbose=0,
-                      callbacks=[Worse(), EarlyStopping(patience=1), ModelCheckpoint(tmp_path / "e{epoch}.safetensors")])
+
+    trainer = Trainer(
+        backend=fake_backend,
+        data=dataset,
+        epochs=10,
+        verbose=0,
+        callbacks=[
+            Worse(),
+            EarlyStopping(patience=1),
+            ModelCheckpoint(tmp_path / "e{epoch}.safetensors"),
+        ],
+    )
     history = trainer.fit()
     assert len(history) == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["e1.safetensors", "e2.safetensors", "e3.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "e1.safetensors",
+        "e2.safetensors",
+        "e3.safetensors",
+    ]
 
 
-@pytest.mark.parametrize("kwargs, name", [({"batch_size": 0}, "batch_size"), ({"epochs": 0}, "epochs"),
-                                          ({"learning_rate": -0.1}, "learning_rate"),
-                                          ({"learning_rate": float("nan")}, "learning_rate"),
-                                          ({"seed": -1}, "seed"), ({"epochs": 2.5}, "epochs")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"epochs": 0}, "epochs"),
+        ({"learning_rate": -0.1}, "learning_rate"),
+        ({"learning_rate": float("nan")}, "learning_rate"),
+        ({"seed": -1}, "seed"),
+        ({"epochs": 2.5}, "epochs"),
+    ],
+)
 def test_bad_hyper_parameters(kwargs, name):
     with pytest.raises(ConfigError, match=name):
         Trainer(backend="numpy", **kwargs)
@@ -137,7 +193,11 @@ def test_pad_block_keeps_one_shape():
     assert padded.shape == (5, 100) and (steps, batch) == (2, 100)
     np.testing.assert_array_equal(padded[:2], short)
     np.testing.assert_array_equal(padded[2:], np.repeat(short[-1:], 3, axis=0))
-    assert scalars.shape == (5, 1) and scalars.dtype == np.float32 and scalars[:, 0].tolist() == [0, 1, 1, 1, 1]
+    assert (
+        scalars.shape == (5, 1)
+        and scalars.dtype == np.float32
+        and scalars[:, 0].tolist() == [0, 1, 1, 1, 1]
+    )
     last = np.arange(32).reshape(1, 32)
     padded, scalars, steps, batch = pad_block(last, rates[:1], largest)
     assert padded.shape == (5, 100) and (steps, batch) == (1, 32) and scalars.shape == (5, 1)
@@ -146,15 +206,23 @@ def test_pad_block_keeps_one_shape():
 
 
 def test_article_progress_lines(fake_backend, dataset, capsys):
-    Trainer(backend=fake_backend, data=dataset, epochs=1, batch_size=64, log_every=5, verbose=2).fit()
+    Trainer(
+        backend=fake_backend, data=dataset, epochs=1, batch_size=64, log_every=5, verbose=2
+    ).fit()
     out = capsys.readouterr().out.splitlines()
     assert out[1:3] == ["Epoch 1", "-------------------------------"]
-    assert out[3].startswith("[Batch   5 -   320 items] accuracy: ") and ", loss: 0.200000" in out[3]
-    assert out[5].startswith("[Batch  15 -   960 items]") and out[6].startswith("[Batch  16 -  1000 items]")
+    assert (
+        out[3].startswith("[Batch   5 -   320 items] accuracy: ") and ", loss: 0.200000" in out[3]
+    )
+    assert out[5].startswith("[Batch  15 -   960 items]") and out[6].startswith(
+        "[Batch  16 -  1000 items]"
+    )
     assert out[7].startswith("Epoch 1: loss ")
 
 
 def test_progress_bar(fake_backend, dataset, capsys):
-    Trainer(backend=fake_backend, data=dataset, epochs=2, batch_size=64, log_every=5, verbose=1).fit()
+    Trainer(
+        backend=fake_backend, data=dataset, epochs=2, batch_size=64, log_every=5, verbose=1
+    ).fit()
     err = capsys.readouterr().err
     assert "Epoch 1/2" in err and "Epoch 2/2" in err and "16/16" in err and "accuracy=" in err

@@ -9,7 +9,9 @@ from fmnist_core.testing import synthetic_dataset
 
 
 def test_stratified_and_fixed():
-    labels = np.repeat(np.arange(10), [600, 600, 600, 600, 600, 600, 600, 600, 600, 601]).astype(np.uint8)
+    labels = np.repeat(np.arange(10), [600, 600, 600, 600, 600, 600, 600, 600, 600, 601]).astype(
+        np.uint8
+    )
     kept, held = validation_indices(labels, 500)
     assert len(held) == 500 and len(kept) == len(labels) - 500 and not set(kept) & set(held)
     assert np.bincount(labels[held]).tolist() == [50] * 10

@@ -21,7 +21,11 @@ def test_neutral_file_layout_and_metadata(trained, tmp_path):
     weights = read_weights(path)
     assert weights.model == "mlp"
     assert {k: v.shape for k, v in weights.params.items()} == {
-        "fc1.weight": (784, 20), "fc1.bias": (20,), "fc2.weight": (20, 10), "fc2.bias": (10,)}
+        "fc1.weight": (784, 20),
+        "fc1.bias": (20,),
+        "fc2.weight": (20, 10),
+        "fc2.bias": (10,),
+    }
     meta = weights.metadata
     assert meta["backend"] == "numpy" and meta["fmnist_format"] == "1"
     assert json.loads(meta["labels"])[9] == "Ankle Boot"
@@ -48,7 +52,9 @@ def test_missing_and_unknown_format(tmp_path):
     with pytest.raises(WeightsError, match="does not exist"):
         read_weights(tmp_path / "nope.safetensors")
     (tmp_path / "w.xyz").write_bytes(b"x")
-    with pytest.raises(WeightsError, match="no installed plugin understands .*known formats: .*safetensors"):
+    with pytest.raises(
+        WeightsError, match="no installed plugin understands .*known formats: .*safetensors"
+    ):
         read_weights(tmp_path / "w.xyz")
 
 

@@ -35,13 +35,18 @@ def test_free_ports_and_port_in_use():
 def test_launcher_stops_the_others_when_one_fails(monkeypatch, capsys, tmp_path):
     # worker 1 fails at once; worker 0 would sleep for a minute: the launcher stops it
     script = tmp_path / "fmnist_core_cli_stub.py"
-    script.write_text("import os, sys, time\nif os.environ['R'] == '1': sys.exit(3)\ntime.sleep(60)\n")
+    script.write_text(
+        "import os, sys, time\nif os.environ['R'] == '1': sys.exit(3)\ntime.sleep(60)\n"
+    )
     import fmnist_core.engine.workers as workers
 
     monkeypatch.setattr(workers, "_command", lambda argv: [sys.executable, str(script)])
     started = time.time()
     code = launch_local([], 2, lambda rank: {"R": str(rank)}, grace=2)
     assert code == 3 and time.time() - started < 15
-    assert "worker rank 1 of 2 exited with code 3; the other workers were stopped" in capsys.readouterr().err
+    assert (
+        "worker rank 1 of 2 exited with code 3; the other workers were stopped"
+        in capsys.readouterr().err
+    )
     script.write_text("import sys\nsys.exit(0)\n")
     assert launch_local([], 2, lambda rank: {}, grace=2) == 0

@@ -11,16 +11,30 @@ from fmnist_core import Trainer, models
 from fmnist_core.engine.batching import epoch_permutation
 from fmnist_core.testing import OPTIMIZERS, synthetic_dataset
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on a GPU machine)")
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (run on a GPU machine)"
+)
 
 
 def first_steps(device, model, optimizer, **options):
     data = synthetic_dataset()
-    trainer = Trainer(backend="torch", data=data, model=model, optimizer=optimizer, batch_size=32, learning_rate=0.01,
-                      verbose=0, seed=3, device=device, **options)
+    trainer = Trainer(
+        backend="torch",
+        data=data,
+        model=model,
+        optimizer=optimizer,
+        batch_size=32,
+        learning_rate=0.01,
+        verbose=0,
+        seed=3,
+        device=device,
+        **options,
+    )
     trainer.engine.attach(data.train.images, data.train.labels)
     index = epoch_permutation(3, 0, len(data.train))[: 20 * 32].reshape(20, 32)
-    return np.asarray(trainer.engine.train_steps(index, trainer.step_scalars(0, 0, 20)).losses), trainer
+    return np.asarray(
+        trainer.engine.train_steps(index, trainer.step_scalars(0, 0, 20)).losses
+    ), trainer
 
 
 @pytest.mark.parametrize("model", sorted(models()))
@@ -32,7 +46,9 @@ def test_cuda_matches_cpu(model, optimizer):
     np.testing.assert_allclose(gpu, cpu, rtol=1e-4)
 
 
-@pytest.mark.parametrize("options", [{"precision": "tf32"}, {"precision": "bf16"}, {"channels_last": True}])
+@pytest.mark.parametrize(
+    "options", [{"precision": "tf32"}, {"precision": "bf16"}, {"channels_last": True}]
+)
 def test_precision_options_train(options):
     losses, trainer = first_steps("cuda", "cnn", OPTIMIZERS["adam"], **options)
     assert np.isfinite(losses).all() and losses[-1] < losses[0]

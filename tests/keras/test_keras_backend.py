@@ -36,9 +36,16 @@ class TestKerasOnRealData(RealDataAcceptance):
 
         model = to_keras_model(trained)
         x = real.test.images[:200].astype(np.float32) / np.float32(255)
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(model.predict(x, verbose=0)), trained.logits(real.test.images[:200]), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(model.predict(x, verbose=0)),
+            trained.logits(real.test.images[:200]),
+            rtol=1e-5,
+            atol=1e-5,
+        )
 
-    @pytest.mark.skipif(KERAS_BACKEND != "tensorflow", reason="model.export needs the TensorFlow Keras backend")
+    @pytest.mark.skipif(
+        KERAS_BACKEND != "tensorflow", reason="model.export needs the TensorFlow Keras backend"
+    )
     def test_export_savedmodel(self, trained, real, tmp_path):
         import tensorflow as tf
         from fmnist_keras import export
@@ -46,14 +53,23 @@ class TestKerasOnRealData(RealDataAcceptance):
         export(trained, tmp_path / "served")
         served = tf.saved_model.load(str(tmp_path / "served"))
         x = real.test.images[:100].astype(np.float32) / np.float32(255)
-        np.testing.assert_allclose(served.serve(x).numpy(), trained.logits(real.test.images[:100]), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            served.serve(x).numpy(), trained.logits(real.test.images[:100]), rtol=1e-5, atol=1e-5
+        )
 
 
 def test_unsafe_keras_file_refused(tmp_path):
     import keras
 
-    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Flatten(),
-                              keras.layers.Dense(20), keras.layers.Dense(10)])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            keras.layers.Lambda(lambda x: x * 2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(20),
+            keras.layers.Dense(10),
+        ]
+    )
     model.save(tmp_path / "lambda.keras")
     with pytest.raises(WeightsError, match="not a loadable .keras model"):
         read_weights(tmp_path / "lambda.keras")
@@ -62,8 +78,14 @@ def test_unsafe_keras_file_refused(tmp_path):
 def test_keras_of_another_shape(tmp_path):
     import keras
 
-    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(32),
-                              keras.layers.Dense(10)])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(32),
+            keras.layers.Dense(10),
+        ]
+    )
     model.save(tmp_path / "wide.keras")
     with pytest.raises(WeightsError, match="which fit no known model"):
         read_weights(tmp_path / "wide.keras")
@@ -71,6 +93,6 @@ def test_keras_of_another_shape(tmp_path):
 
 def test_other_keras_backend_in_same_process_is_a_clear_error():
     with pytest.raises(BackendError, match=f"already imported with the '{KERAS_BACKEND}' backend"):
-        _ = Trainer(backend="keras", keras_backend=OTHER, data=synthetic_dataset(), verbose=0).engine
-
-
+        _ = Trainer(
+            backend="keras", keras_backend=OTHER, data=synthetic_dataset(), verbose=0
+        ).engine

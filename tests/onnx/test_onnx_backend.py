@@ -29,7 +29,11 @@ def compare(source, path, data):
     exported = Trainer.load(path, data=data, verbose=0)
     assert exported.backend.name == "onnx"
     got, want = exported.logits(data.test.images), source.logits(data.test.images)
-    return float(np.mean(got.argmax(1) == want.argmax(1))), float(np.abs(got - want).max()), exported
+    return (
+        float(np.mean(got.argmax(1) == want.argmax(1))),
+        float(np.abs(got - want).max()),
+        exported,
+    )
 
 
 def test_mlp_export_matches_its_source(trained_mlp, real, tmp_path):
@@ -42,32 +46,54 @@ def test_mlp_export_matches_its_source(trained_mlp, real, tmp_path):
 
 def test_cnn_and_every_layer_export(real, tmp_path):
     for spec in ["cnn", *vocabulary_models()]:
-        trainer = Trainer(backend="numpy", model=spec, data=real, verbose=0, batch_size=32, optimizer="adam",
-                          learning_rate=0.01)
+        trainer = Trainer(
+            backend="numpy",
+            model=spec,
+            data=real,
+            verbose=0,
+            batch_size=32,
+            optimizer="adam",
+            learning_rate=0.01,
+        )
         trainer.engine.attach(real.train.images, real.train.labels)
-        trainer.engine.train_steps(np.arange(20 * 32).reshape(20, 32), trainer.step_scalars(0, 0, 20))
+        trainer.engine.train_steps(
+            np.arange(20 * 32).reshape(20, 32), trainer.step_scalars(0, 0, 20)
+        )
         path = tmp_path / "m.onnx"
         trainer.export(path)
         agreement, difference, _ = compare(trainer, path, real)
-        print(f"{trainer.model.name} numpy -> onnx: agreement {agreement:.4f}, max |logit diff| {difference:.2e}")
+        print(
+            f"{trainer.model.name} numpy -> onnx: agreement {agreement:.4f}, max |logit diff| "
+            f"{difference:.2e}"
+        )
         assert agreement >= 0.999 and difference <= 1e-4
 
 
 def test_plain_onnxruntime_reads_it_without_fmnist(trained_mlp, real, tmp_path):
     trained_mlp.export(tmp_path / "mlp.onnx")
     np.save(tmp_path / "images.npy", real.test.images[:500])
-    code = ("import sys, numpy as np, onnxruntime as ort\n"
-            "s = ort.InferenceSession(sys.argv[1])\n"
-            "assert not any(m.startswith('fmnist') for m in sys.modules)\n"
-            "out = s.run(['class_index', 'probabilities'], {'images': np.load(sys.argv[2])})\n"
-            "print(out[0].tolist()); assert np.allclose(out[1].sum(1), 1, atol=1e-5)")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "mlp.onnx"), str(tmp_path / "images.npy")],
-                         capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout) == [int(i) for i in trained_mlp.logits(real.test.images[:500]).argmax(1)]
+    code = (
+        "import sys, numpy as np, onnxruntime as ort\n"
+        "s = ort.InferenceSession(sys.argv[1])\n"
+        "assert not any(m.startswith('fmnist') for m in sys.modules)\n"
+        "out = s.run(['class_index', 'probabilities'], {'images': np.load(sys.argv[2])})\n"
+        "print(out[0].tolist()); assert np.allclose(out[1].sum(1), 1, atol=1e-5)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "mlp.onnx"), str(tmp_path / "images.npy")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout) == [
+        int(i) for i in trained_mlp.logits(real.test.images[:500]).argmax(1)
+    ]
 
 
 def fmnist(*args, check=True):
-    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", *map(str, args)], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", *map(str, args)], capture_output=True, text=True
+    )
     if check:
         assert out.returncode == 0, out.stderr
     return out
@@ -76,17 +102,34 @@ def fmnist(*args, check=True):
 def test_cli_export_evaluate_predict(trained_mlp, real_data_dir, tmp_path):
     trained_mlp.save(tmp_path / "w.safetensors")
     fmnist("export", tmp_path / "w.safetensors", tmp_path / "m.onnx")
-    result = json.loads(fmnist("evaluate", tmp_path / "m.onnx", "--data-dir", real_data_dir, "--json").stdout)
-    assert result["backend"] == "onnx" and result["accuracy"] == pytest.approx(trained_mlp.evaluate().accuracy)
+    result = json.loads(
+        fmnist("evaluate", tmp_path / "m.onnx", "--data-dir", real_data_dir, "--json").stdout
+    )
+    assert result["backend"] == "onnx" and result["accuracy"] == pytest.approx(
+        trained_mlp.evaluate().accuracy
+    )
     fmnist("sample", tmp_path / "s", "--count", "3", "--data-dir", real_data_dir)
-    rows = json.loads(fmnist("predict", "--weights", tmp_path / "m.onnx", tmp_path / "s", "--json").stdout)
+    rows = json.loads(
+        fmnist("predict", "--weights", tmp_path / "m.onnx", tmp_path / "s", "--json").stdout
+    )
     assert [r["label"] for r in rows] == trained_mlp.predict(tmp_path / "s")
 
 
 def test_training_is_refused_in_one_line(real_data_dir, tmp_path):
-    out = fmnist("train", "--backend", "onnx", "--out", tmp_path / "run", "--data-dir", real_data_dir, check=False)
+    out = fmnist(
+        "train",
+        "--backend",
+        "onnx",
+        "--out",
+        tmp_path / "run",
+        "--data-dir",
+        real_data_dir,
+        check=False,
+    )
     assert out.returncode == 1 and out.stderr.count("\n") == 1
-    assert "backend 'onnx' runs inference only and cannot train; fix: train with one of" in out.stderr
+    assert (
+        "backend 'onnx' runs inference only and cannot train; fix: train with one of" in out.stderr
+    )
 
 
 def test_bad_onnx_files(tmp_path):
@@ -96,9 +139,12 @@ def test_bad_onnx_files(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"\x00\x01junk")
     with pytest.raises(WeightsError, match="junk.onnx is not an ONNX model"):
         Trainer.load(tmp_path / "junk.onnx")
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     onnx.save(helper.make_model(graph), tmp_path / "foreign.onnx")
     with pytest.raises(WeightsError, match="fmnist did not write"):
         Trainer.load(tmp_path / "foreign.onnx")
@@ -108,5 +154,9 @@ def test_onnx_backend_predicts_arrays():
     data = synthetic_dataset()
     trainer = Trainer(backend="onnx", data=data, verbose=0)
     reference = Trainer(backend="numpy", data=data, verbose=0)
-    np.testing.assert_allclose(trainer.logits(data.test.images), reference.logits(data.test.images), atol=1e-5)
-    assert trainer.predict(data.test.images[:4], output="indices") == reference.predict(data.test.images[:4], output="indices")
+    np.testing.assert_allclose(
+        trainer.logits(data.test.images), reference.logits(data.test.images), atol=1e-5
+    )
+    assert trainer.predict(data.test.images[:4], output="indices") == reference.predict(
+        data.test.images[:4], output="indices"
+    )

@@ -39,11 +39,16 @@ def test_same_batches_in_same_order(backend, real):
     trainer = Trainer(backend=backend, data=real, seed=2, epochs=1, verbose=0)
     seen = []
     original = trainer.engine.train_steps
-    trainer.engine.train_steps = lambda block, scalars: (seen.append(block.copy()), original(block, scalars))[1]
+    trainer.engine.train_steps = lambda block, scalars: (
+        seen.append(block.copy()),
+        original(block, scalars),
+    )[1]
     trainer.fit()
     from fmnist_core.engine.batching import epoch_permutation
 
-    np.testing.assert_array_equal(np.concatenate([b.ravel() for b in seen]), epoch_permutation(2, 0, 60000))
+    np.testing.assert_array_equal(
+        np.concatenate([b.ravel() for b in seen]), epoch_permutation(2, 0, 60000)
+    )
 
 
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
@@ -68,10 +73,15 @@ def test_final_accuracies_agree(trained):
 
 def test_weights_move_between_every_pair(trained, real):
     results = transfers(trained, real)
-    assert {(r.source, r.target) for r in results} == {(a, b) for a in trained for b in trained if a != b}
+    assert {(r.source, r.target) for r in results} == {
+        (a, b) for a in trained for b in trained if a != b
+    }
     for r in results:
-        print(f"{r.source:>6} -> {r.target:<6} via {r.format:<13} argmax agreement {r.argmax_agreement:.4f}, "
-              f"max |logit diff| {r.max_logit_difference:.2e}")
+        print(
+            f"{r.source:>6} -> {r.target:<6} via {r.format:<13} argmax agreement "
+            f"{r.argmax_agreement:.4f}, "
+            f"max |logit diff| {r.max_logit_difference:.2e}"
+        )
         assert r.argmax_agreement == 1.0, r
         assert r.max_logit_difference <= 1e-4, r
 
@@ -80,16 +90,25 @@ def test_article_pth_converts_to_keras(artifacts, tmp_path, real):
     from fmnist_core import Trainer
     from fmnist_core.cli import main
 
-    assert main(["convert", str(artifacts / "pytorch" / "weights.pth"), str(tmp_path / "article.keras")]) == 0
-    original = Trainer.load(artifacts / "pytorch" / "weights.pth", backend="numpy", data=real, verbose=0)
+    assert (
+        main(
+            ["convert", str(artifacts / "pytorch" / "weights.pth"), str(tmp_path / "article.keras")]
+        )
+        == 0
+    )
+    original = Trainer.load(
+        artifacts / "pytorch" / "weights.pth", backend="numpy", data=real, verbose=0
+    )
     converted = Trainer.load(tmp_path / "article.keras", backend="keras", data=real, verbose=0)
     got, want = converted.logits(real.test.images), original.logits(real.test.images)
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
     # a class is only defined where the top two logits differ by more than float32 noise
     top2 = np.sort(want, axis=1)[:, -2:]
     decided = top2[:, 1] - top2[:, 0] > 1e-4
-    print(f"article weights .pth -> .keras: {int((~decided).sum())} near-ties, "
-          f"agreement {np.mean(got.argmax(1) == want.argmax(1)):.4f}")
+    print(
+        f"article weights .pth -> .keras: {int((~decided).sum())} near-ties, "
+        f"agreement {np.mean(got.argmax(1) == want.argmax(1)):.4f}"
+    )
     np.testing.assert_array_equal(got.argmax(1)[decided], want.argmax(1)[decided])
 
 
@@ -112,7 +131,10 @@ def test_cnn_first_20_step_losses_match_reference(backend, real):
     reference = first_step_losses("numpy", real, steps=20, model="cnn")
     losses = first_step_losses(backend, real, steps=20, model="cnn")
     relative = np.abs(losses - reference) / np.abs(reference)
-    print(f"{backend}: cnn recipe, max relative per-step loss difference over 20 steps {relative.max():.2e}")
+    print(
+        f"{backend}: cnn recipe, max relative per-step loss difference over 20 steps "
+        f"{relative.max():.2e}"
+    )
     assert relative.max() <= 1e-4
 
 
@@ -136,8 +158,10 @@ def test_cnn_weights_move_to_every_backend(trained_cnn, target, real, tmp_path):
         moved = Trainer.load(path, backend=target, data=real, verbose=0)
         logits = moved.logits(real.test.images)
         agreement = float(np.mean(logits.argmax(1) == reference.argmax(1)))
-        print(f"cnn torch -> {target} via {fmt}: argmax agreement {agreement:.4f}, "
-              f"max |logit diff| {np.abs(logits - reference).max():.2e}")
+        print(
+            f"cnn torch -> {target} via {fmt}: argmax agreement {agreement:.4f}, "
+            f"max |logit diff| {np.abs(logits - reference).max():.2e}"
+        )
         assert agreement >= 0.999
 
 
@@ -164,15 +188,25 @@ def test_onnx_export_of_every_backend(trained, trained_cnn, real, tmp_path):
         exported = Trainer.load(path, data=real, verbose=0)
         got, want = exported.logits(real.test.images), source.logits(real.test.images)
         agreement = float(np.mean(got.argmax(1) == want.argmax(1)))
-        print(f"{label} -> onnx: argmax agreement {agreement:.4f}, max |logit diff| {np.abs(got - want).max():.2e}")
-        assert exported.backend.name == "onnx" and agreement == 1.0 and np.abs(got - want).max() <= 1e-4
+        print(
+            f"{label} -> onnx: argmax agreement {agreement:.4f}, max |logit diff| "
+            f"{np.abs(got - want).max():.2e}"
+        )
+        assert (
+            exported.backend.name == "onnx"
+            and agreement == 1.0
+            and np.abs(got - want).max() <= 1e-4
+        )
 
 
 def test_article_pth_exported_to_onnx(artifacts, real, tmp_path):
     from fmnist_core import Trainer
     from fmnist_core.cli import main
 
-    assert main(["export", str(artifacts / "pytorch" / "weights.pth"), str(tmp_path / "article.onnx")]) == 0
+    assert (
+        main(["export", str(artifacts / "pytorch" / "weights.pth"), str(tmp_path / "article.onnx")])
+        == 0
+    )
     accuracy = Trainer.load(tmp_path / "article.onnx", data=real, verbose=0).evaluate().accuracy
     print(f"the article's weights.pth as ONNX: test accuracy {accuracy:.4f}")
     assert accuracy == pytest.approx(0.8513, abs=1e-4)

@@ -55,8 +55,14 @@ def running(trainer, **settings):
     from fmnist_core.apps.serve import ServeSettings, create_app
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(trainer, ServeSettings(**settings)), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(trainer, ServeSettings(**settings)),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20
@@ -80,9 +86,16 @@ def test_health_metadata_docs(server):
     url, trainer = server
     assert httpx.get(f"{url}/health").json() == {"status": "ok"}
     meta = httpx.get(f"{url}/metadata").json()
-    assert meta["model"] == "mlp" and meta["backend"] == trainer.backend.name and meta["parameters"] == 15910
+    assert (
+        meta["model"] == "mlp"
+        and meta["backend"] == trainer.backend.name
+        and meta["parameters"] == 15910
+    )
     assert 0.8 < meta["test_accuracy"] < 0.9 and meta["fmnist_version"]
-    assert httpx.get(f"{url}/docs").status_code == 200 and "/predict" in httpx.get(f"{url}/openapi.json").text
+    assert (
+        httpx.get(f"{url}/docs").status_code == 200
+        and "/predict" in httpx.get(f"{url}/openapi.json").text
+    )
 
 
 def test_sample_request_in_one_request_and_in_200(server, samples):
@@ -101,12 +114,27 @@ def test_sample_request_in_one_request_and_in_200(server, samples):
         assert list(pool.map(one, samples)) == expected
 
 
-@pytest.mark.parametrize("make, status, message", [
-    (lambda p: {"files": ("x.png", b"not an image")}, 400, "x.png is not an image Pillow can read"),
-    (lambda p: {"files": ("e.png", b"")}, 400, "e.png is an empty file"),
-    (lambda p: {"files": ("t.png", p.read_bytes()[:60])}, 400, "t.png is a damaged or truncated image"),
-    (lambda p: {"files": ("big.png", b"\x89PNG" + b"0" * 300_000)}, 413, "over the limit of 200,000"),
-])
+@pytest.mark.parametrize(
+    "make, status, message",
+    [
+        (
+            lambda p: {"files": ("x.png", b"not an image")},
+            400,
+            "x.png is not an image Pillow can read",
+        ),
+        (lambda p: {"files": ("e.png", b"")}, 400, "e.png is an empty file"),
+        (
+            lambda p: {"files": ("t.png", p.read_bytes()[:60])},
+            400,
+            "t.png is a damaged or truncated image",
+        ),
+        (
+            lambda p: {"files": ("big.png", b"\x89PNG" + b"0" * 300_000)},
+            413,
+            "over the limit of 200,000",
+        ),
+    ],
+)
 def test_bad_files(server, samples, make, status, message):
     url, _ = server
     out = httpx.post(f"{url}/predict", files=make(samples[0]))
@@ -119,15 +147,35 @@ def test_bad_requests(server, samples):
     url, _ = server
     too_many = [("files", (f"{i}.png", samples[0].read_bytes())) for i in range(251)]
     cases = [
-        (httpx.post(f"{url}/predict", files=too_many), 413, "251 images in one request, over the limit of 250"),
-        (httpx.post(f"{url}/predict", content=b"{nope", headers={"content-type": "application/json"}), 400, "not valid JSON"),
+        (
+            httpx.post(f"{url}/predict", files=too_many),
+            413,
+            "251 images in one request, over the limit of 250",
+        ),
+        (
+            httpx.post(
+                f"{url}/predict", content=b"{nope", headers={"content-type": "application/json"}
+            ),
+            400,
+            "not valid JSON",
+        ),
         (httpx.post(f"{url}/predict", json={"pictures": []}), 400, "JSON must be"),
-        (httpx.post(f"{url}/predict", json={"images": ["@@@"]}), 400, "images[0] is not valid base64"),
+        (
+            httpx.post(f"{url}/predict", json={"images": ["@@@"]}),
+            400,
+            "images[0] is not valid base64",
+        ),
         (httpx.post(f"{url}/predict", json={"images": []}), 400, "no images in the request"),
-        (httpx.post(f"{url}/predict", content=b"x", headers={"content-type": "text/plain"}), 415, "not accepted"),
+        (
+            httpx.post(f"{url}/predict", content=b"x", headers={"content-type": "text/plain"}),
+            415,
+            "not accepted",
+        ),
     ]
     for response, status, message in cases:
-        assert response.status_code == status and message in response.json()["detail"], response.text
+        assert response.status_code == status and message in response.json()["detail"], (
+            response.text
+        )
 
 
 def test_bomb_is_refused(server, tmp_path):
@@ -135,7 +183,9 @@ def test_bomb_is_refused(server, tmp_path):
 
     Image.new("1", (5000, 5000)).save(tmp_path / "bomb.png", optimize=True)
     url, _ = server
-    out = httpx.post(f"{url}/predict", files={"files": ("bomb.png", (tmp_path / "bomb.png").read_bytes())})
+    out = httpx.post(
+        f"{url}/predict", files={"files": ("bomb.png", (tmp_path / "bomb.png").read_bytes())}
+    )
     assert out.status_code == 400 and "over the limit of 1,000,000" in out.json()["detail"]
 
 
@@ -159,7 +209,10 @@ def test_load_small_concurrent_clients_micro_batched(weights, real, samples):
             for i in range(25):
                 path = samples[(offset * 25 + i) % len(samples)]
                 answer = client.post(f"{url}/predict", files={"f": (path.name, path.read_bytes())})
-                wrong += answer.status_code != 200 or answer.json()["predictions"][0]["label"] != expected[path]
+                wrong += (
+                    answer.status_code != 200
+                    or answer.json()["predictions"][0]["label"] != expected[path]
+                )
             return wrong
 
         with ThreadPoolExecutor(8) as pool:
@@ -173,8 +226,20 @@ def test_load_small_concurrent_clients_micro_batched(weights, real, samples):
 
 def test_cli_serve_prints_its_url_and_serves(weights, samples):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "fmnist_core.cli", "serve", str(weights / "w.onnx"), "--port",
-                                str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fmnist_core.cli",
+            "serve",
+            str(weights / "w.onnx"),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = process.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line
@@ -184,14 +249,23 @@ def test_cli_serve_prints_its_url_and_serves(weights, samples):
                 if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
                     break
             time.sleep(0.2)
-        out = httpx.post(f"http://127.0.0.1:{port}/predict", files={"f": ("a.png", samples[0].read_bytes())})
-        assert out.json()["predictions"][0]["label"] == Trainer.load(weights / "w.onnx").predict(samples[0])[0]
+        out = httpx.post(
+            f"http://127.0.0.1:{port}/predict", files={"f": ("a.png", samples[0].read_bytes())}
+        )
+        assert (
+            out.json()["predictions"][0]["label"]
+            == Trainer.load(weights / "w.onnx").predict(samples[0])[0]
+        )
     finally:
         process.terminate()
         process.wait(10)
 
 
 def test_cli_serve_bad_weights_one_line(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "serve", str(tmp_path / "missing.onnx")],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", "serve", str(tmp_path / "missing.onnx")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "does not exist" in out.stderr

@@ -11,8 +11,16 @@ from fmnist_core.training.tracking import CSVLogger, MLflowLogger, TensorBoard
 
 
 def train(tmp_path, *callbacks):
-    trainer = Trainer(backend="numpy", data=synthetic_dataset(), epochs=3, batch_size=32, verbose=0, validation=64,
-                      log_every=5, callbacks=list(callbacks))
+    trainer = Trainer(
+        backend="numpy",
+        data=synthetic_dataset(),
+        epochs=3,
+        batch_size=32,
+        verbose=0,
+        validation=64,
+        log_every=5,
+        callbacks=list(callbacks),
+    )
     return trainer, trainer.fit()
 
 
@@ -41,7 +49,9 @@ def test_mlflow_read_back_by_its_client(tmp_path):
     trainer, history = train(tmp_path, MLflowLogger(tmp_path / "mlruns", run_name="test"))
     client = mlflow.tracking.MlflowClient((tmp_path / "mlruns").resolve().as_uri())
     (run,) = client.search_runs([client.get_experiment_by_name("fmnist").experiment_id])
-    assert run.data.params["backend"] == "numpy" and json.loads(run.data.params["optimizer"]) == {"kind": "sgd"}
+    assert run.data.params["backend"] == "numpy" and json.loads(run.data.params["optimizer"]) == {
+        "kind": "sgd"
+    }
     values = [m.value for m in client.get_metric_history(run.info.run_id, "val_accuracy")]
     assert values == history.column("val_accuracy")
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["weights.safetensors"]
@@ -49,11 +59,47 @@ def test_mlflow_read_back_by_its_client(tmp_path):
 
 def test_cli_log_flag(tmp_path, real_data_dir):
     run = tmp_path / "run"
-    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "train", "--backend", "numpy", "--epochs", "1", "--out",
-                          str(run), "--data-dir", str(real_data_dir), "--quiet", "--no-plots", "--log", "csv,tensorboard"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fmnist_core.cli",
+            "train",
+            "--backend",
+            "numpy",
+            "--epochs",
+            "1",
+            "--out",
+            str(run),
+            "--data-dir",
+            str(real_data_dir),
+            "--quiet",
+            "--no-plots",
+            "--log",
+            "csv,tensorboard",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert (run / "history.csv").is_file() and any((run / "tensorboard").iterdir())
-    bad = subprocess.run([sys.executable, "-m", "fmnist_core.cli", "train", "--backend", "numpy", "--log", "wandb",
-                          "--out", str(tmp_path / "x")], capture_output=True, text=True)
-    assert bad.returncode == 1 and "unknown logger 'wandb'; known: csv, tensorboard, mlflow" in bad.stderr
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fmnist_core.cli",
+            "train",
+            "--backend",
+            "numpy",
+            "--log",
+            "wandb",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        bad.returncode == 1
+        and "unknown logger 'wandb'; known: csv, tensorboard, mlflow" in bad.stderr
+    )

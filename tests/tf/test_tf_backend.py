@@ -21,7 +21,10 @@ class TestTFOnRealData(RealDataAcceptance):
     def test_article_savedmodel_evaluates_as_its_weights(self, real, artifacts):
         path = artifacts / "tf-savedmodel"
         reader = tf.train.load_checkpoint(str(path / "variables" / "variables"))
-        w = {n: reader.get_tensor(f"{n}/.ATTRIBUTES/VARIABLE_VALUE") for n in ("w1", "b1", "w2", "b2")}
+        w = {
+            n: reader.get_tensor(f"{n}/.ATTRIBUTES/VARIABLE_VALUE")
+            for n in ("w1", "b1", "w2", "b2")
+        }
         x = real.test.images.reshape(-1, 784).astype(np.float32) / np.float32(255)
         logits = np.maximum(x @ w["w1"] + w["b1"], 0) @ w["w2"] + w["b2"]
         expected = (logits.argmax(1) == real.test.labels).mean()
@@ -33,8 +36,12 @@ class TestTFOnRealData(RealDataAcceptance):
         path = trained.save(tmp_path / "export", format="savedmodel")
         served = tf.saved_model.load(str(path))
         out = served.signatures["serving_default"](images=tf.constant(real.test.images[:500]))
-        np.testing.assert_array_equal(out["class_index"].numpy(), trained.logits(real.test.images[:500]).argmax(1))
-        np.testing.assert_allclose(out["logits"].numpy(), trained.logits(real.test.images[:500]), rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(
+            out["class_index"].numpy(), trained.logits(real.test.images[:500]).argmax(1)
+        )
+        np.testing.assert_allclose(
+            out["logits"].numpy(), trained.logits(real.test.images[:500]), rtol=1e-5, atol=1e-5
+        )
 
     def test_checkpoint_files(self, trained, tmp_path):
         trained.save(tmp_path / "model.ckpt")

@@ -22,8 +22,13 @@ class TestTorchAutogradWorkers(DataParallelAcceptance):
 
 
 def fmnist(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "fmnist_core.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kwargs,
+    )
 
 
 def test_shards_cover_the_batch():

@@ -32,8 +32,13 @@ def test_torch_lowers_the_plugin_layer_with_parity(swish):
 
     for number, stack in enumerate(swish.examples()):
         spec = ModelSpec(f"swish-example-{number}", stack)
-        suite._compare_with_numpy(data, spec, Optimizer("sgd", momentum=0.9, nesterov=True, weight_decay=5e-4),
-                                  schedule="cosine", lr=0.01)
+        suite._compare_with_numpy(
+            data,
+            spec,
+            Optimizer("sgd", momentum=0.9, nesterov=True, weight_decay=5e-4),
+            schedule="cosine",
+            lr=0.01,
+        )
 
 
 def test_plugin_layer_weights_move_between_backends(swish, tmp_path):
@@ -43,6 +48,9 @@ def test_plugin_layer_weights_move_between_backends(swish, tmp_path):
     spec = ModelSpec("mine", [Flatten(), Dense(32), swish(), Dense(10)])
     trainer = Trainer(backend="torch", model=spec, data=data, epochs=1, verbose=0)
     trainer.fit()
-    moved = Trainer.load(trainer.save(tmp_path / "mine.safetensors"), backend="numpy", data=data, verbose=0)
-    np.testing.assert_allclose(moved.logits(data.test.images), trainer.logits(data.test.images),
-                               rtol=1e-5, atol=1e-5)
+    moved = Trainer.load(
+        trainer.save(tmp_path / "mine.safetensors"), backend="numpy", data=data, verbose=0
+    )
+    np.testing.assert_allclose(
+        moved.logits(data.test.images), trainer.logits(data.test.images), rtol=1e-5, atol=1e-5
+    )

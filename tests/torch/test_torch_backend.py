@@ -25,7 +25,9 @@ class ArticleNetwork(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.sequence = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 20), nn.ReLU(), nn.Linear(20, 10))
+        self.sequence = nn.Sequential(
+            nn.Flatten(), nn.Linear(28 * 28, 20), nn.ReLU(), nn.Linear(20, 10)
+        )
 
     def forward(self, x):
         return self.sequence(x)
@@ -56,8 +58,12 @@ class TestTorchOnRealData(RealDataAcceptance):
         model = ArticleNetwork()
         model.load_state_dict(torch.load(path, weights_only=True))
         with torch.no_grad():
-            logits = model(torch.from_numpy(real.test.images[:100].astype(np.float32) / 255.0)).numpy()
-        np.testing.assert_allclose(logits, trained.logits(real.test.images[:100]), rtol=1e-5, atol=1e-5)
+            logits = model(
+                torch.from_numpy(real.test.images[:100].astype(np.float32) / 255.0)
+            ).numpy()
+        np.testing.assert_allclose(
+            logits, trained.logits(real.test.images[:100]), rtol=1e-5, atol=1e-5
+        )
 
     def test_torch_dataset_matches_torchvision_to_tensor(self, real):
         from fmnist_torch.data import image_grid
@@ -65,14 +71,20 @@ class TestTorchOnRealData(RealDataAcceptance):
 
         dataset = FashionMNIST(train=False, data_dir=None)
         image, label = dataset[0]
-        assert image.shape == (1, 28, 28) and image.dtype == torch.float32 and float(image.max()) <= 1.0
+        assert (
+            image.shape == (1, 28, 28)
+            and image.dtype == torch.float32
+            and float(image.max()) <= 1.0
+        )
         assert label == int(real.test.labels[0]) and len(dataset) == 10000
         transformed = FashionMNIST(train=False, transform=ToTensor())[0][0]
         assert torch.equal(transformed, image)
         grid = image_grid(real.test.images[:16], nrow=8)
         assert grid.shape == (3, 2 * 30 + 2, 8 * 30 + 2)
 
-    @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device machine)")
+    @pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs CUDA (run on the device machine)"
+    )
     def test_cuda_matches_cpu(self, trained, real):
         gpu = Trainer(backend="torch", seed=0, verbose=0, data=real, device="cuda")
         gpu.fit()
@@ -88,12 +100,16 @@ def test_malicious_pth_refused(tmp_path):
     path = tmp_path / "evil.pth"
     with open(path, "wb") as handle:
         torch.save({"x": Evil()}, handle)
-    with pytest.raises(WeightsError, match="holds pickled Python objects besides tensors; refused") as info:
+    with pytest.raises(
+        WeightsError, match="holds pickled Python objects besides tensors; refused"
+    ) as info:
         read_weights(path)
     assert "\x1b" not in str(info.value)
     pickled = tmp_path / "raw.pth"
     pickled.write_bytes(pickle.dumps(Evil()))
-    with pytest.raises(WeightsError, match="not a PyTorch state_dict file|holds pickled Python objects"):
+    with pytest.raises(
+        WeightsError, match="not a PyTorch state_dict file|holds pickled Python objects"
+    ):
         read_weights(pickled)
 
 
@@ -113,20 +129,41 @@ def test_device_errors_clearly():
         _ = Trainer(backend="torch", device="cuda", data=synthetic_dataset(), verbose=0).engine
 
 
-
-
 def test_precision_and_layout_options_on_the_cpu():
     from fmnist_core import BackendError
 
     data = synthetic_dataset()
-    plain = Trainer(backend="torch", model="cnn", data=data, epochs=1, batch_size=32, verbose=0, device="cpu")
-    layout = Trainer(backend="torch", model="cnn", data=data, epochs=1, batch_size=32, verbose=0, device="cpu",
-                     channels_last=True)
-    assert layout.engine.channels_last and not plain.engine.channels_last  # off by default: parity first
+    plain = Trainer(
+        backend="torch", model="cnn", data=data, epochs=1, batch_size=32, verbose=0, device="cpu"
+    )
+    layout = Trainer(
+        backend="torch",
+        model="cnn",
+        data=data,
+        epochs=1,
+        batch_size=32,
+        verbose=0,
+        device="cpu",
+        channels_last=True,
+    )
+    assert (
+        layout.engine.channels_last and not plain.engine.channels_last
+    )  # off by default: parity first
     np.testing.assert_allclose(layout.fit()[0].loss, plain.fit()[0].loss, rtol=1e-4)
-    bf16 = Trainer(backend="torch", model="cnn", data=data, epochs=2, batch_size=32, verbose=0, device="cpu",
-                   precision="bf16")
+    bf16 = Trainer(
+        backend="torch",
+        model="cnn",
+        data=data,
+        epochs=2,
+        batch_size=32,
+        verbose=0,
+        device="cpu",
+        precision="bf16",
+    )
     history = bf16.fit()
-    assert history[-1].loss < history[0].loss and bf16.config()["options"] == {"device": "cpu", "precision": "bf16"}
+    assert history[-1].loss < history[0].loss and bf16.config()["options"] == {
+        "device": "cpu",
+        "precision": "bf16",
+    }
     with pytest.raises(BackendError, match="precision='tf32' applies to CUDA"):
         _ = Trainer(backend="torch", data=data, device="cpu", precision="tf32").engine

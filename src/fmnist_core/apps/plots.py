@@ -21,8 +21,10 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError as exc:
-        raise FmnistError("drawing pictures needs matplotlib, which is not installed",
-                          fix='`pip install "fmnist-core[plots]"`') from exc
+        raise FmnistError(
+            "drawing pictures needs matplotlib, which is not installed",
+            fix='`pip install "fmnist-core[plots]"`',
+        ) from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -50,23 +52,72 @@ def curves_figure(history: History, test: tuple[float, float] | None = None, tit
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     x = _progress_x(history)
     epochs = np.array([r.epoch + 1 for r in history.epochs])
-    ax_loss.plot(x, [r.loss for r in history.progress], color="tab:blue", alpha=0.45, label="running mean within epoch")
+    ax_loss.plot(
+        x,
+        [r.loss for r in history.progress],
+        color="tab:blue",
+        alpha=0.45,
+        label="running mean within epoch",
+    )
     ax_loss.plot(epochs, history.column("loss"), "o-", color="tab:blue", label="epoch mean")
-    ax_acc.plot(x, [r.accuracy * 100 for r in history.progress], color="tab:green", alpha=0.45, label="running mean within epoch")
-    ax_acc.plot(epochs, [a * 100 for a in history.column("accuracy")], "o-", color="tab:green", label="epoch")
+    ax_acc.plot(
+        x,
+        [r.accuracy * 100 for r in history.progress],
+        color="tab:green",
+        alpha=0.45,
+        label="running mean within epoch",
+    )
+    ax_acc.plot(
+        epochs,
+        [a * 100 for a in history.column("accuracy")],
+        "o-",
+        color="tab:green",
+        label="epoch",
+    )
     validated = [r for r in history.epochs if r.val_accuracy is not None]
     if validated:
-        ax_loss.plot([r.epoch + 1 for r in validated], [r.val_loss for r in validated], "d-.", color="tab:purple",
-                     label="validation")
-        ax_acc.plot([r.epoch + 1 for r in validated], [r.val_accuracy * 100 for r in validated], "d-.",
-                    color="tab:purple", label="validation")
+        ax_loss.plot(
+            [r.epoch + 1 for r in validated],
+            [r.val_loss for r in validated],
+            "d-.",
+            color="tab:purple",
+            label="validation",
+        )
+        ax_acc.plot(
+            [r.epoch + 1 for r in validated],
+            [r.val_accuracy * 100 for r in validated],
+            "d-.",
+            color="tab:purple",
+            label="validation",
+        )
     tested = [r for r in history.epochs if r.test_accuracy is not None]
     if tested:
-        ax_loss.plot([r.epoch + 1 for r in tested], [r.test_loss for r in tested], "s--", color="tab:red", label="test")
-        ax_acc.plot([r.epoch + 1 for r in tested], [r.test_accuracy * 100 for r in tested], "s--", color="tab:red", label="test")
+        ax_loss.plot(
+            [r.epoch + 1 for r in tested],
+            [r.test_loss for r in tested],
+            "s--",
+            color="tab:red",
+            label="test",
+        )
+        ax_acc.plot(
+            [r.epoch + 1 for r in tested],
+            [r.test_accuracy * 100 for r in tested],
+            "s--",
+            color="tab:red",
+            label="test",
+        )
     elif test is not None:
-        ax_loss.plot([epochs[-1]], [test[0]], "s", color="tab:red", markersize=8, label=f"test {test[0]:.3f}")
-        ax_acc.plot([epochs[-1]], [test[1] * 100], "s", color="tab:red", markersize=8, label=f"test {test[1] * 100:.1f}%")
+        ax_loss.plot(
+            [epochs[-1]], [test[0]], "s", color="tab:red", markersize=8, label=f"test {test[0]:.3f}"
+        )
+        ax_acc.plot(
+            [epochs[-1]],
+            [test[1] * 100],
+            "s",
+            color="tab:red",
+            markersize=8,
+            label=f"test {test[1] * 100:.1f}%",
+        )
     for ax, name in ((ax_loss, "training loss (mean per sample)"), (ax_acc, "accuracy (%)")):
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("epoch")
@@ -90,15 +141,27 @@ def confusion_figure(confusion: np.ndarray, title: str = "Confusion matrix (test
     ax.set_ylabel("true")
     threshold = confusion.max() / 2
     for (row, col), count in np.ndenumerate(confusion):
-        ax.text(col, row, str(count), ha="center", va="center", fontsize=8,
-                color="white" if count > threshold else "black")
+        ax.text(
+            col,
+            row,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if count > threshold else "black",
+        )
     accuracy = np.trace(confusion) / max(confusion.sum(), 1)
     ax.set_title(f"{title}: accuracy {accuracy * 100:.2f}%")
     return fig
 
 
-def predictions_figure(images: np.ndarray, predicted: list[int], truth: list[int] | None = None,
-                       names: list[str] | None = None, columns: int = 8):
+def predictions_figure(
+    images: np.ndarray,
+    predicted: list[int],
+    truth: list[int] | None = None,
+    names: list[str] | None = None,
+    columns: int = 8,
+):
     """A grid of images with their predicted labels; mistakes in red with the true label.
 
     Drawn as one montage image with text labels: one axes per image took a second for 48.
@@ -119,8 +182,15 @@ def predictions_figure(images: np.ndarray, predicted: list[int], truth: list[int
         text = f"{label}\n(true: {LABELS[truth[index]]})" if wrong else label
         if names is not None:
             text = f"{names[index]}\n{text}"
-        ax.text(left + 14, top - 1.5, text, ha="center", va="bottom", fontsize=7,
-                color="tab:red" if wrong else "black")
+        ax.text(
+            left + 14,
+            top - 1.5,
+            text,
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="tab:red" if wrong else "black",
+        )
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     ax.axis("off")
     if truth is not None:
@@ -137,8 +207,14 @@ def comparison_figure(runs: dict[str, tuple[History, float | None]]):
     for number, (name, (history, _)) in enumerate(runs.items()):
         marker, line = styles[number % len(styles)]
         # identical runs (parity) would hide each other: each gets its own marker and dash
-        ax_loss.plot([r.epoch + 1 for r in history.epochs], history.column("loss"), marker=marker,
-                     linestyle=line, markersize=max(3, 11 - 2 * number), label=name)
+        ax_loss.plot(
+            [r.epoch + 1 for r in history.epochs],
+            history.column("loss"),
+            marker=marker,
+            linestyle=line,
+            markersize=max(3, 11 - 2 * number),
+            label=name,
+        )
     ax_loss.xaxis.get_major_locator().set_params(integer=True)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_title("training loss per epoch")
@@ -170,20 +246,31 @@ def load_run(run: str | os.PathLike) -> tuple[History, dict, dict]:
         if not path.is_file():
             if optional:
                 return {}
-            raise FmnistError(f"{run} is not a finished run folder (no {path.name})",
-                              fix="pass folders written by `fmnist train`")
+            raise FmnistError(
+                f"{run} is not a finished run folder (no {path.name})",
+                fix="pass folders written by `fmnist train`",
+            )
         try:
             return convert(json.loads(path.read_text()))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise FmnistError(f"{path} is damaged ({type(exc).__name__}: {exc})",
-                              fix="run `fmnist train` again, or restore the file") from exc
+            raise FmnistError(
+                f"{path} is damaged ({type(exc).__name__}: {exc})",
+                fix="run `fmnist train` again, or restore the file",
+            ) from exc
 
     def evaluation(data: dict) -> dict:
-        return {**data, "loss": float(data["loss"]), "accuracy": float(data["accuracy"]),
-                "confusion": np.asarray(data["confusion"], dtype=np.int64)}
+        return {
+            **data,
+            "loss": float(data["loss"]),
+            "accuracy": float(data["accuracy"]),
+            "confusion": np.asarray(data["confusion"], dtype=np.int64),
+        }
 
-    return (read("history", History.from_dict), read("evaluation", evaluation, optional=True),
-            read("config", dict, optional=True))
+    return (
+        read("history", History.from_dict),
+        read("evaluation", evaluation, optional=True),
+        read("config", dict, optional=True),
+    )
 
 
 def draw_run(run: str | os.PathLike, trainer=None, test_set: bool = True) -> list[Path]:
@@ -193,9 +280,13 @@ def draw_run(run: str | os.PathLike, trainer=None, test_set: bool = True) -> lis
     history, evaluation, _ = load_run(run)
     if not evaluation or not test_set:
         return [save_figure(curves_figure(history, None, run.name), run / "curves.png")]
-    written = [save_figure(curves_figure(history, (evaluation["loss"], evaluation["accuracy"]), run.name),
-                           run / "curves.png"),
-               save_figure(confusion_figure(evaluation["confusion"]), run / "confusion.png")]
+    written = [
+        save_figure(
+            curves_figure(history, (evaluation["loss"], evaluation["accuracy"]), run.name),
+            run / "curves.png",
+        ),
+        save_figure(confusion_figure(evaluation["confusion"]), run / "confusion.png"),
+    ]
     if trainer is None and (run / "weights.safetensors").exists():
         from ..training.trainer import Trainer
 
@@ -204,6 +295,10 @@ def draw_run(run: str | os.PathLike, trainer=None, test_set: bool = True) -> lis
         test = trainer.data.test
         images = np.asarray(test.images[:48])
         predicted = trainer.predict(images, output="indices")
-        written.append(save_figure(predictions_figure(images, predicted, [int(t) for t in test.labels[:48]]),
-                                   run / "predictions.png"))
+        written.append(
+            save_figure(
+                predictions_figure(images, predicted, [int(t) for t in test.labels[:48]]),
+                run / "predictions.png",
+            )
+        )
     return written

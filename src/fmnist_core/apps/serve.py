@@ -11,7 +11,6 @@ is a 4xx with fmnist's one-line message and the server keeps serving; a failure 
 is a 500 with a short message, never a traceback.
 """
 
-
 import asyncio
 import base64
 import binascii
@@ -105,15 +104,24 @@ def _decode_all(blobs: list[tuple[str, bytes]], settings: ServeSettings) -> np.n
     from ..data.images import image_from_bytes
 
     if not blobs:
-        raise BadRequest(400, "no images in the request; fix: send multipart files or JSON {\"images\": [base64, ...]}")
+        raise BadRequest(
+            400,
+            'no images in the request; fix: send multipart files or JSON {"images": [base64, ...]}',
+        )
     if len(blobs) > settings.max_files:
-        raise BadRequest(413, f"{len(blobs)} images in one request, over the limit of {settings.max_files}; "
-                              "fix: send fewer per request")
+        raise BadRequest(
+            413,
+            f"{len(blobs)} images in one request, over the limit of {settings.max_files}; "
+            "fix: send fewer per request",
+        )
     images = []
     for name, data in blobs:
         if len(data) > settings.max_bytes:
-            raise BadRequest(413, f"{name} is {len(data):,} bytes, over the limit of {settings.max_bytes:,}; "
-                                  "fix: send a smaller image")
+            raise BadRequest(
+                413,
+                f"{name} is {len(data):,} bytes, over the limit of {settings.max_bytes:,}; "
+                "fix: send a smaller image",
+            )
         try:
             images.append(image_from_bytes(data, name, settings.max_pixels))
         except ImageError as exc:
@@ -125,20 +133,35 @@ def _json_blobs(body: bytes) -> list[tuple[str, bytes]]:
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(400, f"the request body is not valid JSON ({exc}); fix: send {{\"images\": [base64, ...]}}") from None
-    items = payload.get("images", [payload["image"]] if "image" in payload else None) if isinstance(payload, dict) else None
+        raise BadRequest(
+            400,
+            f'the request body is not valid JSON ({exc}); fix: send {{"images": [base64, ...]}}',
+        ) from None
+    items = (
+        payload.get("images", [payload["image"]] if "image" in payload else None)
+        if isinstance(payload, dict)
+        else None
+    )
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise BadRequest(400, "JSON must be {\"images\": [\"<base64 PNG>\", ...]}; fix: send that shape")
+        raise BadRequest(
+            400, 'JSON must be {"images": ["<base64 PNG>", ...]}; fix: send that shape'
+        )
     blobs = []
     for number, item in enumerate(items):
         try:
-            blobs.append((f"images[{number}]", base64.b64decode(item.split(",")[-1], validate=True)))
+            blobs.append(
+                (f"images[{number}]", base64.b64decode(item.split(",")[-1], validate=True))
+            )
         except (binascii.Error, ValueError):
-            raise BadRequest(400, f"images[{number}] is not valid base64; fix: base64-encode the PNG bytes") from None
+            raise BadRequest(
+                400, f"images[{number}] is not valid base64; fix: base64-encode the PNG bytes"
+            ) from None
     return blobs
 
 
-def create_app(trainer, settings: ServeSettings | None = None, metadata: dict[str, Any] | None = None):
+def create_app(
+    trainer, settings: ServeSettings | None = None, metadata: dict[str, Any] | None = None
+):
     """The FastAPI application serving ``trainer``'s model."""
     from contextlib import asynccontextmanager
 
@@ -150,10 +173,19 @@ def create_app(trainer, settings: ServeSettings | None = None, metadata: dict[st
     settings = settings or ServeSettings()
     batcher = MicroBatcher(trainer.logits, settings)
     recorded = trainer.source_metadata.get("test_accuracy")
-    info = {"model": trainer.model.name, "backend": trainer.backend.name, "parameters": trainer.model.count_params(),
-            "test_accuracy": float(recorded) if recorded else None,
-            "labels": list(LABELS), "fmnist_version": __version__, "settings": asdict(settings), **(metadata or {})}
-    trainer.logits(np.zeros((1, *trainer.model.input_shape), np.uint8))  # build the engine before serving
+    info = {
+        "model": trainer.model.name,
+        "backend": trainer.backend.name,
+        "parameters": trainer.model.count_params(),
+        "test_accuracy": float(recorded) if recorded else None,
+        "labels": list(LABELS),
+        "fmnist_version": __version__,
+        "settings": asdict(settings),
+        **(metadata or {}),
+    }
+    trainer.logits(
+        np.zeros((1, *trainer.model.input_shape), np.uint8)
+    )  # build the engine before serving
 
     @asynccontextmanager
     async def lifespan(app):
@@ -161,8 +193,12 @@ def create_app(trainer, settings: ServeSettings | None = None, metadata: dict[st
         yield
         await batcher.stop()
 
-    app = FastAPI(title="fmnist", version=__version__, lifespan=lifespan,
-                  description="Fashion-MNIST classifier: POST images to /predict.")
+    app = FastAPI(
+        title="fmnist",
+        version=__version__,
+        lifespan=lifespan,
+        description="Fashion-MNIST classifier: POST images to /predict.",
+    )
     app.state.batcher = batcher
 
     @app.exception_handler(BadRequest)
@@ -188,18 +224,28 @@ def create_app(trainer, settings: ServeSettings | None = None, metadata: dict[st
         kind = request.headers.get("content-type", "")
         if kind.startswith("multipart/form-data"):
             form = await request.form(max_files=settings.max_files + 1)
-            blobs = [(value.filename or key, await value.read()) for key, value in form.multi_items()
-                     if hasattr(value, "read")]
+            blobs = [
+                (value.filename or key, await value.read())
+                for key, value in form.multi_items()
+                if hasattr(value, "read")
+            ]
         elif kind.startswith("application/json"):
             blobs = _json_blobs(await request.body())
         else:
-            raise BadRequest(415, f"content type {kind or 'none'!r} is not accepted; "
-                                  "fix: send multipart/form-data files or application/json")
+            raise BadRequest(
+                415,
+                f"content type {kind or 'none'!r} is not accepted; "
+                "fix: send multipart/form-data files or application/json",
+            )
         images = _decode_all(blobs, settings)
         logits = await batcher.submit(images)
         probabilities = softmax(logits)
-        return {"predictions": [{"label": LABELS[int(i)], "index": int(i), "probabilities": [float(p) for p in row]}
-                                for i, row in zip(logits.argmax(axis=1), probabilities, strict=True)]}
+        return {
+            "predictions": [
+                {"label": LABELS[int(i)], "index": int(i), "probabilities": [float(p) for p in row]}
+                for i, row in zip(logits.argmax(axis=1), probabilities, strict=True)
+            ]
+        }
 
     return app
 
@@ -210,25 +256,53 @@ def app_from_env():
 
     config = json.loads(os.environ["FMNIST_SERVE"])
     trainer = Trainer.load(config["weights"], backend=config.get("backend"), verbose=0)
-    return create_app(trainer, ServeSettings(**config.get("settings", {})), {"weights": config["weights"]})
+    return create_app(
+        trainer, ServeSettings(**config.get("settings", {})), {"weights": config["weights"]}
+    )
 
 
-def serve(weights: str, backend: str | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          settings: ServeSettings | None = None) -> None:
+def serve(
+    weights: str,
+    backend: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    settings: ServeSettings | None = None,
+) -> None:
     """Run the server until interrupted (``fmnist serve``)."""
     try:
         import uvicorn
     except ImportError as exc:
-        raise FmnistError("fmnist serve needs FastAPI and uvicorn", fix='pip install "fmnist-core[serve]"') from exc
+        raise FmnistError(
+            "fmnist serve needs FastAPI and uvicorn", fix='pip install "fmnist-core[serve]"'
+        ) from exc
     from ..training.trainer import Trainer
 
     settings = settings or ServeSettings()
-    trainer = Trainer.load(weights, backend=backend, verbose=0)  # a bad file is a one-line error before binding
-    print(f"fmnist: serving {weights} on http://{host}:{port} (docs: http://{host}:{port}/docs)", flush=True)
+    trainer = Trainer.load(
+        weights, backend=backend, verbose=0
+    )  # a bad file is a one-line error before binding
+    print(
+        f"fmnist: serving {weights} on http://{host}:{port} (docs: http://{host}:{port}/docs)",
+        flush=True,
+    )
     if workers == 1:
-        uvicorn.run(create_app(trainer, settings, {"weights": str(weights)}), host=host, port=port, log_level="warning")
+        uvicorn.run(
+            create_app(trainer, settings, {"weights": str(weights)}),
+            host=host,
+            port=port,
+            log_level="warning",
+        )
         return
     # several processes: uvicorn imports the app in each, from an import string
-    os.environ["FMNIST_SERVE"] = json.dumps({"weights": str(weights), "backend": backend, "settings": asdict(settings)})
-    uvicorn.run("fmnist_core.apps.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning")
+    os.environ["FMNIST_SERVE"] = json.dumps(
+        {"weights": str(weights), "backend": backend, "settings": asdict(settings)}
+    )
+    uvicorn.run(
+        "fmnist_core.apps.serve:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )

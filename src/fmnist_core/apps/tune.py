@@ -2,7 +2,8 @@
 
     fmnist tune --space learning_rate=loguniform:0.01:0.5 --space batch_size=choice:32,64,128 \\
                 --num-samples 8 --epochs 2 --scheduler asha --out sweeps/lr
-    fmnist_core.apps.tune.run_sweep({"learning_rate": ("loguniform", 0.01, 0.5)}, epochs=2, num_samples=8)
+    fmnist_core.apps.tune.run_sweep({"learning_rate": ("loguniform", 0.01, 0.5)}, epochs=2,
+                                    num_samples=8)
 
 A space maps ``Trainer`` arguments (model, learning_rate, batch_size, optimizer, schedule,
 epochs, backend, backend options…) to ``(kind, *args)``: ``choice``/``grid`` (values),
@@ -32,7 +33,13 @@ def _trainer_arguments() -> set[str]:
     from .. import plugins
     from ..training.trainer import Trainer
 
-    names = set(inspect.signature(Trainer.__init__).parameters) - {"self", "options", "data", "callbacks", "verbose"}
+    names = set(inspect.signature(Trainer.__init__).parameters) - {
+        "self",
+        "options",
+        "data",
+        "callbacks",
+        "verbose",
+    }
     return names | {o.name for b in plugins.backends().values() for o in b.options}
 
 
@@ -44,12 +51,15 @@ def _value(text: str) -> Any:
 
 
 def parse_space(items: list[str]) -> dict[str, Any]:
-    """``["learning_rate=loguniform:0.01:0.5", "batch_size=choice:32,64", "epochs=3"]`` → a space."""
+    """``["learning_rate=loguniform:0.01:0.5", "batch_size=choice:32,64", "epochs=3"]``: a space."""
     space = {}
     for item in items:
         name, sep, rest = item.partition("=")
         if not sep:
-            raise ConfigError(f"search space entry {item!r} has no '='", fix="write NAME=KIND:ARGS, e.g. lr=loguniform:0.01:0.5")
+            raise ConfigError(
+                f"search space entry {item!r} has no '='",
+                fix="write NAME=KIND:ARGS, e.g. lr=loguniform:0.01:0.5",
+            )
         kind, colon, args = rest.partition(":")
         if colon and kind in KINDS:
             values = [_value(v) for v in args.replace(",", ":").split(":") if v != ""]
@@ -60,13 +70,16 @@ def parse_space(items: list[str]) -> dict[str, Any]:
 
 
 def load_space_file(path: str | Path) -> dict[str, Any]:
-    """A TOML file: ``[space]`` entries as ``name = {loguniform = [0.01, 0.5]}`` or a plain value."""
+    """A TOML file: ``[space]`` entries as ``name = {loguniform = [0.01, 0.5]}`` or plain values."""
     import tomllib
 
     try:
         data = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read search space file {path}: {exc}", fix="write a TOML file with a [space] table") from exc
+        raise ConfigError(
+            f"cannot read search space file {path}: {exc}",
+            fix="write a TOML file with a [space] table",
+        ) from exc
     space = {}
     for name, value in data.get("space", {}).items():
         if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in KINDS:
@@ -82,32 +95,54 @@ def check_space(space: dict[str, Any]) -> None:
     known = _trainer_arguments()
     for name, value in space.items():
         if name not in known:
-            raise ConfigError(f"search space: {name!r} is not a Trainer argument or backend option",
-                              fix=f"use some of {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"search space: {name!r} is not a Trainer argument or backend option",
+                fix=f"use some of {', '.join(sorted(known))}",
+            )
         if not (isinstance(value, tuple) and value and value[0] in KINDS):
             continue
         kind, args = value[0], value[1:]
         if KINDS[kind] is None and not args:
-            raise ConfigError(f"search space: {name}={kind} needs at least one value", fix=f"e.g. {name}={kind}:1,2")
+            raise ConfigError(
+                f"search space: {name}={kind} needs at least one value",
+                fix=f"e.g. {name}={kind}:1,2",
+            )
         if KINDS[kind] is not None:
-            if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args) \
-                    or not args[0] < args[1]:
-                raise ConfigError(f"search space: {name}={kind} needs two numbers low < high, got {list(args)}",
-                                  fix=f"e.g. {name}={kind}:0.01:0.5")
+            if (
+                len(args) != 2
+                or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+                or not args[0] < args[1]
+            ):
+                raise ConfigError(
+                    f"search space: {name}={kind} needs two numbers low < high, got {list(args)}",
+                    fix=f"e.g. {name}={kind}:0.01:0.5",
+                )
             if kind == "loguniform" and args[0] <= 0:
-                raise ConfigError(f"search space: {name}=loguniform needs low > 0, got {args[0]}", fix="use a positive low")
+                raise ConfigError(
+                    f"search space: {name}=loguniform needs low > 0, got {args[0]}",
+                    fix="use a positive low",
+                )
 
 
 def _to_ray(space: dict[str, Any]) -> dict[str, Any]:
     from ray import tune
 
-    makers = {"choice": lambda *v: tune.choice(list(v)), "grid": lambda *v: tune.grid_search(list(v)),
-              "uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint}
-    return {name: makers[v[0]](*v[1:]) if isinstance(v, tuple) and v and v[0] in KINDS else v
-            for name, v in space.items()}
+    makers = {
+        "choice": lambda *v: tune.choice(list(v)),
+        "grid": lambda *v: tune.grid_search(list(v)),
+        "uniform": tune.uniform,
+        "loguniform": tune.loguniform,
+        "randint": tune.randint,
+    }
+    return {
+        name: makers[v[0]](*v[1:]) if isinstance(v, tuple) and v and v[0] in KINDS else v
+        for name, v in space.items()
+    }
 
 
-def _trial(config: dict[str, Any], epochs: int, validation: int | float, data_dir: str | None) -> None:
+def _trial(
+    config: dict[str, Any], epochs: int, validation: int | float, data_dir: str | None
+) -> None:
     """One trial: an ordinary run folder in Ray's trial folder, a report each epoch."""
     from ray import tune
 
@@ -122,10 +157,23 @@ def _trial(config: dict[str, Any], epochs: int, validation: int | float, data_di
             # the files first: ASHA may stop the trial right after the report
             trainer.save(folder / "weights.safetensors")
             atomic_write_json(folder / "history.json", trainer.history.to_dict())
-            tune.report({METRIC: record.val_accuracy, "val_loss": record.val_loss, "loss": record.loss,
-                         "accuracy": record.accuracy, "epoch": record.epoch + 1})
+            tune.report(
+                {
+                    METRIC: record.val_accuracy,
+                    "val_loss": record.val_loss,
+                    "loss": record.loss,
+                    "accuracy": record.accuracy,
+                    "epoch": record.epoch + 1,
+                }
+            )
 
-    settings = {"epochs": epochs, **config, "validation": validation, "verbose": 0, "data_dir": data_dir}
+    settings = {
+        "epochs": epochs,
+        **config,
+        "validation": validation,
+        "verbose": 0,
+        "data_dir": data_dir,
+    }
     trainer = Trainer(callbacks=[Report()], **settings)
     atomic_write_json(folder / "config.json", trainer.config())
     trainer.fit()
@@ -139,7 +187,7 @@ def _trial(config: dict[str, Any], epochs: int, validation: int | float, data_di
 
 @dataclass
 class SweepResult:
-    """The sweep's folder, its trials (sorted by validation accuracy) and the best one's test figure."""
+    """The sweep's folder, its trials (by validation accuracy) and the best one's test figure."""
 
     folder: Path
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -147,10 +195,23 @@ class SweepResult:
     seconds: float = 0.0
 
 
-def run_sweep(space: dict[str, Any], *, epochs: int = 2, num_samples: int = 1, max_concurrent: int | None = None,
-              scheduler: str | None = None, validation: int | float = 5000, out: str | Path | None = None,
-              address: str | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0, seed: int = 0,
-              num_cpus: int | None = None, resume: bool = False, data_dir: str | None = None) -> SweepResult:
+def run_sweep(
+    space: dict[str, Any],
+    *,
+    epochs: int = 2,
+    num_samples: int = 1,
+    max_concurrent: int | None = None,
+    scheduler: str | None = None,
+    validation: int | float = 5000,
+    out: str | Path | None = None,
+    address: str | None = None,
+    cpus_per_trial: float = 1,
+    gpus_per_trial: float = 0,
+    seed: int = 0,
+    num_cpus: int | None = None,
+    resume: bool = False,
+    data_dir: str | None = None,
+) -> SweepResult:
     """Run a sweep; see the module docstring. Returns the sorted table and the best trial."""
     check_space(space)
     if scheduler not in (None, "asha"):
@@ -169,24 +230,47 @@ def run_sweep(space: dict[str, Any], *, epochs: int = 2, num_samples: int = 1, m
     started = time.perf_counter()
     own_cluster = not ray.is_initialized()
     if own_cluster:
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        ray.init(
+            address=address,
+            num_cpus=None if address else num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
     try:
         trainable = tune.with_resources(
             tune.with_parameters(_trial, epochs=epochs, validation=validation, data_dir=data_dir),
-            {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+            {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+        )
         if resume and tune.Tuner.can_restore(str(folder)):
-            tuner = tune.Tuner.restore(str(folder), trainable, resume_unfinished=True, resume_errored=False)
+            tuner = tune.Tuner.restore(
+                str(folder), trainable, resume_unfinished=True, resume_errored=False
+            )
         else:
-            asha = ASHAScheduler(max_t=epochs, grace_period=1, reduction_factor=2, time_attr="epoch") if scheduler else None
+            asha = (
+                ASHAScheduler(max_t=epochs, grace_period=1, reduction_factor=2, time_attr="epoch")
+                if scheduler
+                else None
+            )
             tuner = tune.Tuner(
-                trainable, param_space=_to_ray(space),
-                tune_config=tune.TuneConfig(metric=METRIC, mode="max", num_samples=num_samples,
-                                            max_concurrent_trials=max_concurrent, scheduler=asha,
-                                            search_alg=BasicVariantGenerator(random_state=seed),
-                                            trial_dirname_creator=lambda trial: f"trial-{trial.trial_id}"),
-                run_config=tune.RunConfig(name=folder.name, storage_path=str(folder.parent), verbose=0,
-                                          failure_config=tune.FailureConfig(max_failures=0)))
+                trainable,
+                param_space=_to_ray(space),
+                tune_config=tune.TuneConfig(
+                    metric=METRIC,
+                    mode="max",
+                    num_samples=num_samples,
+                    max_concurrent_trials=max_concurrent,
+                    scheduler=asha,
+                    search_alg=BasicVariantGenerator(random_state=seed),
+                    trial_dirname_creator=lambda trial: f"trial-{trial.trial_id}",
+                ),
+                run_config=tune.RunConfig(
+                    name=folder.name,
+                    storage_path=str(folder.parent),
+                    verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=0),
+                ),
+            )
         grid = tuner.fit()
     finally:
         if own_cluster:
@@ -199,7 +283,9 @@ def run_sweep(space: dict[str, Any], *, epochs: int = 2, num_samples: int = 1, m
 
 def _reason(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    fmnist = [line for line in lines if "Error: " in line and "fmnist" not in line.split(":")[0].lower()]
+    fmnist = [
+        line for line in lines if "Error: " in line and "fmnist" not in line.split(":")[0].lower()
+    ]
     return (fmnist or lines or [type(error).__name__])[-1].replace("fmnist_core.errors.", "")[:300]
 
 
@@ -208,18 +294,33 @@ def _table(grid, space: dict[str, Any], epochs: int) -> list[dict[str, Any]]:
     for result in grid:
         config = {k: result.config.get(k) for k in space}
         history = result.metrics_dataframe
-        curve = [] if history is None or METRIC not in history else [float(v) for v in history[METRIC]]
+        curve = (
+            [] if history is None or METRIC not in history else [float(v) for v in history[METRIC]]
+        )
         if result.error is not None:
             status = f"failed: {_reason(result.error)}"
         elif len(curve) < epochs:
             status = f"stopped early after epoch {len(curve)}"
         else:
             status = "done"
-        rows.append({"trial": Path(result.path).name, **config, "status": status, "epochs": len(curve),
-                     "val_accuracy": max(curve) if curve else None, "final_val_accuracy": curve[-1] if curve else None,
-                     "curve": curve, "path": result.path})
-    rows.sort(key=lambda r: (-(r["val_accuracy"] if r["val_accuracy"] is not None else -1),
-                             json.dumps({k: r[k] for k in space}, sort_keys=True, default=str)))
+        rows.append(
+            {
+                "trial": Path(result.path).name,
+                **config,
+                "status": status,
+                "epochs": len(curve),
+                "val_accuracy": max(curve) if curve else None,
+                "final_val_accuracy": curve[-1] if curve else None,
+                "curve": curve,
+                "path": result.path,
+            }
+        )
+    rows.sort(
+        key=lambda r: (
+            -(r["val_accuracy"] if r["val_accuracy"] is not None else -1),
+            json.dumps({k: r[k] for k in space}, sort_keys=True, default=str),
+        )
+    )
     return rows
 
 
@@ -235,15 +336,29 @@ def _write_outputs(result: SweepResult, data_dir: str | None) -> None:
     markdown = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     markdown += ["| " + " | ".join(_cell(r[c]) for c in columns) + " |" for r in rows]
     atomic_write_bytes(folder / "sweep.md", ("\n".join(markdown) + "\n").encode())
-    done = [r for r in rows if r["val_accuracy"] is not None and (Path(r["path"]) / "weights.safetensors").exists()]
+    done = [
+        r
+        for r in rows
+        if r["val_accuracy"] is not None and (Path(r["path"]) / "weights.safetensors").exists()
+    ]
     if done:
         best = done[0]
-        atomic_write_bytes(folder / "best.safetensors", (Path(best["path"]) / "weights.safetensors").read_bytes())
+        atomic_write_bytes(
+            folder / "best.safetensors", (Path(best["path"]) / "weights.safetensors").read_bytes()
+        )
         trainer = Trainer.load(folder / "best.safetensors", verbose=0, data_dir=data_dir)
         test = trainer.evaluate()  # the test set, touched once, for the best trial only
-        result.best = {"trial": best["trial"], "val_accuracy": best["val_accuracy"], "test_accuracy": test.accuracy,
-                       "test_loss": test.loss, "config": {k: best[k] for k in columns if k not in
-                                                          ("trial", "status", "epochs", "val_accuracy", "final_val_accuracy")}}
+        result.best = {
+            "trial": best["trial"],
+            "val_accuracy": best["val_accuracy"],
+            "test_accuracy": test.accuracy,
+            "test_loss": test.loss,
+            "config": {
+                k: best[k]
+                for k in columns
+                if k not in ("trial", "status", "epochs", "val_accuracy", "final_val_accuracy")
+            },
+        }
         atomic_write_json(folder / "best.json", result.best)
     try:
         _draw(result)
@@ -271,9 +386,16 @@ def _draw(result: SweepResult) -> None:
         if not row["curve"]:
             continue
         best = number == 0
-        axes.plot(range(1, len(row["curve"]) + 1), row["curve"], marker="o", lw=2.5 if best else 1,
-                  color="tab:red" if best else "tab:gray", alpha=1 if best else 0.6, zorder=3 if best else 2,
-                  label=f"best: {row['trial']}" if best else None)
+        axes.plot(
+            range(1, len(row["curve"]) + 1),
+            row["curve"],
+            marker="o",
+            lw=2.5 if best else 1,
+            color="tab:red" if best else "tab:gray",
+            alpha=1 if best else 0.6,
+            zorder=3 if best else 2,
+            label=f"best: {row['trial']}" if best else None,
+        )
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.set_xlabel("epoch")
     axes.set_ylabel("validation accuracy")

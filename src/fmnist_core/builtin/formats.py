@@ -7,7 +7,7 @@ from ..plugins import lazy
 ONNX = WeightFormat(
     name="onnx",
     description="ONNX model (opset 17): uint8 images in; logits, probabilities, class_index out "
-                "(fmnist-core[onnx])",
+    "(fmnist-core[onnx])",
     suffixes=(".onnx",),
     read=lazy("fmnist_core.io.onnx", "read_onnx"),
     write=lazy("fmnist_core.io.onnx", "write_onnx"),

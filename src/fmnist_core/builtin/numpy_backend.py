@@ -42,14 +42,19 @@ class NumpyEngine(Engine):
 
     def __init__(self, config: EngineConfig):
         self.spec, self.optimizer = config.model, config.optimizer
-        self.params = {k: np.array(v, np.float32) for k, v in
-                       (config.initial_params or config.model.init_params(config.seed)).items()}
-        state = ReferenceState(self.params, {}, np.random.default_rng(np.random.SeedSequence([config.seed, 0xD509])))
+        self.params = {
+            k: np.array(v, np.float32)
+            for k, v in (config.initial_params or config.model.init_params(config.seed)).items()
+        }
+        state = ReferenceState(
+            self.params, {}, np.random.default_rng(np.random.SeedSequence([config.seed, 0xD509]))
+        )
         self.grads = state.grads
         self.ops = [layer.reference(shape, state) for layer, shape in self.spec.stack()]
         self.trainable = self.spec.trainable()
-        self.slots = OptimizerSlots(self.optimizer, self.trainable, [self.params[n] for n in self.trainable],
-                                    NUMPY_OPS)
+        self.slots = OptimizerSlots(
+            self.optimizer, self.trainable, [self.params[n] for n in self.trainable], NUMPY_OPS
+        )
 
     def attach(self, images, labels):
         self.images = np.ascontiguousarray(images, dtype=np.uint8)
@@ -65,14 +70,18 @@ class NumpyEngine(Engine):
         losses = np.empty(len(batches), np.float32)
         correct = np.empty(len(batches), np.int64)
         params = [self.params[name] for name in self.trainable]
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss is the core's to report
+        with np.errstate(
+            over="ignore", invalid="ignore"
+        ):  # a diverging loss is the core's to report
             for step, index in enumerate(batches):
                 x = self.images[index].astype(np.float32) / MAX
                 logits = self._forward(x, training=True)
                 losses[step], grad, correct[step] = cross_entropy(logits, self.labels[index])
                 for op in reversed(self.ops):
                     grad = op.backward(grad)
-                self.slots.apply(params, [self.grads[name] for name in self.trainable], list(scalars[step]))
+                self.slots.apply(
+                    params, [self.grads[name] for name in self.trainable], list(scalars[step])
+                )
         return StepResult(losses, correct)
 
     def logits(self, images):
@@ -104,8 +113,12 @@ class NumpyMLPEngine(Engine):
         self.b2 = np.array(params[f"{self.second}.bias"], dtype=np.float32)
 
     def get_params(self):
-        return {f"{self.first}.weight": self.w1.copy(), f"{self.first}.bias": self.b1.copy(),
-                f"{self.second}.weight": self.w2.copy(), f"{self.second}.bias": self.b2.copy()}
+        return {
+            f"{self.first}.weight": self.w1.copy(),
+            f"{self.first}.bias": self.b1.copy(),
+            f"{self.second}.weight": self.w2.copy(),
+            f"{self.second}.bias": self.b2.copy(),
+        }
 
     def attach(self, images, labels):
         self.images = np.ascontiguousarray(images, dtype=np.uint8).reshape(len(images), -1)
@@ -140,7 +153,9 @@ class NumpyMLPEngine(Engine):
         losses = np.empty(steps, np.float32)
         correct = np.empty(steps, np.int64)
         rates = np.asarray(scalars, np.float32)[:, 0]
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss is the core's to report
+        with np.errstate(
+            over="ignore", invalid="ignore"
+        ):  # a diverging loss is the core's to report
             self._steps(batches, raw, x, rows, losses, correct, rates)
         return StepResult(losses, correct)
 

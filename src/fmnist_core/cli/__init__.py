@@ -21,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__, plugins
 
     parser = argparse.ArgumentParser(
-        prog="fmnist", description="Train, evaluate and serve Fashion-MNIST classifiers on any framework.")
+        prog="fmnist",
+        description="Train, evaluate and serve Fashion-MNIST classifiers on any framework.",
+    )
     parser.add_argument("--version", action="version", version=f"fmnist {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -25,13 +25,29 @@ def run(args) -> int:
                 backend.create_engine(EngineConfig(plugins.get_model("mlp")))
             except Exception as exc:  # report, keep listing the others
                 reason = f"{type(exc).__name__}: {exc}"
-        rows.append({"name": name, "available": reason is None, "reason": reason,
-                     "priority": backend.priority,
-                     "options": [{"name": o.name, "type": getattr(o.type, "__name__", str(o.type)),
-                                  "default": o.default, "choices": list(o.choices), "help": o.help}
-                                 for o in backend.options],
-                     "description": backend.description})
-    failures = [{"plugin": f.name, "entry_point": f.value, "error": f.error} for f in plugins.plugin_failures()]
+        rows.append(
+            {
+                "name": name,
+                "available": reason is None,
+                "reason": reason,
+                "priority": backend.priority,
+                "options": [
+                    {
+                        "name": o.name,
+                        "type": getattr(o.type, "__name__", str(o.type)),
+                        "default": o.default,
+                        "choices": list(o.choices),
+                        "help": o.help,
+                    }
+                    for o in backend.options
+                ],
+                "description": backend.description,
+            }
+        )
+    failures = [
+        {"plugin": f.name, "entry_point": f.value, "error": f.error}
+        for f in plugins.plugin_failures()
+    ]
     if args.json:
         print_json({"backends": rows, "failed_plugins": failures})
         return 0

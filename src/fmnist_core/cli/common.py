@@ -38,11 +38,21 @@ class Deprecated(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         new = "--" + self.dest.replace("_", "-")
-        print(f"fmnist: warning: {option_string} is now {new}; {option_string} goes in fmnist 0.3", file=sys.stderr)
+        print(
+            f"fmnist: warning: {option_string} is now {new}; {option_string} goes in fmnist 0.3",
+            file=sys.stderr,
+        )
         setattr(namespace, self.dest, True)
 
 
 def checksum_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--skip-checksums", action="store_true", help="skip the data files' checksums (knowingly)")
-    p.add_argument("--no-verify", dest="skip_checksums", action=Deprecated, nargs=0,
-                   help="deprecated: --skip-checksums")
+    p.add_argument(
+        "--skip-checksums", action="store_true", help="skip the data files' checksums (knowingly)"
+    )
+    p.add_argument(
+        "--no-verify",
+        dest="skip_checksums",
+        action=Deprecated,
+        nargs=0,
+        help="deprecated: --skip-checksums",
+    )

@@ -17,12 +17,19 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from ..training.trainer import Trainer
 
-    trainer = Trainer.load(args.weights, backend=args.backend, data_dir=args.data_dir, verbose=0,
-                           verify_checksums=not args.skip_checksums)
+    trainer = Trainer.load(
+        args.weights,
+        backend=args.backend,
+        data_dir=args.data_dir,
+        verbose=0,
+        verify_checksums=not args.skip_checksums,
+    )
     result = trainer.evaluate(args.split)
     if args.json:
         print_json({"backend": trainer.backend.name, **result.to_dict()})
     else:
-        print(f"{args.split} accuracy: {result.accuracy * 100:.2f}%, loss: {result.loss:.6f} "
-              f"({result.count} images, backend {trainer.backend.name})")
+        print(
+            f"{args.split} accuracy: {result.accuracy * 100:.2f}%, loss: {result.loss:.6f} "
+            f"({result.count} images, backend {trainer.backend.name})"
+        )
     return 0

@@ -19,21 +19,30 @@ def run(args) -> int:
 
     try:
         located = data.locate(args.data_dir)
-        found = None if located is None else {"place": located[0],
-                                              "files": {k: str(v) for k, v in located[1].items()}}
+        found = (
+            None
+            if located is None
+            else {"place": located[0], "files": {k: str(v) for k, v in located[1].items()}}
+        )
     except Exception as exc:
         found = {"error": str(exc)}
     info = {
-        "fmnist_core": __version__, "python": platform.python_version(),
+        "fmnist_core": __version__,
+        "python": platform.python_version(),
         "cache_dir": str(data.cache_dir()),
         "data_search_path": [f"{label}: {path}" for label, path in data.search_path(args.data_dir)],
         "data_found": found,
-        "backends": {n: (b.unavailable_reason() or b.versions()) for n, b in plugins.backends().items()},
+        "backends": {
+            n: (b.unavailable_reason() or b.versions()) for n, b in plugins.backends().items()
+        },
         "weight_formats": sorted(plugins.weight_formats()),
     }
     if args.json:
         print_json(info)
     else:
         for key, value in info.items():
-            print(f"{key}: {json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}")
+            print(
+                f"{key}: "
+                f"{json.dumps(value, default=str) if isinstance(value, (dict, list)) else value}"
+            )
     return 0

@@ -7,7 +7,9 @@ from .common import print_json
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--check", action="store_true", help="also which installed backends lower each type")
+    p.add_argument(
+        "--check", action="store_true", help="also which installed backends lower each type"
+    )
     p.add_argument("--json", action="store_true")
 
 
@@ -17,7 +19,11 @@ def run(args) -> int:
     usable = {n: b for n, b in sorted(plugins.backends().items()) if b.unavailable_reason() is None}
     rows = []
     for kind, layer in sorted(plugins.layer_types().items()):
-        row = {"type": kind, "module": layer.__module__, "doc": (layer.__doc__ or "").strip().split("\n")[0]}
+        row = {
+            "type": kind,
+            "module": layer.__module__,
+            "doc": (layer.__doc__ or "").strip().split("\n")[0],
+        }
         if args.check:
             row["backends"] = [name for name, backend in usable.items() if _lowers(backend, kind)]
         rows.append(row)

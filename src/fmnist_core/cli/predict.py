@@ -13,10 +13,17 @@ def add_arguments(p) -> None:
     p.add_argument("--backend")
     p.add_argument("--probabilities", action="store_true")
     p.add_argument("--grid", metavar="PNG", help="also draw the images with their predictions")
-    p.add_argument("--keep-going", action="store_true",
-                   help="predict every readable image, report the bad ones, exit 1 at the end if any")
-    p.add_argument("--max-pixels", type=int, default=None,
-                   help="refuse images declaring more pixels (default 40,000,000)")
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="predict every readable image, report the bad ones, exit 1 at the end if any",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="refuse images declaring more pixels (default 40,000,000)",
+    )
     p.add_argument("--json", action="store_true")
 
 
@@ -29,19 +36,36 @@ def run(args) -> int:
     trainer = Trainer.load(args.weights, backend=args.backend, verbose=0)
     listed = collect_image_paths(args.images)
     # read once: for the predictions and the grid
-    paths, images, bad = read_images(listed, max_pixels=args.max_pixels,
-                                     on_error="skip" if args.keep_going else "raise")
-    predictions = [replace(p, path=str(path)) for p, path in
-                   zip(trainer.predict(images, output="predictions"), paths, strict=True)] if len(images) else []
+    paths, images, bad = read_images(
+        listed, max_pixels=args.max_pixels, on_error="skip" if args.keep_going else "raise"
+    )
+    predictions = (
+        [
+            replace(p, path=str(path))
+            for p, path in zip(trainer.predict(images, output="predictions"), paths, strict=True)
+        ]
+        if len(images)
+        else []
+    )
     if args.grid and len(images):
         from ..apps.plots import predictions_figure, save_figure
 
-        save_figure(predictions_figure(images, [p.index for p in predictions], names=[p.name for p in paths]),
-                    args.grid)
+        save_figure(
+            predictions_figure(
+                images, [p.index for p in predictions], names=[p.name for p in paths]
+            ),
+            args.grid,
+        )
     if args.json:
-        rows = [{"path": p.path, "index": p.index, "label": p.label,
-                 **({"probabilities": list(p.probabilities)} if args.probabilities else {})}
-                for p in predictions]
+        rows = [
+            {
+                "path": p.path,
+                "index": p.index,
+                "label": p.label,
+                **({"probabilities": list(p.probabilities)} if args.probabilities else {}),
+            }
+            for p in predictions
+        ]
         rows += [{"path": str(b.path), "error": b.error} for b in bad]
         position = {str(path): number for number, path in enumerate(listed)}
         print_json(sorted(rows, key=lambda row: position[row["path"]]))
@@ -52,7 +76,9 @@ def run(args) -> int:
         for b in bad:
             print(f"fmnist: error: {b.error}", file=sys.stderr)
     if bad:
-        print(f"fmnist: error: {len(bad)} of {len(bad) + len(predictions)} images could not be read",
-              file=sys.stderr)
+        print(
+            f"fmnist: error: {len(bad)} of {len(bad) + len(predictions)} images could not be read",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     return 0

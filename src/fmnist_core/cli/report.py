@@ -7,7 +7,9 @@ from pathlib import Path
 
 def add_arguments(p) -> None:
     p.add_argument("runs", nargs="+")
-    p.add_argument("--compare", metavar="PNG", help="comparison picture (default comparison.png with 2+ runs)")
+    p.add_argument(
+        "--compare", metavar="PNG", help="comparison picture (default comparison.png with 2+ runs)"
+    )
 
 
 def run(args) -> int:

@@ -22,7 +22,9 @@ def run(args) -> int:
     data = load_dataset(args.data_dir, verify=not args.skip_checksums)
     written = save_samples(getattr(data, args.split), args.out, count=args.count, start=args.start)
     if args.json:
-        print_json([{"path": str(path), "index": index, "label": label} for path, index, label in written])
+        print_json(
+            [{"path": str(path), "index": index, "label": label} for path, index, label in written]
+        )
     else:
         for path, _, label in written:
             print(f"{path}: {label}")

@@ -9,17 +9,41 @@ def add_arguments(p) -> None:
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="server processes")
-    p.add_argument("--max-batch", type=int, default=64, help="images per forward pass (micro-batching)")
-    p.add_argument("--wait-ms", type=float, default=5.0, help="how long a request waits for others to batch with")
+    p.add_argument(
+        "--max-batch", type=int, default=64, help="images per forward pass (micro-batching)"
+    )
+    p.add_argument(
+        "--wait-ms",
+        type=float,
+        default=5.0,
+        help="how long a request waits for others to batch with",
+    )
     p.add_argument("--max-bytes", type=int, default=5_000_000, help="largest image file accepted")
     p.add_argument("--max-files", type=int, default=256, help="most images in one request")
-    p.add_argument("--max-pixels", type=int, default=None, help="largest declared image size (default 40,000,000)")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="largest declared image size (default 40,000,000)",
+    )
 
 
 def run(args) -> int:
     from ..apps.serve import ServeSettings, serve
 
-    settings = ServeSettings(max_batch=args.max_batch, wait_ms=args.wait_ms, max_bytes=args.max_bytes,
-                             max_files=args.max_files, max_pixels=args.max_pixels)
-    serve(args.weights, backend=args.backend, host=args.host, port=args.port, workers=args.workers, settings=settings)
+    settings = ServeSettings(
+        max_batch=args.max_batch,
+        wait_ms=args.wait_ms,
+        max_bytes=args.max_bytes,
+        max_files=args.max_files,
+        max_pixels=args.max_pixels,
+    )
+    serve(
+        args.weights,
+        backend=args.backend,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        settings=settings,
+    )
     return 0

@@ -23,38 +23,75 @@ def add_arguments(p) -> None:
     from ..spec.optimizers import OPTIMIZERS, SCHEDULES
 
     p.add_argument("--backend", help="backend name (default: best installed)")
-    p.add_argument("--model", default="mlp", help="a recipe from `fmnist models` (default mlp, the article's), "
-                   "or a JSON file of your own ModelSpec (its to_dict(); the mlp's recipe applies)")
+    p.add_argument(
+        "--model",
+        default="mlp",
+        help="a recipe from `fmnist models` (default mlp, the article's), "
+        "or a JSON file of your own ModelSpec (its to_dict(); the mlp's recipe applies)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="default: the model's recipe (mlp: 5)")
     p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's (mlp: 64)")
-    p.add_argument("--lr", type=float, default=None, help="(peak) learning rate; default: the recipe's (mlp: 0.1)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="(peak) learning rate; default: the recipe's (mlp: 0.1)",
+    )
     p.add_argument("--optimizer", choices=OPTIMIZERS, help="default: the recipe's (mlp: sgd)")
     p.add_argument("--momentum", type=float, help="SGD momentum")
     p.add_argument("--nesterov", action="store_true", help="Nesterov momentum (SGD)")
-    p.add_argument("--weight-decay", type=float, help="L2 (sgd, adam) or decoupled (adamw) weight decay")
-    p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule; default: the recipe's "
-                   "(mlp: constant)")
-    p.add_argument("--steps-per-execution", type=int, default=100, help="steps per engine call (default 100)")
-    p.add_argument("--log-every", type=int, default=100, help="progress every N batches (default 100)")
+    p.add_argument(
+        "--weight-decay", type=float, help="L2 (sgd, adam) or decoupled (adamw) weight decay"
+    )
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        help="learning-rate schedule; default: the recipe's (mlp: constant)",
+    )
+    p.add_argument(
+        "--steps-per-execution", type=int, default=100, help="steps per engine call (default 100)"
+    )
+    p.add_argument(
+        "--log-every", type=int, default=100, help="progress every N batches (default 100)"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1,
-                   help="data-parallel processes on this machine (torch: torchrun, gloo on the CPU; tf and "
-                   "keras: MultiWorkerMirroredStrategy with a TF_CONFIG per worker)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="data-parallel processes on this machine (torch: torchrun, gloo on the CPU; tf and "
+        "keras: MultiWorkerMirroredStrategy with a TF_CONFIG per worker)",
+    )
     p.add_argument("--data-dir")
     p.add_argument("--device", help="backend device, e.g. cpu, cuda, auto")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="backend option")
     p.add_argument("--out", help="run folder (default runs/<timestamp>)")
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder")
-    p.add_argument("--evaluate-each-epoch", action="store_true", help="evaluate on the test set every epoch")
-    p.add_argument("--validation", type=count_or_fraction, default=None, metavar="N",
-                   help="hold out N training images (or a fraction, 0.1) as a validation split, reported each "
-                   "epoch")
-    p.add_argument("--validate", dest="evaluate_each_epoch", action=Deprecated, nargs=0,
-                   help="deprecated: --evaluate-each-epoch")
+    p.add_argument(
+        "--evaluate-each-epoch", action="store_true", help="evaluate on the test set every epoch"
+    )
+    p.add_argument(
+        "--validation",
+        type=count_or_fraction,
+        default=None,
+        metavar="N",
+        help="hold out N training images (or a fraction, 0.1) as a validation split, reported each "
+        "epoch",
+    )
+    p.add_argument(
+        "--validate",
+        dest="evaluate_each_epoch",
+        action=Deprecated,
+        nargs=0,
+        help="deprecated: --evaluate-each-epoch",
+    )
     checksum_flags(p)
     p.add_argument("--no-plots", action="store_true", help="draw no pictures into the run folder")
-    p.add_argument("--log", metavar="LOGGERS", help="track the run: csv, tensorboard, mlflow (comma-separated; "
-                   "into the run folder)")
+    p.add_argument(
+        "--log",
+        metavar="LOGGERS",
+        help="track the run: csv, tensorboard, mlflow (comma-separated; into the run folder)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true")
 
@@ -63,7 +100,9 @@ def run(args) -> int:
     from .. import plugins
     from ..atomic import atomic_write_json
 
-    backend = plugins.get_backend(args.backend or (_recorded_backend(args.resume) if args.resume else None))
+    backend = plugins.get_backend(
+        args.backend or (_recorded_backend(args.resume) if args.resume else None)
+    )
     if args.workers > 1 and backend.worker_rank()[1] == 1:  # not yet inside a launched worker
         return _launch_workers(args, backend)
     trainer, run_folder = _trainer(args)
@@ -81,10 +120,16 @@ def run(args) -> int:
     atomic_write_json(run_folder / "history.json", history.to_dict())
     atomic_write_json(run_folder / "evaluation.json", result.to_dict())
     pictures = _draw_pictures(run_folder, trainer) if not args.no_plots else []
-    summary = {"run": str(run_folder), "backend": trainer.backend.name, "weights": str(weights),
-               "pictures": [str(p) for p in pictures],
-               "test_loss": result.loss, "test_accuracy": result.accuracy,
-               "epoch_seconds": history.column("seconds"), "wall_seconds": time.perf_counter() - started}
+    summary = {
+        "run": str(run_folder),
+        "backend": trainer.backend.name,
+        "weights": str(weights),
+        "pictures": [str(p) for p in pictures],
+        "test_loss": result.loss,
+        "test_accuracy": result.accuracy,
+        "epoch_seconds": history.column("seconds"),
+        "wall_seconds": time.perf_counter() - started,
+    }
     if args.json:
         print_json(summary)
     else:
@@ -114,16 +159,31 @@ def _trainer(args):
 
         recipe = model.recipe.optimizer
         kind = args.optimizer or (recipe if isinstance(recipe, str) else recipe.kind)
-        optimizer = Optimizer(kind, momentum=args.momentum or 0.0, nesterov=args.nesterov,
-                              weight_decay=args.weight_decay or 0.0)
-    trainer = Trainer(backend=args.backend, model=model, epochs=args.epochs,
-                      callbacks=loggers_for(args.log, run_folder) if args.log else (),
-                      batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                      optimizer=optimizer, schedule=args.schedule,
-                      steps_per_execution=args.steps_per_execution, log_every=args.log_every,
-                      data_dir=args.data_dir, verbose=verbose, evaluate_each_epoch=args.evaluate_each_epoch,
-                      validation=args.validation, verify_checksums=not args.skip_checksums,
-                      **backend_options(args))
+        optimizer = Optimizer(
+            kind,
+            momentum=args.momentum or 0.0,
+            nesterov=args.nesterov,
+            weight_decay=args.weight_decay or 0.0,
+        )
+    trainer = Trainer(
+        backend=args.backend,
+        model=model,
+        epochs=args.epochs,
+        callbacks=loggers_for(args.log, run_folder) if args.log else (),
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        optimizer=optimizer,
+        schedule=args.schedule,
+        steps_per_execution=args.steps_per_execution,
+        log_every=args.log_every,
+        data_dir=args.data_dir,
+        verbose=verbose,
+        evaluate_each_epoch=args.evaluate_each_epoch,
+        validation=args.validation,
+        verify_checksums=not args.skip_checksums,
+        **backend_options(args),
+    )
     return trainer, run_folder
 
 
@@ -139,11 +199,15 @@ def _model(value: str):
     try:
         return ModelSpec.from_dict(json.loads(Path(value).read_text()))
     except OSError as exc:
-        raise ConfigError(f"cannot read the model file {value}: {exc.strerror}", fix="give a JSON file written "
-                          "from ModelSpec.to_dict(), or a name from `fmnist models`") from exc
+        raise ConfigError(
+            f"cannot read the model file {value}: {exc.strerror}",
+            fix="give a JSON file written from ModelSpec.to_dict(), or a name from `fmnist models`",
+        ) from exc
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"the model file {value} is not JSON: {exc}", fix="write it with "
-                          "json.dump(spec.to_dict(), file)") from exc
+        raise ConfigError(
+            f"the model file {value} is not JSON: {exc}",
+            fix="write it with json.dump(spec.to_dict(), file)",
+        ) from exc
 
 
 def _recorded_backend(run_folder: str) -> str | None:
@@ -165,8 +229,12 @@ def _launch_workers(args, backend) -> int:
             break
     code = backend.launch_workers(argv, args.workers)
     if code != 0:
-        print(f"fmnist: error: a worker of {args.workers} failed (exit code {code}; its rank and traceback are "
-              "above); fix: see the worker's error, then --resume the run folder", file=sys.stderr)
+        print(
+            f"fmnist: error: a worker of {args.workers} failed (exit code {code}; its rank and "
+            "traceback are "
+            "above); fix: see the worker's error, then --resume the run folder",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     return 0
 
@@ -175,8 +243,11 @@ def _draw_pictures(run_folder: Path, trainer) -> list[Path]:
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
-        print('fmnist: note: no pictures drawn (matplotlib missing; pip install "fmnist-core[plots]")',
-              file=sys.stderr)
+        print(
+            "fmnist: note: no pictures drawn "
+            '(matplotlib missing; pip install "fmnist-core[plots]")',
+            file=sys.stderr,
+        )
         return []
     from ..apps.plots import draw_run
 

@@ -6,14 +6,24 @@ from .common import count_or_fraction, print_json
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--space", action="append", metavar="NAME=KIND:ARGS",
-                   help="e.g. learning_rate=loguniform:0.01:0.5, batch_size=choice:32,64 (kinds: choice, grid, "
-                        "uniform, loguniform, randint; a plain value is fixed)")
+    p.add_argument(
+        "--space",
+        action="append",
+        metavar="NAME=KIND:ARGS",
+        help="e.g. learning_rate=loguniform:0.01:0.5, batch_size=choice:32,64 (kinds: choice, "
+        "grid, "
+        "uniform, loguniform, randint; a plain value is fixed)",
+    )
     p.add_argument("--config", metavar="TOML", help="a file with a [space] table")
     p.add_argument("--backend")
     p.add_argument("--model")
     p.add_argument("--epochs", type=int, default=2, help="per trial (ASHA's maximum)")
-    p.add_argument("--num-samples", type=int, default=1, help="samples of the space (each grid point that often)")
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        default=1,
+        help="samples of the space (each grid point that often)",
+    )
     p.add_argument("--max-concurrent", type=int, default=None)
     p.add_argument("--scheduler", choices=["asha", "none"], default="none")
     p.add_argument("--validation", type=count_or_fraction, default=5000)
@@ -37,18 +47,40 @@ def run(args) -> int:
         if getattr(args, name):
             space.setdefault(name, getattr(args, name))
     if not space:
-        raise ConfigError("an empty search space", fix="pass --space NAME=KIND:ARGS or --config sweep.toml")
-    result = run_sweep(space, epochs=args.epochs, num_samples=args.num_samples, max_concurrent=args.max_concurrent,
-                       scheduler=None if args.scheduler == "none" else args.scheduler, validation=args.validation,
-                       out=args.out, address=args.address, cpus_per_trial=args.cpus_per_trial,
-                       gpus_per_trial=args.gpus_per_trial, seed=args.seed, resume=args.resume, data_dir=args.data_dir)
+        raise ConfigError(
+            "an empty search space", fix="pass --space NAME=KIND:ARGS or --config sweep.toml"
+        )
+    result = run_sweep(
+        space,
+        epochs=args.epochs,
+        num_samples=args.num_samples,
+        max_concurrent=args.max_concurrent,
+        scheduler=None if args.scheduler == "none" else args.scheduler,
+        validation=args.validation,
+        out=args.out,
+        address=args.address,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        seed=args.seed,
+        resume=args.resume,
+        data_dir=args.data_dir,
+    )
     if args.json:
-        print_json({"folder": str(result.folder), "seconds": result.seconds, "best": result.best,
-                    "trials": [{k: v for k, v in r.items() if k != "curve"} for r in result.rows]})
+        print_json(
+            {
+                "folder": str(result.folder),
+                "seconds": result.seconds,
+                "best": result.best,
+                "trials": [{k: v for k, v in r.items() if k != "curve"} for r in result.rows],
+            }
+        )
         return 0
     print((result.folder / "sweep.md").read_text())
     if result.best:
-        print(f"best: {result.best['trial']}, validation accuracy {result.best['val_accuracy']:.4f}, "
-              f"test accuracy {result.best['test_accuracy']:.4f} (weights: {result.folder / 'best.safetensors'})")
+        print(
+            f"best: {result.best['trial']}, validation accuracy {result.best['val_accuracy']:.4f}, "
+            f"test accuracy {result.best['test_accuracy']:.4f} (weights: "
+            f"{result.folder / 'best.safetensors'})"
+        )
     print(f"sweep folder {result.folder}, {result.seconds:.1f} s")
     return 0

@@ -19,6 +19,23 @@ from .dataset import (
 )
 from .spec import FILES, IMAGE_SHAPE, SPLIT_FILES, IdxFileSpec
 
-__all__ = ["CACHE_LAYOUT_VERSION", "DEBIAN_DIR", "FILES", "IMAGE_SHAPE", "SPLIT_FILES", "VALIDATION_SEED",
-           "Dataset", "IdxFileSpec", "Split", "cache_dir", "download_dir", "find_files", "load_arrays",
-           "load_dataset", "locate", "search_path", "validation_indices", "verify_and_parse"]
+__all__ = [
+    "CACHE_LAYOUT_VERSION",
+    "DEBIAN_DIR",
+    "FILES",
+    "IMAGE_SHAPE",
+    "SPLIT_FILES",
+    "VALIDATION_SEED",
+    "Dataset",
+    "IdxFileSpec",
+    "Split",
+    "cache_dir",
+    "download_dir",
+    "find_files",
+    "load_arrays",
+    "load_dataset",
+    "locate",
+    "search_path",
+    "validation_indices",
+    "verify_and_parse",
+]

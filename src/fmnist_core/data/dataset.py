@@ -38,13 +38,14 @@ class Split:
 
     def __post_init__(self):
         if self.images.ndim != 3 or self.images.shape[1:] != IMAGE_SHAPE:
-            raise DataError(f"images must have shape (N, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}), got {self.images.shape}")
+            raise DataError(
+                f"images must have shape (N, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}), got "
+                f"{self.images.shape}"
+            )
         if self.images.dtype != np.uint8 or self.labels.dtype != np.uint8:
             raise DataError("images and labels must be uint8 arrays")
         if self.labels.shape != (len(self.images),):
-            raise DataError(
-                f"{len(self.images)} images but labels of shape {self.labels.shape}"
-            )
+            raise DataError(f"{len(self.images)} images but labels of shape {self.labels.shape}")
         if len(self.labels) and int(self.labels.max()) >= 10:
             raise DataError(f"labels must lie in 0..9, found {int(self.labels.max())}")
 
@@ -57,7 +58,7 @@ class Split:
 
 
 VALIDATION_SEED = 0x7A11D
-"""The split is the same for every run, seed and backend, so that runs (and sweep trials) compare."""
+"""The split is the same for every run, seed and backend, so that runs and sweep trials compare."""
 
 
 def validation_indices(labels: np.ndarray, size: int | float) -> tuple[np.ndarray, np.ndarray]:
@@ -70,15 +71,27 @@ def validation_indices(labels: np.ndarray, size: int | float) -> tuple[np.ndarra
 
     labels = np.asarray(labels)
     count = round(size * len(labels)) if isinstance(size, float) and 0 < size < 1 else size
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 0 < count < len(labels):
-        raise ConfigError(f"validation must be a count in 1…{len(labels) - 1} or a fraction in (0, 1), got {size!r}",
-                          fix="pass validation=5000 or validation=0.1")
+    if (
+        isinstance(count, bool)
+        or not isinstance(count, (int, np.integer))
+        or not 0 < count < len(labels)
+    ):
+        raise ConfigError(
+            f"validation must be a count in 1…{len(labels) - 1} or a fraction in (0, 1), got "
+            f"{size!r}",
+            fix="pass validation=5000 or validation=0.1",
+        )
     classes, totals = np.unique(labels, return_counts=True)
     exact = count * totals / len(labels)
     shares = np.floor(exact).astype(int)
     shares[np.argsort(-(exact - shares), kind="stable")[: count - shares.sum()]] += 1
     rng = np.random.default_rng(np.random.SeedSequence([VALIDATION_SEED]))
-    chosen = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:n] for c, n in zip(classes, shares, strict=True)])
+    chosen = np.concatenate(
+        [
+            rng.permutation(np.flatnonzero(labels == c))[:n]
+            for c, n in zip(classes, shares, strict=True)
+        ]
+    )
     mask = np.zeros(len(labels), bool)
     mask[chosen] = True
     return np.flatnonzero(~mask), np.flatnonzero(mask)
@@ -149,7 +162,9 @@ def locate(data_dir: str | os.PathLike | None = None) -> tuple[str, dict[str, Pa
         if files is not None:
             return label, files
         if label in ("data_dir", "$FMNIST_DATA_DIR"):
-            missing = [n for n in FILES if not (folder / n).exists() and not (folder / f"{n}.gz").exists()]
+            missing = [
+                n for n in FILES if not (folder / n).exists() and not (folder / f"{n}.gz").exists()
+            ]
             raise DataError(
                 f"{label} {folder} lacks {', '.join(missing)} (raw or .gz)",
                 fix="point it at a folder holding the four Fashion-MNIST files, or unset it",
@@ -165,7 +180,8 @@ def verify_and_parse(path: Path, spec: IdxFileSpec, verify: bool = True) -> np.n
         raise DataError(
             f"{path} declares {content[3]} dimensions, but {spec.name} has {len(spec.shape)} "
             f"(shape {spec.shape})",
-            fix="delete the file and let fmnist find or download a good copy, or reinstall the data",
+            fix="delete the file and let fmnist find or download a good copy, "
+            "or reinstall the data",
         )
     array = parse_idx(content, str(path))
     if array.shape != spec.shape or array.dtype != np.uint8:
@@ -179,7 +195,8 @@ def verify_and_parse(path: Path, spec: IdxFileSpec, verify: bool = True) -> np.n
             raise DataError(
                 f"{path} has the wrong checksum: SHA-256 of its content is {digest[:16]}…, "
                 f"expected {spec.sha256[:16]}… for {spec.name}",
-                fix="delete it and get a good copy, or pass verify_checksums=False / --skip-checksums "
+                fix="delete it and get a good copy, or pass verify_checksums=False / "
+                "--skip-checksums "
                 "to use it knowingly",
             )
     return array

@@ -84,7 +84,9 @@ def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     return _decode(path, path, max_pixels)
 
 
-def image_from_bytes(data: bytes, name: str = "<upload>", max_pixels: int | None = None) -> np.ndarray:
+def image_from_bytes(
+    data: bytes, name: str = "<upload>", max_pixels: int | None = None
+) -> np.ndarray:
     """``load_image`` for the bytes of an image file (an upload); ``name`` appears in errors."""
     import io
 
@@ -101,7 +103,9 @@ def _decode(source, path, max_pixels: int | None) -> np.ndarray:
     limit = MAX_PIXELS if max_pixels is None else max_pixels
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # fmnist's own limit applies
+            warnings.simplefilter(
+                "ignore", Image.DecompressionBombWarning
+            )  # fmnist's own limit applies
             with Image.open(source) as image:
                 _check_size(path, image.width, image.height, limit)
                 if image.format == "JPEG" and max(image.size) > 4 * SIZE:
@@ -115,8 +119,10 @@ def _decode(source, path, max_pixels: int | None) -> np.ndarray:
 
         found = re.search(r"\((\d+) pixels\)", str(exc))
         size = f"{int(found.group(1)):,} pixels" if found else "more pixels than Pillow decodes"
-        raise ImageError(f"{path} declares {size}, over the limit of {limit:,} (a decompression bomb?)",
-                         fix="shrink the image, or raise the limit (--max-pixels / max_pixels=)") from exc
+        raise ImageError(
+            f"{path} declares {size}, over the limit of {limit:,} (a decompression bomb?)",
+            fix="shrink the image, or raise the limit (--max-pixels / max_pixels=)",
+        ) from exc
     except FileNotFoundError as exc:
         raise ImageError(f"{path} does not exist", fix="check the path") from exc
     except UnidentifiedImageError as exc:
@@ -125,17 +131,22 @@ def _decode(source, path, max_pixels: int | None) -> np.ndarray:
         ) from exc
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         raise ImageError(
-            f"{path} is a damaged or truncated image ({str(exc)[:160]})", fix="re-export or re-download it"
+            f"{path} is a damaged or truncated image ({str(exc)[:160]})",
+            fix="re-export or re-download it",
         ) from exc
     return to_dataset_form(gray)
 
 
 def _check_size(path: Path, width: int, height: int, limit: int) -> None:
     if width <= 0 or height <= 0:
-        raise ImageError(f"{path} is an empty image ({width}×{height})", fix="use a non-empty image")
+        raise ImageError(
+            f"{path} is an empty image ({width}×{height})", fix="use a non-empty image"
+        )
     if width * height > limit:
-        raise ImageError(f"{path} is {width}×{height} = {width * height:,} pixels, over the limit of {limit:,}",
-                         fix="shrink the image, or raise the limit (--max-pixels / max_pixels=)")
+        raise ImageError(
+            f"{path} is {width}×{height} = {width * height:,} pixels, over the limit of {limit:,}",
+            fix="shrink the image, or raise the limit (--max-pixels / max_pixels=)",
+        )
 
 
 def collect_image_paths(inputs: Iterable[str | os.PathLike]) -> list[Path]:
@@ -168,8 +179,9 @@ class BadImage:
     error: str
 
 
-def load_images(inputs: Iterable[str | os.PathLike], *, max_pixels: int | None = None,
-                on_error: str = "raise") -> tuple[list[Path], np.ndarray]:
+def load_images(
+    inputs: Iterable[str | os.PathLike], *, max_pixels: int | None = None, on_error: str = "raise"
+) -> tuple[list[Path], np.ndarray]:
     """The image paths behind ``inputs`` and their (N, 28, 28) uint8 array.
 
     ``on_error="raise"`` (default) stops at the first unreadable image; ``"skip"`` leaves bad
@@ -181,14 +193,16 @@ def load_images(inputs: Iterable[str | os.PathLike], *, max_pixels: int | None =
     return paths, images
 
 
-def load_images_keep_going(inputs: Iterable[str | os.PathLike], *, max_pixels: int | None = None,
-                           on_error: str = "skip") -> tuple[list[Path], np.ndarray, list[BadImage]]:
+def load_images_keep_going(
+    inputs: Iterable[str | os.PathLike], *, max_pixels: int | None = None, on_error: str = "skip"
+) -> tuple[list[Path], np.ndarray, list[BadImage]]:
     """Like ``load_images``, also returning the images that failed and why."""
     return read_images(collect_image_paths(inputs), max_pixels=max_pixels, on_error=on_error)
 
 
-def read_images(paths: list[Path], *, max_pixels: int | None = None,
-                on_error: str = "skip") -> tuple[list[Path], np.ndarray, list[BadImage]]:
+def read_images(
+    paths: list[Path], *, max_pixels: int | None = None, on_error: str = "skip"
+) -> tuple[list[Path], np.ndarray, list[BadImage]]:
     """Decode image files already listed (``collect_image_paths``): the readable paths, their
     (N, 28, 28) uint8 array, and the unreadable ones with fmnist's message."""
     if on_error not in ("raise", "skip"):
@@ -210,7 +224,9 @@ def read_images(paths: list[Path], *, max_pixels: int | None = None,
     return good, images, bad
 
 
-def save_samples(split, folder: str | os.PathLike, count: int = 10, start: int = 0) -> list[tuple[Path, int, str]]:
+def save_samples(
+    split, folder: str | os.PathLike, count: int = 10, start: int = 0
+) -> list[tuple[Path, int, str]]:
     """Write images ``start … start+count-1`` of a dataset split as PNG files into ``folder``.
 
     Files are named ``{index:05d}-{label}.png`` (label lower-case, spaces as dashes) and a
@@ -226,17 +242,23 @@ def save_samples(split, folder: str | os.PathLike, count: int = 10, start: int =
     from ..labels import LABELS
 
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ConfigError(f"count must be an integer ≥ 1, got {count!r}", fix="pass --count 1 or more")
+        raise ConfigError(
+            f"count must be an integer ≥ 1, got {count!r}", fix="pass --count 1 or more"
+        )
     if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < len(split):
-        raise ConfigError(f"start must be an index in 0…{len(split) - 1}, got {start!r}",
-                          fix="pass a smaller --start")
+        raise ConfigError(
+            f"start must be an index in 0…{len(split) - 1}, got {start!r}",
+            fix="pass a smaller --start",
+        )
     folder = Path(folder)
     written = []
     for index in range(start, min(start + count, len(split))):
         label = LABELS[int(split.labels[index])]
         path = folder / f"{index:05d}-{label.lower().replace(' ', '-').replace('/', '-')}.png"
         buffer = io.BytesIO()
-        Image.fromarray(np.asarray(split.images[index], np.uint8), mode="L").save(buffer, format="PNG")
+        Image.fromarray(np.asarray(split.images[index], np.uint8), mode="L").save(
+            buffer, format="PNG"
+        )
         atomic_write_bytes(path, buffer.getvalue())
         written.append((path, index, label))
     rows = "file,index,label\n" + "".join(f"{p.name},{i},{lab}\n" for p, i, lab in written)

@@ -5,5 +5,16 @@ from .backend import Backend, Engine, EngineConfig, Option, StepResult, chunked_
 from .lowering import Lowerings, LoweringTable, lowering_table
 from .optimizer_slots import ArrayOps, OptimizerSlots
 
-__all__ = ["ArrayOps", "Backend", "Engine", "EngineConfig", "LoweringTable", "Lowerings", "Option",
-           "OptimizerSlots", "StepResult", "chunked_logits", "lowering_table"]
+__all__ = [
+    "ArrayOps",
+    "Backend",
+    "Engine",
+    "EngineConfig",
+    "LoweringTable",
+    "Lowerings",
+    "Option",
+    "OptimizerSlots",
+    "StepResult",
+    "chunked_logits",
+    "lowering_table",
+]

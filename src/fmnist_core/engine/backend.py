@@ -68,8 +68,10 @@ class Engine(ABC):
     def require_attached(self) -> None:
         """The error for steps asked of an engine that holds no training data yet."""
         if self.images is None:
-            raise BackendError(f"{type(self).__name__}.train_steps called before attach()",
-                               fix="attach the training data first")
+            raise BackendError(
+                f"{type(self).__name__}.train_steps called before attach()",
+                fix="attach the training data first",
+            )
 
     @abstractmethod
     def attach(self, images: np.ndarray, labels: np.ndarray) -> None:
@@ -90,7 +92,7 @@ class Engine(ABC):
 
     @abstractmethod
     def set_params(self, params: dict[str, np.ndarray]) -> None:
-        """Replace the parameters and buffers (neutral layout, already checked against the model)."""
+        """Replace the parameters and buffers (neutral layout, already checked for the model)."""
 
     def optimizer_state(self) -> dict[str, np.ndarray]:
         """Optimizer slots for checkpoints, ``{"{slot}.{param}": array}`` (plain SGD has none)."""
@@ -101,8 +103,10 @@ class Engine(ABC):
         if self.slots is not None:
             self.slots.load(state)
         elif state:
-            raise BackendError(f"{type(self).__name__} has no optimizer state to restore",
-                               fix="resume with the optimizer the checkpoint was written with")
+            raise BackendError(
+                f"{type(self).__name__} has no optimizer state to restore",
+                fix="resume with the optimizer the checkpoint was written with",
+            )
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,11 @@ class Option:
     does_nothing: Any = None  # Callable[[dict], str | None]
 
     def describe(self) -> str:
-        allowed = f" ({', '.join(map(str, self.choices))}{', …' if self.pattern else ''})" if self.choices else ""
+        allowed = (
+            f" ({', '.join(map(str, self.choices))}{', …' if self.pattern else ''})"
+            if self.choices
+            else ""
+        )
         return f"{self.name}{allowed}, default {self.default!r}: {self.help}"
 
 
@@ -173,30 +181,51 @@ class Backend(ABC):
             if name not in declared:
                 near = difflib.get_close_matches(name, declared, n=1)
                 valid = ", ".join(declared) or "none"
-                raise ConfigError(f"backend {self.name!r} has no option {name!r}"
-                                  + (f" (did you mean {near[0]!r}?)" if near else "") + f"; its options: {valid}",
-                                  fix="see `fmnist backends --options`")
+                raise ConfigError(
+                    f"backend {self.name!r} has no option {name!r}"
+                    + (f" (did you mean {near[0]!r}?)" if near else "")
+                    + f"; its options: {valid}",
+                    fix="see `fmnist backends --options`",
+                )
         resolved = {}
         for name, option in declared.items():
             value = given.get(name, option.default)
             if value is not None and name in given:
                 types = option.type if isinstance(option.type, tuple) else (option.type,)
                 if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-                    raise ConfigError(f"backend {self.name!r} option {name}={value!r} must be "
-                                      f"{' or '.join(t.__name__ for t in types)}", fix=option.describe())
-                if option.choices and value not in option.choices and not (
-                        option.pattern and isinstance(value, str) and re.fullmatch(option.pattern, value)):
-                    raise ConfigError(f"backend {self.name!r} option {name}={value!r} is not one of "
-                                      f"{', '.join(map(repr, option.choices))}", fix=option.describe())
+                    raise ConfigError(
+                        f"backend {self.name!r} option {name}={value!r} must be "
+                        f"{' or '.join(t.__name__ for t in types)}",
+                        fix=option.describe(),
+                    )
+                if (
+                    option.choices
+                    and value not in option.choices
+                    and not (
+                        option.pattern
+                        and isinstance(value, str)
+                        and re.fullmatch(option.pattern, value)
+                    )
+                ):
+                    raise ConfigError(
+                        f"backend {self.name!r} option {name}={value!r} is not one of "
+                        f"{', '.join(map(repr, option.choices))}",
+                        fix=option.describe(),
+                    )
                 if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-                    raise ConfigError(f"backend {self.name!r} option {name}={value!r} must be ≥ 1",
-                                      fix=option.describe())
+                    raise ConfigError(
+                        f"backend {self.name!r} option {name}={value!r} must be ≥ 1",
+                        fix=option.describe(),
+                    )
             resolved[name] = value
         for name in given:
             reason = declared[name].does_nothing(resolved) if declared[name].does_nothing else None
             if reason:
-                raise ConfigError(f"backend {self.name!r} option {name}={given[name]!r} does nothing here: {reason}",
-                                  fix=f"drop {name}")
+                raise ConfigError(
+                    f"backend {self.name!r} option {name}={given[name]!r} does nothing here: "
+                    f"{reason}",
+                    fix=f"drop {name}",
+                )
         return resolved
 
     def unavailable_reason(self) -> str | None:
@@ -229,14 +258,21 @@ def not_data_parallel(name: str, workers: int) -> ConfigError:
     naming the installed backends that do train data-parallel."""
     from .. import plugins
 
-    able = sorted(n for n, b in plugins.backends().items()
-                  if b.trains_data_parallel and b.unavailable_reason() is None)
-    return ConfigError(f"backend {name!r} does not train data-parallel ({workers} workers asked for)",
-                       fix=f"use --backend {', '.join(able)}, or one worker" if able else "use one worker")
+    able = sorted(
+        n
+        for n, b in plugins.backends().items()
+        if b.trains_data_parallel and b.unavailable_reason() is None
+    )
+    return ConfigError(
+        f"backend {name!r} does not train data-parallel ({workers} workers asked for)",
+        fix=f"use --backend {', '.join(able)}, or one worker" if able else "use one worker",
+    )
 
 
 def chunked_logits(engine: Engine, images: np.ndarray, chunk: int = INFERENCE_CHUNK) -> np.ndarray:
     """Logits of any number of uint8 images, ``chunk`` images per engine call."""
-    parts = [np.asarray(engine.logits(images[start : start + chunk]), np.float32)
-             for start in range(0, len(images), chunk)]
+    parts = [
+        np.asarray(engine.logits(images[start : start + chunk]), np.float32)
+        for start in range(0, len(images), chunk)
+    ]
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)

@@ -23,8 +23,11 @@ def batch_count(size: int, batch_size: int) -> int:
     return -(-size // batch_size)
 
 
-def epoch_blocks(order: np.ndarray, batch_size: int, steps_per_execution: int) -> Iterator[np.ndarray]:
-    """Yield the rectangular ``(k, batch_size)`` index blocks of one epoch, ``k ≤ steps_per_execution``.
+def epoch_blocks(
+    order: np.ndarray, batch_size: int, steps_per_execution: int
+) -> Iterator[np.ndarray]:
+    """Yield the rectangular ``(k, batch_size)`` index blocks of one epoch,
+    ``k ≤ steps_per_execution``.
 
     A smaller last batch comes as its own block of one row, so that every block is rectangular.
     """
@@ -37,7 +40,9 @@ def epoch_blocks(order: np.ndarray, batch_size: int, steps_per_execution: int) -
         yield rest.reshape(1, -1)
 
 
-def pad_block(batches: np.ndarray, scalars: np.ndarray, largest: list[int]) -> tuple[np.ndarray, np.ndarray, int, int]:
+def pad_block(
+    batches: np.ndarray, scalars: np.ndarray, largest: list[int]
+) -> tuple[np.ndarray, np.ndarray, int, int]:
     """For compiled backends: pad a block to the largest ``(steps, batch_size)`` seen so far.
 
     XLA compiles one program per input shape (about half a second each here), so a shorter
@@ -51,7 +56,9 @@ def pad_block(batches: np.ndarray, scalars: np.ndarray, largest: list[int]) -> t
     scalars = np.asarray(scalars, np.float32)
     largest[0], largest[1] = max(steps, largest[0]), max(batch, largest[1])
     if batch < largest[1]:
-        batches = np.concatenate([batches, np.repeat(batches[:, :1], largest[1] - batch, axis=1)], axis=1)
+        batches = np.concatenate(
+            [batches, np.repeat(batches[:, :1], largest[1] - batch, axis=1)], axis=1
+        )
     if steps < largest[0]:
         batches = np.concatenate([batches, np.repeat(batches[-1:], largest[0] - steps, axis=0)])
         scalars = np.concatenate([scalars, np.repeat(scalars[-1:], largest[0] - steps, axis=0)])

@@ -41,8 +41,11 @@ class Lowerings:
     def load(self) -> LoweringTable:
         table = getattr(importlib.import_module(self.module), self.attribute)
         if not isinstance(table, LoweringTable) or table.backend != self.backend:
-            raise BackendError(f"{self.module}.{self.attribute} is not a LoweringTable for backend {self.backend!r}",
-                               fix="define LOWERINGS = LoweringTable(backend) in that module")
+            raise BackendError(
+                f"{self.module}.{self.attribute} is not a LoweringTable for backend "
+                f"{self.backend!r}",
+                fix="define LOWERINGS = LoweringTable(backend) in that module",
+            )
         return table
 
 
@@ -57,14 +60,19 @@ class LoweringTable:
 
     def layer(self, kind: str) -> Callable[[Callable], Callable]:
         """Decorator: the function builds layer type ``kind``."""
+
         def register(builder: Callable) -> Callable:
             self.builders[kind] = builder
             return builder
 
         return register
 
-    def layout(self, name: str, to_framework: Callable[[np.ndarray], np.ndarray],
-               to_neutral: Callable[[np.ndarray], np.ndarray]) -> None:
+    def layout(
+        self,
+        name: str,
+        to_framework: Callable[[np.ndarray], np.ndarray],
+        to_neutral: Callable[[np.ndarray], np.ndarray],
+    ) -> None:
         """How tensors of neutral layout ``name`` (``fmnist_core.spec.layer.LAYOUTS``) are laid
         out in this framework; a layout not named here is the same in both."""
         self.layouts[name] = (to_framework, to_neutral)
@@ -87,8 +95,11 @@ class LoweringTable:
     def merged(self, other: LoweringTable, module: str) -> None:
         for kind, builder in other.builders.items():
             if kind in self.builders and self.builders[kind] is not builder:
-                raise BackendError(f"layer type {kind!r} is lowered for backend {self.backend!r} twice "
-                                   f"({self.sources[kind]} and {module})", fix="uninstall one of the two plugins")
+                raise BackendError(
+                    f"layer type {kind!r} is lowered for backend {self.backend!r} twice "
+                    f"({self.sources[kind]} and {module})",
+                    fix="uninstall one of the two plugins",
+                )
             self.builders[kind], self.sources[kind] = builder, module
         self.layouts.update(other.layouts)
 
@@ -115,11 +126,18 @@ def missing_lowering(backend: str, kind: str) -> BackendError:
     """The error for a layer type ``backend`` cannot build, naming the backends that can."""
     from .. import plugins
 
-    able = sorted({entry.backend for entry in plugins.lowerings() if entry.backend != backend
-                   and kind in _safe_kinds(entry)})
+    able = sorted(
+        {
+            entry.backend
+            for entry in plugins.lowerings()
+            if entry.backend != backend and kind in _safe_kinds(entry)
+        }
+    )
     elsewhere = f"; backends that lower it: {', '.join(able)}" if able else ""
-    return BackendError(f"the {backend} backend has no lowering for layer type {kind!r}{elsewhere}",
-                        fix="install the plugin that lowers it for this backend, or use another backend")
+    return BackendError(
+        f"the {backend} backend has no lowering for layer type {kind!r}{elsewhere}",
+        fix="install the plugin that lowers it for this backend, or use another backend",
+    )
 
 
 def _safe_kinds(entry: Lowerings) -> set[str]:

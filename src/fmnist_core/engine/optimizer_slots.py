@@ -37,12 +37,24 @@ def _numpy_write(target: np.ndarray, value: Any) -> None:
     target[...] = value
 
 
-NUMPY_OPS = ArrayOps(zeros_like=np.zeros_like, read=lambda a: a, write=_numpy_write, sqrt=np.sqrt,
-                     to_numpy=np.asarray, from_numpy=lambda a, like: np.asarray(a, like.dtype))
+NUMPY_OPS = ArrayOps(
+    zeros_like=np.zeros_like,
+    read=lambda a: a,
+    write=_numpy_write,
+    sqrt=np.sqrt,
+    to_numpy=np.asarray,
+    from_numpy=lambda a, like: np.asarray(a, like.dtype),
+)
 
 
-def updated(optimizer: Optimizer, params: Sequence[Any], grads: Sequence[Any], slots: Sequence[Sequence[Any]],
-            scalars: Sequence[Any], sqrt: Callable[[Any], Any]) -> tuple[list[Any], list[list[Any]]]:
+def updated(
+    optimizer: Optimizer,
+    params: Sequence[Any],
+    grads: Sequence[Any],
+    slots: Sequence[Sequence[Any]],
+    scalars: Sequence[Any],
+    sqrt: Callable[[Any], Any],
+) -> tuple[list[Any], list[list[Any]]]:
     """One step for every tensor, as values: ``(new params, new slots per param)``."""
     new_params, new_slots = [], []
     for param, grad, state in zip(params, grads, slots, strict=True):
@@ -57,9 +69,15 @@ class OptimizerSlots:
     framework. ``to_neutral(name, array)``/``from_neutral(name, array)`` convert a slot between
     the framework's layout and the neutral one (a slot has its parameter's layout)."""
 
-    def __init__(self, optimizer: Optimizer, names: Sequence[str], params: Sequence[Any], ops: ArrayOps,
-                 to_neutral: Callable[[str, np.ndarray], np.ndarray] = lambda name, a: a,
-                 from_neutral: Callable[[str, np.ndarray], np.ndarray] = lambda name, a: a):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        names: Sequence[str],
+        params: Sequence[Any],
+        ops: ArrayOps,
+        to_neutral: Callable[[str, np.ndarray], np.ndarray] = lambda name, a: a,
+        from_neutral: Callable[[str, np.ndarray], np.ndarray] = lambda name, a: a,
+    ):
         self.optimizer, self.names, self.ops = optimizer, list(names), ops
         self.to_neutral, self.from_neutral = to_neutral, from_neutral
         self.values = [[ops.zeros_like(ops.read(p)) for _ in optimizer.slots] for p in params]
@@ -80,16 +98,19 @@ class OptimizerSlots:
 
     def state(self) -> dict[str, np.ndarray]:
         """The slots in the neutral layout, ``{"{slot}.{param}": array}`` (checkpoints)."""
-        return {f"{slot}.{name}": np.array(self.to_neutral(name, self.ops.to_numpy(value)), np.float32)
-                for name, state in zip(self.names, self.values, strict=True)
-                for slot, value in zip(self.optimizer.slots, state, strict=True)}
+        return {
+            f"{slot}.{name}": np.array(self.to_neutral(name, self.ops.to_numpy(value)), np.float32)
+            for name, state in zip(self.names, self.values, strict=True)
+            for slot, value in zip(self.optimizer.slots, state, strict=True)
+        }
 
     def load(self, state: dict[str, np.ndarray]) -> None:
         """Restore what ``state`` returned."""
         for name, values in zip(self.names, self.values, strict=True):
             for number, (slot, value) in enumerate(zip(self.optimizer.slots, values, strict=True)):
-                array = self.ops.from_numpy(self.from_neutral(name, np.asarray(state[f"{slot}.{name}"], np.float32)),
-                                            value)
+                array = self.ops.from_numpy(
+                    self.from_neutral(name, np.asarray(state[f"{slot}.{name}"], np.float32)), value
+                )
                 if self.ops.write is None:
                     values[number] = array
                 else:

@@ -26,8 +26,11 @@ def worker_rank() -> tuple[int, int]:
         try:
             return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
         except ValueError as exc:
-            raise ConfigError(f"RANK/WORLD_SIZE must be integers, got {os.environ.get('RANK')!r}/"
-                              f"{os.environ.get('WORLD_SIZE')!r}", fix="unset them, or launch with torchrun") from exc
+            raise ConfigError(
+                f"RANK/WORLD_SIZE must be integers, got {os.environ.get('RANK')!r}/"
+                f"{os.environ.get('WORLD_SIZE')!r}",
+                fix="unset them, or launch with torchrun",
+            ) from exc
     return 0, 1
 
 
@@ -54,8 +57,9 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def launch_local(argv: list[str], workers: int, env_for_rank: Callable[[int], dict[str, str]],
-                 grace: float = 5.0) -> int:
+def launch_local(
+    argv: list[str], workers: int, env_for_rank: Callable[[int], dict[str, str]], grace: float = 5.0
+) -> int:
     """Run ``python -m fmnist_core.cli ARGV`` as ``workers`` processes on this machine.
 
     Each gets ``env_for_rank(rank)`` added to its environment. When one exits non-zero (or is
@@ -64,7 +68,10 @@ def launch_local(argv: list[str], workers: int, env_for_rank: Callable[[int], di
     code after printing which rank failed.
     """
     command = _command(argv)
-    procs = [subprocess.Popen(command, env={**os.environ, **env_for_rank(rank)}) for rank in range(workers)]
+    procs = [
+        subprocess.Popen(command, env={**os.environ, **env_for_rank(rank)})
+        for rank in range(workers)
+    ]
     failed: tuple[int, int] | None = None
     try:
         while failed is None and any(p.poll() is None for p in procs):
@@ -74,15 +81,21 @@ def launch_local(argv: list[str], workers: int, env_for_rank: Callable[[int], di
                     break
             time.sleep(0.2)
         if failed is None:
-            failed = next(((rank, p.returncode) for rank, p in enumerate(procs) if p.returncode), None)
+            failed = next(
+                ((rank, p.returncode) for rank, p in enumerate(procs) if p.returncode), None
+            )
     finally:
         _stop(procs, grace)
     if failed is None:
         return 0
     rank, code = failed
-    cause = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-    print(f"fmnist: error: worker rank {rank} of {workers} {cause}; the other workers were stopped",
-          file=sys.stderr)
+    cause = (
+        f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    )
+    print(
+        f"fmnist: error: worker rank {rank} of {workers} {cause}; the other workers were stopped",
+        file=sys.stderr,
+    )
     return code if code > 0 else 1
 
 

@@ -4,5 +4,12 @@ and the framework-free ONNX export."""
 from .formats import format_for, read_weights, write_weights
 from .weights import NEUTRAL, WeightFormat, Weights, architecture_of
 
-__all__ = ["NEUTRAL", "WeightFormat", "Weights", "architecture_of", "format_for", "read_weights",
-           "write_weights"]
+__all__ = [
+    "NEUTRAL",
+    "WeightFormat",
+    "Weights",
+    "architecture_of",
+    "format_for",
+    "read_weights",
+    "write_weights",
+]

@@ -11,7 +11,9 @@ from ..plugins import weight_formats
 from .weights import NEUTRAL, WeightFormat, Weights
 
 
-def format_for(path: str | os.PathLike, format: str | None = None, *, for_writing: bool = False) -> WeightFormat:
+def format_for(
+    path: str | os.PathLike, format: str | None = None, *, for_writing: bool = False
+) -> WeightFormat:
     """The registered format named ``format``, or the one ``path`` belongs to.
 
     The order is explicit: the longest declared suffix that ends the name wins; a name no suffix
@@ -24,11 +26,15 @@ def format_for(path: str | os.PathLike, format: str | None = None, *, for_writin
     if format is not None:
         if format not in formats:
             raise WeightsError(
-                f"unknown weight format {format!r}; installed formats: {', '.join(sorted(formats))}",
+                f"unknown weight format {format!r}; "
+                f"installed formats: {', '.join(sorted(formats))}",
                 fix="pick one of those, or install the plugin that provides it",
             )
         return formats[format]
-    lengths = {f.name: max((len(s) for s in f.suffixes if path.name.endswith(s)), default=0) for f in formats.values()}
+    lengths = {
+        f.name: max((len(s) for s in f.suffixes if path.name.endswith(s)), default=0)
+        for f in formats.values()
+    }
     longest = max(lengths.values(), default=0)
     candidates = [f for f in formats.values() if longest and lengths[f.name] == longest]
     if not candidates and not for_writing:
@@ -37,7 +43,8 @@ def format_for(path: str | os.PathLike, format: str | None = None, *, for_writin
         if NEUTRAL.name in (f.name for f in candidates):
             return formats[NEUTRAL.name]
         raise WeightsError(
-            f"{path} could be any of several formats: {', '.join(f'{f.name} ({f.plugin})' for f in candidates)}",
+            f"{path} could be any of several formats: "
+            f"{', '.join(f'{f.name} ({f.plugin})' for f in candidates)}",
             fix="name one with format=... / --from / --to",
         )
     if candidates:
@@ -61,7 +68,9 @@ def read_weights(path: str | os.PathLike, format: str | None = None) -> Weights:
     return fmt.read(path)
 
 
-def write_weights(path: str | os.PathLike, weights: Weights, format: str | None = None) -> WeightFormat:
+def write_weights(
+    path: str | os.PathLike, weights: Weights, format: str | None = None
+) -> WeightFormat:
     """Write ``weights`` in ``format`` (default: chosen by the suffix, else safetensors)."""
     path = Path(path)
     try:

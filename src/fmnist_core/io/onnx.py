@@ -30,7 +30,9 @@ def _onnx():
     try:
         import onnx
     except ImportError as exc:  # an optional extra
-        raise WeightsError("writing ONNX needs the onnx package", fix='pip install "fmnist-core[onnx]"') from exc
+        raise WeightsError(
+            "writing ONNX needs the onnx package", fix='pip install "fmnist-core[onnx]"'
+        ) from exc
     return onnx
 
 
@@ -79,7 +81,9 @@ class OnnxGraph:
         return x
 
 
-def build_onnx(spec: ModelSpec, params: dict[str, np.ndarray], metadata: dict[str, str] | None = None):
+def build_onnx(
+    spec: ModelSpec, params: dict[str, np.ndarray], metadata: dict[str, str] | None = None
+):
     """An ``onnx.ModelProto`` computing ``spec`` with ``params`` (neutral layout, checked)."""
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
@@ -87,27 +91,43 @@ def build_onnx(spec: ModelSpec, params: dict[str, np.ndarray], metadata: dict[st
     params = spec.check_params(params)
     layouts = {p.name: p.layout for p in spec.params}
     graph = OnnxGraph()
-    graph.initializers += [numpy_helper.from_array(to_onnx_layout(layouts[n], v), n) for n, v in params.items()]
+    graph.initializers += [
+        numpy_helper.from_array(to_onnx_layout(layouts[n], v), n) for n, v in params.items()
+    ]
     height, width = spec.input_shape
-    scaled = graph.node("Div", [graph.node("Cast", ["images"], to=TensorProto.FLOAT),
-                                graph.const(np.float32(255.0))])
+    scaled = graph.node(
+        "Div",
+        [graph.node("Cast", ["images"], to=TensorProto.FLOAT), graph.const(np.float32(255.0))],
+    )
     x = graph.node("Unsqueeze", [scaled, graph.const([1], "int64")])  # NCHW until a Flatten
     x = graph.run(spec.layers, x, spec.input_shape)
-    graph.nodes += [helper.make_node("Identity", [x], ["logits"]),
-                    helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
-                    helper.make_node("ArgMax", ["logits"], ["class_index"], axis=1, keepdims=0)]
+    graph.nodes += [
+        helper.make_node("Identity", [x], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        helper.make_node("ArgMax", ["logits"], ["class_index"], axis=1, keepdims=0),
+    ]
     classes = spec.num_classes
     proto = helper.make_graph(
-        graph.nodes, f"fmnist_{spec.name}",
+        graph.nodes,
+        f"fmnist_{spec.name}",
         [helper.make_tensor_value_info("images", TensorProto.UINT8, ["n", height, width])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", classes]),
-         helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", classes]),
-         helper.make_tensor_value_info("class_index", TensorProto.INT64, ["n"])],
-        graph.initializers)
-    model = helper.make_model(proto, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="fmnist")
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", classes]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", classes]),
+            helper.make_tensor_value_info("class_index", TensorProto.INT64, ["n"]),
+        ],
+        graph.initializers,
+    )
+    model = helper.make_model(
+        proto, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="fmnist"
+    )
     model.ir_version = 8  # onnxruntime ≥ 1.13 reads it
-    meta = {"fmnist_model": spec.name, "fmnist_architecture": json.dumps(spec.to_dict()),
-            "labels": json.dumps(list(LABELS)), **(metadata or {})}
+    meta = {
+        "fmnist_model": spec.name,
+        "fmnist_architecture": json.dumps(spec.to_dict()),
+        "labels": json.dumps(list(LABELS)),
+        **(metadata or {}),
+    }
     for key, value in meta.items():
         model.metadata_props.add(key=key, value=str(value))
     onnx.checker.check_model(model)
@@ -119,8 +139,11 @@ def write_onnx(path: str | os.PathLike, weights) -> None:
     from .weights import architecture_of
 
     spec = architecture_of(weights)
-    keep = {k: v for k, v in weights.metadata.items()
-            if k in ("backend", "config", "versions", "epochs_done", "test_accuracy")}
+    keep = {
+        k: v
+        for k, v in weights.metadata.items()
+        if k in ("backend", "config", "versions", "epochs_done", "test_accuracy")
+    }
     atomic_write_bytes(path, build_onnx(spec, weights.params, keep).SerializeToString())
 
 
@@ -134,21 +157,36 @@ def read_onnx(path: Path):
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # DecodeError and friends
-        raise WeightsError(f"{path} is not an ONNX model ({str(exc).splitlines()[0][:160]})",
-                           fix="pass a file written by `fmnist export`") from exc
+        raise WeightsError(
+            f"{path} is not an ONNX model ({str(exc).splitlines()[0][:160]})",
+            fix="pass a file written by `fmnist export`",
+        ) from exc
     meta = {p.key: p.value for p in model.metadata_props}
     if "fmnist_model" not in meta:
-        raise WeightsError(f"{path} is an ONNX model fmnist did not write (no fmnist metadata)",
-                           fix="run it with onnxruntime directly, or export it with `fmnist export`")
+        raise WeightsError(
+            f"{path} is an ONNX model fmnist did not write (no fmnist metadata)",
+            fix="run it with onnxruntime directly, or export it with `fmnist export`",
+        )
     metadata = {k: v for k, v in meta.items() if k in ("versions", "epochs_done", "test_accuracy")}
-    spec = architecture_of(Weights(meta["fmnist_model"], {}, {"architecture": meta.get("fmnist_architecture", "")}))
+    spec = architecture_of(
+        Weights(meta["fmnist_model"], {}, {"architecture": meta.get("fmnist_architecture", "")})
+    )
     layouts = {p.name: p.layout for p in spec.params}
-    params = {t.name: from_onnx_layout(layouts.get(t.name, "vector"), numpy_helper.to_array(t)).astype(np.float32)
-              for t in model.graph.initializer if t.name in layouts}
+    params = {
+        t.name: from_onnx_layout(layouts.get(t.name, "vector"), numpy_helper.to_array(t)).astype(
+            np.float32
+        )
+        for t in model.graph.initializer
+        if t.name in layouts
+    }
     try:  # an ONNX file runs on the onnx backend unless the caller names another
         config = {**json.loads(meta.get("config", "{}")), "backend": "onnx", "options": {}}
     except json.JSONDecodeError:
         config = {"backend": "onnx"}
-    metadata.update(architecture=meta.get("fmnist_architecture", ""), backend="onnx", source_format="onnx",
-                    config=json.dumps(config))
+    metadata.update(
+        architecture=meta.get("fmnist_architecture", ""),
+        backend="onnx",
+        source_format="onnx",
+        config=json.dumps(config),
+    )
     return Weights(meta["fmnist_model"], params, metadata)

@@ -73,7 +73,9 @@ def read_safetensors(path: Path) -> Weights:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise WeightsError(f"cannot read {path}: {exc.strerror or exc}", fix="check the path") from exc
+        raise WeightsError(
+            f"cannot read {path}: {exc.strerror or exc}", fix="check the path"
+        ) from exc
     try:
         params = load(data)
         header_len = int.from_bytes(data[:8], "little")
@@ -127,7 +129,9 @@ def architecture_of(weights: Weights) -> ModelSpec:
         try:
             description = json.loads(recorded)
         except (json.JSONDecodeError, RecursionError):
-            raise ConfigError(f"the recorded architecture of model {weights.model!r} is not JSON",
-                              fix="save the weights again with fmnist") from None
+            raise ConfigError(
+                f"the recorded architecture of model {weights.model!r} is not JSON",
+                fix="save the weights again with fmnist",
+            ) from None
         return ModelSpec.from_dict(description)
     return plugins.get_model(weights.model)  # the unknown-model error

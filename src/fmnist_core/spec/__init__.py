@@ -6,5 +6,15 @@ from .layers import BUILTIN_LAYERS
 from .model import ModelSpec, Recipe
 from .optimizers import Optimizer, Schedule
 
-__all__ = ["BUILTIN_LAYERS", "Layer", "ModelSpec", "Optimizer", "ParamSpec", "Recipe", "ReferenceOp",
-           "ReferenceState", "Schedule", "hyper"]
+__all__ = [
+    "BUILTIN_LAYERS",
+    "Layer",
+    "ModelSpec",
+    "Optimizer",
+    "ParamSpec",
+    "Recipe",
+    "ReferenceOp",
+    "ReferenceState",
+    "Schedule",
+    "hyper",
+]

@@ -48,15 +48,31 @@ class ParamSpec:
     layout: str = "vector"
 
 
-def hyper(default: Any, *, minimum: float | None = None, above: float | None = None,
-          maximum: float | None = None, below: float | None = None,
-          choices: tuple[Any, ...] = (), help: str = "") -> Any:
+def hyper(
+    default: Any,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+    below: float | None = None,
+    choices: tuple[Any, ...] = (),
+    help: str = "",
+) -> Any:
     """A layer hyper-parameter: a dataclass field whose value ``Layer.validate`` checks by the
     default's type (an integer, a number, a string or a flag) and the bounds given here
     (``minimum``/``maximum`` inclusive, ``above``/``below`` exclusive)."""
-    return field(default=default, metadata={"hyper": True, "minimum": minimum, "above": above,
-                                            "maximum": maximum, "below": below, "choices": choices,
-                                            "help": help})
+    return field(
+        default=default,
+        metadata={
+            "hyper": True,
+            "minimum": minimum,
+            "above": above,
+            "maximum": maximum,
+            "below": below,
+            "choices": choices,
+            "help": help,
+        },
+    )
 
 
 def image_shape(shape: Shape) -> Shape:
@@ -85,7 +101,9 @@ class Layer:
     def validate(self) -> None:
         """Check every ``hyper`` field's type and range; ``ValueError("what|fix")`` if wrong."""
         if not isinstance(self.name, str):
-            raise ValueError(f"name must be a string, got {str(self.name)[:40]!r}|give it a name like 'fc9'")
+            raise ValueError(
+                f"name must be a string, got {str(self.name)[:40]!r}|give it a name like 'fc9'"
+            )
         for f in fields(self):
             if f.metadata.get("hyper"):
                 check_hyper(f.name, getattr(self, f.name), f.default, f.metadata)
@@ -151,26 +169,34 @@ def check_hyper(name: str, value: Any, default: Any, meta: dict) -> None:
     """The check ``Layer.validate`` makes of one ``hyper`` field."""
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ValueError(f"{name} must be True or False, got {str(value)[:40]!r}|pass {name}={default}")
+            raise ValueError(
+                f"{name} must be True or False, got {str(value)[:40]!r}|pass {name}={default}"
+            )
         return
     if isinstance(default, str):
         if value not in meta["choices"]:
             allowed = " or ".join(repr(c) for c in meta["choices"])
-            raise ValueError(f"{name} must be {allowed}, got {str(value)[:40]!r}|use {name}={default!r}")
+            raise ValueError(
+                f"{name} must be {allowed}, got {str(value)[:40]!r}|use {name}={default!r}"
+            )
         return
     what = "an integer" if isinstance(default, int) else "a number"
     if isinstance(default, int):
         good_type = not isinstance(value, bool) and isinstance(value, (int, np.integer))
     else:
-        good_type = (not isinstance(value, bool) and isinstance(value, (int, float, np.number))
-                     and math.isfinite(value))
+        good_type = (
+            not isinstance(value, bool)
+            and isinstance(value, (int, float, np.number))
+            and math.isfinite(value)
+        )
     low = meta["minimum"] if meta["minimum"] is not None else meta["above"]
     high = meta["maximum"] if meta["maximum"] is not None else meta["below"]
     in_range = good_type and not (
         (meta["minimum"] is not None and value < meta["minimum"])
         or (meta["above"] is not None and value <= meta["above"])
         or (meta["maximum"] is not None and value > meta["maximum"])
-        or (meta["below"] is not None and value >= meta["below"]))
+        or (meta["below"] is not None and value >= meta["below"])
+    )
     if in_range:
         return
     opening = "[" if meta["minimum"] is not None else "("
@@ -184,11 +210,12 @@ def check_hyper(name: str, value: Any, default: Any, meta: dict) -> None:
     else:
         bounds = ""
     # a number of the right type out of range reads "rate must be in [0, 1)"
-    wanted = (bounds.lstrip() if good_type and not isinstance(default, int) else f"{what}{bounds}")
+    wanted = bounds.lstrip() if good_type and not isinstance(default, int) else f"{what}{bounds}"
     raise ValueError(f"{name} must be {wanted}, got {str(value)[:40]!r}|pass {name}={default}")
 
 
 # -- the NumPy reference -------------------------------------------------------------------
+
 
 @dataclass
 class ReferenceState:

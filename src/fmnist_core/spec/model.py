@@ -57,29 +57,43 @@ class ModelSpec:
     backend. Raises ``ConfigError`` naming the layer when the stack cannot work.
     """
 
-    def __init__(self, name: str, layers: list[Layer] | tuple[Layer, ...], description: str = "",
-                 recipe: Recipe | None = None, input_shape: Shape = IMAGE_SHAPE, num_classes: int = NUM_CLASSES):
+    def __init__(
+        self,
+        name: str,
+        layers: list[Layer] | tuple[Layer, ...],
+        description: str = "",
+        recipe: Recipe | None = None,
+        input_shape: Shape = IMAGE_SHAPE,
+        num_classes: int = NUM_CLASSES,
+    ):
         self.name, self.description = name, description
         self.recipe = recipe or ARTICLE_RECIPE
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         if not isinstance(layers, (list, tuple)) or not layers:
-            raise ConfigError(f"model {self.name!r} has no layers", fix="give at least one Dense layer")
+            raise ConfigError(
+                f"model {self.name!r} has no layers", fix="give at least one Dense layer"
+            )
         self.layers = _named(self.name, tuple(layers), "", 1, [0])
         self.shapes_between = self._infer_shapes()
         self.params = tuple(p for layer, shape in self.stack() for p in layer.params(shape))
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             twice = sorted({n for n in names if names.count(n) > 1})
-            raise ConfigError(f"model {self.name!r} has two layers named alike ({', '.join(twice)})",
-                              fix="give each layer its own name")
+            raise ConfigError(
+                f"model {self.name!r} has two layers named alike ({', '.join(twice)})",
+                fix="give each layer its own name",
+            )
 
     def _infer_shapes(self) -> list[Shape]:
         shapes = [self.input_shape]
         for index, layer in enumerate(self.layers):
             shapes.append(_output_shape(self.name, f"layer {index + 1}", layer, shapes[-1]))
         if shapes[-1] != (self.num_classes,):
-            raise ConfigError(f"model {self.name!r} ends in shape {shapes[-1]}, not one logit per class "
-                              f"({self.num_classes},)", fix=f"end with Dense({self.num_classes})")
+            raise ConfigError(
+                f"model {self.name!r} ends in shape {shapes[-1]}, not one logit per class "
+                f"({self.num_classes},)",
+                fix=f"end with Dense({self.num_classes})",
+            )
         return shapes
 
     # -- what backends and files need ---------------------------------------------------
@@ -89,6 +103,7 @@ class ModelSpec:
 
     def walk(self) -> Iterator[Layer]:
         """Every layer, nested ones included, depth first."""
+
         def visit(layers):
             for layer in layers:
                 yield layer
@@ -133,7 +148,9 @@ class ModelSpec:
         """Deprecated name of ``is_two_layer_perceptron``."""
         import warnings
 
-        warnings.warn("ModelSpec.is_mlp() is now is_two_layer_perceptron()", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "ModelSpec.is_mlp() is now is_two_layer_perceptron()", DeprecationWarning, stacklevel=2
+        )
         return self.is_two_layer_perceptron()
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,12 +164,17 @@ class ModelSpec:
         place, checked before any array is allocated (``check_budget`` bounds the sizes).
         """
         if not isinstance(data, dict) or not isinstance(data.get("layers", []), list):
-            raise ConfigError(f"a recorded architecture must be {{'name': …, 'layers': [...]}}, got {str(data)[:80]}",
-                              fix="save the weights again with fmnist")
+            raise ConfigError(
+                f"a recorded architecture must be {{'name': …, 'layers': [...]}}, got "
+                f"{str(data)[:80]}",
+                fix="save the weights again with fmnist",
+            )
         name = data.get("name", "custom")
         if not isinstance(name, str):
-            raise ConfigError(f"a recorded architecture's name must be a string, got {str(name)[:40]!r}",
-                              fix="save the weights again with fmnist")
+            raise ConfigError(
+                f"a recorded architecture's name must be a string, got {str(name)[:40]!r}",
+                fix="save the weights again with fmnist",
+            )
         return cls(name, _layers_from(name, data.get("layers", []), "", 1, [0]))
 
     def init_params(self, seed: int) -> dict[str, np.ndarray]:
@@ -165,12 +187,16 @@ class ModelSpec:
                 limit = np.sqrt(6.0 / (fan_in + fan_out))
                 params[spec.name] = rng.uniform(-limit, limit, spec.shape).astype(np.float32)
             elif spec.init in ("zeros", "ones"):
-                params[spec.name] = np.full(spec.shape, 1.0 if spec.init == "ones" else 0.0, dtype=np.float32)
+                params[spec.name] = np.full(
+                    spec.shape, 1.0 if spec.init == "ones" else 0.0, dtype=np.float32
+                )
             else:
                 raise ValueError(f"unknown initialiser {spec.init!r} for {spec.name}")
         return params
 
-    def check_params(self, params: dict[str, np.ndarray], source: str = "weights") -> dict[str, np.ndarray]:
+    def check_params(
+        self, params: dict[str, np.ndarray], source: str = "weights"
+    ) -> dict[str, np.ndarray]:
         """Validate names and shapes; return float32 contiguous copies. Raises WeightsError."""
         expected = self.shapes()
         missing = [name for name in expected if name not in params]
@@ -200,11 +226,15 @@ class ModelSpec:
         lines = []
         for index, (layer, shape) in enumerate(self.stack()):
             count = sum(math.prod(p.shape) for p in layer.params(shape) if p.trainable)
-            lines.append(f"{layer.kind:<14}{layer.name:<8}{str(self.shapes_between[index + 1]):<16}{count}")
+            lines.append(
+                f"{layer.kind:<14}{layer.name:<8}{str(self.shapes_between[index + 1]):<16}{count}"
+            )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"ModelSpec({self.name!r}, {self.count_params()} parameters, {len(self.layers)} layers)"
+        return (
+            f"ModelSpec({self.name!r}, {self.count_params()} parameters, {len(self.layers)} layers)"
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ModelSpec) and self.to_dict() == other.to_dict()
@@ -213,38 +243,51 @@ class ModelSpec:
         return hash(self.name)
 
 
-def _named(model: str, layers: tuple, parent: str, depth: int, count: list[int]) -> tuple[Layer, ...]:
+def _named(
+    model: str, layers: tuple, parent: str, depth: int, count: list[int]
+) -> tuple[Layer, ...]:
     """``layers`` checked, with their names given (``prefix`` numbered per stack, children
     prefixed with their parent's name); ``count`` counts every layer against ``MAX_LAYERS``."""
     from .. import plugins
 
     if depth > MAX_DEPTH:
-        raise ConfigError(f"model {model!r} nests layers more than {MAX_DEPTH} deep",
-                          fix="flatten the architecture")
+        raise ConfigError(
+            f"model {model!r} nests layers more than {MAX_DEPTH} deep",
+            fix="flatten the architecture",
+        )
     counts: dict[str, int] = {}
     named = []
     for index, layer in enumerate(layers):
         where = f"model {model!r}, {parent + ' ' if parent else ''}layer {index + 1}"
         count[0] += 1
         if count[0] > MAX_LAYERS:
-            raise ConfigError(f"model {model!r} has more than {MAX_LAYERS} layers", fix="use fewer layers")
+            raise ConfigError(
+                f"model {model!r} has more than {MAX_LAYERS} layers", fix="use fewer layers"
+            )
         if not isinstance(layer, Layer):
-            raise ConfigError(f"{where} is {str(layer)[:60]!r}, not a layer",
-                              fix=f"use one of {', '.join(sorted(plugins.layer_types()))}")
+            raise ConfigError(
+                f"{where} is {str(layer)[:60]!r}, not a layer",
+                fix=f"use one of {', '.join(sorted(plugins.layer_types()))}",
+            )
         try:
             layer.validate()
         except ValueError as exc:
             message, _, fix = str(exc).partition("|")
-            raise ConfigError(f"{where} ({layer.kind}): {message}", fix=fix or "change the layer") from None
+            raise ConfigError(
+                f"{where} ({layer.kind}): {message}", fix=fix or "change the layer"
+            ) from None
         if layer.prefix:
             counts[layer.prefix] = counts.get(layer.prefix, 0) + 1
-            layer = layer.renamed(_inside(parent, layer.name or f"{layer.prefix}{counts[layer.prefix]}"))
+            layer = layer.renamed(
+                _inside(parent, layer.name or f"{layer.prefix}{counts[layer.prefix]}")
+            )
         elif layer.name and parent:
             layer = layer.renamed(_inside(parent, layer.name))
         children = layer.children()
         if children:
-            layer = layer.with_children(_named(model, children, layer.name or f"{parent}{layer.kind}",
-                                               depth + 1, count))
+            layer = layer.with_children(
+                _named(model, children, layer.name or f"{parent}{layer.kind}", depth + 1, count)
+            )
         named.append(layer)
     return tuple(named)
 
@@ -262,48 +305,75 @@ def _output_shape(model: str, where: str, layer: Layer, shape: Shape) -> Shape:
     the innermost layer; a ``ValueError("what|fix")`` becomes a ``ConfigError``."""
     inner = shape
     for index, child in enumerate(layer.children()):
-        inner = _output_shape(model, f"{where} ({layer.kind} {layer.name}), layer {index + 1}", child, inner)
+        inner = _output_shape(
+            model, f"{where} ({layer.kind} {layer.name}), layer {index + 1}", child, inner
+        )
     try:
         out = layer.output_shape(shape)
     except ValueError as exc:
         message, _, fix = str(exc).partition("|")
-        raise ConfigError(f"model {model!r}, {where} ({layer.kind} {layer.name}): {message}",
-                          fix=fix or "change the layer") from None
+        raise ConfigError(
+            f"model {model!r}, {where} ({layer.kind} {layer.name}): {message}",
+            fix=fix or "change the layer",
+        ) from None
     if any(size < 1 for size in out):
-        raise ConfigError(f"model {model!r}, {where} ({layer.kind}) leaves nothing: shape {out}",
-                          fix="use fewer pooling or strided layers")
+        raise ConfigError(
+            f"model {model!r}, {where} ({layer.kind}) leaves nothing: shape {out}",
+            fix="use fewer pooling or strided layers",
+        )
     return out
 
 
-def _layers_from(model: str, items: Any, where: str, depth: int, count: list[int]) -> tuple[Layer, ...]:
+def _layers_from(
+    model: str, items: Any, where: str, depth: int, count: list[int]
+) -> tuple[Layer, ...]:
     """Layers from their ``to_dict`` descriptions, recursively, bounded in depth and count."""
     from .. import plugins
 
     known = plugins.layer_types()
     if not isinstance(items, list):
-        raise ConfigError(f"model {model!r}{where}: layers must be a list, got {str(items)[:60]}",
-                          fix="save the weights again with fmnist")
+        raise ConfigError(
+            f"model {model!r}{where}: layers must be a list, got {str(items)[:60]}",
+            fix="save the weights again with fmnist",
+        )
     if depth > MAX_DEPTH:
-        raise ConfigError(f"model {model!r} nests layers more than {MAX_DEPTH} deep",
-                          fix="flatten the architecture")
+        raise ConfigError(
+            f"model {model!r} nests layers more than {MAX_DEPTH} deep",
+            fix="flatten the architecture",
+        )
     layers = []
     for index, item in enumerate(items):
         place = f"{where}, layer {index + 1}" if where else f", layer {index + 1}"
         count[0] += 1
         if count[0] > MAX_LAYERS:
-            raise ConfigError(f"model {model!r} has more than {MAX_LAYERS} layers", fix="use fewer layers")
+            raise ConfigError(
+                f"model {model!r} has more than {MAX_LAYERS} layers", fix="use fewer layers"
+            )
         if not isinstance(item, dict):
-            raise ConfigError(f"model {model!r}{place}: {str(item)[:60]!r} is not a layer description",
-                              fix="save the weights again with fmnist")
+            raise ConfigError(
+                f"model {model!r}{place}: {str(item)[:60]!r} is not a layer description",
+                fix="save the weights again with fmnist",
+            )
         values = dict(item)
         kind = values.pop("type", None)
         if not isinstance(kind, str) or kind not in known:
-            raise ConfigError(f"model {model!r}{place}: unknown layer type {str(kind)[:60]!r}",
-                              fix=f"use one of {', '.join(sorted(known))}, or install the plugin that provides it")
+            raise ConfigError(
+                f"model {model!r}{place}: unknown layer type {str(kind)[:60]!r}",
+                fix=f"use one of {', '.join(sorted(known))}, "
+                "or install the plugin that provides it",
+            )
         try:
-            layers.append(known[kind].from_dict(
-                values, lambda sub, p=place, k=kind: _layers_from(model, sub, f"{p} ({k})", depth + 1, count)))
+            layers.append(
+                known[kind].from_dict(
+                    values,
+                    lambda sub, p=place, k=kind: _layers_from(
+                        model, sub, f"{p} ({k})", depth + 1, count
+                    ),
+                )
+            )
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"model {model!r}{place} ({kind}): {str(exc)[:200]}",
-                              fix="check the layer's arguments") from None
+            raise ConfigError(
+                f"model {model!r}{place} ({kind}): {str(exc)[:200]}",
+                fix="check the layer's arguments",
+            ) from None
     return tuple(layers)

@@ -48,20 +48,30 @@ class Optimizer:
 
     def __post_init__(self):
         if self.kind not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.kind!r}; known: {', '.join(OPTIMIZERS)}",
-                              fix="pick one of those")
+            raise ConfigError(
+                f"unknown optimizer {self.kind!r}; known: {', '.join(OPTIMIZERS)}",
+                fix="pick one of those",
+            )
         for name in ("momentum", "weight_decay"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"optimizer {name} must be a number ≥ 0, got {value!r}", fix=f"use e.g. {name}=0.9")
+                raise ConfigError(
+                    f"optimizer {name} must be a number ≥ 0, got {value!r}",
+                    fix=f"use e.g. {name}=0.9",
+                )
         if self.kind != "sgd" and (self.momentum or self.nesterov):
-            raise ConfigError(f"momentum/nesterov are SGD options; {self.kind} has beta1/beta2",
-                              fix="drop momentum, or use optimizer='sgd'")
+            raise ConfigError(
+                f"momentum/nesterov are SGD options; {self.kind} has beta1/beta2",
+                fix="drop momentum, or use optimizer='sgd'",
+            )
         if self.nesterov and not self.momentum:
             raise ConfigError("nesterov=True needs momentum > 0", fix="pass momentum=0.9, say")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.eps > 0):
-            raise ConfigError(f"beta1, beta2 must be in [0, 1) and eps > 0, got {self.beta1}, {self.beta2}, {self.eps}",
-                              fix="use the defaults 0.9, 0.999, 1e-8")
+            raise ConfigError(
+                f"beta1, beta2 must be in [0, 1) and eps > 0, got {self.beta1}, {self.beta2}, "
+                f"{self.eps}",
+                fix="use the defaults 0.9, 0.999, 1e-8",
+            )
 
     @property
     def slots(self) -> tuple[str, ...]:
@@ -73,7 +83,11 @@ class Optimizer:
     @property
     def columns(self) -> tuple[str, ...]:
         """The per-step scalars ``step_scalars`` computes and ``update`` reads, in order."""
-        return {"sgd": ("lr",), "adam": ("step_size", "eps"), "adamw": ("step_size", "eps", "decay")}[self.kind]
+        return {
+            "sgd": ("lr",),
+            "adam": ("step_size", "eps"),
+            "adamw": ("step_size", "eps", "decay"),
+        }[self.kind]
 
     @property
     def is_plain_sgd(self) -> bool:
@@ -81,19 +95,25 @@ class Optimizer:
         return self.kind == "sgd" and not self.momentum and not self.weight_decay
 
     def step_scalars(self, learning_rates: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        """Per-step scalars (k, columns) for learning rates (k,) at 1-based global ``steps`` (k,)."""
+        """Per-step scalars (k, columns) for learning rates (k,) at 1-based global ``steps``."""
         lr = np.asarray(learning_rates, np.float64)
         if self.kind == "sgd":
             return lr[:, None].astype(np.float32)
         t = np.asarray(steps, np.float64)
-        correction1, correction2 = 1 - self.beta1 ** t, 1 - self.beta2 ** t
+        correction1, correction2 = 1 - self.beta1**t, 1 - self.beta2**t
         columns = [lr * np.sqrt(correction2) / correction1, self.eps * np.sqrt(correction2)]
         if self.kind == "adamw":
             columns.append(lr * self.weight_decay)
         return np.stack(columns, axis=1).astype(np.float32)
 
-    def update(self, param: Any, grad: Any, slots: Sequence[Any], scalars: Sequence[Any],
-               sqrt: Callable[[Any], Any]) -> tuple[Any, list[Any]]:
+    def update(
+        self,
+        param: Any,
+        grad: Any,
+        slots: Sequence[Any],
+        scalars: Sequence[Any],
+        sqrt: Callable[[Any], Any],
+    ) -> tuple[Any, list[Any]]:
         """One step for one tensor: ``(new_param, new_slots)``. Works on any array type."""
         if self.kind == "sgd":
             (lr,) = scalars[:1]
@@ -134,15 +154,28 @@ class Schedule:
 
     def __post_init__(self):
         if self.kind not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.kind!r}; known: {', '.join(SCHEDULES)}",
-                              fix="pick one of those")
+            raise ConfigError(
+                f"unknown schedule {self.kind!r}; known: {', '.join(SCHEDULES)}",
+                fix="pick one of those",
+            )
         if not 0 < self.pct_start < 1 or self.div_factor <= 0 or self.final_div_factor <= 0:
-            raise ConfigError("onecycle needs 0 < pct_start < 1 and positive div factors",
-                              fix="use the defaults pct_start=0.3, div_factor=25, final_div_factor=1e4")
-        if isinstance(self.step_epochs, bool) or not isinstance(self.step_epochs, int) or self.step_epochs < 1:
-            raise ConfigError(f"step_epochs must be an integer ≥ 1, got {self.step_epochs!r}", fix="pass step_epochs=1 or more")
+            raise ConfigError(
+                "onecycle needs 0 < pct_start < 1 and positive div factors",
+                fix="use the defaults pct_start=0.3, div_factor=25, final_div_factor=1e4",
+            )
+        if (
+            isinstance(self.step_epochs, bool)
+            or not isinstance(self.step_epochs, int)
+            or self.step_epochs < 1
+        ):
+            raise ConfigError(
+                f"step_epochs must be an integer ≥ 1, got {self.step_epochs!r}",
+                fix="pass step_epochs=1 or more",
+            )
 
-    def rates(self, base: float, steps: np.ndarray, steps_per_epoch: int, total_steps: int) -> np.ndarray:
+    def rates(
+        self, base: float, steps: np.ndarray, steps_per_epoch: int, total_steps: int
+    ) -> np.ndarray:
         """Learning rates (float64) at 0-based global ``steps`` of a run of ``total_steps``."""
         t = np.asarray(steps, np.float64)
         if self.kind == "constant":
@@ -151,7 +184,10 @@ class Schedule:
             return base * self.gamma ** (t // (steps_per_epoch * self.step_epochs))
         if self.kind == "cosine":
             low = base * self.min_fraction
-            return low + (base - low) * (1 + np.cos(np.pi * np.minimum(t / max(total_steps, 1), 1.0))) / 2
+            return (
+                low
+                + (base - low) * (1 + np.cos(np.pi * np.minimum(t / max(total_steps, 1), 1.0))) / 2
+            )
         start = base / self.div_factor
         end = start / self.final_div_factor
         peak_step = float(self.pct_start * total_steps) - 1
@@ -187,9 +223,13 @@ def _coerce(cls, value: Any, what: str, names: tuple[str, ...]):
         try:
             return cls(**value)
         except TypeError as exc:
-            raise ConfigError(f"bad {what} {value!r}: {exc}", fix=f"see fmnist_core.{cls.__name__}") from None
-    raise ConfigError(f"{what} must be a name ({', '.join(names)}) or a{'n' if what[0] in 'aeiou' else ''} "
-                      f"{cls.__name__}, got {value!r}")
+            raise ConfigError(
+                f"bad {what} {value!r}: {exc}", fix=f"see fmnist_core.{cls.__name__}"
+            ) from None
+    raise ConfigError(
+        f"{what} must be a name ({', '.join(names)}) or a{'n' if what[0] in 'aeiou' else ''} "
+        f"{cls.__name__}, got {value!r}"
+    )
 
 
 def _non_default(obj) -> dict[str, Any]:

@@ -16,10 +16,21 @@ MLP = ModelSpec(
 
 CNN = ModelSpec(
     "cnn",
-    [Conv2D(16, 3), MaxPool2D(2), BatchNorm(), ReLU(),
-     Conv2D(32, 3), MaxPool2D(2), BatchNorm(), ReLU(),
-     Flatten(), Dense(NUM_CLASSES)],
+    [
+        Conv2D(16, 3),
+        MaxPool2D(2),
+        BatchNorm(),
+        ReLU(),
+        Conv2D(32, 3),
+        MaxPool2D(2),
+        BatchNorm(),
+        ReLU(),
+        Flatten(),
+        Dense(NUM_CLASSES),
+    ],
     # pooling before BatchNorm and ReLU: those run on a quarter of the values (BENCHMARKS.md)
     description="two conv-pool-BatchNorm-ReLU blocks (16, 32 filters) and a linear classifier",
-    recipe=Recipe(epochs=4, batch_size=128, learning_rate=0.01, optimizer="adam", schedule="onecycle"),
+    recipe=Recipe(
+        epochs=4, batch_size=128, learning_rate=0.01, optimizer="adam", schedule="onecycle"
+    ),
 )

@@ -54,11 +54,32 @@ class _StopAfter(Callback):
 def vocabulary_models() -> list[ModelSpec]:
     """Two test-only architectures covering every layer (stride, valid padding, Dropout…)."""
     return [
-        ModelSpec("test-convnet", [Conv2D(4, 3, stride=2, padding="same"), BatchNorm(), ReLU(),
-                                   Conv2D(6, 3, padding="valid"), MaxPool2D(3, stride=2), ReLU(),
-                                   GlobalAvgPool(), Dense(NUM_CLASSES)]),
-        ModelSpec("test-deep-mlp", [Flatten(), Dense(24), BatchNorm(), ReLU(), Dropout(0.0), Dense(16), ReLU(),
-                                    Dense(NUM_CLASSES)]),
+        ModelSpec(
+            "test-convnet",
+            [
+                Conv2D(4, 3, stride=2, padding="same"),
+                BatchNorm(),
+                ReLU(),
+                Conv2D(6, 3, padding="valid"),
+                MaxPool2D(3, stride=2),
+                ReLU(),
+                GlobalAvgPool(),
+                Dense(NUM_CLASSES),
+            ],
+        ),
+        ModelSpec(
+            "test-deep-mlp",
+            [
+                Flatten(),
+                Dense(24),
+                BatchNorm(),
+                ReLU(),
+                Dropout(0.0),
+                Dense(16),
+                ReLU(),
+                Dense(NUM_CLASSES),
+            ],
+        ),
     ]
 
 
@@ -76,9 +97,11 @@ def _model_names() -> list[str]:
 
 def layer_examples() -> list[tuple[str, ModelSpec]]:
     """(id, model) for every example stack of every registered layer type (``Layer.examples``)."""
-    return [(f"{kind}-{number}", ModelSpec(f"example-{kind.lower()}-{number}", stack))
-            for kind, layer in sorted(layer_types().items())
-            for number, stack in enumerate(layer.examples(), start=1)]
+    return [
+        (f"{kind}-{number}", ModelSpec(f"example-{kind.lower()}-{number}", stack))
+        for kind, layer in sorted(layer_types().items())
+        for number, stack in enumerate(layer.examples(), start=1)
+    ]
 
 
 def _layer_example_ids() -> list[str]:
@@ -103,15 +126,37 @@ class BackendConformance:
         return synthetic_dataset()
 
     def trainer(self, dataset, **kwargs) -> Trainer:
-        settings = {"epochs": 2, "batch_size": 32, "learning_rate": 0.05, "seed": 0, "verbose": 0,
-                    "optimizer": "sgd", "schedule": "constant", **self.options, **kwargs}
+        settings = {
+            "epochs": 2,
+            "batch_size": 32,
+            "learning_rate": 0.05,
+            "seed": 0,
+            "verbose": 0,
+            "optimizer": "sgd",
+            "schedule": "constant",
+            **self.options,
+            **kwargs,
+        }
         return Trainer(backend=self.backend, data=dataset, **settings)
 
-    def first_steps(self, backend, dataset, model, optimizer, steps=20, schedule="constant", lr=0.05):
+    def first_steps(
+        self, backend, dataset, model, optimizer, steps=20, schedule="constant", lr=0.05
+    ):
         """Per-step losses and final params of ``steps`` steps from the core's initial params."""
         opts = self.options if backend == self.backend else {}
-        trainer = Trainer(backend=backend, data=dataset, model=model, batch_size=32, verbose=0, seed=3,
-                          optimizer=optimizer, schedule=schedule, learning_rate=lr, epochs=1, **opts)
+        trainer = Trainer(
+            backend=backend,
+            data=dataset,
+            model=model,
+            batch_size=32,
+            verbose=0,
+            seed=3,
+            optimizer=optimizer,
+            schedule=schedule,
+            learning_rate=lr,
+            epochs=1,
+            **opts,
+        )
         trainer.engine.attach(dataset.train.images, dataset.train.labels)
         index = epoch_permutation(3, 0, len(dataset.train))[: steps * 32].reshape(steps, 32)
         result = trainer.engine.train_steps(index, trainer.step_scalars(0, 0, steps))
@@ -125,15 +170,21 @@ class BackendConformance:
     @pytest.mark.parametrize("kind", sorted(layer_types()))
     def test_lowers_every_registered_layer_type(self, kind):
         layer = layer_types()[kind]
-        assert layer.examples(), f"layer type {kind} ({layer.__module__}) gives no examples() to check it with"
-        assert get_backend(self.backend).lowers(kind), f"backend {self.backend!r} has no lowering for {kind}"
+        assert layer.examples(), (
+            f"layer type {kind} ({layer.__module__}) gives no examples() to check it with"
+        )
+        assert get_backend(self.backend).lowers(kind), (
+            f"backend {self.backend!r} has no lowering for {kind}"
+        )
 
     @pytest.mark.parametrize("example", _layer_example_ids())
     def test_layer_example_matches_numpy(self, dataset, example):
         # every registered layer type, in each of the stacks its module gives, against its NumPy
         # reference: 20 steps of SGD with Nesterov momentum and weight decay under a cosine schedule
         model = dict(layer_examples())[example]
-        self._compare_with_numpy(dataset, model, OPTIMIZERS["sgd-nesterov-wd"], schedule="cosine", lr=0.01)
+        self._compare_with_numpy(
+            dataset, model, OPTIMIZERS["sgd-nesterov-wd"], schedule="cosine", lr=0.01
+        )
 
     def test_unknown_layer_type_is_an_error(self, dataset):
         from ..spec.layer import Layer
@@ -142,8 +193,10 @@ class BackendConformance:
             kind = "Unlowered"
 
         spec = ModelSpec("test-unlowered", [Flatten(), Unlowered(), Dense(NUM_CLASSES)])
-        with pytest.raises(BackendError, match=f"the {self.backend} backend has no lowering for layer type "
-                                               "'Unlowered'"):
+        with pytest.raises(
+            BackendError,
+            match=f"the {self.backend} backend has no lowering for layer type 'Unlowered'",
+        ):
             _ = self.trainer(dataset, model=spec).engine
 
     @pytest.mark.parametrize("model", _model_names())
@@ -165,7 +218,9 @@ class BackendConformance:
         trainer = self.trainer(dataset)
         engine = trainer.engine
         engine.attach(dataset.train.images, dataset.train.labels)
-        result = engine.train_steps(np.arange(96, dtype=np.int64).reshape(3, 32), trainer.step_scalars(0, 0, 3))
+        result = engine.train_steps(
+            np.arange(96, dtype=np.int64).reshape(3, 32), trainer.step_scalars(0, 0, 3)
+        )
         assert np.asarray(result.losses).shape == (3,)
         assert np.asarray(result.correct).shape == (3,)
         assert np.all(np.isfinite(result.losses))
@@ -186,28 +241,40 @@ class BackendConformance:
 
     @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
     def test_every_optimizer_matches_numpy(self, dataset, optimizer):
-        self._compare_with_numpy(dataset, "mlp", OPTIMIZERS[optimizer], schedule="onecycle", lr=0.01)
+        self._compare_with_numpy(
+            dataset, "mlp", OPTIMIZERS[optimizer], schedule="onecycle", lr=0.01
+        )
 
     @pytest.mark.parametrize("index", [0, 1])
     def test_every_layer_matches_numpy(self, dataset, index):
         # SGD with momentum, not Adam: a bias followed by BatchNorm has zero gradient in exact
         # arithmetic, and Adam would scale each backend's rounding noise there up to full steps
         model = vocabulary_models()[index]
-        self._compare_with_numpy(dataset, model, OPTIMIZERS["sgd-nesterov-wd"], schedule="cosine", lr=0.01)
+        self._compare_with_numpy(
+            dataset, model, OPTIMIZERS["sgd-nesterov-wd"], schedule="cosine", lr=0.01
+        )
 
     def _compare_with_numpy(self, dataset, model, optimizer, schedule="constant", lr=0.05):
-        mine, my_params, _ = self.first_steps(self.backend, dataset, model, optimizer, schedule=schedule, lr=lr)
-        ref, ref_params, _ = self.first_steps("numpy", dataset, model, optimizer, schedule=schedule, lr=lr)
+        mine, my_params, _ = self.first_steps(
+            self.backend, dataset, model, optimizer, schedule=schedule, lr=lr
+        )
+        ref, ref_params, _ = self.first_steps(
+            "numpy", dataset, model, optimizer, schedule=schedule, lr=lr
+        )
         np.testing.assert_allclose(mine.losses, ref.losses, rtol=self.reference_rtol)
         assert np.abs(np.asarray(mine.correct) - np.asarray(ref.correct)).max() <= 1
         for name in ref_params:  # BatchNorm's running statistics included
-            np.testing.assert_allclose(my_params[name], ref_params[name], rtol=2e-3, atol=2e-4, err_msg=name)
+            np.testing.assert_allclose(
+                my_params[name], ref_params[name], rtol=2e-3, atol=2e-4, err_msg=name
+            )
 
     def test_inference_mode_uses_running_statistics(self, dataset):
         model = vocabulary_models()[0]
         trainer = self.trainer(dataset, model=model, epochs=1)
         before = trainer.logits(dataset.test.images[:20])
-        np.testing.assert_array_equal(before, trainer.logits(dataset.test.images[:20]))  # deterministic
+        np.testing.assert_array_equal(
+            before, trainer.logits(dataset.test.images[:20])
+        )  # deterministic
         params = trainer.params
         params["bn1.running_mean"] = params["bn1.running_mean"] + 0.5
         trainer.set_params(params)
@@ -218,8 +285,14 @@ class BackendConformance:
     def test_dropout_trains_and_is_off_in_inference(self, dataset):
         layers = [Flatten(), Dense(32), ReLU(), Dropout(0.5), Dense(NUM_CLASSES)]
         with_dropout = ModelSpec("test-dropout", layers)
-        without = ModelSpec("test-dropout", [layer if not isinstance(layer, Dropout) else Dropout(0.0) for layer in layers])
-        runs = [self.first_steps(self.backend, dataset, spec, "sgd", steps=5) for spec in (with_dropout, with_dropout, without)]
+        without = ModelSpec(
+            "test-dropout",
+            [layer if not isinstance(layer, Dropout) else Dropout(0.0) for layer in layers],
+        )
+        runs = [
+            self.first_steps(self.backend, dataset, spec, "sgd", steps=5)
+            for spec in (with_dropout, with_dropout, without)
+        ]
         np.testing.assert_array_equal(runs[0][0].losses, runs[1][0].losses)  # same seed, same masks
         assert not np.allclose(runs[0][0].losses, runs[2][0].losses)  # the masks change training
         trainer = runs[0][2]
@@ -227,7 +300,9 @@ class BackendConformance:
         np.testing.assert_array_equal(trainer.logits(images), trainer.logits(images))
         reference = Trainer(backend="numpy", data=dataset, model=without, verbose=0)
         reference.set_params(trainer.params)
-        np.testing.assert_allclose(trainer.logits(images), reference.logits(images), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            trainer.logits(images), reference.logits(images), rtol=1e-4, atol=1e-5
+        )
 
     def test_same_seed_same_result(self, dataset):
         first = self.trainer(dataset, model="cnn", optimizer="adam", learning_rate=0.01, epochs=1)
@@ -244,8 +319,18 @@ class BackendConformance:
         assert trainer.evaluate().accuracy > 0.5
 
     def test_user_model_trains_without_backend_code(self, dataset):
-        spec = ModelSpec("users-own", [Conv2D(8, 5, padding="valid"), ReLU(), MaxPool2D(2), Flatten(),
-                                       Dense(32), ReLU(), Dense(NUM_CLASSES)])
+        spec = ModelSpec(
+            "users-own",
+            [
+                Conv2D(8, 5, padding="valid"),
+                ReLU(),
+                MaxPool2D(2),
+                Flatten(),
+                Dense(32),
+                ReLU(),
+                Dense(NUM_CLASSES),
+            ],
+        )
         trainer = self.trainer(dataset, epochs=3, model=spec, optimizer="adam", learning_rate=0.01)
         trainer.fit()
         assert trainer.evaluate().accuracy > 0.5
@@ -271,15 +356,21 @@ class BackendConformance:
             path = tmp_path / f"model-{fmt.name}{fmt.suffixes[0]}"
             trainer.save(path, format=fmt.name)
             assert read_weights(path).model == model, fmt.name
-            loaded = Trainer.load(path, backend=self.backend, verbose=0, data=dataset, **self.options)
+            loaded = Trainer.load(
+                path, backend=self.backend, verbose=0, data=dataset, **self.options
+            )
             got = loaded.logits(dataset.test.images)
             np.testing.assert_array_equal(got.argmax(1), expected.argmax(1), err_msg=fmt.name)
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=fmt.name)
 
     @pytest.mark.parametrize("optimizer", ["sgd", "sgd-nesterov-wd", "adamw"])
     def test_resume_equals_uninterrupted(self, dataset, tmp_path, optimizer):
-        settings = {"optimizer": OPTIMIZERS[optimizer], "schedule": "onecycle", "learning_rate": 0.02,
-                    "model": vocabulary_models()[1] if optimizer == "adamw" else "mlp"}
+        settings = {
+            "optimizer": OPTIMIZERS[optimizer],
+            "schedule": "onecycle",
+            "learning_rate": 0.02,
+            "model": vocabulary_models()[1] if optimizer == "adamw" else "mlp",
+        }
         full = self.trainer(dataset, epochs=4, **settings)
         full.fit()
         part = self.trainer(dataset, epochs=4, callbacks=[_StopAfter(2)], **settings)
@@ -294,7 +385,9 @@ class BackendConformance:
         trainer = self.trainer(dataset)
         params = trainer.params
         params["fc1.weight"] = np.zeros((784, 32), np.float32)
-        with pytest.raises(WeightsError, match=r"fc1.weight has shape \(784, 32\).*expects \(784, 20\)"):
+        with pytest.raises(
+            WeightsError, match=r"fc1.weight has shape \(784, 32\).*expects \(784, 20\)"
+        ):
             trainer.set_params(params)
 
     def test_bad_images_rejected(self, dataset):
@@ -354,7 +447,14 @@ class RealDataAcceptance:
         assert again.history.metrics() == trained.history.metrics()
 
     def test_framework_initialiser_trains(self, real):
-        trainer = Trainer(backend=self.backend, seed=0, verbose=0, data=real, init="framework", epochs=1,
-                          **self.options)
+        trainer = Trainer(
+            backend=self.backend,
+            seed=0,
+            verbose=0,
+            data=real,
+            init="framework",
+            epochs=1,
+            **self.options,
+        )
         trainer.fit()
         assert trainer.evaluate().accuracy >= 0.75

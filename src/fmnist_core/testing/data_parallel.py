@@ -29,15 +29,22 @@ import pytest
 
 def fmnist(*args, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     """``fmnist ARGS`` in a new process; asserts success unless ``check=False``."""
-    out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", *map(str, args)], capture_output=True, text=True,
-                         timeout=900, **kwargs)
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        **kwargs,
+    )
     if check:
         assert out.returncode == 0, out.stderr[-3000:]
     return out
 
 
 def per_step_losses(run: Path) -> np.ndarray:
-    return np.array([p["batch_loss"] for p in json.loads((run / "history.json").read_text())["progress"]])
+    return np.array(
+        [p["batch_loss"] for p in json.loads((run / "history.json").read_text())["progress"]]
+    )
 
 
 def accuracy_of(run: Path) -> float:
@@ -45,12 +52,17 @@ def accuracy_of(run: Path) -> float:
 
 
 def worker_pids(run: Path) -> dict[int, int]:
-    """rank → pid of the fmnist workers training into ``run`` (torchrun's ``RANK`` or ``TF_CONFIG``)."""
+    """rank → pid of the fmnist workers training into ``run`` (torchrun's ``RANK``, or
+    ``TF_CONFIG``)."""
     found = {}
     for proc in Path("/proc").iterdir():
         try:
             command = (proc / "cmdline").read_bytes().split(b"\0")
-            env = dict(item.split(b"=", 1) for item in (proc / "environ").read_bytes().split(b"\0") if b"=" in item)
+            env = dict(
+                item.split(b"=", 1)
+                for item in (proc / "environ").read_bytes().split(b"\0")
+                if b"=" in item
+            )
         except (OSError, ValueError):
             continue
         if b"fmnist_core.cli" not in command or str(run).encode() not in command:
@@ -70,15 +82,29 @@ class DataParallelAcceptance:
 
     def compare(self, tmp_path: Path, *args) -> tuple[np.ndarray, float]:
         """(relative differences of the first 100 losses, accuracy difference), 2 workers vs 1."""
-        common = ["--backend", self.backend, "--epochs", "1", "--log-every", "1", "--no-plots", "--quiet", *args,
-                  *self.arguments]
+        common = [
+            "--backend",
+            self.backend,
+            "--epochs",
+            "1",
+            "--log-every",
+            "1",
+            "--no-plots",
+            "--quiet",
+            *args,
+            *self.arguments,
+        ]
         fmnist("train", *common, "--out", tmp_path / "one")
         fmnist("train", *common, "--out", tmp_path / "two", "--workers", "2")
         one, two = per_step_losses(tmp_path / "one")[:100], per_step_losses(tmp_path / "two")[:100]
         relative = np.abs(one - two) / one
         accuracy = abs(accuracy_of(tmp_path / "one") - accuracy_of(tmp_path / "two"))
-        print(f"{self.backend} {[*args, *self.arguments]}: 2 workers vs 1 process, max relative loss difference over the first "
-              f"20 steps {relative[:20].max():.2e}, 100 steps {relative.max():.2e}, test accuracy {accuracy_of(tmp_path / 'one'):.4f} / {accuracy_of(tmp_path / 'two'):.4f}")
+        print(
+            f"{self.backend} {[*args, *self.arguments]}: 2 workers vs 1 process, max relative loss "
+            "difference over the first "
+            f"20 steps {relative[:20].max():.2e}, 100 steps {relative.max():.2e}, test accuracy "
+            f"{accuracy_of(tmp_path / 'one'):.4f} / {accuracy_of(tmp_path / 'two'):.4f}"
+        )
         assert json.loads((tmp_path / "two" / "config.json").read_text())["workers"] == 2
         return relative, accuracy
 
@@ -95,15 +121,42 @@ class DataParallelAcceptance:
         # torch 0.43, tf 0.30): 0.5 here; the 4-epoch recipe's figures are in BENCHMARKS.md.
         assert relative[:20].max() <= 1e-4 and accuracy <= 0.005
 
-    @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find the workers")
+    @pytest.mark.skipif(
+        not Path("/proc/self/environ").exists(), reason="needs /proc to find the workers"
+    )
     def test_killed_worker_stops_the_run_and_resume_finishes(self, tmp_path):
         run = tmp_path / "run"
-        launcher = subprocess.Popen([sys.executable, "-m", "fmnist_core.cli", "train", "--backend", self.backend,
-                                     "--workers", "2", "--epochs", "6", "--optimizer", "adam", "--lr", "0.001",
-                                     "--out", str(run), "--no-plots", "--quiet"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        launcher = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fmnist_core.cli",
+                "train",
+                "--backend",
+                self.backend,
+                "--workers",
+                "2",
+                "--epochs",
+                "6",
+                "--optimizer",
+                "adam",
+                "--lr",
+                "0.001",
+                "--out",
+                str(run),
+                "--no-plots",
+                "--quiet",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.time() + 300
-        while not (run / "checkpoint.safetensors").exists() and time.time() < deadline and launcher.poll() is None:
+        while (
+            not (run / "checkpoint.safetensors").exists()
+            and time.time() < deadline
+            and launcher.poll() is None
+        ):
             time.sleep(0.2)
         pids = worker_pids(run)
         assert set(pids) == {0, 1}, (pids, launcher.poll())

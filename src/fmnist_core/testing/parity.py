@@ -1,4 +1,5 @@
-"""Cross-backend parity measurements used by the parity tests (``nox -s tests-parity -- -s`` prints them)."""
+"""Cross-backend parity measurements used by the parity tests (``nox -s tests-parity -- -s``
+prints them)."""
 
 from __future__ import annotations
 
@@ -19,19 +20,34 @@ NATIVE_FORMAT = {"numpy": "safetensors", "torch": "pth", "tf": "tf-checkpoint", 
 
 def installed_backends() -> list[str]:
     """Usable backends that train, the NumPy reference first."""
-    names = [n for n, b in sorted(backends().items()) if b.unavailable_reason() is None and n != "numpy" and b.trains]
+    names = [
+        n
+        for n, b in sorted(backends().items())
+        if b.unavailable_reason() is None and n != "numpy" and b.trains
+    ]
     return ["numpy", *names]
 
 
-def first_step_losses(backend: str, data: Dataset, steps: int = 100, seed: int = 0, batch_size: int | None = None,
-                      model: str = "mlp") -> np.ndarray:
+def first_step_losses(
+    backend: str,
+    data: Dataset,
+    steps: int = 100,
+    seed: int = 0,
+    batch_size: int | None = None,
+    model: str = "mlp",
+) -> np.ndarray:
     """Per-step losses of the first ``steps`` steps of epoch 1 of ``model``'s recipe, from the
     core's initial weights."""
-    trainer = Trainer(backend=backend, data=data, seed=seed, batch_size=batch_size, verbose=0, model=model)
+    trainer = Trainer(
+        backend=backend, data=data, seed=seed, batch_size=batch_size, verbose=0, model=model
+    )
     size = trainer.batch_size
     order = epoch_permutation(seed, 0, len(data.train))[: steps * size].reshape(steps, size)
     trainer.engine.attach(data.train.images, data.train.labels)
-    return np.asarray(trainer.engine.train_steps(order, trainer.step_scalars(0, 0, steps)).losses, dtype=np.float64)
+    return np.asarray(
+        trainer.engine.train_steps(order, trainer.step_scalars(0, 0, steps)).losses,
+        dtype=np.float64,
+    )
 
 
 @dataclass
@@ -42,12 +58,16 @@ class Trained:
     logits: np.ndarray
 
 
-def train_all(data: Dataset, names: list[str], seed: int = 0, epochs: int = 5) -> dict[str, Trained]:
+def train_all(
+    data: Dataset, names: list[str], seed: int = 0, epochs: int = 5
+) -> dict[str, Trained]:
     out = {}
     for name in names:
         trainer = Trainer(backend=name, data=data, seed=seed, epochs=epochs, verbose=0)
         trainer.fit()
-        out[name] = Trained(name, trainer, trainer.evaluate().accuracy, trainer.logits(data.test.images))
+        out[name] = Trained(
+            name, trainer, trainer.evaluate().accuracy, trainer.logits(data.test.images)
+        )
     return out
 
 
@@ -76,7 +96,13 @@ def transfers(trained: dict[str, Trained], data: Dataset) -> list[Transfer]:
                 moved = Trainer.load(path, backend=target, data=data, verbose=0)
                 logits = moved.logits(data.test.images)
                 reference = trained[source].logits
-                results.append(Transfer(source, target, fmt,
-                                        float((logits.argmax(1) == reference.argmax(1)).mean()),
-                                        float(np.abs(logits - reference).max())))
+                results.append(
+                    Transfer(
+                        source,
+                        target,
+                        fmt,
+                        float((logits.argmax(1) == reference.argmax(1)).mean()),
+                        float(np.abs(logits - reference).max()),
+                    )
+                )
     return results

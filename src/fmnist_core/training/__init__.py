@@ -5,5 +5,16 @@ from .callbacks import Callback, EarlyStopping, ModelCheckpoint, PrintProgress, 
 from .metrics import EpochRecord, EvalResult, History, ProgressRecord
 from .trainer import Prediction, Trainer
 
-__all__ = ["Callback", "EarlyStopping", "EpochRecord", "EvalResult", "History", "ModelCheckpoint",
-           "Prediction", "PrintProgress", "ProgressBar", "ProgressRecord", "Trainer"]
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "EpochRecord",
+    "EvalResult",
+    "History",
+    "ModelCheckpoint",
+    "Prediction",
+    "PrintProgress",
+    "ProgressBar",
+    "ProgressRecord",
+    "Trainer",
+]

@@ -53,11 +53,17 @@ class PrintProgress(Callback):
     def on_epoch_end(self, trainer, record):
         extra = ""
         if record.val_accuracy is not None:
-            extra += f", val accuracy: {record.val_accuracy * 100:.1f}%, val loss: {record.val_loss:.4f}"
+            extra += (
+                f", val accuracy: {record.val_accuracy * 100:.1f}%, val loss: {record.val_loss:.4f}"
+            )
         if record.test_accuracy is not None:
-            extra += f", test accuracy: {record.test_accuracy * 100:.1f}%, test loss: {record.test_loss:.4f}"
+            extra += (
+                f", test accuracy: {record.test_accuracy * 100:.1f}%, "
+                f"test loss: {record.test_loss:.4f}"
+            )
         self._print(
-            f"Epoch {record.epoch + 1}: loss {record.loss:.4f}, accuracy {record.accuracy * 100:.1f}%, "
+            f"Epoch {record.epoch + 1}: loss {record.loss:.4f}, accuracy "
+            f"{record.accuracy * 100:.1f}%, "
             f"{record.seconds:.2f} s{extra}"
         )
 
@@ -71,8 +77,13 @@ class ProgressBar(Callback):
     def on_epoch_begin(self, trainer, epoch):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=None, desc=f"Epoch {epoch + 1}/{trainer.epochs}", unit="batch",
-                        leave=True, file=sys.stderr)
+        self.bar = tqdm(
+            total=None,
+            desc=f"Epoch {epoch + 1}/{trainer.epochs}",
+            unit="batch",
+            leave=True,
+            file=sys.stderr,
+        )
         self._done = 0
 
     def on_progress(self, trainer, record, batches):
@@ -84,8 +95,11 @@ class ProgressBar(Callback):
 
     def on_epoch_end(self, trainer, record):
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{record.loss:.4f}", accuracy=f"{record.accuracy:.3f}",
-                                 seconds=f"{record.seconds:.2f}")
+            self.bar.set_postfix(
+                loss=f"{record.loss:.4f}",
+                accuracy=f"{record.accuracy:.3f}",
+                seconds=f"{record.seconds:.2f}",
+            )
             self.bar.close()
             self.bar = None
 
@@ -93,7 +107,9 @@ class ProgressBar(Callback):
 class EarlyStopping(Callback):
     """Stop when ``monitor`` (an ``EpochRecord`` field) stops improving for ``patience`` epochs."""
 
-    def __init__(self, monitor: str = "loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto"):
+    def __init__(
+        self, monitor: str = "loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto"
+    ):
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
         self.sign = -1.0 if mode == "max" or (mode == "auto" and "accuracy" in monitor) else 1.0
         self.best = math.inf
@@ -113,7 +129,7 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Save the weights after each epoch (``{epoch}`` in the path is filled in), or only the best."""
+    """Save the weights after each epoch (``{epoch}`` in the path is filled in), or the best."""
 
     def __init__(self, path: str | Path, monitor: str = "loss", save_best_only: bool = False):
         self.path, self.monitor, self.save_best_only = str(path), monitor, save_best_only

@@ -24,19 +24,36 @@ if TYPE_CHECKING:
 CHECKPOINT_NAME = "checkpoint.safetensors"
 OPTIMIZER_PREFIX = "optimizer."
 
-RECORDED = ("epochs", "batch_size", "learning_rate", "seed", "optimizer", "schedule", "init", "log_every",
-            "steps_per_execution", "validation")
+RECORDED = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "optimizer",
+    "schedule",
+    "init",
+    "log_every",
+    "steps_per_execution",
+    "validation",
+)
 """The ``Trainer`` arguments a weights file records and ``Trainer.load``/``resume`` restore."""
 
 
 def weights_of(trainer: Trainer) -> Weights:
     """The trainer's parameters with the metadata every weights file carries."""
     versions = {"fmnist-core": package_version("fmnist-core"), **trainer.backend.versions()}
-    metadata = {"backend": trainer.backend.name, "versions": json.dumps(versions),
-                "config": json.dumps(trainer.config()), "epochs_done": str(trainer.epochs_done),
-                "architecture": json.dumps(trainer.model.to_dict())}
-    accuracy = trainer.test_accuracy if trainer.test_accuracy is not None \
+    metadata = {
+        "backend": trainer.backend.name,
+        "versions": json.dumps(versions),
+        "config": json.dumps(trainer.config()),
+        "epochs_done": str(trainer.epochs_done),
+        "architecture": json.dumps(trainer.model.to_dict()),
+    }
+    accuracy = (
+        trainer.test_accuracy
+        if trainer.test_accuracy is not None
         else trainer.source_metadata.get("test_accuracy")
+    )
     if accuracy is not None:
         metadata["test_accuracy"] = str(accuracy)
     return Weights(trainer.model.name, trainer.engine.get_params(), metadata)
@@ -77,17 +94,25 @@ def read_checkpoint(folder: str | os.PathLike) -> tuple[Weights, dict, History, 
     """(weights, optimizer state, history, epochs done) of the run checkpointed in ``folder``."""
     path = Path(folder) / CHECKPOINT_NAME
     if not path.exists():
-        raise WeightsError(f"{folder} holds no {CHECKPOINT_NAME}",
-                           fix="pass a run folder written by `fmnist train` or fit(checkpoint_dir=...)")
+        raise WeightsError(
+            f"{folder} holds no {CHECKPOINT_NAME}",
+            fix="pass a run folder written by `fmnist train` or fit(checkpoint_dir=...)",
+        )
     weights = read_weights(path, "safetensors")
-    optimizer = {k[len(OPTIMIZER_PREFIX):]: v for k, v in weights.params.items() if k.startswith(OPTIMIZER_PREFIX)}
+    optimizer = {
+        k[len(OPTIMIZER_PREFIX) :]: v
+        for k, v in weights.params.items()
+        if k.startswith(OPTIMIZER_PREFIX)
+    }
     weights.params = {k: v for k, v in weights.params.items() if not k.startswith(OPTIMIZER_PREFIX)}
     try:
         history = History.from_dict(json.loads(weights.metadata.get("history", "{}")))
         epochs_done = int(weights.metadata.get("epochs_done", 0))
     except (ValueError, TypeError, AttributeError, RecursionError):
-        raise WeightsError(f"{path} records a history or epoch count fmnist cannot read",
-                           fix="start the run again, or resume from an intact checkpoint") from None
+        raise WeightsError(
+            f"{path} records a history or epoch count fmnist cannot read",
+            fix="start the run again, or resume from an intact checkpoint",
+        ) from None
     return weights, optimizer, history, epochs_done
 
 

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from .trainer import Trainer
 
 
-def fit(trainer: Trainer, callbacks: list[Callback], checkpoint_dir: str | os.PathLike | None) -> History:
+def fit(
+    trainer: Trainer, callbacks: list[Callback], checkpoint_dir: str | os.PathLike | None
+) -> History:
     """Train ``trainer`` from its next epoch to ``trainer.epochs``; see ``Trainer.fit``."""
     train, validation = trainer.splits()
     engine = trainer.attached_engine()
@@ -59,8 +61,9 @@ def step_scalars(trainer: Trainer, epoch: int, first_step: int, steps: int) -> n
     return trainer.optimizer.step_scalars(rates, at + 1)
 
 
-def train_epoch(trainer: Trainer, engine: Engine, epoch: int, size: int, batches: int,
-                callbacks: list[Callback]) -> EpochRecord:
+def train_epoch(
+    trainer: Trainer, engine: Engine, epoch: int, size: int, batches: int, callbacks: list[Callback]
+) -> EpochRecord:
     """One epoch in blocks of ``steps_per_execution`` steps; a non-finite loss puts the weights
     and optimizer state back to where the epoch began and raises ``TrainingError``."""
     order = epoch_permutation(trainer.seed, epoch, size)
@@ -79,7 +82,8 @@ def train_epoch(trainer: Trainer, engine: Engine, epoch: int, size: int, batches
             raise TrainingError(
                 f"the loss became {losses[bad - steps - 1]} at epoch {epoch + 1}, "
                 f"batch {bad}; the weights are back to where epoch {epoch + 1} began",
-                fix=f"lower the learning rate (now {trainer.learning_rate})")
+                fix=f"lower the learning rate (now {trainer.learning_rate})",
+            )
         hits = np.asarray(result.correct)
         for row in range(len(block)):  # progress at every log_every-th batch, and at the end
             loss_sum += losses[row] * block.shape[1]
@@ -87,8 +91,9 @@ def train_epoch(trainer: Trainer, engine: Engine, epoch: int, size: int, batches
             items += block.shape[1]
             steps += 1
             if steps % trainer.log_every == 0 or steps == batches:
-                progress = ProgressRecord(epoch, steps, items, loss_sum / items, correct / items,
-                                          float(losses[row]))
+                progress = ProgressRecord(
+                    epoch, steps, items, loss_sum / items, correct / items, float(losses[row])
+                )
                 trainer.history.progress.append(progress)
                 for cb in callbacks:
                     cb.on_progress(trainer, progress, batches)

@@ -28,7 +28,9 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return -log_softmax(logits)[np.arange(len(labels)), labels]
 
 
-def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int = NUM_CLASSES) -> np.ndarray:
+def confusion_matrix(
+    labels: np.ndarray, predicted: np.ndarray, classes: int = NUM_CLASSES
+) -> np.ndarray:
     """``m[true, predicted]`` counts."""
     flat = np.asarray(labels, np.int64) * classes + np.asarray(predicted, np.int64)
     return np.bincount(flat, minlength=classes * classes).reshape(classes, classes)
@@ -122,12 +124,17 @@ class History:
         """Everything but the timings: equal for two runs with the same seed."""
         timing = {"seconds"}
         return {
-            "epochs": [{k: v for k, v in asdict(r).items() if k not in timing} for r in self.epochs],
+            "epochs": [
+                {k: v for k, v in asdict(r).items() if k not in timing} for r in self.epochs
+            ],
             "progress": [asdict(r) for r in self.progress],
         }
 
     def to_dict(self) -> dict:
-        return {"epochs": [asdict(r) for r in self.epochs], "progress": [asdict(r) for r in self.progress]}
+        return {
+            "epochs": [asdict(r) for r in self.epochs],
+            "progress": [asdict(r) for r in self.progress],
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> History:
@@ -135,4 +142,7 @@ class History:
             names = {f.name for f in fields(kind)}
             return [kind(**{k: v for k, v in row.items() if k in names}) for row in rows]
 
-        return cls(build(EpochRecord, data.get("epochs", [])), build(ProgressRecord, data.get("progress", [])))
+        return cls(
+            build(EpochRecord, data.get("epochs", [])),
+            build(ProgressRecord, data.get("progress", [])),
+        )

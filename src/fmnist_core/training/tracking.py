@@ -1,6 +1,7 @@
 """Experiment tracking callbacks: CSV, TensorBoard (tensorboardX) and MLflow (local file store).
 
-    Trainer(callbacks=[CSVLogger("run/history.csv"), TensorBoard("run/tensorboard"), MLflowLogger("run/mlruns")])
+    Trainer(callbacks=[CSVLogger("run/history.csv"), TensorBoard("run/tensorboard"),
+                       MLflowLogger("run/mlruns")])
     fmnist train --log csv,tensorboard,mlflow      # into the run folder
 
 TensorBoard needs ``fmnist-core[tensorboard]`` and MLflow ``fmnist-core[mlflow]``; each is
@@ -17,11 +18,24 @@ from pathlib import Path
 from ..errors import FmnistError
 from .callbacks import Callback
 
-EPOCH_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy", "seconds")
+EPOCH_COLUMNS = (
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "seconds",
+)
 
 
 def _metrics(record) -> dict[str, float]:
-    return {name: float(getattr(record, name)) for name in EPOCH_COLUMNS[1:] if getattr(record, name) is not None}
+    return {
+        name: float(getattr(record, name))
+        for name in EPOCH_COLUMNS[1:]
+        if getattr(record, name) is not None
+    }
 
 
 def _require(module: str, extra: str):
@@ -30,7 +44,9 @@ def _require(module: str, extra: str):
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise FmnistError(f"this logger needs {module}", fix=f'pip install "fmnist-core[{extra}]"') from exc
+        raise FmnistError(
+            f"this logger needs {module}", fix=f'pip install "fmnist-core[{extra}]"'
+        ) from exc
 
 
 class CSVLogger(Callback):
@@ -69,7 +85,9 @@ class TensorBoard(Callback):
 
     def on_progress(self, trainer, record, batches):
         self.writer.add_scalar("batch/loss", record.loss, record.epoch * batches + record.batch)
-        self.writer.add_scalar("batch/accuracy", record.accuracy, record.epoch * batches + record.batch)
+        self.writer.add_scalar(
+            "batch/accuracy", record.accuracy, record.epoch * batches + record.batch
+        )
 
     def on_epoch_end(self, trainer, record):
         for name, value in _metrics(record).items():
@@ -86,8 +104,13 @@ class MLflowLogger(Callback):
     ``tracking_uri`` defaults to a local file store in ``folder`` (no server needed).
     """
 
-    def __init__(self, folder: str | Path = "mlruns", experiment: str = "fmnist", run_name: str | None = None,
-                 tracking_uri: str | None = None):
+    def __init__(
+        self,
+        folder: str | Path = "mlruns",
+        experiment: str = "fmnist",
+        run_name: str | None = None,
+        tracking_uri: str | None = None,
+    ):
         self.folder, self.experiment, self.run_name = Path(folder), experiment, run_name
         self.tracking_uri = tracking_uri or self.folder.resolve().as_uri()
 
@@ -95,12 +118,17 @@ class MLflowLogger(Callback):
         import os
 
         mlflow = self.mlflow = _require("mlflow", "mlflow")
-        if self.tracking_uri.startswith("file:"):  # MLflow 3 keeps the file store, in maintenance mode
+        if self.tracking_uri.startswith(
+            "file:"
+        ):  # MLflow 3 keeps the file store, in maintenance mode
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_experiment(self.experiment)
         self.run = mlflow.start_run(run_name=self.run_name)
-        flat = {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in trainer.config().items()}
+        flat = {
+            k: json.dumps(v) if isinstance(v, (dict, list)) else v
+            for k, v in trainer.config().items()
+        }
         mlflow.log_params(flat)
 
     def on_epoch_end(self, trainer, record):
@@ -113,8 +141,11 @@ class MLflowLogger(Callback):
         self.mlflow.end_run()
 
 
-LOGGERS = {"csv": lambda run: CSVLogger(run / "history.csv"), "tensorboard": lambda run: TensorBoard(run / "tensorboard"),
-           "mlflow": lambda run: MLflowLogger(run / "mlruns")}
+LOGGERS = {
+    "csv": lambda run: CSVLogger(run / "history.csv"),
+    "tensorboard": lambda run: TensorBoard(run / "tensorboard"),
+    "mlflow": lambda run: MLflowLogger(run / "mlruns"),
+}
 
 
 def loggers_for(names: str, run: Path) -> list[Callback]:
@@ -124,5 +155,8 @@ def loggers_for(names: str, run: Path) -> list[Callback]:
     chosen = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in chosen if n not in LOGGERS]
     if unknown:
-        raise ConfigError(f"unknown logger {unknown[0]!r}; known: {', '.join(LOGGERS)}", fix="e.g. --log csv,tensorboard")
+        raise ConfigError(
+            f"unknown logger {unknown[0]!r}; known: {', '.join(LOGGERS)}",
+            fix="e.g. --log csv,tensorboard",
+        )
     return [LOGGERS[n](run) for n in chosen]

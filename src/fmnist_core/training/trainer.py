@@ -82,8 +82,11 @@ class Trainer:
             if old in options:  # renamed in 0.2; the old names work for one release
                 import warnings
 
-                warnings.warn(f"Trainer({old}=...) is now {new}=...; {old} goes in fmnist 0.3",
-                              DeprecationWarning, stacklevel=2)
+                warnings.warn(
+                    f"Trainer({old}=...) is now {new}=...; {old} goes in fmnist 0.3",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
                 value = options.pop(old)
                 evaluate_each_epoch = value if old == "validate" else evaluate_each_epoch
                 verify_checksums = value if old == "verify" else verify_checksums
@@ -97,10 +100,16 @@ class Trainer:
         _check_int("log_every", log_every, 1)
         _check_int("steps_per_execution", steps_per_execution, 1)
         _check_int("seed", seed, 0)
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
-                or not math.isfinite(learning_rate) or learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be a positive number, got {learning_rate!r}",
-                              fix="use e.g. learning_rate=0.1")
+        if (
+            isinstance(learning_rate, bool)
+            or not isinstance(learning_rate, (int, float))
+            or not math.isfinite(learning_rate)
+            or learning_rate <= 0
+        ):
+            raise ConfigError(
+                f"learning_rate must be a positive number, got {learning_rate!r}",
+                fix="use e.g. learning_rate=0.1",
+            )
         if init not in ("core", "framework"):
             raise ConfigError(f"init must be 'core' or 'framework', got {init!r}")
         self.optimizer = as_optimizer(recipe.optimizer if optimizer is None else optimizer)
@@ -111,18 +120,33 @@ class Trainer:
         if self.world_size > 1 and not self.backend.trains_data_parallel:
             raise not_data_parallel(self.backend.name, self.world_size)
         if self.world_size > batch_size:
-            raise ConfigError(f"batch_size {batch_size} is smaller than the {self.world_size} workers",
-                              fix=f"pass batch_size={self.world_size} or more")
-        self._given_options = dict(options)  # recorded in run configs: the defaults may differ elsewhere
-        self.epochs, self.batch_size, self.learning_rate, self.seed = epochs, batch_size, float(learning_rate), seed
+            raise ConfigError(
+                f"batch_size {batch_size} is smaller than the {self.world_size} workers",
+                fix=f"pass batch_size={self.world_size} or more",
+            )
+        self._given_options = dict(
+            options
+        )  # recorded in run configs: the defaults may differ elsewhere
+        self.epochs, self.batch_size, self.learning_rate, self.seed = (
+            epochs,
+            batch_size,
+            float(learning_rate),
+            seed,
+        )
         self.data_dir, self.init, self.log_every, self.verbose = data_dir, init, log_every, verbose
         self.steps_per_execution = steps_per_execution
         self.validation = validation or None
         self._splits: tuple | None = None
-        self.callbacks, self.evaluate_each_epoch, self.verify_checksums = list(callbacks), evaluate_each_epoch, verify_checksums
+        self.callbacks, self.evaluate_each_epoch, self.verify_checksums = (
+            list(callbacks),
+            evaluate_each_epoch,
+            verify_checksums,
+        )
         self.history = History()
         self.source_metadata: dict[str, str] = {}  # what the loaded weights file said
-        self.test_accuracy: float | None = None  # the last test evaluation, recorded in saved weights
+        self.test_accuracy: float | None = (
+            None  # the last test evaluation, recorded in saved weights
+        )
         self.epochs_done = 0  # epochs trained so far: the next fit() starts here
         self.stop_training = False
         self._data = data
@@ -134,12 +158,24 @@ class Trainer:
     def config(self) -> dict[str, Any]:
         """The hyper-parameters, as recorded in run folders and weight files."""
         return {
-            "backend": self.backend.name, "model": self.model.name, "epochs": self.epochs,
-            "batch_size": self.batch_size, "learning_rate": self.learning_rate, "seed": self.seed,
-            "optimizer": self.optimizer.to_dict(), "schedule": self.schedule.to_dict(),
-            "init": self.init, "log_every": self.log_every, "steps_per_execution": self.steps_per_execution,
-            "validation": self.validation, "workers": self.world_size,
-            "options": {k: v for k, v in self._given_options.items() if isinstance(v, (str, int, float, bool))},
+            "backend": self.backend.name,
+            "model": self.model.name,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "seed": self.seed,
+            "optimizer": self.optimizer.to_dict(),
+            "schedule": self.schedule.to_dict(),
+            "init": self.init,
+            "log_every": self.log_every,
+            "steps_per_execution": self.steps_per_execution,
+            "validation": self.validation,
+            "workers": self.world_size,
+            "options": {
+                k: v
+                for k, v in self._given_options.items()
+                if isinstance(v, (str, int, float, bool))
+            },
             **({"device": self._engine.device} if self._engine is not None else {}),
         }
 
@@ -174,9 +210,17 @@ class Trainer:
                 initial = self.model.init_params(self.seed)
             else:
                 initial = None
-            self._engine = self.backend.create_engine(EngineConfig(
-                model=self.model, seed=self.seed, optimizer=self.optimizer,
-                initial_params=initial, options=dict(self.options), rank=self.rank, world_size=self.world_size))
+            self._engine = self.backend.create_engine(
+                EngineConfig(
+                    model=self.model,
+                    seed=self.seed,
+                    optimizer=self.optimizer,
+                    initial_params=initial,
+                    options=dict(self.options),
+                    rank=self.rank,
+                    world_size=self.world_size,
+                )
+            )
         return self._engine
 
     def attached_engine(self) -> Engine:
@@ -208,23 +252,33 @@ class Trainer:
             verbose = 1 if sys.stderr.isatty() else 2
         return {0: [], 1: [ProgressBar()], 2: [PrintProgress()]}.get(int(verbose), [])
 
-    def fit(self, epochs: int | None = None, *, checkpoint_dir: str | os.PathLike | None = None) -> History:
+    def fit(
+        self, epochs: int | None = None, *, checkpoint_dir: str | os.PathLike | None = None
+    ) -> History:
         """Train until ``epochs`` (default: the constructor's) and return the ``History``.
 
         With ``checkpoint_dir`` a checkpoint (weights, optimizer state, epoch, history) is
         written atomically after each epoch; ``Trainer.resume`` continues from it.
         """
         if not self.backend.trains:
-            trainers = sorted(n for n, b in plugins.backends().items() if b.trains and b.unavailable_reason() is None)
-            raise BackendError(f"backend {self.backend.name!r} runs inference only and cannot train",
-                               fix=f"train with one of {', '.join(trainers)}, then export or load the weights here")
+            trainers = sorted(
+                n
+                for n, b in plugins.backends().items()
+                if b.trains and b.unavailable_reason() is None
+            )
+            raise BackendError(
+                f"backend {self.backend.name!r} runs inference only and cannot train",
+                fix=f"train with one of {', '.join(trainers)}, "
+                "then export or load the weights here",
+            )
         if epochs is not None:
             _check_int("epochs", epochs, 1)
             self.epochs = epochs
         return loop.fit(self, self._default_callbacks() + self.callbacks, checkpoint_dir)
 
     def step_scalars(self, epoch: int, first_step: int, steps: int) -> np.ndarray:
-        """The optimizer's per-step scalars (steps, columns) from step ``first_step`` of ``epoch``."""
+        """The optimizer's per-step scalars (steps, columns) from step ``first_step`` of
+        ``epoch``."""
         return loop.step_scalars(self, epoch, first_step, steps)
 
     # -- evaluation and prediction ---------------------------------------------------------
@@ -236,13 +290,17 @@ class Trainer:
         if split == "validation":
             data = self.splits()[1]
             if data is None:
-                raise ConfigError("no validation split: this trainer was made without validation=",
-                                  fix="pass validation=5000 (or a fraction) to Trainer")
+                raise ConfigError(
+                    "no validation split: this trainer was made without validation=",
+                    fix="pass validation=5000 (or a fraction) to Trainer",
+                )
         else:
             data = getattr(self.data, split)
         result = EvalResult.from_logits(chunked_logits(self.engine, data.images), data.labels)
         if split == "test":
-            self.test_accuracy = result.accuracy  # recorded in saved weights (fmnist serve shows it)
+            self.test_accuracy = (
+                result.accuracy
+            )  # recorded in saved weights (fmnist serve shows it)
         return result
 
     def logits(self, images: np.ndarray) -> np.ndarray:
@@ -251,13 +309,21 @@ class Trainer:
         if images.ndim == 2:
             images = images[None]
         if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
-            raise ConfigError(f"images must be uint8 of shape (n, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}), "
-                              f"got {images.dtype} {images.shape}",
-                              fix="use fmnist_core.load_image to convert image files")
+            raise ConfigError(
+                f"images must be uint8 of shape (n, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}), "
+                f"got {images.dtype} {images.shape}",
+                fix="use fmnist_core.load_image to convert image files",
+            )
         return chunked_logits(self.engine, images)
 
-    def predict(self, inputs: Iterable[str | os.PathLike] | str | os.PathLike | np.ndarray,
-                output: str = "labels", *, on_error: str = "raise", max_pixels: int | None = None) -> list:
+    def predict(
+        self,
+        inputs: Iterable[str | os.PathLike] | str | os.PathLike | np.ndarray,
+        output: str = "labels",
+        *,
+        on_error: str = "raise",
+        max_pixels: int | None = None,
+    ) -> list:
         """Predict image files, folders of images, or a uint8 array (n, 28, 28).
 
         ``output``: "labels" (names), "indices", "probabilities" (lists of 10 floats) or
@@ -270,7 +336,9 @@ class Trainer:
         from ..data.images import collect_image_paths, read_images
 
         if output not in ("labels", "indices", "probabilities", "predictions"):
-            raise ConfigError(f"output must be labels, indices, probabilities or predictions, got {output!r}")
+            raise ConfigError(
+                f"output must be labels, indices, probabilities or predictions, got {output!r}"
+            )
         bad = []
         if isinstance(inputs, np.ndarray):
             images = inputs[None] if inputs.ndim == 2 else inputs
@@ -283,10 +351,17 @@ class Trainer:
             order = [str(p) for p in listed]
             found, images, bad = read_images(listed, max_pixels=max_pixels, on_error=on_error)
             paths = [str(p) for p in found]
-        results = dict(zip(paths, self._predict_array(images, paths, output), strict=True)) if len(images) else {}
+        results = (
+            dict(zip(paths, self._predict_array(images, paths, output), strict=True))
+            if len(images)
+            else {}
+        )
         for item in bad:
-            results[str(item.path)] = (Prediction(str(item.path), -1, "", (), item.error)
-                                       if output == "predictions" else None)
+            results[str(item.path)] = (
+                Prediction(str(item.path), -1, "", (), item.error)
+                if output == "predictions"
+                else None
+            )
         return [results[path] for path in order]
 
     def _predict_array(self, images: np.ndarray, paths: list[str], output: str) -> list:
@@ -299,8 +374,10 @@ class Trainer:
         probs = softmax(logits)
         if output == "probabilities":
             return [[float(p) for p in row] for row in probs]
-        return [Prediction(path, int(i), LABELS[i], tuple(float(p) for p in row))
-                for path, i, row in zip(paths, indices, probs, strict=True)]
+        return [
+            Prediction(path, int(i), LABELS[i], tuple(float(p) for p in row))
+            for path, i, row in zip(paths, indices, probs, strict=True)
+        ]
 
     # -- saving and loading ---------------------------------------------------------------
     def save(self, path: str | os.PathLike, format: str | None = None) -> Path:
@@ -317,8 +394,14 @@ class Trainer:
         return self.save(path, format=format)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, backend: str | None = None, *, format: str | None = None,
-             **overrides: Any) -> Trainer:
+    def load(
+        cls,
+        path: str | os.PathLike,
+        backend: str | None = None,
+        *,
+        format: str | None = None,
+        **overrides: Any,
+    ) -> Trainer:
         """A trainer holding the weights in ``path``, in any format an installed plugin reads.
 
         The backend recorded in the file is used unless ``backend`` is given (or it is not
@@ -332,8 +415,14 @@ class Trainer:
             usable = plugins.backends()
             if recorded in usable and usable[recorded].unavailable_reason() is None:
                 backend = recorded
-        trainer = cls._from_weights(weights, backend, config, str(path),
-                                    with_options=backend in (None, config.get("backend")), overrides=overrides)
+        trainer = cls._from_weights(
+            weights,
+            backend,
+            config,
+            str(path),
+            with_options=backend in (None, config.get("backend")),
+            overrides=overrides,
+        )
         trainer.source_metadata = dict(weights.metadata)
         return trainer
 
@@ -346,27 +435,46 @@ class Trainer:
         """A trainer that continues the run checkpointed in ``folder``; call ``fit()`` next."""
         weights, optimizer, history, epochs_done = checkpoints.read_checkpoint(folder)
         config = checkpoints.recorded_config(weights)
-        trainer = cls._from_weights(weights, config.get("backend"), config, str(folder), with_options=True,
-                                    overrides=overrides)
+        trainer = cls._from_weights(
+            weights,
+            config.get("backend"),
+            config,
+            str(folder),
+            with_options=True,
+            overrides=overrides,
+        )
         trainer.history, trainer.epochs_done = history, epochs_done
         if optimizer:
             trainer.engine.set_optimizer_state(optimizer)
         return trainer
 
     @classmethod
-    def _from_weights(cls, weights: Weights, backend: str | None, config: dict, source: str, *,
-                      with_options: bool, overrides: dict[str, Any]) -> Trainer:
+    def _from_weights(
+        cls,
+        weights: Weights,
+        backend: str | None,
+        config: dict,
+        source: str,
+        *,
+        with_options: bool,
+        overrides: dict[str, Any],
+    ) -> Trainer:
         kwargs = {**checkpoints.recorded_arguments(config, with_options), **overrides}
         trainer = cls(backend=backend, model=architecture_of(weights), **kwargs)
         trainer.set_params(trainer.model.check_params(weights.params, source=source))
         return trainer
 
     def __repr__(self) -> str:
-        return (f"Trainer(backend={self.backend.name!r}, model={self.model.name!r}, epochs={self.epochs}, "
-                f"batch_size={self.batch_size}, learning_rate={self.learning_rate}, seed={self.seed})")
+        return (
+            f"Trainer(backend={self.backend.name!r}, model={self.model.name!r}, "
+            f"epochs={self.epochs}, "
+            f"batch_size={self.batch_size}, learning_rate={self.learning_rate}, seed={self.seed})"
+        )
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer ≥ {minimum}, got {value!r}",
-                          fix=f"pass {name}={max(minimum, 1)} or more")
+        raise ConfigError(
+            f"{name} must be an integer ≥ {minimum}, got {value!r}",
+            fix=f"pass {name}={max(minimum, 1)} or more",
+        )

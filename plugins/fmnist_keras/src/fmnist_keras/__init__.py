@@ -11,7 +11,8 @@ __version__ = "0.1.0"
 
 
 def to_keras_model(trainer, keras_backend: str | None = None):
-    """A ``keras.Model`` (the functional build of ``trainer.model``) with ``trainer``'s current weights."""
+    """A ``keras.Model`` (the functional build of ``trainer.model``) with ``trainer``'s current
+    weights."""
     from .engine import import_keras, set_weights
     from .lowering import build_model
 

@@ -27,11 +27,15 @@ def import_keras(wanted: str | None = None):
     """Import Keras on backend ``wanted`` (default ``$KERAS_BACKEND`` or tensorflow)."""
     wanted = wanted or os.environ.get("KERAS_BACKEND") or "tensorflow"
     if wanted not in SUPPORTED:
-        raise BackendError(f"keras_backend={wanted!r} is not supported by fmnist-keras",
-                           fix=f"use one of {', '.join(SUPPORTED)}")
+        raise BackendError(
+            f"keras_backend={wanted!r} is not supported by fmnist-keras",
+            fix=f"use one of {', '.join(SUPPORTED)}",
+        )
     if wanted == "jax" and importlib.util.find_spec("jax") is None:
-        raise BackendError("keras_backend='jax' asked for, but JAX is not installed",
-                           fix="pip install 'fmnist-keras[jax]' (or fmnist-core[keras-jax])")
+        raise BackendError(
+            "keras_backend='jax' asked for, but JAX is not installed",
+            fix="pip install 'fmnist-keras[jax]' (or fmnist-core[keras-jax])",
+        )
     if "keras" in sys.modules:
         import keras
 
@@ -40,7 +44,9 @@ def import_keras(wanted: str | None = None):
             raise BackendError(
                 f"Keras was already imported with the {current!r} backend in this process, "
                 f"keras_backend={wanted!r} asked for (Keras reads its backend once, at import)",
-                fix=f"start a new process, or set KERAS_BACKEND={wanted} before anything imports keras")
+                fix=f"start a new process, or set KERAS_BACKEND={wanted} before anything imports "
+                "keras",
+            )
         return keras
     os.environ["KERAS_BACKEND"] = wanted
     if wanted == "tensorflow":
@@ -55,8 +61,10 @@ def tensorflow_runtime():
     try:
         from fmnist_tf import runtime
     except ImportError as exc:
-        raise BackendError("Keras on TensorFlow trains through fmnist-tf, which is not installed",
-                           fix="pip install 'fmnist-keras[tensorflow]' (or fmnist-core[keras])") from exc
+        raise BackendError(
+            "Keras on TensorFlow trains through fmnist-tf, which is not installed",
+            fix="pip install 'fmnist-keras[tensorflow]' (or fmnist-core[keras])",
+        ) from exc
     return runtime
 
 
@@ -65,8 +73,10 @@ def torch_steps():
     try:
         from fmnist_torch.engine import TORCH_OPS, autograd_steps
     except ImportError as exc:
-        raise BackendError("Keras on torch trains through fmnist-torch, which is not installed",
-                           fix="pip install 'fmnist-keras[torch]'") from exc
+        raise BackendError(
+            "Keras on torch trains through fmnist-torch, which is not installed",
+            fix="pip install 'fmnist-keras[torch]'",
+        ) from exc
     return TORCH_OPS, autograd_steps
 
 
@@ -81,8 +91,11 @@ def param_groups(spec: ModelSpec) -> dict[str, list]:
 
 def get_weights(model, spec: ModelSpec) -> dict[str, np.ndarray]:
     """The neutral parameters of a Keras model built from ``spec``."""
-    return {p.name: np.array(w, dtype=np.float32) for owner, specs in param_groups(spec).items()
-            for p, w in zip(specs, model.get_layer(owner).get_weights(), strict=True)}
+    return {
+        p.name: np.array(w, dtype=np.float32)
+        for owner, specs in param_groups(spec).items()
+        for p, w in zip(specs, model.get_layer(owner).get_weights(), strict=True)
+    }
 
 
 def set_weights(model, spec: ModelSpec, params: dict[str, np.ndarray]) -> None:
@@ -93,8 +106,11 @@ def set_weights(model, spec: ModelSpec, params: dict[str, np.ndarray]) -> None:
 
 def variables(model, spec: ModelSpec) -> dict:
     """Each neutral name's Keras variable."""
-    return {p.name: v for owner, specs in param_groups(spec).items()
-            for p, v in zip(specs, model.get_layer(owner).weights, strict=True)}
+    return {
+        p.name: v
+        for owner, specs in param_groups(spec).items()
+        for p, v in zip(specs, model.get_layer(owner).weights, strict=True)
+    }
 
 
 class KerasEngine(Engine):
@@ -106,7 +122,9 @@ class KerasEngine(Engine):
         self.spec, self.optimizer = config.model, config.optimizer
         if config.initial_params is None:  # the framework's initialiser draws from the global seed;
             keras.utils.set_random_seed(config.seed)  # Dropout layers get their own seeds
-        self.model = build_model(self.spec, config.seed, training=True, synchronized=config.world_size > 1)
+        self.model = build_model(
+            self.spec, config.seed, training=True, synchronized=config.world_size > 1
+        )
         if config.initial_params is not None:
             set_weights(self.model, self.spec, config.initial_params)
         by_name = variables(self.model, self.spec)
@@ -127,22 +145,30 @@ class KerasTFEngine(KerasEngine):
         tf = runtime.import_tensorflow()
         # before the model is built: TF takes a thread count only before its runtime starts
         conv = config.model.has("Conv2D")
-        runtime.set_tensorflow_threads(config.options.get("threads"), conv,
-                                       bool(tf.config.list_physical_devices("GPU")))
+        runtime.set_tensorflow_threads(
+            config.options.get("threads"), conv, bool(tf.config.list_physical_devices("GPU"))
+        )
         self.rank, self.world_size = config.rank, config.world_size
-        self.strategy = runtime.tensorflow_strategy(self.rank, self.world_size)  # before any TF op runs
+        self.strategy = runtime.tensorflow_strategy(
+            self.rank, self.world_size
+        )  # before any TF op runs
         super().__init__(config, keras)
         self.tf, self.runtime = tf, runtime
         tensors = [v.value for v in self.variables]  # the Keras variables' own tf.Variables
-        self.slots = OptimizerSlots(self.optimizer, self.spec.trainable(), tensors, runtime.tensorflow_ops())
+        self.slots = OptimizerSlots(
+            self.optimizer, self.spec.trainable(), tensors, runtime.tensorflow_ops()
+        )
         self._largest_block = [0, 0]
         jit = runtime.tensorflow_jit(config.options.get("jit_compile"), conv, self.strategy)
-        block = runtime.tensorflow_train_block(lambda x: self.model(x, training=True), tensors, self.slots,
-                                               self.strategy)
+        block = runtime.tensorflow_train_block(
+            lambda x: self.model(x, training=True), tensors, self.slots, self.strategy
+        )
         self._train = tf.function(block, jit_compile=jit, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
-        self._forward = tf.function(lambda x: self.model(tf.cast(x, tf.float32) / 255.0, training=False),
-                                    input_signature=[tf.TensorSpec([None, *self.spec.input_shape], tf.uint8)])
+        self._forward = tf.function(
+            lambda x: self.model(tf.cast(x, tf.float32) / 255.0, training=False),
+            input_signature=[tf.TensorSpec([None, *self.spec.input_shape], tf.uint8)],
+        )
 
     def attach(self, images, labels):
         tf = self.tf
@@ -151,11 +177,23 @@ class KerasTFEngine(KerasEngine):
 
     def train_steps(self, batches, scalars):
         self.require_attached()
-        return self.runtime.tensorflow_train_steps(self._train, batches, scalars, self._largest_block, self.rank,
-                                                   self.world_size, self.images, self.labels)
+        return self.runtime.tensorflow_train_steps(
+            self._train,
+            batches,
+            scalars,
+            self._largest_block,
+            self.rank,
+            self.world_size,
+            self.images,
+            self.labels,
+        )
 
     def logits(self, images):
-        return self._forward(self.tf.constant(np.asarray(images, np.uint8))).numpy().astype(np.float32, copy=False)
+        return (
+            self._forward(self.tf.constant(np.asarray(images, np.uint8)))
+            .numpy()
+            .astype(np.float32, copy=False)
+        )
 
 
 class KerasTorchEngine(KerasEngine):
@@ -183,21 +221,29 @@ class KerasTorchEngine(KerasEngine):
         # faster per epoch, measured)
         if self.fused:
             kernel1, bias1, kernel2, bias2 = self.tensors
-            return self.torch.addmm(bias2, self.torch.addmm(bias1, x.flatten(1), kernel1).relu(), kernel2)
+            return self.torch.addmm(
+                bias2, self.torch.addmm(bias1, x.flatten(1), kernel1).relu(), kernel2
+            )
         return self.model(x, training=True)
 
     def train_steps(self, batches, scalars):
         self.require_attached()
         index = self.torch.from_numpy(np.ascontiguousarray(batches, np.int64)).to(self.torch_device)
         rows = np.asarray(scalars, np.float64).tolist()
-        losses, correct = self._autograd_steps(self._logits, self.tensors, self.slots, self.images, self.labels,
-                                               index, rows)
+        losses, correct = self._autograd_steps(
+            self._logits, self.tensors, self.slots, self.images, self.labels, index, rows
+        )
         return StepResult(losses.cpu().numpy(), correct.cpu().numpy())
 
     def logits(self, images):
         torch = self.torch
         with torch.no_grad():
-            x = torch.from_numpy(np.array(images, np.uint8)).to(self.torch_device).to(torch.float32).div_(255.0)
+            x = (
+                torch.from_numpy(np.array(images, np.uint8))
+                .to(self.torch_device)
+                .to(torch.float32)
+                .div_(255.0)
+            )
             return self.model(x, training=False).cpu().numpy().astype(np.float32, copy=False)
 
 
@@ -214,12 +260,23 @@ class KerasJaxEngine(KerasEngine):
         # the order stateless_call takes the trainable values in, and each one's place in the spec's
         by_id = {id(v): name for name, v in variables(self.model, self.spec).items()}
         self.model_order = [by_id[id(v)] for v in self.model.trainable_variables]
-        ops = ArrayOps(zeros_like=jnp.zeros_like, read=lambda v: v.value, write=None, sqrt=jnp.sqrt,
-                       to_numpy=np.asarray, from_numpy=lambda a, like: jnp.asarray(a))
-        self.slots = OptimizerSlots(self.optimizer, self.model_order, self.model.trainable_variables, ops)
+        ops = ArrayOps(
+            zeros_like=jnp.zeros_like,
+            read=lambda v: v.value,
+            write=None,
+            sqrt=jnp.sqrt,
+            to_numpy=np.asarray,
+            from_numpy=lambda a, like: jnp.asarray(a),
+        )
+        self.slots = OptimizerSlots(
+            self.optimizer, self.model_order, self.model.trainable_variables, ops
+        )
         self._step = jax.jit(self._step_fn)
-        self._forward = jax.jit(lambda trainable, non_trainable, x: self.model.stateless_call(
-            trainable, non_trainable, x.astype(jnp.float32) / 255.0, training=False)[0])
+        self._forward = jax.jit(
+            lambda trainable, non_trainable, x: self.model.stateless_call(
+                trainable, non_trainable, x.astype(jnp.float32) / 255.0, training=False
+            )[0]
+        )
 
     def attach(self, images, labels):
         self.images = self.jnp.asarray(np.asarray(images, np.uint8))
@@ -231,11 +288,15 @@ class KerasJaxEngine(KerasEngine):
         y = self.labels[rows]
 
         def loss_fn(values):
-            logits, updated_state = self.model.stateless_call(values, non_trainable, x, training=True)
+            logits, updated_state = self.model.stateless_call(
+                values, non_trainable, x, training=True
+            )
             picked = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
             return jnp.mean(jax.nn.logsumexp(logits, axis=1) - picked), (logits, updated_state)
 
-        (loss, (logits, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+        (loss, (logits, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            trainable
+        )
         trainable, slots = updated(self.optimizer, trainable, grads, slots, scalars, jnp.sqrt)
         correct = jnp.sum(jnp.argmax(logits, axis=1) == y)
         return trainable, non_trainable, slots, loss, correct
@@ -250,19 +311,24 @@ class KerasJaxEngine(KerasEngine):
         losses, correct = [], []
         for step in range(len(batches)):
             trainable, non_trainable, self.slots.values, loss, hits = self._step(
-                trainable, non_trainable, self.slots.values, rows[step], rates[step])
+                trainable, non_trainable, self.slots.values, rows[step], rates[step]
+            )
             losses.append(loss)
             correct.append(hits)
         for variable, value in zip(self.model.trainable_variables, trainable, strict=True):
             variable.assign(value)
         for variable, value in zip(self.model.non_trainable_variables, non_trainable, strict=True):
             variable.assign(value)
-        return StepResult(np.asarray(jnp.stack(losses)), np.asarray(jnp.stack(correct)).astype(np.int64))
+        return StepResult(
+            np.asarray(jnp.stack(losses)), np.asarray(jnp.stack(correct)).astype(np.int64)
+        )
 
     def logits(self, images):
         trainable = [v.value for v in self.model.trainable_variables]
         non_trainable = [v.value for v in self.model.non_trainable_variables]
-        out = self._forward(trainable, non_trainable, self.jnp.asarray(np.asarray(images, np.uint8)))
+        out = self._forward(
+            trainable, non_trainable, self.jnp.asarray(np.asarray(images, np.uint8))
+        )
         return np.asarray(out).astype(np.float32, copy=False)
 
 

@@ -37,11 +37,19 @@ def _check(model, path: Path) -> Weights:
     shapes = [tuple(w.shape) for w in weights]
     for name, spec in models().items():
         if shapes == [p.shape for p in spec.params]:
-            return Weights(name, {p.name: np.array(w, np.float32) for p, w in zip(spec.params, weights, strict=True)},
-                           {"backend": "keras"})
-    raise WeightsError(f"{path} holds weights of shapes {shapes[:6]}, which fit no known model "
-                       f"(the article's MLP: {[p.shape for p in models()['mlp'].params]})",
-                       fix="pass a model of a registered architecture (`fmnist models`)")
+            return Weights(
+                name,
+                {
+                    p.name: np.array(w, np.float32)
+                    for p, w in zip(spec.params, weights, strict=True)
+                },
+                {"backend": "keras"},
+            )
+    raise WeightsError(
+        f"{path} holds weights of shapes {shapes[:6]}, which fit no known model "
+        f"(the article's MLP: {[p.shape for p in models()['mlp'].params]})",
+        fix="pass a model of a registered architecture (`fmnist models`)",
+    )
 
 
 def _model(weights: Weights):
@@ -71,8 +79,10 @@ def read_keras(path: Path) -> Weights:
     try:
         model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors...
-        raise WeightsError(f"{path} is not a loadable .keras model ({str(exc).splitlines()[0][:200]})",
-                           fix="pass a file saved with model.save('name.keras') or by fmnist") from exc
+        raise WeightsError(
+            f"{path} is not a loadable .keras model ({str(exc).splitlines()[0][:200]})",
+            fix="pass a file saved with model.save('name.keras') or by fmnist",
+        ) from exc
     return _check(model, path)
 
 
@@ -96,8 +106,10 @@ def read_weights_h5(path: Path) -> Weights:
             reasons.append(f"{spec.name}: {str(exc).splitlines()[0][:120]}")
             continue
         return _check(model, path)
-    raise WeightsError(f"{path} is not a .weights.h5 file of a known model ({'; '.join(reasons)[:300]})",
-                       fix="pass a file saved with model.save_weights('name.weights.h5') of a registered model")
+    raise WeightsError(
+        f"{path} is not a .weights.h5 file of a known model ({'; '.join(reasons)[:300]})",
+        fix="pass a file saved with model.save_weights('name.weights.h5') of a registered model",
+    )
 
 
 def write_weights_h5(path: Path, weights: Weights) -> None:

@@ -55,10 +55,17 @@ def build_model(spec, seed: int = 0, training: bool = False, synchronized: bool 
     table = lowering_table("keras")  # this table and the plugins' lowerings for keras
     for layer in spec.walk():
         table.builder(layer)  # a missing lowering fails here, naming the layer type
-    batch_norm = (precise_batch_norm(keras) if training and keras.backend.backend() != "jax"
-                  else keras.layers.BatchNormalization)
+    batch_norm = (
+        precise_batch_norm(keras)
+        if training and keras.backend.backend() != "jax"
+        else keras.layers.BatchNormalization
+    )
     inputs = keras.Input(shape=spec.input_shape)
-    x = inputs if spec.layers[0].kind == "Flatten" else keras.layers.Reshape((*spec.input_shape, 1))(inputs)
+    x = (
+        inputs
+        if spec.layers[0].kind == "Flatten"
+        else keras.layers.Reshape((*spec.input_shape, 1))(inputs)
+    )
     shape = spec.input_shape if spec.layers[0].kind == "Flatten" else (*spec.input_shape, 1)
     outputs = BuildContext(keras, seed, batch_norm, table, synchronized).run(spec.layers, x, shape)
     return keras.Model(inputs, outputs, name=f"fmnist_{spec.name}")
@@ -72,8 +79,11 @@ def precise_batch_norm(keras):
         def _moments(self, inputs, mask):
             if mask is not None:
                 return super()._moments(inputs, mask)
-            mean, variance = keras.ops.moments(keras.ops.cast(inputs, "float64"), axes=self._reduction_axes,
-                                               synchronized=self.synchronized)
+            mean, variance = keras.ops.moments(
+                keras.ops.cast(inputs, "float64"),
+                axes=self._reduction_axes,
+                synchronized=self.synchronized,
+            )
             return keras.ops.cast(mean, inputs.dtype), keras.ops.cast(variance, inputs.dtype)
 
     return PreciseBatchNormalization
@@ -91,8 +101,13 @@ def dense(layer, x, shape, ctx):
 
 @LOWERINGS.layer("Conv2D")
 def conv2d(layer, x, shape, ctx):
-    return ctx.keras.layers.Conv2D(layer.filters, layer.kernel, strides=layer.stride, padding=layer.padding,
-                                   name=keras_name(layer.name))(x)
+    return ctx.keras.layers.Conv2D(
+        layer.filters,
+        layer.kernel,
+        strides=layer.stride,
+        padding=layer.padding,
+        name=keras_name(layer.name),
+    )(x)
 
 
 @LOWERINGS.layer("MaxPool2D")
@@ -107,8 +122,12 @@ def relu(layer, x, shape, ctx):
 
 @LOWERINGS.layer("BatchNorm")
 def batch_norm(layer, x, shape, ctx):  # Keras' momentum is the share of the old statistics
-    return ctx.batch_norm(momentum=1 - layer.momentum, epsilon=layer.eps, name=keras_name(layer.name),
-                          **({"synchronized": True} if ctx.synchronized else {}))(x)
+    return ctx.batch_norm(
+        momentum=1 - layer.momentum,
+        epsilon=layer.eps,
+        name=keras_name(layer.name),
+        **({"synchronized": True} if ctx.synchronized else {}),
+    )(x)
 
 
 @LOWERINGS.layer("Dropout")

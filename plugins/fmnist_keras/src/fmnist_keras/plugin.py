@@ -20,14 +20,20 @@ from fmnist_core import (
 
 def not_data_parallel_on(keras_backend: str) -> BackendError:
     """The refusal of workers for Keras on torch or JAX."""
-    return BackendError(f"Keras on {keras_backend!r} does not train data-parallel in fmnist "
-                        "(only its TensorFlow backend, through MultiWorkerMirroredStrategy)",
-                        fix="use keras_backend='tensorflow', or --backend torch for torchrun")
+    return BackendError(
+        f"Keras on {keras_backend!r} does not train data-parallel in fmnist "
+        "(only its TensorFlow backend, through MultiWorkerMirroredStrategy)",
+        fix="use keras_backend='tensorflow', or --backend torch for torchrun",
+    )
 
 
 def _tensorflow_only(options: dict) -> str | None:
     wanted = options.get("keras_backend") or os.environ.get("KERAS_BACKEND") or "tensorflow"
-    return None if wanted == "tensorflow" else f"it applies to Keras' TensorFlow backend, and Keras runs on {wanted!r}"
+    return (
+        None
+        if wanted == "tensorflow"
+        else f"it applies to Keras' TensorFlow backend, and Keras runs on {wanted!r}"
+    )
 
 
 class KerasBackend(Backend):
@@ -36,12 +42,28 @@ class KerasBackend(Backend):
     priority = 10
     requires = ("keras",)
     options = (
-        Option("keras_backend", str, None, "Keras' own backend, read once per process (default $KERAS_BACKEND, "
-               "else tensorflow)", choices=("tensorflow", "torch", "jax")),
-        Option("jit_compile", bool, None, "XLA-compile each block of steps (TensorFlow backend; default on, off "
-               "for models with Conv2D)", does_nothing=_tensorflow_only),
-        Option("threads", int, None, "TensorFlow's intra-op threads (TensorFlow backend; default as fmnist-tf's)",
-               does_nothing=_tensorflow_only),
+        Option(
+            "keras_backend",
+            str,
+            None,
+            "Keras' own backend, read once per process (default $KERAS_BACKEND, else tensorflow)",
+            choices=("tensorflow", "torch", "jax"),
+        ),
+        Option(
+            "jit_compile",
+            bool,
+            None,
+            "XLA-compile each block of steps (TensorFlow backend; default on, off "
+            "for models with Conv2D)",
+            does_nothing=_tensorflow_only,
+        ),
+        Option(
+            "threads",
+            int,
+            None,
+            "TensorFlow's intra-op threads (TensorFlow backend; default as fmnist-tf's)",
+            does_nothing=_tensorflow_only,
+        ),
     )
     # data-parallel on Keras' TensorFlow backend, through fmnist-tf's workers (imported when used:
     # Keras on torch or JAX needs no TensorFlow)
@@ -52,8 +74,10 @@ class KerasBackend(Backend):
         if wanted != "tensorflow":
             raise not_data_parallel_on(wanted)
         if importlib.util.find_spec("fmnist_tf") is None:
-            raise BackendError("Keras trains data-parallel through fmnist-tf's workers, which are not installed",
-                               fix="pip install 'fmnist-keras[tensorflow]'")
+            raise BackendError(
+                "Keras trains data-parallel through fmnist-tf's workers, which are not installed",
+                fix="pip install 'fmnist-keras[tensorflow]'",
+            )
         from fmnist_tf.workers import launch_tensorflow_workers
 
         return launch_tensorflow_workers(argv, workers)

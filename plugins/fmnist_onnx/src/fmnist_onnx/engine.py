@@ -24,8 +24,9 @@ class OnnxEngine(Engine):
         if self.threads:
             options.intra_op_num_threads = int(self.threads)
         model = build_onnx(self.spec, self.params)
-        self.session = onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                                    providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
 
     def get_params(self):
         return {k: v.copy() for k, v in self.params.items()}
@@ -34,7 +35,9 @@ class OnnxEngine(Engine):
         pass  # nothing to train
 
     def train_steps(self, batches, scalars):
-        raise BackendError("the onnx backend runs inference only", fix="train with torch, tf, keras or numpy")
+        raise BackendError(
+            "the onnx backend runs inference only", fix="train with torch, tf, keras or numpy"
+        )
 
     def logits(self, images):
         return self.session.run(["logits"], {"images": np.ascontiguousarray(images, np.uint8)})[0]

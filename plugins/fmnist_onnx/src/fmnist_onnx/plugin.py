@@ -7,7 +7,9 @@ from fmnist_core import Backend, EngineConfig, Option, hookimpl
 
 class OnnxBackend(Backend):
     name = "onnx"
-    description = "onnxruntime, inference only: evaluate and predict any model (ONNX built from its spec)"
+    description = (
+        "onnxruntime, inference only: evaluate and predict any model (ONNX built from its spec)"
+    )
     priority = -10  # never the default: it cannot train
     requires = ("onnxruntime", "onnx")
     trains = False

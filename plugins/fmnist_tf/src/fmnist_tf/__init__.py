@@ -1,3 +1,5 @@
-"""fmnist's low-level TensorFlow backend: ``Trainer(backend="tf")``. Importing this imports no TensorFlow."""
+"""fmnist's low-level TensorFlow backend: ``Trainer(backend="tf")``.
+
+Importing this imports no TensorFlow."""
 
 __version__ = "0.1.0"

@@ -41,15 +41,25 @@ class SpecModule(tf.Module):
     """The layers of a ``ModelSpec`` as TF ops on variables named after the neutral names; the
     lowerings read what they need from it (``fmnist_tf.lowering``)."""
 
-    def __init__(self, spec: ModelSpec, params: dict[str, np.ndarray], seed: int = 0, synchronized: bool = False):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        params: dict[str, np.ndarray],
+        seed: int = 0,
+        synchronized: bool = False,
+    ):
         super().__init__(name="fmnist_model")
         self.table = lowering_table("tf")
         for layer in spec.walk():
             self.table.builder(layer)  # a missing lowering fails here, naming the layer type
         self.synchronized = synchronized
         self.spec = spec
-        self.params = {variable_key(p.name): tf.Variable(params[p.name], name=variable_key(p.name),
-                                                         trainable=p.trainable) for p in spec.params}
+        self.params = {
+            variable_key(p.name): tf.Variable(
+                params[p.name], name=variable_key(p.name), trainable=p.trainable
+            )
+            for p in spec.params
+        }
         self.seed = seed
         self.dropout_draws = tf.Variable(0, dtype=tf.int64, trainable=False, name="dropout_draws")
         self.training, self.index = False, 0
@@ -81,7 +91,9 @@ def framework_params(spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:
         if p.init == "glorot_uniform":
             fan_in, fan_out = p.fans or (p.shape[0], p.shape[-1])
             limit = np.sqrt(6.0 / (fan_in + fan_out))
-            params[p.name] = tf.random.stateless_uniform(p.shape, seed=[seed, salt], minval=-limit, maxval=limit).numpy()
+            params[p.name] = tf.random.stateless_uniform(
+                p.shape, seed=[seed, salt], minval=-limit, maxval=limit
+            ).numpy()
         else:
             params[p.name] = np.full(p.shape, 1.0 if p.init == "ones" else 0.0, np.float32)
     return params
@@ -94,7 +106,10 @@ def pick_device(name: str | None) -> str:
         return "/GPU:0" if gpus else "/CPU:0"
     if name in ("gpu", "cuda") or name.startswith(("/GPU", "cuda:")):
         if not gpus:
-            raise BackendError(f"device {name!r} asked for, but TensorFlow sees no GPU", fix="use device='cpu' or 'auto'")
+            raise BackendError(
+                f"device {name!r} asked for, but TensorFlow sees no GPU",
+                fix="use device='cpu' or 'auto'",
+            )
         return "/GPU:0"
     return "/CPU:0"
 
@@ -108,22 +123,38 @@ class TFEngine(Engine):
         set_tensorflow_threads(options.get("threads"), conv, self.device != "/CPU:0")
         self.rank, self.world_size = config.rank, config.world_size
         self.strategy = tensorflow_strategy(self.rank, self.world_size)  # before any TF op runs
-        params = config.initial_params if config.initial_params is not None else framework_params(self.spec, config.seed)
+        params = (
+            config.initial_params
+            if config.initial_params is not None
+            else framework_params(self.spec, config.seed)
+        )
         # XLA compiles the whole block of steps into one program: 0.11 s/epoch here against 0.25 s
         # without for the MLP, but XLA's CPU convolutions are slow (cnn: 144 s/epoch against 21)
         self.jit_compile = tensorflow_jit(options.get("jit_compile"), conv, self.strategy)
         with tf.device(self.device):
-            self.module = SpecModule(self.spec, params, config.seed, synchronized=self.strategy is not None)
-            self.slots = OptimizerSlots(self.optimizer, self.spec.trainable(), self.module.trainable_in_order,
-                                        tensorflow_ops())
+            self.module = SpecModule(
+                self.spec, params, config.seed, synchronized=self.strategy is not None
+            )
+            self.slots = OptimizerSlots(
+                self.optimizer,
+                self.spec.trainable(),
+                self.module.trainable_in_order,
+                tensorflow_ops(),
+            )
         self.labels = None
         self._largest_block = [0, 0]
-        block = tensorflow_train_block(lambda x: self.module(x, training=True), self.module.trainable_in_order,
-                                       self.slots, self.strategy)
+        block = tensorflow_train_block(
+            lambda x: self.module(x, training=True),
+            self.module.trainable_in_order,
+            self.slots,
+            self.strategy,
+        )
         self._train = tf.function(block, jit_compile=self.jit_compile, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
         shape = [None, *self.spec.input_shape]
-        self._forward = tf.function(self._logits_block, input_signature=[tf.TensorSpec(shape, tf.uint8)])
+        self._forward = tf.function(
+            self._logits_block, input_signature=[tf.TensorSpec(shape, tf.uint8)]
+        )
 
     def attach(self, images, labels):
         with tf.device(self.device):
@@ -136,12 +167,24 @@ class TFEngine(Engine):
     def train_steps(self, batches, scalars):
         self.require_attached()
         with tf.device(self.device):
-            return tensorflow_train_steps(self._train, batches, scalars, self._largest_block, self.rank,
-                                          self.world_size, self.images, self.labels)
+            return tensorflow_train_steps(
+                self._train,
+                batches,
+                scalars,
+                self._largest_block,
+                self.rank,
+                self.world_size,
+                self.images,
+                self.labels,
+            )
 
     def logits(self, images):
         with tf.device(self.device):
-            return self._forward(tf.constant(np.asarray(images, np.uint8))).numpy().astype(np.float32, copy=False)
+            return (
+                self._forward(tf.constant(np.asarray(images, np.uint8)))
+                .numpy()
+                .astype(np.float32, copy=False)
+            )
 
     def get_params(self):
         return {name: self.module.variable(name).numpy().copy() for name in self.spec.shapes()}

@@ -27,12 +27,16 @@ def _variables(prefix: str, source: Path) -> dict[str, np.ndarray]:
     try:
         reader = tf.train.load_checkpoint(prefix)
     except (tf.errors.OpError, ValueError) as exc:
-        raise WeightsError(f"{source} is not a readable TensorFlow checkpoint ({str(exc).splitlines()[0][:160]})",
-                           fix="pass a SavedModel folder or a tf.train.Checkpoint prefix") from exc
+        raise WeightsError(
+            f"{source} is not a readable TensorFlow checkpoint ({str(exc).splitlines()[0][:160]})",
+            fix="pass a SavedModel folder or a tf.train.Checkpoint prefix",
+        ) from exc
     found = {}
     for key in reader.get_variable_to_shape_map():
         if key.endswith("VARIABLE_VALUE"):
-            found[key.split("/.ATTRIBUTES")[0].split("/")[-1]] = np.asarray(reader.get_tensor(key), np.float32)
+            found[key.split("/.ATTRIBUTES")[0].split("/")[-1]] = np.asarray(
+                reader.get_tensor(key), np.float32
+            )
     return found
 
 
@@ -42,10 +46,15 @@ def _weights_from(found: dict[str, np.ndarray], source: Path) -> Weights:
         return Weights("mlp", article, {"backend": "tf"})
     for name, spec in models().items():
         wanted = {variable_key(n): n for n in spec.shapes()}
-        if set(wanted) <= set(found) and all(found[k].shape == spec.shapes()[n] for k, n in wanted.items()):
+        if set(wanted) <= set(found) and all(
+            found[k].shape == spec.shapes()[n] for k, n in wanted.items()
+        ):
             return Weights(name, {n: found[k] for k, n in wanted.items()}, {"backend": "tf"})
-    raise WeightsError(f"{source} holds variables {', '.join(sorted(found)[:6]) or 'none'}, which fit no known model",
-                       fix="pass a checkpoint of the article's TensorFlow MLP or one written by fmnist")
+    raise WeightsError(
+        f"{source} holds variables {', '.join(sorted(found)[:6]) or 'none'}, which fit no known "
+        "model",
+        fix="pass a checkpoint of the article's TensorFlow MLP or one written by fmnist",
+    )
 
 
 def read_checkpoint(path: Path) -> Weights:
@@ -88,19 +97,26 @@ class Serving(tf.Module):
         self.model = model
         self.variables_by_name = _trackables(model)
         shape = [None, *model.spec.input_shape]
-        self.serve = tf.function(self._serve, input_signature=[tf.TensorSpec(shape, tf.uint8, name="images")])
+        self.serve = tf.function(
+            self._serve, input_signature=[tf.TensorSpec(shape, tf.uint8, name="images")]
+        )
 
     def _serve(self, images):
         logits = self.model(tf.cast(images, tf.float32) / 255.0, training=False)
-        return {"logits": logits, "probabilities": tf.nn.softmax(logits),
-                "class_index": tf.argmax(logits, axis=1, output_type=tf.int32)}
+        return {
+            "logits": logits,
+            "probabilities": tf.nn.softmax(logits),
+            "class_index": tf.argmax(logits, axis=1, output_type=tf.int32),
+        }
 
 
 def write_savedmodel(path: Path, weights: Weights) -> None:
     path = Path(path)
     serving = Serving(_module(weights))
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    tf.saved_model.save(serving, str(staging / "model"), signatures={"serving_default": serving.serve})
+    tf.saved_model.save(
+        serving, str(staging / "model"), signatures={"serving_default": serving.serve}
+    )
     old = None
     if path.exists():
         old = path.parent / f".{path.name}.old"

@@ -42,7 +42,9 @@ def relu(layer, x, shape, ctx):
 
 @LOWERINGS.layer("Conv2D")
 def conv2d(layer, x, shape, ctx):
-    x = tf.nn.conv2d(image(x), ctx.variable(f"{layer.name}.weight"), layer.stride, layer.padding.upper())
+    x = tf.nn.conv2d(
+        image(x), ctx.variable(f"{layer.name}.weight"), layer.stride, layer.padding.upper()
+    )
     return x + ctx.variable(f"{layer.name}.bias")
 
 
@@ -70,7 +72,10 @@ def dropout(layer, x, shape, ctx):
 def batch_norm(layer, x, shape, ctx):
     x = image(x) if len(shape) >= 2 else x
     gamma, beta = ctx.variable(f"{layer.name}.weight"), ctx.variable(f"{layer.name}.bias")
-    mean_var, var_var = ctx.variable(f"{layer.name}.running_mean"), ctx.variable(f"{layer.name}.running_var")
+    mean_var, var_var = (
+        ctx.variable(f"{layer.name}.running_mean"),
+        ctx.variable(f"{layer.name}.running_var"),
+    )
     if not ctx.training:
         return tf.nn.batch_normalization(x, mean_var, var_var, beta, gamma, layer.eps)
     # the statistics accumulate in float64: a float32 sum over N·H·W values drifts by ~1e-5
@@ -91,8 +96,14 @@ def batch_norm(layer, x, shape, ctx):
 def synchronized_moments(x, axes):
     """Mean and biased variance over ``axes`` of every worker's ``x`` (float64): the sums, squares
     and counts in one cross-replica all-reduce, whose gradient is again an all-reduce."""
-    local = tf.concat([tf.reduce_sum(x, axis=axes), tf.reduce_sum(tf.square(x), axis=axes),
-                       tf.reshape(tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype), [1])], axis=0)
+    local = tf.concat(
+        [
+            tf.reduce_sum(x, axis=axes),
+            tf.reduce_sum(tf.square(x), axis=axes),
+            tf.reshape(tf.cast(tf.size(x) // tf.shape(x)[-1], x.dtype), [1]),
+        ],
+        axis=0,
+    )
     sums = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local)
     channels = tf.shape(x)[-1]
     mean = sums[:channels] / sums[-1]

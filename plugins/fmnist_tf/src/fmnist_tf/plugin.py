@@ -12,16 +12,34 @@ from .workers import TensorFlowWorkers
 
 class TFBackend(TensorFlowWorkers, Backend):
     name = "tf"
-    description = "low-level TensorFlow: tf.Module variables, GradientTape, tf.function (GPU when seen)"
+    description = (
+        "low-level TensorFlow: tf.Module variables, GradientTape, tf.function (GPU when seen)"
+    )
     priority = 20
     requires = ("tensorflow",)
     options = (
-        Option("device", str, "auto", "where to train: 'auto' takes a GPU when TensorFlow sees one, else the CPU",
-               choices=("auto", "cpu", "gpu", "cuda"), pattern=r"(/GPU:|cuda:)\d+"),
-        Option("jit_compile", bool, None, "XLA-compile each block of steps (default: on, off for models with "
-               "Conv2D, whose XLA CPU kernels are slow: BENCHMARKS.md)"),
-        Option("threads", int, None, "TensorFlow's intra-op threads (default 1 on the CPU for models without "
-               "convolutions, every core for convolutions, shared by local --workers)"),
+        Option(
+            "device",
+            str,
+            "auto",
+            "where to train: 'auto' takes a GPU when TensorFlow sees one, else the CPU",
+            choices=("auto", "cpu", "gpu", "cuda"),
+            pattern=r"(/GPU:|cuda:)\d+",
+        ),
+        Option(
+            "jit_compile",
+            bool,
+            None,
+            "XLA-compile each block of steps (default: on, off for models with "
+            "Conv2D, whose XLA CPU kernels are slow: BENCHMARKS.md)",
+        ),
+        Option(
+            "threads",
+            int,
+            None,
+            "TensorFlow's intra-op threads (default 1 on the CPU for models without "
+            "convolutions, every core for convolutions, shared by local --workers)",
+        ),
     )
 
     def create_engine(self, config: EngineConfig):
@@ -35,12 +53,17 @@ def _is_savedmodel(path: Path) -> bool:
 
 
 def _is_checkpoint(path: Path) -> bool:
-    return path.name.endswith(".ckpt") or path.name.endswith(".index") or Path(f"{path}.index").is_file()
+    return (
+        path.name.endswith(".ckpt")
+        or path.name.endswith(".index")
+        or Path(f"{path}.index").is_file()
+    )
 
 
 SAVEDMODEL = WeightFormat(
     name="savedmodel",
-    description="TF2 SavedModel folder with a serving signature; read from its variables, never executed",
+    description="TF2 SavedModel folder with a serving signature; read from its variables, never "
+    "executed",
     suffixes=(".savedmodel",),
     read=lazy("fmnist_tf.formats", "read_savedmodel"),
     write=lazy("fmnist_tf.formats", "write_savedmodel"),
@@ -50,7 +73,7 @@ SAVEDMODEL = WeightFormat(
 CHECKPOINT = WeightFormat(
     name="tf-checkpoint",
     description="tf.train.Checkpoint of the variables (the article's w1, b1, w2, b2 for the mlp; "
-                "PATH.ckpt → PATH.ckpt.index + data)",
+    "PATH.ckpt → PATH.ckpt.index + data)",
     suffixes=(".ckpt",),
     read=lazy("fmnist_tf.formats", "read_checkpoint"),
     write=lazy("fmnist_tf.formats", "write_checkpoint"),

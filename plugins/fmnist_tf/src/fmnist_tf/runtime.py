@@ -105,16 +105,22 @@ def tensorflow_strategy(rank: int, world_size: int):
 
     config = os.environ.get("TF_CONFIG")
     if not config:
-        raise BackendError(f"{world_size} workers asked for but TF_CONFIG is not set: TensorFlow trains "
-                           "data-parallel through MultiWorkerMirroredStrategy, which reads its cluster from TF_CONFIG",
-                           fix="launch with `fmnist train --backend tf --workers N`, or set TF_CONFIG on each worker")
+        raise BackendError(
+            f"{world_size} workers asked for but TF_CONFIG is not set: TensorFlow trains "
+            "data-parallel through MultiWorkerMirroredStrategy, which reads its cluster from "
+            "TF_CONFIG",
+            fix="launch with `fmnist train --backend tf --workers N`, or set TF_CONFIG on each "
+            "worker",
+        )
     address = tf_config_address(config)
     task = json.loads(config)["task"]
     port = int(address.rsplit(":", 1)[-1])
     if port_in_use(port):
-        raise BackendError(f"port {port} of this worker's TF_CONFIG address {address!r} "
-                           f"({task['type']} {task['index']}) is already in use",
-                           fix="stop what listens there, or give this worker another port in TF_CONFIG")
+        raise BackendError(
+            f"port {port} of this worker's TF_CONFIG address {address!r} "
+            f"({task['type']} {task['index']}) is already in use",
+            fix="stop what listens there, or give this worker another port in TF_CONFIG",
+        )
     tf = import_tensorflow()
     # no CommunicationOptions(timeout_seconds=…): TF enforces it with one sleeping thread per
     # collective op for the whole timeout, thousands of threads a second here until thread
@@ -124,12 +130,17 @@ def tensorflow_strategy(rank: int, world_size: int):
         with quiet_native_stderr():
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
     except RuntimeError as exc:
-        raise BackendError(f"MultiWorkerMirroredStrategy could not start: {exc}",
-                           fix="create the trainer before this process runs any TensorFlow op "
-                               "(`fmnist train --workers N` does)") from exc
+        raise BackendError(
+            f"MultiWorkerMirroredStrategy could not start: {exc}",
+            fix="create the trainer before this process runs any TensorFlow op "
+            "(`fmnist train --workers N` does)",
+        ) from exc
     if strategy.num_replicas_in_sync != world_size:
-        raise BackendError(f"TF_CONFIG's cluster has {strategy.num_replicas_in_sync} replicas, "
-                           f"{world_size} workers expected", fix="one CPU or GPU device per worker")
+        raise BackendError(
+            f"TF_CONFIG's cluster has {strategy.num_replicas_in_sync} replicas, "
+            f"{world_size} workers expected",
+            fix="one CPU or GPU device per worker",
+        )
     return strategy
 
 
@@ -138,12 +149,18 @@ def tensorflow_jit(wanted: bool | None, conv: bool, strategy) -> bool:
     (XLA's CPU convolutions measured 7× slower) in one process; never with workers on the CPU."""
     if wanted is None:
         return not conv and strategy is None
-    if wanted and strategy is not None and not import_tensorflow().config.list_physical_devices("GPU"):
+    if (
+        wanted
+        and strategy is not None
+        and not import_tensorflow().config.list_physical_devices("GPU")
+    ):
         from fmnist_core import BackendError
 
-        raise BackendError("jit_compile=True cannot run with workers on the CPU: TensorFlow's XLA has no CPU "
-                           "collectives (its error: 'Collectives are not yet implemented for CPU devices')",
-                           fix="drop jit_compile (data-parallel runs the graph without XLA)")
+        raise BackendError(
+            "jit_compile=True cannot run with workers on the CPU: TensorFlow's XLA has no CPU "
+            "collectives (its error: 'Collectives are not yet implemented for CPU devices')",
+            fix="drop jit_compile (data-parallel runs the graph without XLA)",
+        )
     return bool(wanted)
 
 
@@ -152,10 +169,14 @@ def tensorflow_ops():
     from fmnist_core.engine.optimizer_slots import ArrayOps
 
     tf = import_tensorflow()
-    return ArrayOps(zeros_like=lambda v: tf.Variable(tf.zeros_like(v), trainable=False),
-                    read=lambda v: v.read_value() if isinstance(v, tf.Variable) else v,
-                    write=lambda v, value: v.assign(value), sqrt=tf.sqrt,
-                    to_numpy=lambda v: v.numpy(), from_numpy=lambda a, like: a)
+    return ArrayOps(
+        zeros_like=lambda v: tf.Variable(tf.zeros_like(v), trainable=False),
+        read=lambda v: v.read_value() if isinstance(v, tf.Variable) else v,
+        write=lambda v, value: v.assign(value),
+        sqrt=tf.sqrt,
+        to_numpy=lambda v: v.numpy(),
+        from_numpy=lambda a, like: a,
+    )
 
 
 def tensorflow_train_block(forward, variables: list, slots, strategy=None):
@@ -183,9 +204,13 @@ def tensorflow_train_block(forward, variables: list, slots, strategy=None):
             per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
             loss = tf.reduce_sum(per_sample * weights)
         grads = tape.gradient(loss, variables)
-        hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y) & mask, tf.float32))
+        hits = tf.reduce_sum(
+            tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y) & mask, tf.float32)
+        )
         if strategy is not None:
-            grads, loss, hits = tf.distribute.get_replica_context().all_reduce(ReduceOp.SUM, (grads, loss, hits))
+            grads, loss, hits = tf.distribute.get_replica_context().all_reduce(
+                ReduceOp.SUM, (grads, loss, hits)
+            )
         slots.apply(variables, grads, tf.unstack(row, num=columns))
         return loss, tf.cast(hits, tf.int32)
 
@@ -208,8 +233,9 @@ def tensorflow_train_block(forward, variables: list, slots, strategy=None):
     return train_block
 
 
-def tensorflow_train_steps(train, batches, scalars, largest: list[int], rank: int, world_size: int,
-                           images, labels):
+def tensorflow_train_steps(
+    train, batches, scalars, largest: list[int], rank: int, world_size: int, images, labels
+):
     """Call a ``tensorflow_train_block`` function on this worker's shard of a block of steps.
 
     ``largest`` is the engine's ``pad_block`` memory. Returns ``StepResult``.
@@ -224,17 +250,38 @@ def tensorflow_train_steps(train, batches, scalars, largest: list[int], rank: in
     mine = batches[:, shard(total, rank, world_size)]
     empty = mine.shape[1] == 0  # a short last batch with fewer samples than workers
     padded, scalars, steps, valid = pad_block(batches[:, :1] if empty else mine, scalars, largest)
-    peer_errors = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
-                   tf.errors.CancelledError) if world_size > 1 else ()
+    peer_errors = (
+        (
+            tf.errors.UnavailableError,
+            tf.errors.DeadlineExceededError,
+            tf.errors.AbortedError,
+            tf.errors.CancelledError,
+        )
+        if world_size > 1
+        else ()
+    )
     try:
-        losses, correct = train(tf.constant(padded, tf.int32), tf.constant(scalars), tf.constant(steps),
-                                tf.constant(0 if empty else valid), tf.constant(total), images, labels)
+        losses, correct = train(
+            tf.constant(padded, tf.int32),
+            tf.constant(scalars),
+            tf.constant(steps),
+            tf.constant(0 if empty else valid),
+            tf.constant(total),
+            images,
+            labels,
+        )
     except peer_errors as exc:
         from fmnist_core import BackendError
 
         lines = [line.strip() for line in str(exc.message).splitlines() if line.strip()]
-        reason = next((line for line in lines if "abort" in line.lower() or "time" in line.lower()), type(exc).__name__)
-        raise BackendError(f"worker rank {rank} of {world_size}: an all-reduce with the other workers failed "
-                           f"({reason[:200]})", fix="another worker stopped or cannot be reached: see its "
-                           "error, then --resume the run folder") from exc
+        reason = next(
+            (line for line in lines if "abort" in line.lower() or "time" in line.lower()),
+            type(exc).__name__,
+        )
+        raise BackendError(
+            f"worker rank {rank} of {world_size}: an all-reduce with the other workers failed "
+            f"({reason[:200]})",
+            fix="another worker stopped or cannot be reached: see its "
+            "error, then --resume the run folder",
+        ) from exc
     return StepResult(losses.numpy()[:steps], correct.numpy()[:steps].astype(np.int64))

@@ -38,7 +38,10 @@ def tf_config_address(text: str) -> str:
 
 def _tf_config_task(text: str) -> tuple[list[str], list[str], str, int]:
     """(chief addresses, worker addresses, task type, task index) of a ``TF_CONFIG``, checked."""
-    fix = 'set TF_CONFIG to {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}'
+    fix = (
+        'set TF_CONFIG to {"cluster": {"worker": ["host:port", ...]}, '
+        '"task": {"type": "worker", "index": i}}'
+    )
     try:
         config = json.loads(text)
         cluster, task = config["cluster"], config["task"]
@@ -47,7 +50,9 @@ def _tf_config_task(text: str) -> tuple[list[str], list[str], str, int]:
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ConfigError(f"TF_CONFIG is not a cluster and task: {text[:200]!r}", fix=fix) from exc
     if not 0 <= index < len({"chief": chiefs, "worker": workers}.get(kind, [])):
-        raise ConfigError(f"TF_CONFIG's task {kind!r} {index} is not in its cluster {cluster}", fix=fix)
+        raise ConfigError(
+            f"TF_CONFIG's task {kind!r} {index} is not in its cluster {cluster}", fix=fix
+        )
     return chiefs, workers, kind, index
 
 
@@ -71,7 +76,11 @@ def launch_tensorflow_workers(argv: list[str], workers: int) -> int:
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(workers)]}
 
     def env(rank: int) -> dict[str, str]:
-        return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": rank}}),
-                "FMNIST_LOCAL_WORKERS": str(workers)}  # they share this machine's cores
+        return {
+            "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": rank}}
+            ),
+            "FMNIST_LOCAL_WORKERS": str(workers),
+        }  # they share this machine's cores
 
     return launch_local(argv, workers, env)

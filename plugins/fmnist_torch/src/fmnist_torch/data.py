@@ -10,7 +10,8 @@ from fmnist_core import load_dataset
 
 
 class FashionMNIST(Dataset):
-    """A drop-in for ``torchvision.datasets.FashionMNIST``, with the data found and verified by fmnist.
+    """A drop-in for ``torchvision.datasets.FashionMNIST``, with the data found and verified by
+    fmnist.
 
     Without ``transform`` an item is ``(image float32 (1, 28, 28) in [0, 1], label)``, what
     torchvision gives with ``transform=ToTensor()``. With ``transform`` (any torchvision
@@ -40,8 +41,10 @@ class FashionMNIST(Dataset):
 
 
 def image_grid(images, nrow: int = 8):
-    """uint8 images (n, 28, 28) as one grid tensor (3, H, W), with ``torchvision.utils.make_grid``."""
+    """uint8 images (n, 28, 28) as one grid tensor (3, H, W) (``torchvision.utils.make_grid``)."""
     from torchvision.utils import make_grid
 
-    tensor = torch.from_numpy(np.array(images, dtype=np.uint8)).unsqueeze(1).to(torch.float32) / 255.0
+    tensor = (
+        torch.from_numpy(np.array(images, dtype=np.uint8)).unsqueeze(1).to(torch.float32) / 255.0
+    )
     return make_grid(tensor, nrow=nrow, padding=2)

@@ -29,8 +29,10 @@ def resolve_device(name: str | None) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BackendError(f"device {name!r} asked for, but torch sees no CUDA device",
-                           fix="use device='cpu' or 'auto'")
+        raise BackendError(
+            f"device {name!r} asked for, but torch sees no CUDA device",
+            fix="use device='cpu' or 'auto'",
+        )
     return torch.device(name)
 
 
@@ -40,16 +42,23 @@ def _write(target: torch.Tensor, value: torch.Tensor) -> None:
 
 
 # read detaches: the update's arithmetic must not be recorded by autograd
-TORCH_OPS = ArrayOps(zeros_like=torch.zeros_like, read=lambda t: t.detach(), write=_write, sqrt=torch.sqrt,
-                     to_numpy=lambda t: t.detach().cpu().numpy(),
-                     from_numpy=lambda a, like: torch.from_numpy(np.ascontiguousarray(a)).to(like.device))
+TORCH_OPS = ArrayOps(
+    zeros_like=torch.zeros_like,
+    read=lambda t: t.detach(),
+    write=_write,
+    sqrt=torch.sqrt,
+    to_numpy=lambda t: t.detach().cpu().numpy(),
+    from_numpy=lambda a, like: torch.from_numpy(np.ascontiguousarray(a)).to(like.device),
+)
 
 
 def neutral_converters(spec):
-    """(to_neutral, from_neutral) of a tensor by neutral name, through the lowering table's layouts."""
+    """(to_neutral, from_neutral) of a tensor by neutral name, by the lowering table's layouts."""
     table, layouts = lowering_table("torch"), {p.name: p.layout for p in spec.params}
-    return (lambda name, a: table.to_neutral(layouts[name], a),
-            lambda name, a: table.to_framework(layouts[name], a))
+    return (
+        lambda name, a: table.to_neutral(layouts[name], a),
+        lambda name, a: table.to_framework(layouts[name], a),
+    )
 
 
 def join_process_group(device: torch.device, rank: int, world_size: int) -> None:
@@ -61,15 +70,32 @@ def join_process_group(device: torch.device, rank: int, world_size: int) -> None
     if dist.is_initialized():
         return
     if "MASTER_ADDR" not in os.environ:
-        raise BackendError(f"WORLD_SIZE={world_size} is set but MASTER_ADDR is not",
-                           fix="launch with torchrun (or fmnist train --workers N)")
+        raise BackendError(
+            f"WORLD_SIZE={world_size} is set but MASTER_ADDR is not",
+            fix="launch with torchrun (or fmnist train --workers N)",
+        )
     timeout = datetime.timedelta(seconds=float(os.environ.get("FMNIST_DIST_TIMEOUT", "120")))
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world_size,
-                            timeout=timeout)
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo",
+        rank=rank,
+        world_size=world_size,
+        timeout=timeout,
+    )
 
 
-def autograd_steps(forward, parameters, slots: OptimizerSlots, images, labels, index, rows, *,
-                   prepare=lambda x: x, rank: int = 0, world_size: int = 1):
+def autograd_steps(
+    forward,
+    parameters,
+    slots: OptimizerSlots,
+    images,
+    labels,
+    index,
+    rows,
+    *,
+    prepare=lambda x: x,
+    rank: int = 0,
+    world_size: int = 1,
+):
     """Optimizer steps by autograd over a ``(k, batch)`` index block; returns (losses, correct)
     device tensors. ``prepare`` turns the scaled ``(n, H, W)`` batch into ``forward``'s input.
 
@@ -100,8 +126,12 @@ def autograd_steps(forward, parameters, slots: OptimizerSlots, images, labels, i
             grads = torch.autograd.grad(loss, parameters)
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)
-            grads = [g.view_as(p) for g, p in zip(torch.split(flat, [p.numel() for p in parameters]),
-                                                  parameters, strict=True)]
+            grads = [
+                g.view_as(p)
+                for g, p in zip(
+                    torch.split(flat, [p.numel() for p in parameters]), parameters, strict=True
+                )
+            ]
         slots.apply(parameters, grads, rows[step])
         losses[step] = loss.detach()
         correct[step] = (logits.detach().argmax(dim=1) == y).sum()
@@ -121,8 +151,11 @@ class TorchEngine(Engine):
             torch.set_num_threads(int(options["threads"]))
         self.precision = options.get("precision") or "float32"
         if self.precision == "tf32" and self.device_obj.type != "cuda":
-            raise BackendError(f"precision='tf32' applies to CUDA matmuls and convolutions; this run is on "
-                               f"{self.device}", fix="use precision='float32' or 'bf16', or device='cuda'")
+            raise BackendError(
+                f"precision='tf32' applies to CUDA matmuls and convolutions; this run is on "
+                f"{self.device}",
+                fix="use precision='float32' or 'bf16', or device='cuda'",
+            )
         if self.device_obj.type == "cuda":
             # exact float32 by default, so that GPU results match the CPU and the other backends
             torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
@@ -134,15 +167,19 @@ class TorchEngine(Engine):
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         torch.random.set_rng_state(generator_state)
-        self.tensors = {name: tensor for name, tensor in self.model.state_dict(keep_vars=True).items()
-                        if name in self.spec.shapes()}
+        self.tensors = {
+            name: tensor
+            for name, tensor in self.model.state_dict(keep_vars=True).items()
+            if name in self.spec.shapes()
+        }
         self.to_neutral, self.from_neutral = neutral_converters(self.spec)
         if config.initial_params is not None:
             self.set_params(config.initial_params)
         names = self.spec.trainable()
         self.trainable = [self.tensors[name] for name in names]
-        self.slots = OptimizerSlots(self.optimizer, names, self.trainable, TORCH_OPS, self.to_neutral,
-                                    self.from_neutral)
+        self.slots = OptimizerSlots(
+            self.optimizer, names, self.trainable, TORCH_OPS, self.to_neutral, self.from_neutral
+        )
         self.step_kind = options.get("step", "fused")
         self.rank, self.world_size = config.rank, config.world_size
         if self.world_size > 1:
@@ -150,21 +187,31 @@ class TorchEngine(Engine):
             for module in self.model.modules():
                 if isinstance(module, BiasedBatchNorm):
                     module.synchronized = True
-        self.fused = (self.step_kind == "fused" and self.spec.is_two_layer_perceptron()
-                      and self.optimizer.is_plain_sgd and self.precision != "bf16")
+        self.fused = (
+            self.step_kind == "fused"
+            and self.spec.is_two_layer_perceptron()
+            and self.optimizer.is_plain_sgd
+            and self.precision != "bf16"
+        )
         self.labels: torch.Tensor | None = None
 
     def set_params(self, params):
         with torch.no_grad():
             for name, tensor in self.tensors.items():
-                tensor.copy_(torch.from_numpy(self.from_neutral(name, np.asarray(params[name], np.float32))))
+                tensor.copy_(
+                    torch.from_numpy(self.from_neutral(name, np.asarray(params[name], np.float32)))
+                )
 
     def get_params(self):
-        return {name: self.to_neutral(name, tensor.detach().cpu().numpy()).copy()
-                for name, tensor in self.tensors.items()}
+        return {
+            name: self.to_neutral(name, tensor.detach().cpu().numpy()).copy()
+            for name, tensor in self.tensors.items()
+        }
 
     def attach(self, images, labels):
-        self.images = torch.from_numpy(np.array(images, dtype=np.uint8)).to(self.device_obj)  # a writable copy
+        self.images = torch.from_numpy(np.array(images, dtype=np.uint8)).to(
+            self.device_obj
+        )  # a writable copy
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(self.device_obj)
 
     def train_steps(self, batches, scalars):
@@ -176,9 +223,18 @@ class TorchEngine(Engine):
                 losses, correct = self._fused_steps(index, [row[0] for row in rows])
         else:
             self.model.train()
-            losses, correct = autograd_steps(self._forward, self.trainable, self.slots, self.images, self.labels,
-                                             index, rows, prepare=self._layout, rank=self.rank,
-                                             world_size=self.world_size)
+            losses, correct = autograd_steps(
+                self._forward,
+                self.trainable,
+                self.slots,
+                self.images,
+                self.labels,
+                index,
+                rows,
+                prepare=self._layout,
+                rank=self.rank,
+                world_size=self.world_size,
+            )
         return StepResult(losses.cpu().numpy(), correct.cpu().numpy())
 
     def _forward(self, x):
@@ -200,7 +256,12 @@ class TorchEngine(Engine):
             index = index[:, shard(total, self.rank, self.world_size)]
         steps, batch = index.shape
         flat = index.reshape(-1)
-        x_block = self.images.view(len(self.images), -1).index_select(0, flat).to(torch.float32).div_(255.0)
+        x_block = (
+            self.images.view(len(self.images), -1)
+            .index_select(0, flat)
+            .to(torch.float32)
+            .div_(255.0)
+        )
         x_block = x_block.view(steps, batch, -1)
         y_block = self.labels.index_select(0, flat).view(steps, batch)
         one_hot = torch.nn.functional.one_hot(y_block, w2.shape[0]).to(torch.float32)
@@ -236,10 +297,17 @@ class TorchEngine(Engine):
 
         first, second = self.model[1], self.model[3]
         params = (second.weight, second.bias, first.weight, first.bias)
-        grads = (grad.t().mm(hidden), grad.sum(dim=0), grad_hidden.t().mm(x), grad_hidden.sum(dim=0))
+        grads = (
+            grad.t().mm(hidden),
+            grad.sum(dim=0),
+            grad_hidden.t().mm(x),
+            grad_hidden.sum(dim=0),
+        )
         flat = torch.cat([g.reshape(-1) for g in grads])
         dist.all_reduce(flat)
-        for param, summed in zip(params, torch.split(flat, [p.numel() for p in params]), strict=True):
+        for param, summed in zip(
+            params, torch.split(flat, [p.numel() for p in params]), strict=True
+        ):
             param.sub_(summed.view_as(param), alpha=step_size)
 
     @torch.no_grad()

@@ -43,11 +43,15 @@ def _load(path):
         ) from exc
     except Exception as exc:  # RuntimeError and others for files that are not torch files
         reason = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines()[0][:160]
-        raise WeightsError(f"{path} is not a PyTorch state_dict file ({reason})",
-                           fix="pass a file written by torch.save(model.state_dict(), path)") from exc
+        raise WeightsError(
+            f"{path} is not a PyTorch state_dict file ({reason})",
+            fix="pass a file written by torch.save(model.state_dict(), path)",
+        ) from exc
     if not isinstance(state, dict):
-        raise WeightsError(f"{path} holds a {type(state).__name__}, not a state_dict",
-                       fix="save model.state_dict()")
+        raise WeightsError(
+            f"{path} holds a {type(state).__name__}, not a state_dict",
+            fix="save model.state_dict()",
+        )
     return {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
 
 
@@ -57,17 +61,26 @@ def read_pth(path) -> Weights:
     to_neutral, _ = neutral_converters(mlp)
     for names in ARTICLE_LAYOUTS.values():
         if set(names) == set(state):
-            params = {neutral: to_neutral(neutral, state[key].detach().cpu().numpy())
-                      for neutral, key in zip(MLP_NAMES, names, strict=True)}
-            return Weights("mlp", {k: np.ascontiguousarray(v, np.float32) for k, v in params.items()},
-                           {"backend": "torch", "source_format": "pth"})
+            params = {
+                neutral: to_neutral(neutral, state[key].detach().cpu().numpy())
+                for neutral, key in zip(MLP_NAMES, names, strict=True)
+            }
+            return Weights(
+                "mlp",
+                {k: np.ascontiguousarray(v, np.float32) for k, v in params.items()},
+                {"backend": "torch", "source_format": "pth"},
+            )
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     for name, spec in models().items():
         to_neutral, from_neutral = neutral_converters(spec)
-        wanted = {n: from_neutral(n, np.empty(s, np.float32)).shape for n, s in spec.shapes().items()}
+        wanted = {
+            n: from_neutral(n, np.empty(s, np.float32)).shape for n, s in spec.shapes().items()
+        }
         if shapes == wanted:
-            params = {n: np.ascontiguousarray(to_neutral(n, state[n].detach().cpu().numpy()), np.float32)
-                      for n in spec.shapes()}
+            params = {
+                n: np.ascontiguousarray(to_neutral(n, state[n].detach().cpu().numpy()), np.float32)
+                for n in spec.shapes()
+            }
             return Weights(name, params, {"backend": "torch", "source_format": "pth"})
     raise WeightsError(
         f"{path} has keys {', '.join(sorted(state)[:6])}, which fit no known model "
@@ -81,8 +94,10 @@ def write_pth(path, weights: Weights) -> None:
     params = spec.check_params(weights.params)
     _, to_torch = neutral_converters(spec)
     if spec.name == "mlp" and spec.is_two_layer_perceptron():
-        state = {key: torch.from_numpy(to_torch(neutral, params[neutral]))
-                 for neutral, key in zip(MLP_NAMES, ARTICLE_LAYOUTS["article"], strict=True)}
+        state = {
+            key: torch.from_numpy(to_torch(neutral, params[neutral]))
+            for neutral, key in zip(MLP_NAMES, ARTICLE_LAYOUTS["article"], strict=True)
+        }
     else:
         module = build_module(spec, 0, torch.device("cpu"))
         state = module.state_dict()

@@ -22,7 +22,11 @@ from fmnist_core.spec.layer import image_shape
 
 LOWERINGS = LoweringTable("torch")
 LOWERINGS.layout("dense", to_framework=lambda a: a.T, to_neutral=lambda a: a.T)
-LOWERINGS.layout("conv", to_framework=lambda a: a.transpose(3, 2, 0, 1), to_neutral=lambda a: a.transpose(2, 3, 1, 0))
+LOWERINGS.layout(
+    "conv",
+    to_framework=lambda a: a.transpose(3, 2, 0, 1),
+    to_neutral=lambda a: a.transpose(2, 3, 1, 0),
+)
 
 
 @dataclass
@@ -70,7 +74,7 @@ def channels(shape) -> int:
 
 
 class ChannelsLastFlatten(nn.Module):
-    """Flatten in the neutral (H, W, C) order: torch's NCHW is permuted first (a no-op for C = 1)."""
+    """Flatten in the neutral (H, W, C) order: torch's NCHW is permuted first (no-op for C = 1)."""
 
     def forward(self, x):
         if x.dim() == 4 and x.shape[1] > 1:
@@ -103,8 +107,12 @@ class SameConv2d(nn.Conv2d):
 def conv2d(layer, shape, ctx):
     top, bottom, left, right = layer.pads(shape)
     if left == right and top == bottom:
-        return nn.Conv2d(channels(shape), layer.filters, layer.kernel, layer.stride, padding=(top, left))
-    return SameConv2d(channels(shape), layer.filters, layer.kernel, layer.stride, pads=(left, right, top, bottom))
+        return nn.Conv2d(
+            channels(shape), layer.filters, layer.kernel, layer.stride, padding=(top, left)
+        )
+    return SameConv2d(
+        channels(shape), layer.filters, layer.kernel, layer.stride, pads=(left, right, top, bottom)
+    )
 
 
 @LOWERINGS.layer("MaxPool2D")
@@ -150,7 +158,9 @@ class BiasedBatchNorm(nn.BatchNorm2d):
         if input.dim() not in (2, 4):
             raise ValueError(f"expected 2D or 4D input (got {input.dim()}D input)")
 
-    synchronized = False  # data-parallel: batch statistics over every worker's shard (set by the engine)
+    synchronized = (
+        False  # data-parallel: batch statistics over every worker's shard (set by the engine)
+    )
 
     def forward(self, x):
         if not self.training:
@@ -176,7 +186,9 @@ class BiasedBatchNorm(nn.BatchNorm2d):
         axes = [0, 2, 3] if x.dim() == 4 else [0]
         wide = x.double()
         count = torch.tensor([x.numel() // x.shape[1]], dtype=torch.float64, device=x.device)
-        sums = SummedAcrossWorkers.apply(torch.cat([wide.sum(axes), (wide * wide).sum(axes), count]))
+        sums = SummedAcrossWorkers.apply(
+            torch.cat([wide.sum(axes), (wide * wide).sum(axes), count])
+        )
         n_channels, total = x.shape[1], sums[-1]
         mean = sums[:n_channels] / total
         var = (sums[n_channels : 2 * n_channels] / total - mean * mean).clamp_min(0)
@@ -245,4 +257,6 @@ class ResidualBlock(nn.Module):
 def residual(layer, shape, ctx):
     body = build_children(layer.body, shape, ctx)
     projection = layer.shortcut(shape)
-    return ResidualBlock(body, ctx.table.builder(projection)(projection, shape, ctx) if projection else None)
+    return ResidualBlock(
+        body, ctx.table.builder(projection)(projection, shape, ctx) if projection else None
+    )

@@ -12,26 +12,59 @@ class TorchBackend(Backend):
     priority = 30
     requires = ("torch", "torchvision")
     options = (
-        Option("device", str, "auto", "where to train: 'auto' takes a CUDA GPU when torch sees one, else the CPU",
-               choices=("auto", "cpu", "cuda"), pattern=r"cuda:\d+"),
-        Option("step", str, "fused", "'fused': a hand-written step for the article's MLP with plain SGD (else "
-               "autograd); 'autograd': always autograd", choices=("fused", "autograd")),
+        Option(
+            "device",
+            str,
+            "auto",
+            "where to train: 'auto' takes a CUDA GPU when torch sees one, else the CPU",
+            choices=("auto", "cpu", "cuda"),
+            pattern=r"cuda:\d+",
+        ),
+        Option(
+            "step",
+            str,
+            "fused",
+            "'fused': a hand-written step for the article's MLP with plain SGD (else "
+            "autograd); 'autograd': always autograd",
+            choices=("fused", "autograd"),
+        ),
         Option("threads", int, None, "CPU threads for torch (default: torch's own)"),
-        Option("precision", str, "float32", "'float32': exact, the same numbers as every backend; 'tf32' (CUDA "
-               "matmuls/convolutions) or 'bf16' (autocast) for speed", choices=("float32", "tf32", "bf16")),
-        Option("channels_last", bool, False, "NHWC memory format for convolutions: faster on CPUs "
-               "(BENCHMARKS.md), but other kernels, so the numbers leave the NumPy reference (off by "
-               "default, like tf32)"),
+        Option(
+            "precision",
+            str,
+            "float32",
+            "'float32': exact, the same numbers as every backend; 'tf32' (CUDA "
+            "matmuls/convolutions) or 'bf16' (autocast) for speed",
+            choices=("float32", "tf32", "bf16"),
+        ),
+        Option(
+            "channels_last",
+            bool,
+            False,
+            "NHWC memory format for convolutions: faster on CPUs "
+            "(BENCHMARKS.md), but other kernels, so the numbers leave the NumPy reference (off by "
+            "default, like tf32)",
+        ),
     )
     trains_data_parallel = True
 
     def launch_workers(self, argv: list[str], workers: int) -> int:
-        """``torchrun --standalone --nproc-per-node N -m fmnist_core.cli ARGV`` (a free local port)."""
+        """``torchrun --standalone --nproc-per-node N -m fmnist_core.cli ARGV`` (a free port)."""
         import subprocess
         import sys
 
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={workers}",
-                   "--max-restarts=0", "--monitor-interval=0.5", "-m", "fmnist_core.cli", *argv]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={workers}",
+            "--max-restarts=0",
+            "--monitor-interval=0.5",
+            "-m",
+            "fmnist_core.cli",
+            *argv,
+        ]
         return subprocess.run(command).returncode
 
     def create_engine(self, config: EngineConfig):
@@ -42,8 +75,9 @@ class TorchBackend(Backend):
 
 PTH = WeightFormat(
     name="pth",
-    description="PyTorch state_dict (the article's layout for the mlp, the built module's otherwise); "
-                "loaded with weights_only=True",
+    description="PyTorch state_dict (the article's layout for the mlp, the built module's "
+    "otherwise); "
+    "loaded with weights_only=True",
     suffixes=(".pth", ".pt"),
     read=lazy("fmnist_torch.formats", "read_pth"),
     write=lazy("fmnist_torch.formats", "write_pth"),

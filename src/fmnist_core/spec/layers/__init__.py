@@ -18,8 +18,12 @@ def _discover() -> dict[str, type[Layer]]:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
         for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, Layer) and value.kind \
-                    and value.__module__ == module.__name__:
+            if (
+                isinstance(value, type)
+                and issubclass(value, Layer)
+                and value.kind
+                and value.__module__ == module.__name__
+            ):
                 found[value.__name__] = value
     return found
 

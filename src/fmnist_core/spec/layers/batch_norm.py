@@ -22,14 +22,19 @@ class BatchNorm(Layer):
 
     kind: ClassVar[str] = "BatchNorm"
     prefix: ClassVar[str] = "bn"
-    momentum: float = hyper(0.1, above=0.0, maximum=1.0, help="share of the batch in the running averages")
+    momentum: float = hyper(
+        0.1, above=0.0, maximum=1.0, help="share of the batch in the running averages"
+    )
     eps: float = hyper(1e-5, above=0.0)
 
     def params(self, shape):
         c = image_shape(shape)[-1] if len(shape) >= 2 else shape[0]
-        return [ParamSpec(f"{self.name}.weight", (c,), "ones"), ParamSpec(f"{self.name}.bias", (c,), "zeros"),
-                ParamSpec(f"{self.name}.running_mean", (c,), "zeros", trainable=False),
-                ParamSpec(f"{self.name}.running_var", (c,), "ones", trainable=False)]
+        return [
+            ParamSpec(f"{self.name}.weight", (c,), "ones"),
+            ParamSpec(f"{self.name}.bias", (c,), "zeros"),
+            ParamSpec(f"{self.name}.running_mean", (c,), "zeros", trainable=False),
+            ParamSpec(f"{self.name}.running_var", (c,), "ones", trainable=False),
+        ]
 
     def reference(self, shape, state):
         return _BatchNormReference(self, shape, state)
@@ -41,7 +46,9 @@ class BatchNorm(Layer):
         # (n, c): BatchNormalization wants a channel axis 1 with spatial axes after it
         axes = graph.const([2], "int64")
         widened = graph.node("Unsqueeze", [x, axes])
-        return graph.node("Squeeze", [graph.node("BatchNormalization", [widened, *names], epsilon=self.eps), axes])
+        return graph.node(
+            "Squeeze", [graph.node("BatchNormalization", [widened, *names], epsilon=self.eps), axes]
+        )
 
     @classmethod
     def examples(cls):
@@ -50,8 +57,10 @@ class BatchNorm(Layer):
         from .dense import Dense
         from .flatten import Flatten
 
-        return [[Conv2D(4, 3, stride=2), BatchNorm(), ReLU(), Flatten(), Dense(NUM_CLASSES)],
-                [Flatten(), Dense(24), BatchNorm(momentum=0.2), ReLU(), Dense(NUM_CLASSES)]]
+        return [
+            [Conv2D(4, 3, stride=2), BatchNorm(), ReLU(), Flatten(), Dense(NUM_CLASSES)],
+            [Flatten(), Dense(24), BatchNorm(momentum=0.2), ReLU(), Dense(NUM_CLASSES)],
+        ]
 
 
 class _BatchNormReference(ReferenceOp):
@@ -81,5 +90,8 @@ class _BatchNormReference(ReferenceOp):
         self.set_grad("bias", float64_sum(dy, self.axes))
         dxhat = dy * gamma
         n = np.float32(self.count)
-        return (self.inv_std / n) * (n * dxhat - float64_sum(dxhat, self.axes)
-                                     - self.xhat * float64_sum(dxhat * self.xhat, self.axes))
+        return (self.inv_std / n) * (
+            n * dxhat
+            - float64_sum(dxhat, self.axes)
+            - self.xhat * float64_sum(dxhat * self.xhat, self.axes)
+        )

@@ -38,15 +38,28 @@ class Conv2D(Layer):
         if self.padding == "same":
             return (-(-h // self.stride), -(-w // self.stride), self.filters)
         if self.kernel > min(h, w):
-            raise ValueError(f"kernel {self.kernel} is larger than its input {h}×{w}"
-                             "|use a smaller kernel or padding='same'")
-        return ((h - self.kernel) // self.stride + 1, (w - self.kernel) // self.stride + 1, self.filters)
+            raise ValueError(
+                f"kernel {self.kernel} is larger than its input {h}×{w}"
+                "|use a smaller kernel or padding='same'"
+            )
+        return (
+            (h - self.kernel) // self.stride + 1,
+            (w - self.kernel) // self.stride + 1,
+            self.filters,
+        )
 
     def params(self, shape):
         channels, k = image_shape(shape)[2], self.kernel
-        return [ParamSpec(f"{self.name}.weight", (k, k, channels, self.filters), "glorot_uniform",
-                          fans=(k * k * channels, k * k * self.filters), layout="conv"),
-                ParamSpec(f"{self.name}.bias", (self.filters,), "zeros")]
+        return [
+            ParamSpec(
+                f"{self.name}.weight",
+                (k, k, channels, self.filters),
+                "glorot_uniform",
+                fans=(k * k * channels, k * k * self.filters),
+                layout="conv",
+            ),
+            ParamSpec(f"{self.name}.bias", (self.filters,), "zeros"),
+        ]
 
     def same_padding(self, size: int) -> tuple[int, int]:
         """TensorFlow's ``same`` padding of one axis of ``size``: (before, after)."""
@@ -65,9 +78,13 @@ class Conv2D(Layer):
 
     def to_onnx(self, graph, x, shape):
         top, bottom, left, right = self.pads(shape)
-        return graph.node("Conv", [x, f"{self.name}.weight", f"{self.name}.bias"],
-                          kernel_shape=[self.kernel] * 2, strides=[self.stride] * 2,
-                          pads=[top, left, bottom, right])
+        return graph.node(
+            "Conv",
+            [x, f"{self.name}.weight", f"{self.name}.bias"],
+            kernel_shape=[self.kernel] * 2,
+            strides=[self.stride] * 2,
+            pads=[top, left, bottom, right],
+        )
 
     @classmethod
     def examples(cls):
@@ -76,8 +93,15 @@ class Conv2D(Layer):
         from .flatten import Flatten
 
         # stride 2 with 'same' pads unevenly (0 before, 1 after) on 28 pixels
-        return [[Conv2D(4, 3, stride=2, padding="same"), ReLU(), Conv2D(6, 3, padding="valid"), Flatten(),
-                 Dense(NUM_CLASSES)]]
+        return [
+            [
+                Conv2D(4, 3, stride=2, padding="same"),
+                ReLU(),
+                Conv2D(6, 3, padding="valid"),
+                Flatten(),
+                Dense(NUM_CLASSES),
+            ]
+        ]
 
 
 class _Conv2DReference(ReferenceOp):

@@ -11,7 +11,7 @@ from ..layer import Layer, ParamSpec, ReferenceOp, hyper
 
 @dataclass(frozen=True)
 class Dense(Layer):
-    """``y = x @ weight + bias``; ``weight (in, out)`` (torch's ``Linear.weight`` is the transpose)."""
+    """``y = x @ weight + bias``; ``weight (in, out)`` (torch's ``Linear.weight`` is transposed)."""
 
     kind: ClassVar[str] = "Dense"
     prefix: ClassVar[str] = "fc"
@@ -19,13 +19,22 @@ class Dense(Layer):
 
     def output_shape(self, shape):
         if len(shape) != 1:
-            raise ValueError(f"needs a flat input, got shape {shape}|add Flatten or GlobalAvgPool before it")
+            raise ValueError(
+                f"needs a flat input, got shape {shape}|add Flatten or GlobalAvgPool before it"
+            )
         return (self.units,)
 
     def params(self, shape):
-        return [ParamSpec(f"{self.name}.weight", (shape[0], self.units), "glorot_uniform",
-                          fans=(shape[0], self.units), layout="dense"),
-                ParamSpec(f"{self.name}.bias", (self.units,), "zeros")]
+        return [
+            ParamSpec(
+                f"{self.name}.weight",
+                (shape[0], self.units),
+                "glorot_uniform",
+                fans=(shape[0], self.units),
+                layout="dense",
+            ),
+            ParamSpec(f"{self.name}.bias", (self.units,), "zeros"),
+        ]
 
     def reference(self, shape, state):
         return _DenseReference(self, shape, state)

@@ -41,4 +41,3 @@ class _FlattenReference(ReferenceOp):
 
     def backward(self, dy):
         return dy.reshape(self.in_shape)
-

@@ -28,7 +28,9 @@ class WindowPool(Layer):
     def output_shape(self, shape):
         h, w, c = require_image(shape)
         if self.pool > min(h, w):
-            raise ValueError(f"pool {self.pool} is larger than its input {h}×{w}|use a smaller pool")
+            raise ValueError(
+                f"pool {self.pool} is larger than its input {h}×{w}|use a smaller pool"
+            )
         return ((h - self.pool) // self.step + 1, (w - self.pool) // self.step + 1, c)
 
 
@@ -92,7 +94,16 @@ class AvgPool2D(WindowPool):
         from .dense import Dense
         from .flatten import Flatten
 
-        return [[Conv2D(4, 3), AvgPool2D(2), ReLU(), AvgPool2D(3, stride=2), Flatten(), Dense(NUM_CLASSES)]]
+        return [
+            [
+                Conv2D(4, 3),
+                AvgPool2D(2),
+                ReLU(),
+                AvgPool2D(3, stride=2),
+                Flatten(),
+                Dense(NUM_CLASSES),
+            ]
+        ]
 
 
 class _AvgPoolReference(ReferenceOp):
@@ -144,4 +155,6 @@ class _GlobalAvgPoolReference(ReferenceOp):
 
     def backward(self, dy):
         _, h, w, _ = self.in_shape
-        return np.broadcast_to((dy / np.float32(h * w))[:, None, None, :], self.in_shape).astype(np.float32)
+        return np.broadcast_to((dy / np.float32(h * w))[:, None, None, :], self.in_shape).astype(
+            np.float32
+        )

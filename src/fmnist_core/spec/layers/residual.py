@@ -31,7 +31,9 @@ class Residual(Layer):
     def validate(self) -> None:
         super().validate()
         if not isinstance(self.body, tuple) or not self.body:
-            raise ValueError("needs a body of at least one layer|pass Residual([Conv2D(16, 3), ReLU(), ...])")
+            raise ValueError(
+                "needs a body of at least one layer|pass Residual([Conv2D(16, 3), ReLU(), ...])"
+            )
 
     def children(self):
         return self.body
@@ -50,21 +52,30 @@ class Residual(Layer):
         same = (image_shape(shape) if len(shape) >= 2 else shape) == out
         if self.projection == "none" or (self.projection == "auto" and same):
             if not same:
-                raise ValueError(f"its body turns {shape} into {out}, and projection='none' adds the input as it "
-                                 "is|use projection='auto', or a body that keeps the shape")
+                raise ValueError(
+                    f"its body turns {shape} into {out}, and projection='none' adds the input as "
+                    "it "
+                    "is|use projection='auto', or a body that keeps the shape"
+                )
             return None
         if len(out) == 1:
             if len(shape) != 1:
-                raise ValueError(f"its body turns the image {shape} into the vector {out}, which a shortcut "
-                                 "cannot follow|end the body with an image, and Flatten after the block")
+                raise ValueError(
+                    f"its body turns the image {shape} into the vector {out}, which a shortcut "
+                    "cannot follow|end the body with an image, and Flatten after the block"
+                )
             return Dense(out[0], name=f"{self.name}.proj")
         if len(shape) == 1:
-            raise ValueError(f"its body turns the vector {shape} into the image {out}|keep the body flat")
+            raise ValueError(
+                f"its body turns the vector {shape} into the image {out}|keep the body flat"
+            )
         (h, w, _), (h2, w2, c2) = image_shape(shape), out
         stride = -(-h // h2)
         if -(-h // stride) != h2 or -(-w // stride) != w2:
-            raise ValueError(f"its body turns {h}×{w} into {h2}×{w2}, which no 1×1 projection with a stride "
-                             "gives|downsample inside the body by an integer stride with padding='same'")
+            raise ValueError(
+                f"its body turns {h}×{w} into {h2}×{w2}, which no 1×1 projection with a stride "
+                "gives|downsample inside the body by an integer stride with padding='same'"
+            )
         return Conv2D(c2, 1, stride=stride, padding="same", name=f"{self.name}.proj")
 
     def output_shape(self, shape):
@@ -84,7 +95,7 @@ class Residual(Layer):
         prefix = f"{self.name}."
         for item in out.get("body", []):  # the body's names as written by the user: local
             if item.get("name", "").startswith(prefix):
-                item["name"] = item["name"][len(prefix):]
+                item["name"] = item["name"][len(prefix) :]
         return out
 
     @classmethod
@@ -109,16 +120,37 @@ class Residual(Layer):
 
         return [
             # the shape stays: the input itself is the shortcut
-            [Conv2D(6, 3, stride=2), ReLU(), Residual([Conv2D(6, 3), BatchNorm(), ReLU(), Conv2D(6, 3)]), ReLU(),
-             GlobalAvgPool(), Dense(NUM_CLASSES)],
+            [
+                Conv2D(6, 3, stride=2),
+                ReLU(),
+                Residual([Conv2D(6, 3), BatchNorm(), ReLU(), Conv2D(6, 3)]),
+                ReLU(),
+                GlobalAvgPool(),
+                Dense(NUM_CLASSES),
+            ],
             # stride 2 and more channels: a 1×1 projection with stride 2
-            [Conv2D(4, 3, stride=2), Residual([Conv2D(8, 3, stride=2), ReLU(), Conv2D(8, 3)]), ReLU(), Flatten(),
-             Dense(NUM_CLASSES)],
+            [
+                Conv2D(4, 3, stride=2),
+                Residual([Conv2D(8, 3, stride=2), ReLU(), Conv2D(8, 3)]),
+                ReLU(),
+                Flatten(),
+                Dense(NUM_CLASSES),
+            ],
             # a Residual inside the stack of a Residual
-            [Conv2D(4, 3, stride=2), Residual([Conv2D(4, 3), ReLU(), Residual([Conv2D(4, 3), ReLU()]), ReLU()]),
-             Flatten(), Dense(NUM_CLASSES)],
+            [
+                Conv2D(4, 3, stride=2),
+                Residual([Conv2D(4, 3), ReLU(), Residual([Conv2D(4, 3), ReLU()]), ReLU()]),
+                Flatten(),
+                Dense(NUM_CLASSES),
+            ],
             # vectors, projected by a Dense
-            [Flatten(), Dense(16), Residual([Dense(16), ReLU(), Dense(8)]), ReLU(), Dense(NUM_CLASSES)],
+            [
+                Flatten(),
+                Dense(16),
+                Residual([Dense(16), ReLU(), Dense(8)]),
+                ReLU(),
+                Dense(NUM_CLASSES),
+            ],
         ]
 
 
@@ -136,7 +168,13 @@ class _ResidualReference(ReferenceOp):
         y = x
         for op in self.body:
             y = op.forward(y, training)
-        return y + (self.projection.forward(x, training) if self.projection else as_image(x) if y.ndim == 4 else x)
+        return y + (
+            self.projection.forward(x, training)
+            if self.projection
+            else as_image(x)
+            if y.ndim == 4
+            else x
+        )
 
     def backward(self, dy):
         grad = dy

@@ -27,8 +27,10 @@ class Swish(Layer):
 
     @classmethod
     def examples(cls):
-        return [[Flatten(), Dense(24), Swish(), Dense(10)],
-                [Conv2D(4, 3, stride=2), Swish(beta=1.5), Flatten(), Dense(10)]]
+        return [
+            [Flatten(), Dense(24), Swish(), Dense(10)],
+            [Conv2D(4, 3, stride=2), Swish(beta=1.5), Flatten(), Dense(10)],
+        ]
 
 
 class SwishReference(ReferenceOp):
