@@ -67,15 +67,20 @@ class Command:
         return importlib.import_module(self.module).run(args)
 
 
-def lazy(module: str, name: str) -> Callable:
-    """``module.name``, imported on first call: plugins register formats without importing
-    their framework (e.g. ``read=lazy("fmnist_tf.formats", "read_checkpoint")``)."""
+def load_on_call(module: str, name: str) -> Callable:
+    """A function that imports ``module`` and calls its ``name`` when it is called: plugins
+    register formats without importing their framework
+    (``read=load_on_call("fmnist_tf.formats", "read_checkpoint")``)."""
 
     def call(*args, **kwargs):
         return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
     call.__name__ = call.__qualname__ = name
     return call
+
+
+lazy = load_on_call
+"""fmnist 0.2's name of ``load_on_call``."""
 
 
 _manager: pluggy.PluginManager | None = None

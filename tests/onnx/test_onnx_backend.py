@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fmnist_core import Trainer, WeightsError, load_dataset
-from fmnist_core.testing import synthetic_dataset, vocabulary_models
+from fmnist_core.testing import layer_examples, synthetic_dataset, vocabulary_models
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,9 @@ def test_mlp_export_matches_its_source(trained_mlp, real, tmp_path):
 
 
 def test_cnn_and_every_layer_export(real, tmp_path):
-    for spec in ["cnn", *vocabulary_models()]:
+    # the recipes, the test-only vocabulary models and every layer type's own examples
+    examples = [model for _, model in layer_examples()]
+    for spec in ["cnn", *vocabulary_models(), *examples]:
         trainer = Trainer(
             backend="numpy",
             model=spec,
@@ -160,3 +162,25 @@ def test_onnx_backend_predicts_arrays():
     assert trainer.predict(data.test.images[:4], output="indices") == reference.predict(
         data.test.images[:4], output="indices"
     )
+
+
+def test_a_plugin_layer_exports_to_onnx(tmp_path, monkeypatch):
+    # tests/plugins/fmnist_swish's layer type brings its own ONNX lowering (Layer.to_onnx)
+    from fmnist_core import Dense, Flatten, ModelSpec, layer_types, plugins
+    from tests.plugins import install_example
+
+    monkeypatch.syspath_prepend(str(install_example(tmp_path / "site")))
+    monkeypatch.delenv("FMNIST_PLUGINS", raising=False)
+    plugins.reset()
+    try:
+        swish = layer_types()["Swish"]
+        assert plugins.get_backend("onnx").lowers("Swish")
+        data = synthetic_dataset()
+        spec = ModelSpec("mine", [Flatten(), Dense(32), swish(beta=1.5), Dense(10)])
+        trainer = Trainer(backend="numpy", model=spec, data=data, epochs=1, verbose=0)
+        trainer.fit()
+        trainer.export(tmp_path / "mine.onnx")
+        agreement, difference, _ = compare(trainer, tmp_path / "mine.onnx", data)
+        assert agreement == 1.0 and difference <= 1e-4
+    finally:
+        plugins.reset()

@@ -84,6 +84,15 @@ class LoweringTable:
         except KeyError:
             raise missing_lowering(self.backend, layer.kind) from None
 
+    def apply(self, layers, x, shape, ctx):
+        """For backends whose builders apply a layer to a tensor (``build(layer, x, shape, ctx)``):
+        the stack ``layers`` applied to ``x`` of neutral ``shape``, counting ``ctx.index``."""
+        for layer in layers:
+            x = self.builder(layer)(layer, x, shape, ctx)
+            ctx.index += 1
+            shape = layer.output_shape(shape)
+        return x
+
     def to_framework(self, layout: str, value: np.ndarray) -> np.ndarray:
         convert = self.layouts.get(layout)
         return np.ascontiguousarray(convert[0](value)) if convert else value

@@ -243,6 +243,21 @@ class ModelSpec:
         return hash(self.name)
 
 
+def _bounded(model: str, depth: int, count: list[int], more: int) -> None:
+    """The errors for nesting deeper than ``MAX_DEPTH`` or holding more than ``MAX_LAYERS``
+    layers (``count`` counts them as a spec is read)."""
+    count[0] += more
+    if depth > MAX_DEPTH:
+        raise ConfigError(
+            f"model {model!r} nests layers more than {MAX_DEPTH} deep",
+            fix="flatten the architecture",
+        )
+    if count[0] > MAX_LAYERS:
+        raise ConfigError(
+            f"model {model!r} has more than {MAX_LAYERS} layers", fix="use fewer layers"
+        )
+
+
 def _named(
     model: str, layers: tuple, parent: str, depth: int, count: list[int]
 ) -> tuple[Layer, ...]:
@@ -250,20 +265,12 @@ def _named(
     prefixed with their parent's name); ``count`` counts every layer against ``MAX_LAYERS``."""
     from .. import plugins
 
-    if depth > MAX_DEPTH:
-        raise ConfigError(
-            f"model {model!r} nests layers more than {MAX_DEPTH} deep",
-            fix="flatten the architecture",
-        )
+    _bounded(model, depth, count, 0)
     counts: dict[str, int] = {}
     named = []
     for index, layer in enumerate(layers):
         where = f"model {model!r}, {parent + ' ' if parent else ''}layer {index + 1}"
-        count[0] += 1
-        if count[0] > MAX_LAYERS:
-            raise ConfigError(
-                f"model {model!r} has more than {MAX_LAYERS} layers", fix="use fewer layers"
-            )
+        _bounded(model, depth, count, 1)
         if not isinstance(layer, Layer):
             raise ConfigError(
                 f"{where} is {str(layer)[:60]!r}, not a layer",
@@ -336,19 +343,11 @@ def _layers_from(
             f"model {model!r}{where}: layers must be a list, got {str(items)[:60]}",
             fix="save the weights again with fmnist",
         )
-    if depth > MAX_DEPTH:
-        raise ConfigError(
-            f"model {model!r} nests layers more than {MAX_DEPTH} deep",
-            fix="flatten the architecture",
-        )
+    _bounded(model, depth, count, 0)
     layers = []
     for index, item in enumerate(items):
         place = f"{where}, layer {index + 1}" if where else f", layer {index + 1}"
-        count[0] += 1
-        if count[0] > MAX_LAYERS:
-            raise ConfigError(
-                f"model {model!r} has more than {MAX_LAYERS} layers", fix="use fewer layers"
-            )
+        _bounded(model, depth, count, 1)
         if not isinstance(item, dict):
             raise ConfigError(
                 f"model {model!r}{place}: {str(item)[:60]!r} is not a layer description",

@@ -34,11 +34,7 @@ class BuildContext:
     index: int = 0
 
     def run(self, layers, x, shape):
-        for layer in layers:
-            x = self.table.builder(layer)(layer, x, shape, self)
-            self.index += 1
-            shape = layer.output_shape(shape)
-        return x
+        return self.table.apply(layers, x, shape, self)
 
 
 def build_model(spec, seed: int = 0, training: bool = False, synchronized: bool = False):

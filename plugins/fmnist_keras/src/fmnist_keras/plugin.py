@@ -14,7 +14,7 @@ from fmnist_core import (
     Option,
     WeightFormat,
     hookimpl,
-    lazy,
+    load_on_call,
 )
 
 
@@ -99,16 +99,16 @@ KERAS = WeightFormat(
     name="keras",
     description="Keras 3 .keras archive (loaded with safe_mode=True)",
     suffixes=(".keras",),
-    read=lazy("fmnist_keras.formats", "read_keras"),
-    write=lazy("fmnist_keras.formats", "write_keras"),
+    read=load_on_call("fmnist_keras.formats", "read_keras"),
+    write=load_on_call("fmnist_keras.formats", "write_keras"),
     plugin="fmnist_keras",
 )
 WEIGHTS_H5 = WeightFormat(
     name="weights.h5",
     description="Keras .weights.h5 of the model's functional build",
     suffixes=(".weights.h5",),
-    read=lazy("fmnist_keras.formats", "read_weights_h5"),
-    write=lazy("fmnist_keras.formats", "write_weights_h5"),
+    read=load_on_call("fmnist_keras.formats", "read_weights_h5"),
+    write=load_on_call("fmnist_keras.formats", "write_weights_h5"),
     plugin="fmnist_keras",
 )
 

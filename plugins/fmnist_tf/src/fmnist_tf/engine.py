@@ -77,11 +77,7 @@ class SpecModule(tf.Module):
 
     def run(self, layers, x, shape):
         """The ops of a stack of layers from ``x`` of neutral ``shape``."""
-        for layer in layers:
-            x = self.table.builder(layer)(layer, x, shape, self)
-            self.index += 1
-            shape = layer.output_shape(shape)
-        return x
+        return self.table.apply(layers, x, shape, self)
 
 
 def framework_params(spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fmnist_core import Backend, EngineConfig, Lowerings, Option, WeightFormat, hookimpl, lazy
+from fmnist_core import (
+    Backend,
+    EngineConfig,
+    Lowerings,
+    Option,
+    WeightFormat,
+    hookimpl,
+    load_on_call,
+)
 
 from .workers import TensorFlowWorkers
 
@@ -65,8 +73,8 @@ SAVEDMODEL = WeightFormat(
     description="TF2 SavedModel folder with a serving signature; read from its variables, never "
     "executed",
     suffixes=(".savedmodel",),
-    read=lazy("fmnist_tf.formats", "read_savedmodel"),
-    write=lazy("fmnist_tf.formats", "write_savedmodel"),
+    read=load_on_call("fmnist_tf.formats", "read_savedmodel"),
+    write=load_on_call("fmnist_tf.formats", "write_savedmodel"),
     matches=_is_savedmodel,
     plugin="fmnist_tf",
 )
@@ -75,8 +83,8 @@ CHECKPOINT = WeightFormat(
     description="tf.train.Checkpoint of the variables (the article's w1, b1, w2, b2 for the mlp; "
     "PATH.ckpt → PATH.ckpt.index + data)",
     suffixes=(".ckpt",),
-    read=lazy("fmnist_tf.formats", "read_checkpoint"),
-    write=lazy("fmnist_tf.formats", "write_checkpoint"),
+    read=load_on_call("fmnist_tf.formats", "read_checkpoint"),
+    write=load_on_call("fmnist_tf.formats", "write_checkpoint"),
     matches=_is_checkpoint,
     plugin="fmnist_tf",
 )

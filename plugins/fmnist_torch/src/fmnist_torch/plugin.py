@@ -3,7 +3,15 @@ import here)."""
 
 from __future__ import annotations
 
-from fmnist_core import Backend, EngineConfig, Lowerings, Option, WeightFormat, hookimpl, lazy
+from fmnist_core import (
+    Backend,
+    EngineConfig,
+    Lowerings,
+    Option,
+    WeightFormat,
+    hookimpl,
+    load_on_call,
+)
 
 
 class TorchBackend(Backend):
@@ -79,8 +87,8 @@ PTH = WeightFormat(
     "otherwise); "
     "loaded with weights_only=True",
     suffixes=(".pth", ".pt"),
-    read=lazy("fmnist_torch.formats", "read_pth"),
-    write=lazy("fmnist_torch.formats", "write_pth"),
+    read=load_on_call("fmnist_torch.formats", "read_pth"),
+    write=load_on_call("fmnist_torch.formats", "write_pth"),
     plugin="fmnist_torch",
 )
 
