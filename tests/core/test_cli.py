@@ -265,3 +265,48 @@ def test_train_a_model_from_a_json_file(tmp_path, real_data_dir):
         out.returncode == 1
         and f"cannot read the model file {tmp_path / 'missing.json'}" in out.stderr
     )
+
+
+def test_train_records_augmentation_smoothing_average_and_tta(tmp_path, real_data_dir):
+    run = tmp_path / "run"
+    from fmnist_core.cli import main
+
+    code = main(
+        [
+            "train",
+            "--backend",
+            "numpy",
+            "--epochs",
+            "1",
+            "--augment",
+            "flip,translate:1",
+            "--label-smoothing",
+            "0.1",
+            "--ema",
+            "0.99",
+            "--tta",
+            "--no-plots",
+            "--quiet",
+            "--data-dir",
+            str(real_data_dir),
+            "--out",
+            str(run),
+        ]
+    )
+    assert code == 0
+    config = json.loads((run / "config.json").read_text())
+    assert (config["augment"], config["label_smoothing"], config["ema"], config["tta"]) == (
+        "flip,translate:1",
+        0.1,
+        0.99,
+        True,
+    )
+    assert json.loads((run / "evaluation.json").read_text())["accuracy"] > 0.7
+
+
+def test_bad_augmentation_flag_is_one_line(tmp_path, capsys):
+    from fmnist_core.cli import main
+
+    assert main(["train", "--backend", "numpy", "--augment", "wobble", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown augmentation 'wobble'" in err and len(err.strip().splitlines()) == 1

@@ -126,16 +126,22 @@ def test_torch_autograd_after_tensorflow_in_one_process(real):
     assert image_grid(real.test.images[:4]).shape[0] == 3
 
 
-@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
-def test_cnn_first_20_step_losses_match_reference(backend, real):
+#: docs/weights-and-parity.md: torch's default channels-last convolutions sum in another order
+CNN_TOLERANCE = {"torch": 5e-4}
+CNN_RUNS = [(b, {}) for b in BACKENDS if b != "numpy"]
+CNN_RUNS += [("torch", {"channels_last": False})] if "torch" in BACKENDS else []
+
+
+@pytest.mark.parametrize("backend, options", CNN_RUNS, ids=[f"{b}{o or ''}" for b, o in CNN_RUNS])
+def test_cnn_first_20_step_losses_match_reference(backend, options, real):
     reference = first_step_losses("numpy", real, steps=20, model="cnn")
-    losses = first_step_losses(backend, real, steps=20, model="cnn")
+    losses = first_step_losses(backend, real, steps=20, model="cnn", **options)
     relative = np.abs(losses - reference) / np.abs(reference)
     print(
-        f"{backend}: cnn recipe, max relative per-step loss difference over 20 steps "
-        f"{relative.max():.2e}"
+        f"{backend}{options or ''}: cnn recipe, max relative per-step loss difference over 20 "
+        f"steps {relative.max():.2e}"
     )
-    assert relative.max() <= 1e-4
+    assert relative.max() <= (CNN_TOLERANCE.get(backend, 1e-4) if not options else 1e-4)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,12 @@ class TestTorchAutogradConformance(BackendConformance):
     options = {"step": "autograd"}
 
 
+class TestTorchExactKernelsConformance(BackendConformance):
+    # channels_last=False: NCHW convolutions, the exact path kept beside the faster default
+    backend = "torch"
+    options = {"channels_last": False}
+
+
 class ArticleNetwork(nn.Module):
     """The article's NeuralNetwork, verbatim."""
 
@@ -134,9 +140,6 @@ def test_precision_and_layout_options_on_the_cpu():
 
     data = synthetic_dataset()
     plain = Trainer(
-        backend="torch", model="cnn", data=data, epochs=1, batch_size=32, verbose=0, device="cpu"
-    )
-    layout = Trainer(
         backend="torch",
         model="cnn",
         data=data,
@@ -144,11 +147,14 @@ def test_precision_and_layout_options_on_the_cpu():
         batch_size=32,
         verbose=0,
         device="cpu",
-        channels_last=True,
+        channels_last=False,
     )
-    assert (
-        layout.engine.channels_last and not plain.engine.channels_last
-    )  # off by default: parity first
+    layout = Trainer(
+        backend="torch", model="cnn", data=data, epochs=1, batch_size=32, verbose=0, device="cpu"
+    )
+    # on by default for convolutions (faster); off for models without, and on request
+    assert layout.engine.channels_last and not plain.engine.channels_last
+    assert not Trainer(backend="torch", data=data, verbose=0).engine.channels_last
     np.testing.assert_allclose(layout.fit()[0].loss, plain.fit()[0].loss, rtol=1e-4)
     bf16 = Trainer(
         backend="torch",

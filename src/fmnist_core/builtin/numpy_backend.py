@@ -20,17 +20,25 @@ from ..spec.layer import Layer, ReferenceState
 MAX = np.float32(255.0)
 
 
-def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray, int]:
-    """Mean loss, its gradient with respect to the logits, and the correct count."""
-    batch = len(labels)
+def cross_entropy(
+    logits: np.ndarray, labels: np.ndarray, smoothing: float = 0.0
+) -> tuple[float, np.ndarray, int]:
+    """Mean loss, its gradient with respect to the logits, and the correct count. With
+    ``smoothing`` ε the target is (1 - ε) · one-hot + ε / classes."""
+    batch, classes = logits.shape
     rows = np.arange(batch)
     correct = int(np.count_nonzero(logits.argmax(axis=1) == labels))
     shifted = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(shifted)
     total = probs.sum(axis=1, keepdims=True)
     loss = np.log(total[:, 0]).sum() / batch - shifted[rows, labels].sum() / batch
+    if smoothing:
+        mean_log_prob = (shifted.sum(axis=1) / classes - np.log(total[:, 0])).sum() / batch
+        loss = (1 - smoothing) * loss - smoothing * mean_log_prob
     probs /= total
-    probs[rows, labels] -= 1.0
+    if smoothing:
+        probs -= np.float32(smoothing / classes)
+    probs[rows, labels] -= np.float32(1.0 - smoothing)
     probs *= np.float32(1.0 / batch)
     return float(loss), probs, correct
 
@@ -42,6 +50,7 @@ class NumpyEngine(Engine):
 
     def __init__(self, config: EngineConfig):
         self.spec, self.optimizer = config.model, config.optimizer
+        self.smoothing = config.label_smoothing
         self.params = {
             k: np.array(v, np.float32)
             for k, v in (config.initial_params or config.model.init_params(config.seed)).items()
@@ -76,7 +85,9 @@ class NumpyEngine(Engine):
             for step, index in enumerate(batches):
                 x = self.images[index].astype(np.float32) / MAX
                 logits = self._forward(x, training=True)
-                losses[step], grad, correct[step] = cross_entropy(logits, self.labels[index])
+                losses[step], grad, correct[step] = cross_entropy(
+                    logits, self.labels[index], self.smoothing
+                )
                 for op in reversed(self.ops):
                     grad = op.backward(grad)
                 self.slots.apply(
@@ -203,7 +214,8 @@ class NumpyBackend(Backend):
             from ..engine.lowering import missing_lowering
 
             raise missing_lowering(self.name, missing[0])
-        if config.model.is_two_layer_perceptron() and config.optimizer.is_plain_sgd:
+        fast = config.optimizer.is_plain_sgd and not config.label_smoothing
+        if config.model.is_two_layer_perceptron() and fast:
             return NumpyMLPEngine(config)
         return NumpyEngine(config)
 

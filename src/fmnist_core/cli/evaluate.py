@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from .common import checksum_flags, print_json
 
 
@@ -9,6 +11,12 @@ def add_arguments(p) -> None:
     p.add_argument("weights")
     p.add_argument("--backend")
     p.add_argument("--split", default="test", choices=["test", "train", "validation"])
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each image's logits with its mirror image's (default: the recipe's)",
+    )
     p.add_argument("--data-dir")
     checksum_flags(p)
     p.add_argument("--json", action="store_true")
@@ -24,7 +32,7 @@ def run(args) -> int:
         verbose=0,
         verify_checksums=not args.skip_checksums,
     )
-    result = trainer.evaluate(args.split)
+    result = trainer.evaluate(args.split, tta=args.tta)
     if args.json:
         print_json({"backend": trainer.backend.name, **result.to_dict()})
     else:

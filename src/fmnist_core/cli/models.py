@@ -12,7 +12,16 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def _name(value) -> str:
+    """An optimizer or schedule as its name (and non-default settings)."""
+    if isinstance(value, str):
+        return value
+    settings = {k: v for k, v in value.to_dict().items() if k != "kind"}
+    return value.kind + (f" {settings}" if settings else "")
+
+
 def run(args) -> int:
+    from ..data.augment import as_augment
     from ..plugins import models
 
     registered = sorted(models().items())
@@ -26,8 +35,12 @@ def run(args) -> int:
                 "epochs": spec.recipe.epochs,
                 "batch_size": spec.recipe.batch_size,
                 "learning_rate": spec.recipe.learning_rate,
-                "optimizer": str(spec.recipe.optimizer),
-                "schedule": str(spec.recipe.schedule),
+                "optimizer": _name(spec.recipe.optimizer),
+                "schedule": _name(spec.recipe.schedule),
+                "augment": str(as_augment(spec.recipe.augment)),
+                "label_smoothing": spec.recipe.label_smoothing,
+                "ema": spec.recipe.ema,
+                "tta": spec.recipe.tta,
             },
             "architecture": spec.to_dict()["layers"],
         }
@@ -39,9 +52,13 @@ def run(args) -> int:
     for row in rows:
         r = row["recipe"]
         print(f"{row['name']:<8} {row['parameters']:>8,} parameters  {row['description']}")
+        extras = [f"augment {r['augment']}"] if r["augment"] != "none" else []
+        extras += [f"label smoothing {r['label_smoothing']:g}"] if r["label_smoothing"] else []
+        extras += [f"ema {r['ema']:g}"] if r["ema"] else []
+        extras += ["tta"] if r["tta"] else []
         print(
             f"{'':<8} recipe: {r['optimizer']} lr {r['learning_rate']}, {r['schedule']} schedule, "
-            f"batch {r['batch_size']}, {r['epochs']} epochs"
+            f"batch {r['batch_size']}, {r['epochs']} epochs" + "".join(f", {e}" for e in extras)
         )
     if args.verbose:
         for name, spec in registered:

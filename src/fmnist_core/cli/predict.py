@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from .common import EXIT_ERROR, print_json
@@ -24,6 +25,12 @@ def add_arguments(p) -> None:
         default=None,
         help="refuse images declaring more pixels (default 40,000,000)",
     )
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each image's logits with its mirror image's (default: the recipe's)",
+    )
     p.add_argument("--json", action="store_true")
 
 
@@ -42,7 +49,9 @@ def run(args) -> int:
     predictions = (
         [
             replace(p, path=str(path))
-            for p, path in zip(trainer.predict(images, output="predictions"), paths, strict=True)
+            for p, path in zip(
+                trainer.predict(images, output="predictions", tta=args.tta), paths, strict=True
+            )
         ]
         if len(images)
         else []

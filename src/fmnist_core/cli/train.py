@@ -4,6 +4,7 @@ data-parallel."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -77,6 +78,26 @@ def add_arguments(p) -> None:
         metavar="N",
         help="hold out N training images (or a fraction, 0.1) as a validation split, reported each "
         "epoch",
+    )
+    p.add_argument(
+        "--augment",
+        metavar="LIST",
+        help="training-time augmentation, e.g. flip,translate:2,erase:0.5 (or none); default: the "
+        "recipe's",
+    )
+    p.add_argument("--label-smoothing", type=float, metavar="E", help="default: the recipe's")
+    p.add_argument(
+        "--ema",
+        type=float,
+        metavar="DECAY",
+        help="evaluate and save an average of the weights "
+        "(e.g. 0.999; 0: off); default: the recipe's",
+    )
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="evaluate on each image and its mirror image; default: the recipe's",
     )
     p.add_argument(
         "--validate",
@@ -182,6 +203,10 @@ def _trainer(args):
         evaluate_each_epoch=args.evaluate_each_epoch,
         validation=args.validation,
         verify_checksums=not args.skip_checksums,
+        augment=args.augment,
+        label_smoothing=args.label_smoothing,
+        ema=args.ema,
+        tta=args.tta,
         **backend_options(args),
     )
     return trainer, run_folder

@@ -56,6 +56,8 @@ class EngineConfig:
     options: dict[str, Any] = field(default_factory=dict)  # backend-specific, e.g. device
     rank: int = 0  # data-parallel: this worker's rank among ``world_size`` (see ``shard``)
     world_size: int = 1
+    # the loss: (1 - ε) · cross-entropy + ε · the mean over classes of -log softmax
+    label_smoothing: float = 0.0
 
 
 class Engine(ABC):

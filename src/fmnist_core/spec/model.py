@@ -45,6 +45,10 @@ class Recipe:
     learning_rate: float = 0.1
     optimizer: Any = "sgd"  # a name or an ``fmnist_core.Optimizer``
     schedule: Any = "constant"  # a name or an ``fmnist_core.Schedule``
+    augment: Any = None  # None, a text like "flip,translate:2" or an ``fmnist_core.Augment``
+    label_smoothing: float = 0.0
+    ema: float = 0.0  # the decay of an average of the weights (0: none)
+    tta: bool = False  # evaluate and predict on each image and its mirror image
 
 
 ARTICLE_RECIPE = Recipe()

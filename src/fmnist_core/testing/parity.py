@@ -35,11 +35,18 @@ def first_step_losses(
     seed: int = 0,
     batch_size: int | None = None,
     model: str = "mlp",
+    **options,
 ) -> np.ndarray:
     """Per-step losses of the first ``steps`` steps of epoch 1 of ``model``'s recipe, from the
-    core's initial weights."""
+    core's initial weights (``options``: the backend's)."""
     trainer = Trainer(
-        backend=backend, data=data, seed=seed, batch_size=batch_size, verbose=0, model=model
+        backend=backend,
+        data=data,
+        seed=seed,
+        batch_size=batch_size,
+        verbose=0,
+        model=model,
+        **options,
     )
     size = trainer.batch_size
     order = epoch_permutation(seed, 0, len(data.train))[: steps * size].reshape(steps, size)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import WeightsError
 from ..io.formats import read_weights, write_weights
 from ..io.weights import Weights
+from .ema import PREFIX as EMA_PREFIX
 from .metrics import History
 
 if TYPE_CHECKING:
@@ -25,6 +26,10 @@ CHECKPOINT_NAME = "checkpoint.safetensors"
 OPTIMIZER_PREFIX = "optimizer."
 
 RECORDED = (
+    "augment",
+    "label_smoothing",
+    "ema",
+    "tta",
     "epochs",
     "batch_size",
     "learning_rate",
@@ -39,8 +44,9 @@ RECORDED = (
 """The ``Trainer`` arguments a weights file records and ``Trainer.load``/``resume`` restore."""
 
 
-def weights_of(trainer: Trainer) -> Weights:
-    """The trainer's parameters with the metadata every weights file carries."""
+def weights_of(trainer: Trainer, params: dict | None = None) -> Weights:
+    """The trainer's evaluated weights (or ``params``) with the metadata every weights file
+    carries."""
     versions = {"fmnist-core": package_version("fmnist-core"), **trainer.backend.versions()}
     metadata = {
         "backend": trainer.backend.name,
@@ -56,7 +62,9 @@ def weights_of(trainer: Trainer) -> Weights:
     )
     if accuracy is not None:
         metadata["test_accuracy"] = str(accuracy)
-    return Weights(trainer.model.name, trainer.engine.get_params(), metadata)
+    return Weights(
+        trainer.model.name, trainer.evaluated_params() if params is None else params, metadata
+    )
 
 
 def recorded_config(weights: Weights) -> dict[str, Any]:
@@ -79,10 +87,13 @@ def recorded_arguments(config: dict[str, Any], with_options: bool) -> dict[str, 
 
 
 def write_checkpoint(trainer: Trainer, folder: str | os.PathLike) -> Path:
-    """Weights, optimizer state, epoch and history into ``folder`` atomically (rank 0 only)."""
-    weights = weights_of(trainer)
+    """The training weights, optimizer state, the average of the weights, epoch and history into
+    ``folder`` atomically (rank 0 only)."""
+    weights = weights_of(trainer, trainer.engine.get_params())
     for name, array in trainer.engine.optimizer_state().items():
         weights.params[f"{OPTIMIZER_PREFIX}{name}"] = array
+    if trainer.weight_average is not None:
+        weights.params.update(trainer.weight_average.state())
     weights.metadata["history"] = json.dumps(trainer.history.to_dict())
     path = Path(folder) / CHECKPOINT_NAME
     if trainer.rank == 0:
@@ -90,8 +101,9 @@ def write_checkpoint(trainer: Trainer, folder: str | os.PathLike) -> Path:
     return path
 
 
-def read_checkpoint(folder: str | os.PathLike) -> tuple[Weights, dict, History, int]:
-    """(weights, optimizer state, history, epochs done) of the run checkpointed in ``folder``."""
+def read_checkpoint(folder: str | os.PathLike) -> tuple[Weights, dict, dict, History, int]:
+    """(weights, optimizer state, the average's state, history, epochs done) of the run
+    checkpointed in ``folder``."""
     path = Path(folder) / CHECKPOINT_NAME
     if not path.exists():
         raise WeightsError(
@@ -104,7 +116,12 @@ def read_checkpoint(folder: str | os.PathLike) -> tuple[Weights, dict, History, 
         for k, v in weights.params.items()
         if k.startswith(OPTIMIZER_PREFIX)
     }
-    weights.params = {k: v for k, v in weights.params.items() if not k.startswith(OPTIMIZER_PREFIX)}
+    average = {k: v for k, v in weights.params.items() if k.startswith(EMA_PREFIX)}
+    weights.params = {
+        k: v
+        for k, v in weights.params.items()
+        if not k.startswith(OPTIMIZER_PREFIX) and not k.startswith(EMA_PREFIX)
+    }
     try:
         history = History.from_dict(json.loads(weights.metadata.get("history", "{}")))
         epochs_done = int(weights.metadata.get("epochs_done", 0))
@@ -113,7 +130,7 @@ def read_checkpoint(folder: str | os.PathLike) -> tuple[Weights, dict, History, 
             f"{path} records a history or epoch count fmnist cannot read",
             fix="start the run again, or resume from an intact checkpoint",
         ) from None
-    return weights, optimizer, history, epochs_done
+    return weights, optimizer, average, history, epochs_done
 
 
 def package_version(dist: str) -> str:

@@ -1,6 +1,6 @@
 """The training loop, written once for every backend: epochs, the seeded order, blocks of steps
-handed to the engine, the optimizer's per-step scalars, progress, callbacks, checkpoints, and
-what happens when the loss diverges."""
+handed to the engine, augmentation, the optimizer's per-step scalars, the average of the weights,
+progress, callbacks, checkpoints, and what happens when the loss diverges."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import numpy as np
 from ..engine.batching import batch_count, epoch_blocks, epoch_permutation
 from ..errors import TrainingError
 from .callbacks import Callback
+from .ema import WeightAverage
 from .metrics import EpochRecord, History, ProgressRecord
 
 if TYPE_CHECKING:
+    from ..data.dataset import Split
     from ..engine.backend import Engine
     from .trainer import Trainer
 
@@ -25,7 +27,10 @@ def fit(
 ) -> History:
     """Train ``trainer`` from its next epoch to ``trainer.epochs``; see ``Trainer.fit``."""
     train, validation = trainer.splits()
-    engine = trainer.attached_engine()
+    # with augmentation each block's augmented images are attached in turn (train_epoch)
+    engine = trainer.engine if trainer.augment.active else trainer.attached_engine()
+    if trainer.ema and trainer.weight_average is None:
+        trainer.weight_average = WeightAverage(trainer.ema, engine.get_params())
     trainer.stop_training = False
     batches = batch_count(len(train), trainer.batch_size)
     for cb in callbacks:
@@ -33,7 +38,7 @@ def fit(
     for epoch in range(trainer.epochs_done, trainer.epochs):
         for cb in callbacks:
             cb.on_epoch_begin(trainer, epoch)
-        record = train_epoch(trainer, engine, epoch, len(train), batches, callbacks)
+        record = train_epoch(trainer, engine, epoch, train, batches, callbacks)
         if validation is not None:
             result = trainer.evaluate("validation")
             record.val_loss, record.val_accuracy = result.loss, result.accuracy
@@ -62,28 +67,56 @@ def step_scalars(trainer: Trainer, epoch: int, first_step: int, steps: int) -> n
 
 
 def train_epoch(
-    trainer: Trainer, engine: Engine, epoch: int, size: int, batches: int, callbacks: list[Callback]
+    trainer: Trainer,
+    engine: Engine,
+    epoch: int,
+    train: Split,
+    batches: int,
+    callbacks: list[Callback],
 ) -> EpochRecord:
-    """One epoch in blocks of ``steps_per_execution`` steps; a non-finite loss puts the weights
-    and optimizer state back to where the epoch began and raises ``TrainingError``."""
-    order = epoch_permutation(trainer.seed, epoch, size)
+    """One epoch in blocks of ``steps_per_execution`` steps (at most ``WeightAverage.every``
+    with ``ema``); with augmentation, each block's images augmented and attached. A non-finite
+    loss puts the weights, optimizer state and average back to where the epoch began and raises
+    ``TrainingError``."""
+    order = epoch_permutation(trainer.seed, epoch, len(train))
     snapshot = engine.get_params()
     optimizer_snapshot = engine.optimizer_state()
+    average = trainer.weight_average
+    average_snapshot = average.state() if average is not None else None
+    draws = (
+        trainer.augment.draws(trainer.seed, epoch, len(train)) if trainer.augment.active else None
+    )
+    block_steps = min(
+        trainer.steps_per_execution, average.every if average else trainer.steps_per_execution
+    )
     loss_sum, correct, items, steps = 0.0, 0, 0, 0
     started = time.perf_counter()
-    for block in epoch_blocks(order, trainer.batch_size, trainer.steps_per_execution):
-        result = engine.train_steps(block, step_scalars(trainer, epoch, steps, len(block)))
+    for block in epoch_blocks(order, trainer.batch_size, block_steps):
+        scalars = step_scalars(trainer, epoch, steps, len(block))
+        if draws is None:
+            result = engine.train_steps(block, scalars)
+        else:
+            flat = block.reshape(-1)
+            engine.attach(draws.apply(train.images[flat], items), train.labels[flat])
+            trainer.detached()
+            result = engine.train_steps(
+                np.arange(flat.size, dtype=np.int64).reshape(block.shape), scalars
+            )
         losses = np.asarray(result.losses, np.float64)
         if not np.all(np.isfinite(losses)):
             bad = steps + int(np.argmin(np.isfinite(losses))) + 1
             engine.set_params(snapshot)
             if optimizer_snapshot:
                 engine.set_optimizer_state(optimizer_snapshot)
+            if average is not None:
+                average.load(average_snapshot)
             raise TrainingError(
                 f"the loss became {losses[bad - steps - 1]} at epoch {epoch + 1}, "
                 f"batch {bad}; the weights are back to where epoch {epoch + 1} began",
                 fix=f"lower the learning rate (now {trainer.learning_rate})",
             )
+        if average is not None:
+            average.update(engine.get_params(), len(block))
         hits = np.asarray(result.correct)
         for row in range(len(block)):  # progress at every log_every-th batch, and at the end
             loss_sum += losses[row] * block.shape[1]

@@ -4,6 +4,7 @@ The loop itself is ``fmnist_core.training.loop``; what files record, ``checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -16,6 +17,7 @@ import numpy as np
 
 from .. import plugins
 from ..data import IMAGE_SHAPE, Dataset, load_dataset
+from ..data.augment import Augment, as_augment, flipped
 from ..engine.backend import Backend, Engine, EngineConfig, chunked_logits, not_data_parallel
 from ..errors import BackendError, ConfigError
 from ..io.formats import read_weights, write_weights
@@ -25,6 +27,7 @@ from ..spec.model import ModelSpec
 from ..spec.optimizers import Optimizer, Schedule, as_optimizer, as_schedule
 from . import checkpoints, loop
 from .callbacks import Callback, PrintProgress, ProgressBar
+from .ema import WeightAverage
 from .metrics import EvalResult, History, softmax
 
 
@@ -76,6 +79,10 @@ class Trainer:
         evaluate_each_epoch: bool = False,
         validation: int | float | None = None,
         verify_checksums: bool = True,
+        augment: str | Augment | dict | None = None,
+        label_smoothing: float | None = None,
+        ema: float | None = None,
+        tta: bool | None = None,
         **options: Any,
     ):
         for old, new in (("validate", "evaluate_each_epoch"), ("verify", "verify_checksums")):
@@ -114,6 +121,15 @@ class Trainer:
             raise ConfigError(f"init must be 'core' or 'framework', got {init!r}")
         self.optimizer = as_optimizer(recipe.optimizer if optimizer is None else optimizer)
         self.schedule = as_schedule(recipe.schedule if schedule is None else schedule)
+        self.augment = as_augment(recipe.augment if augment is None else augment)
+        self.label_smoothing = _check_fraction(
+            "label_smoothing",
+            recipe.label_smoothing if label_smoothing is None else label_smoothing,
+        )
+        self.ema = _check_fraction("ema", recipe.ema if ema is None else ema)
+        self.tta = recipe.tta if tta is None else tta
+        if not isinstance(self.tta, bool):
+            raise ConfigError(f"tta must be True or False, got {self.tta!r}")
         self.backend: Backend = plugins.get_backend(backend)
         self.options = self.backend.check_options(options)
         self.rank, self.world_size = self.backend.worker_rank()
@@ -124,9 +140,8 @@ class Trainer:
                 f"batch_size {batch_size} is smaller than the {self.world_size} workers",
                 fix=f"pass batch_size={self.world_size} or more",
             )
-        self._given_options = dict(
-            options
-        )  # recorded in run configs: the defaults may differ elsewhere
+        # recorded in run configs: the defaults may differ elsewhere
+        self._given_options = dict(options)
         self.epochs, self.batch_size, self.learning_rate, self.seed = (
             epochs,
             batch_size,
@@ -144,10 +159,10 @@ class Trainer:
         )
         self.history = History()
         self.source_metadata: dict[str, str] = {}  # what the loaded weights file said
-        self.test_accuracy: float | None = (
-            None  # the last test evaluation, recorded in saved weights
-        )
+        # the last test evaluation, recorded in saved weights
+        self.test_accuracy: float | None = None
         self.epochs_done = 0  # epochs trained so far: the next fit() starts here
+        self.weight_average: WeightAverage | None = None  # with ema: the evaluated weights
         self.stop_training = False
         self._data = data
         self._engine: Engine | None = None
@@ -170,6 +185,10 @@ class Trainer:
             "log_every": self.log_every,
             "steps_per_execution": self.steps_per_execution,
             "validation": self.validation,
+            "augment": str(self.augment),
+            "label_smoothing": self.label_smoothing,
+            "ema": self.ema,
+            "tta": self.tta,
             "workers": self.world_size,
             "options": {
                 k: v
@@ -219,6 +238,7 @@ class Trainer:
                     options=dict(self.options),
                     rank=self.rank,
                     world_size=self.world_size,
+                    label_smoothing=self.label_smoothing,
                 )
             )
         return self._engine
@@ -232,9 +252,19 @@ class Trainer:
             self._attached = True
         return engine
 
+    def detached(self) -> None:
+        """The engine no longer holds the whole training split (augmented blocks replace it)."""
+        self._attached = False
+
     @property
     def params(self) -> dict[str, np.ndarray]:
         """A copy of the current parameters in the neutral layout."""
+        return self.engine.get_params()
+
+    def evaluated_params(self) -> dict[str, np.ndarray]:
+        """The weights that are evaluated, saved and exported: the average with ``ema``."""
+        if self.weight_average is not None:
+            return self.weight_average.params()
         return self.engine.get_params()
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
@@ -282,9 +312,11 @@ class Trainer:
         return loop.step_scalars(self, epoch, first_step, steps)
 
     # -- evaluation and prediction ---------------------------------------------------------
-    def evaluate(self, split: str = "test") -> EvalResult:
+    def evaluate(self, split: str = "test", *, tta: bool | None = None) -> EvalResult:
         """Mean per-sample loss, accuracy and confusion matrix on ``split``: "test", "train" or
-        "validation" (the held-out part of the training set, with ``validation=``)."""
+        "validation" (the held-out part of the training set, with ``validation=``), of the
+        evaluated weights (the average, with ``ema``). ``tta=True`` averages each image's logits
+        with its mirror image's (default: the recipe's ``tta``)."""
         if split not in ("test", "train", "validation"):
             raise ConfigError(f"split must be 'test', 'train' or 'validation', got {split!r}")
         if split == "validation":
@@ -296,15 +328,14 @@ class Trainer:
                 )
         else:
             data = getattr(self.data, split)
-        result = EvalResult.from_logits(chunked_logits(self.engine, data.images), data.labels)
+        result = EvalResult.from_logits(self._logits(data.images, tta), data.labels)
         if split == "test":
-            self.test_accuracy = (
-                result.accuracy
-            )  # recorded in saved weights (fmnist serve shows it)
+            self.test_accuracy = result.accuracy  # recorded in saved weights (serve shows it)
         return result
 
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """Logits of uint8 images (n, 28, 28)."""
+    def logits(self, images: np.ndarray, *, tta: bool | None = None) -> np.ndarray:
+        """Logits of uint8 images (n, 28, 28), by the evaluated weights (``tta`` as in
+        ``evaluate``)."""
         images = np.asarray(images)
         if images.ndim == 2:
             images = images[None]
@@ -314,7 +345,28 @@ class Trainer:
                 f"got {images.dtype} {images.shape}",
                 fix="use fmnist_core.load_image to convert image files",
             )
-        return chunked_logits(self.engine, images)
+        return self._logits(images, tta)
+
+    def _logits(self, images: np.ndarray, tta: bool | None) -> np.ndarray:
+        with self.evaluated_weights():
+            logits = chunked_logits(self.engine, images)
+            if self.tta if tta is None else tta:
+                logits = (logits + chunked_logits(self.engine, flipped(images))) / np.float32(2)
+        return logits
+
+    @contextlib.contextmanager
+    def evaluated_weights(self):
+        """Inside the block the engine holds the weights that are evaluated and saved: the
+        average of the weights when training with ``ema``, else the weights themselves."""
+        if self.weight_average is None:
+            yield
+            return
+        training = self.engine.get_params()
+        self.engine.set_params(self.weight_average.params())
+        try:
+            yield
+        finally:
+            self.engine.set_params(training)
 
     def predict(
         self,
@@ -323,6 +375,7 @@ class Trainer:
         *,
         on_error: str = "raise",
         max_pixels: int | None = None,
+        tta: bool | None = None,
     ) -> list:
         """Predict image files, folders of images, or a uint8 array (n, 28, 28).
 
@@ -331,7 +384,7 @@ class Trainer:
         ``on_error="skip"`` keeps going past unreadable images: their place in the result holds
         ``None`` (a ``Prediction`` with ``error`` set, for "predictions"); the default raises
         ``ImageError``. ``max_pixels`` limits an image's declared size (default
-        ``fmnist_core.data.images.MAX_PIXELS``).
+        ``fmnist_core.data.images.MAX_PIXELS``). ``tta`` as in ``evaluate``.
         """
         from ..data.images import collect_image_paths, read_images
 
@@ -352,7 +405,7 @@ class Trainer:
             found, images, bad = read_images(listed, max_pixels=max_pixels, on_error=on_error)
             paths = [str(p) for p in found]
         results = (
-            dict(zip(paths, self._predict_array(images, paths, output), strict=True))
+            dict(zip(paths, self._predict_array(images, paths, output, tta), strict=True))
             if len(images)
             else {}
         )
@@ -364,8 +417,8 @@ class Trainer:
             )
         return [results[path] for path in order]
 
-    def _predict_array(self, images: np.ndarray, paths: list[str], output: str) -> list:
-        logits = self.logits(images)
+    def _predict_array(self, images: np.ndarray, paths: list[str], output: str, tta=None) -> list:
+        logits = self.logits(images, tta=tta)
         indices = logits.argmax(axis=1)
         if output == "indices":
             return [int(i) for i in indices]
@@ -433,7 +486,7 @@ class Trainer:
     @classmethod
     def resume(cls, folder: str | os.PathLike, **overrides: Any) -> Trainer:
         """A trainer that continues the run checkpointed in ``folder``; call ``fit()`` next."""
-        weights, optimizer, history, epochs_done = checkpoints.read_checkpoint(folder)
+        weights, optimizer, average, history, epochs_done = checkpoints.read_checkpoint(folder)
         config = checkpoints.recorded_config(weights)
         trainer = cls._from_weights(
             weights,
@@ -446,6 +499,9 @@ class Trainer:
         trainer.history, trainer.epochs_done = history, epochs_done
         if optimizer:
             trainer.engine.set_optimizer_state(optimizer)
+        if average and trainer.ema:
+            trainer.weight_average = WeightAverage(trainer.ema, weights.params)
+            trainer.weight_average.load(average)
         return trainer
 
     @classmethod
@@ -470,6 +526,14 @@ class Trainer:
             f"epochs={self.epochs}, "
             f"batch_size={self.batch_size}, learning_rate={self.learning_rate}, seed={self.seed})"
         )
+
+
+def _check_fraction(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ConfigError(
+            f"{name} must be a number in [0, 1), got {value!r}", fix=f"use e.g. {name}=0.1"
+        )
+    return float(value)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -129,6 +129,7 @@ class KerasEngine(Engine):
             set_weights(self.model, self.spec, config.initial_params)
         by_name = variables(self.model, self.spec)
         self.variables = [by_name[name] for name in self.spec.trainable()]
+        self.label_smoothing = config.label_smoothing
         self.device = f"keras/{self.keras_backend}"
         self.labels = None
 
@@ -161,7 +162,11 @@ class KerasTFEngine(KerasEngine):
         self._largest_block = [0, 0]
         jit = runtime.tensorflow_jit(config.options.get("jit_compile"), conv, self.strategy)
         block = runtime.tensorflow_train_block(
-            lambda x: self.model(x, training=True), tensors, self.slots, self.strategy
+            lambda x: self.model(x, training=True),
+            tensors,
+            self.slots,
+            self.strategy,
+            config.label_smoothing,
         )
         self._train = tf.function(block, jit_compile=jit, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
@@ -231,7 +236,14 @@ class KerasTorchEngine(KerasEngine):
         index = self.torch.from_numpy(np.ascontiguousarray(batches, np.int64)).to(self.torch_device)
         rows = np.asarray(scalars, np.float64).tolist()
         losses, correct = self._autograd_steps(
-            self._logits, self.tensors, self.slots, self.images, self.labels, index, rows
+            self._logits,
+            self.tensors,
+            self.slots,
+            self.images,
+            self.labels,
+            index,
+            rows,
+            label_smoothing=self.label_smoothing,
         )
         return StepResult(losses.cpu().numpy(), correct.cpu().numpy())
 
@@ -282,17 +294,24 @@ class KerasJaxEngine(KerasEngine):
         self.images = self.jnp.asarray(np.asarray(images, np.uint8))
         self.labels = self.jnp.asarray(np.asarray(labels, np.int32))
 
-    def _step_fn(self, trainable, non_trainable, slots, rows, scalars):
+    def _step_fn(self, trainable, non_trainable, slots, rows, scalars, images, labels):
+        # the data are arguments, not captured: jit would bake a captured array into the
+        # program, and augmented blocks attach new images
         jax, jnp = self.jax, self.jnp
-        x = self.images[rows].astype(jnp.float32) / 255.0
-        y = self.labels[rows]
+        x = images[rows].astype(jnp.float32) / 255.0
+        y = labels[rows]
+        smoothing = self.label_smoothing
 
         def loss_fn(values):
             logits, updated_state = self.model.stateless_call(
                 values, non_trainable, x, training=True
             )
+            total = jax.nn.logsumexp(logits, axis=1)
             picked = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
-            return jnp.mean(jax.nn.logsumexp(logits, axis=1) - picked), (logits, updated_state)
+            loss = total - picked  # -log p of the label; with smoothing, and -mean log p
+            if smoothing:
+                loss = (1 - smoothing) * loss + smoothing * (total - jnp.mean(logits, axis=1))
+            return jnp.mean(loss), (logits, updated_state)
 
         (loss, (logits, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             trainable
@@ -311,7 +330,13 @@ class KerasJaxEngine(KerasEngine):
         losses, correct = [], []
         for step in range(len(batches)):
             trainable, non_trainable, self.slots.values, loss, hits = self._step(
-                trainable, non_trainable, self.slots.values, rows[step], rates[step]
+                trainable,
+                non_trainable,
+                self.slots.values,
+                rows[step],
+                rates[step],
+                self.images,
+                self.labels,
             )
             losses.append(loss)
             correct.append(hits)

@@ -144,6 +144,7 @@ class TFEngine(Engine):
             self.module.trainable_in_order,
             self.slots,
             self.strategy,
+            config.label_smoothing,
         )
         self._train = tf.function(block, jit_compile=self.jit_compile, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain

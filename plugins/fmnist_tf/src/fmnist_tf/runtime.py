@@ -179,7 +179,9 @@ def tensorflow_ops():
     )
 
 
-def tensorflow_train_block(forward, variables: list, slots, strategy=None):
+def tensorflow_train_block(
+    forward, variables: list, slots, strategy=None, label_smoothing: float = 0.0
+):
     """The body of a TF engine's ``tf.function``: a block of optimizer steps over resident data.
 
     ``forward(x)`` gives training-mode logits; ``variables`` (``tf.Variable``) are what the
@@ -190,7 +192,8 @@ def tensorflow_train_block(forward, variables: list, slots, strategy=None):
     global batch size. Data-parallel (``strategy``, see ``tensorflow_strategy``), each step runs
     in the strategy's replica context on this worker's shard and sums gradients, loss and hits
     across workers in one all-reduce (the engines synchronise BatchNorm's batch statistics, so
-    every worker's running averages stay equal). Returns per-step losses and correct counts.
+    every worker's running averages stay equal). ``label_smoothing`` as ``EngineConfig``'s.
+    Returns per-step losses and correct counts.
     """
     tf = import_tensorflow()
     ReduceOp = tf.distribute.ReduceOp
@@ -202,6 +205,9 @@ def tensorflow_train_block(forward, variables: list, slots, strategy=None):
         with tf.GradientTape() as tape:
             logits = forward(x)
             per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            if label_smoothing:  # (1 - ε) · cross-entropy + ε · mean over classes of -log p
+                spread = -tf.reduce_mean(tf.nn.log_softmax(logits), axis=1)
+                per_sample = (1 - label_smoothing) * per_sample + label_smoothing * spread
             loss = tf.reduce_sum(per_sample * weights)
         grads = tape.gradient(loss, variables)
         hits = tf.reduce_sum(

@@ -95,6 +95,7 @@ def autograd_steps(
     prepare=lambda x: x,
     rank: int = 0,
     world_size: int = 1,
+    label_smoothing: float = 0.0,
 ):
     """Optimizer steps by autograd over a ``(k, batch)`` index block; returns (losses, correct)
     device tensors. ``prepare`` turns the scaled ``(n, H, W)`` batch into ``forward``'s input.
@@ -119,10 +120,13 @@ def autograd_steps(
         y = labels.index_select(0, sample)
         logits = forward(x)
         if world_size == 1:
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
             grads = torch.autograd.grad(loss, parameters)
         else:
-            loss = F.cross_entropy(logits.float(), y, reduction="sum") / total
+            loss = (
+                F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=label_smoothing)
+                / total
+            )
             grads = torch.autograd.grad(loss, parameters)
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)
@@ -160,7 +164,8 @@ class TorchEngine(Engine):
             # exact float32 by default, so that GPU results match the CPU and the other backends
             torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
             torch.backends.cudnn.allow_tf32 = self.precision == "tf32"
-        self.channels_last = bool(options.get("channels_last"))
+        wanted = options.get("channels_last")
+        self.channels_last = self.spec.has("Conv2D") if wanted is None else bool(wanted)
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(config.seed)  # only the framework initialiser draws from it
         self.model = build_module(self.spec, config.seed, self.device_obj)
@@ -187,8 +192,10 @@ class TorchEngine(Engine):
             for module in self.model.modules():
                 if isinstance(module, BiasedBatchNorm):
                     module.synchronized = True
+        self.label_smoothing = config.label_smoothing
         self.fused = (
-            self.step_kind == "fused"
+            not self.label_smoothing
+            and self.step_kind == "fused"
             and self.spec.is_two_layer_perceptron()
             and self.optimizer.is_plain_sgd
             and self.precision != "bf16"
@@ -234,6 +241,7 @@ class TorchEngine(Engine):
                 prepare=self._layout,
                 rank=self.rank,
                 world_size=self.world_size,
+                label_smoothing=self.label_smoothing,
             )
         return StepResult(losses.cpu().numpy(), correct.cpu().numpy())
 

@@ -48,10 +48,10 @@ class TorchBackend(Backend):
         Option(
             "channels_last",
             bool,
-            False,
-            "NHWC memory format for convolutions: faster on CPUs "
-            "(BENCHMARKS.md), but other kernels, so the numbers leave the NumPy reference (off by "
-            "default, like tf32)",
+            None,
+            "NHWC memory format for convolutions (default: on for models with Conv2D, faster: "
+            "BENCHMARKS.md); its kernels sum in another order, within the tolerances of "
+            "docs/weights-and-parity.md; False: NCHW, the exact path",
         ),
     )
     trains_data_parallel = True
