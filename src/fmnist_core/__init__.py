@@ -22,6 +22,7 @@ from .errors import (
     DataError,
     FmnistError,
     ImageError,
+    StorageError,
     TrainingError,
     WeightsError,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "Recipe",
     "Schedule",
     "Split",
+    "StorageError",
     "StepResult",
     "Trainer",
     "TrainingError",

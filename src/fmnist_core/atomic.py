@@ -1,14 +1,38 @@
-"""Atomic file writes: a temporary file in the same folder, fsync, then rename into place."""
+"""Atomic file writes (a temporary file in the same folder, fsync, then rename into place) and the
+lock of a folder one process writes into.
+
+A write that fails (a read-only folder, a full disk) is a ``StorageError`` naming the file: the
+previous file stays as it was and no temporary file is left behind.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from .errors import StorageError
+
+_HINTS = {
+    errno.ENOSPC: "free space on that disk, or write elsewhere (--out)",
+    errno.EDQUOT: "free space within your quota, or write elsewhere (--out)",
+    errno.EROFS: "that file system is read-only: write elsewhere (--out)",
+    errno.EACCES: "you may not write there: write elsewhere (--out), or fix its permissions",
+    errno.EPERM: "you may not write there: write elsewhere (--out), or fix its permissions",
+}
+
+
+def storage_error(path: str | os.PathLike, exc: OSError) -> StorageError:
+    """The one-line error for a write to ``path`` that the system refused."""
+    return StorageError(
+        f"cannot write {path}: {exc.strerror or exc}",
+        fix=_HINTS.get(exc.errno, "check the folder") + "; what was saved before is intact",
+    )
 
 
 def _current_umask() -> int:
@@ -27,8 +51,11 @@ def atomic_writer(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]
     If the block raises (or the process dies), ``path`` keeps its previous content.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; saved files get the usual mode
         with os.fdopen(fd, mode) as handle:
@@ -36,9 +63,11 @@ def atomic_writer(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _HINTS:
+            raise storage_error(path, exc) from None
         raise
     _fsync_dir(path.parent)
 
@@ -63,3 +92,72 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold ``folder/.fmnist.lock`` (this process's pid) for the block: a second process that
+    asks is a ``StorageError`` naming the holder; a lock left by a process that is gone is taken
+    over. The same process may take it again (nested)."""
+    folder = Path(folder)
+    lock = folder / ".fmnist.lock"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise storage_error(folder, exc) from None
+    mine = False
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _holder(lock)
+            if holder == os.getpid():
+                break  # this process holds it already
+            if holder is None and _age(lock) < 5:
+                holder = -1  # just created: its holder is writing its pid
+            if holder is not None and (holder < 0 or _alive(holder)):
+                raise StorageError(
+                    f"{folder} is being written by process {holder} (its lock {lock})",
+                    fix="wait for it to finish, or use another folder",
+                ) from None
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()  # the holder is gone: take the lock over
+            continue
+        except OSError as exc:
+            raise storage_error(lock, exc) from None
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        mine = True
+        break
+    try:
+        yield
+    finally:
+        if mine:
+            with contextlib.suppress(OSError):
+                lock.unlink()
+
+
+def _holder(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _age(path: Path) -> float:
+    import time
+
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

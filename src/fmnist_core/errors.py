@@ -36,5 +36,9 @@ class ConfigError(FmnistError, ValueError):
     """A bad hyper-parameter or option value."""
 
 
+class StorageError(FmnistError):
+    """A file or folder cannot be written (full or read-only disk, a folder in use)."""
+
+
 class TrainingError(FmnistError):
     """Training cannot go on, e.g. the loss became NaN."""

@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fmnist: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as exc:  # anything the system refused that no fmnist check named first
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"fmnist: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("fmnist: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -9,6 +9,12 @@ from .common import print_json
 
 def add_arguments(p) -> None:
     p.add_argument("--data-dir")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-hash the cached arrays against their stored digests (a bad one is deleted and "
+        "rebuilt on the next load)",
+    )
     p.add_argument("--json", action="store_true")
 
 
@@ -37,6 +43,8 @@ def run(args) -> int:
         },
         "weight_formats": sorted(plugins.weight_formats()),
     }
+    if args.verify:
+        info["cache_check"] = data.verify_cache(args.data_dir)
     if args.json:
         print_json(info)
     else:

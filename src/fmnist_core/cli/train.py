@@ -5,6 +5,7 @@ data-parallel."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -85,6 +86,12 @@ def add_arguments(p) -> None:
         help="training-time augmentation, e.g. flip,translate:2,erase:0.5 (or none); default: the "
         "recipe's",
     )
+    p.add_argument(
+        "--max-memory-gb",
+        type=float,
+        default=8.0,
+        help="refuse a model that would need more memory to train (default 8)",
+    )
     p.add_argument("--label-smoothing", type=float, metavar="E", help="default: the recipe's")
     p.add_argument(
         "--ema",
@@ -119,7 +126,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from .. import plugins
-    from ..atomic import atomic_write_json
+    from ..atomic import folder_lock
 
     backend = plugins.get_backend(
         args.backend or (_recorded_backend(args.resume) if args.resume else None)
@@ -127,10 +134,16 @@ def run(args) -> int:
     if args.workers > 1 and backend.worker_rank()[1] == 1:  # not yet inside a launched worker
         return _launch_workers(args, backend)
     trainer, run_folder = _trainer(args)
-    started = time.perf_counter()
     lead = trainer.rank == 0  # data-parallel: only rank 0 writes the run folder and prints
+    with folder_lock(run_folder) if lead else contextlib.nullcontext():
+        return _train(args, trainer, run_folder, lead)
+
+
+def _train(args, trainer, run_folder: Path, lead: bool) -> int:
+    from ..atomic import atomic_write_json
+
+    started = time.perf_counter()
     if lead:
-        run_folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_folder / "config.json", trainer.config())
     history = trainer.fit(checkpoint_dir=run_folder)
     result = trainer.evaluate()
@@ -206,6 +219,7 @@ def _trainer(args):
         augment=args.augment,
         label_smoothing=args.label_smoothing,
         ema=args.ema,
+        max_memory_gb=args.max_memory_gb,
         tta=args.tta,
         **backend_options(args),
     )
@@ -222,7 +236,17 @@ def _model(value: str):
     from ..spec.model import ModelSpec
 
     try:
-        return ModelSpec.from_dict(json.loads(Path(value).read_text()))
+        return ModelSpec.from_dict(json.loads(Path(value).read_text(encoding="utf-8")))
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"the model file {value} is not UTF-8 text",
+            fix="write it with json.dump(spec.to_dict(), file)",
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"the model file {value} nests too deeply to be a model",
+            fix="write it with json.dump(spec.to_dict(), file)",
+        ) from None
     except OSError as exc:
         raise ConfigError(
             f"cannot read the model file {value}: {exc.strerror}",

@@ -16,6 +16,7 @@ from .dataset import (
     search_path,
     validation_indices,
     verify_and_parse,
+    verify_cache,
 )
 from .spec import FILES, IMAGE_SHAPE, SPLIT_FILES, IdxFileSpec
 
@@ -38,4 +39,5 @@ __all__ = [
     "search_path",
     "validation_indices",
     "verify_and_parse",
+    "verify_cache",
 ]

@@ -11,6 +11,7 @@ The SHA-256 of each file's *decompressed* content is checked once; the arrays ar
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write_bytes
-from ..errors import DataError
+from ..errors import DataError, StorageError
 from .idx import parse_idx, read_file_bytes
 from .spec import FILES, IMAGE_SHAPE, SPLIT_FILES, IdxFileSpec  # noqa: F401  (re-exported)
 
@@ -218,25 +219,79 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def load_arrays(files: dict[str, Path], verify: bool = True) -> dict[str, np.ndarray]:
-    """The four arrays from ``files``: from the verified cache when the files are unchanged."""
+    """The four arrays from ``files``: from the verified cache when the files are unchanged.
+
+    A cached array of the wrong dtype or shape, with labels outside 0..9, truncated or not an
+    array, is rebuilt from the verified files (they are re-checked against their SHA-256);
+    ``verify_cache`` also compares each cached array with the digest stored beside it.
+    """
     if not verify:
         return {name: verify_and_parse(files[name], FILES[name], verify=False) for name in FILES}
-    folder = cache_dir() / "verified" / CACHE_LAYOUT_VERSION / _cache_key(files)
-    cached = {name: folder / f"{name}.npy" for name in FILES}
+    cached = cache_paths(files)
     if all(path.is_file() for path in cached.values()):
         try:
             arrays = {name: np.load(path, mmap_mode="r") for name, path in cached.items()}
-            if all(arrays[n].shape == FILES[n].shape for n in FILES):
+            if all(_plausible(name, array) for name, array in arrays.items()):
                 return arrays
         except (OSError, ValueError):
             pass  # a damaged cache entry is rebuilt below
     arrays = {name: verify_and_parse(files[name], FILES[name]) for name in FILES}
-    try:
+    with contextlib.suppress(OSError, StorageError):  # a read-only cache only costs speed
         for name, array in arrays.items():
             atomic_write_bytes(cached[name], _npy_bytes(array))
-    except OSError:
-        pass  # a read-only cache only costs speed
+        digests = {
+            name: hashlib.sha256(np.ascontiguousarray(array)).hexdigest()
+            for name, array in arrays.items()
+        }
+        atomic_write_bytes(_digest_path(cached), json.dumps(digests, indent=1).encode())
     return arrays
+
+
+def cache_paths(files: dict[str, Path]) -> dict[str, Path]:
+    """Where the verified arrays of ``files`` are cached (one ``.npy`` each)."""
+    folder = cache_dir() / "verified" / CACHE_LAYOUT_VERSION / _cache_key(files)
+    return {name: folder / f"{name}.npy" for name in FILES}
+
+
+def _digest_path(cached: dict[str, Path]) -> Path:
+    return next(iter(cached.values())).parent / "sha256.json"
+
+
+def _plausible(name: str, array: np.ndarray) -> bool:
+    """The checks every cached load makes (cheap): dtype, shape, and labels in 0..9."""
+    spec = FILES[name]
+    if array.dtype != np.uint8 or array.shape != spec.shape:
+        return False
+    return len(spec.shape) != 1 or int(array.max(initial=0)) < 10
+
+
+def verify_cache(data_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    """Re-hash the cached arrays of the data found for ``data_dir`` against the digests stored
+    when they were verified (``fmnist info --verify``): name → "ok", "rebuilt" or the reason. A
+    cache entry that fails is deleted, so the next load rebuilds it from the verified files."""
+    found = locate(data_dir)
+    if found is None:
+        return {}
+    cached = cache_paths(found[1])
+    try:
+        digests = json.loads(_digest_path(cached).read_text())
+    except (OSError, ValueError):
+        digests = {}
+    report = {}
+    for name, path in cached.items():
+        if not path.is_file():
+            report[name] = "not cached yet"
+            continue
+        try:
+            digest = hashlib.sha256(np.ascontiguousarray(np.load(path))).hexdigest()
+        except (OSError, ValueError) as exc:
+            digest = f"unreadable ({exc})"
+        if digest == digests.get(name):
+            report[name] = "ok"
+        else:
+            path.unlink(missing_ok=True)
+            report[name] = "did not match its digest: deleted, the next load rebuilds it"
+    return report
 
 
 def load_dataset(

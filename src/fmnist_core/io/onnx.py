@@ -147,6 +147,15 @@ def write_onnx(path: str | os.PathLike, weights) -> None:
     atomic_write_bytes(path, build_onnx(spec, weights.params, keep).SerializeToString())
 
 
+def _onnx_shape(layout: str, shape) -> tuple[int, ...]:
+    """A neutral shape as ONNX stores it."""
+    return to_onnx_layout(layout, np.empty(shape, np.bool_)).shape
+
+
+MAX_ONNX_BYTES = 2**30
+"""An ONNX file larger than this is refused before it is read (fmnist's are a few MB)."""
+
+
 def read_onnx(path: Path):
     """An ONNX file written by fmnist → ``Weights`` in the neutral layout."""
     onnx = _onnx()
@@ -154,6 +163,11 @@ def read_onnx(path: Path):
 
     from .weights import Weights, architecture_of
 
+    if path.stat().st_size > MAX_ONNX_BYTES:
+        raise WeightsError(
+            f"{path} is {path.stat().st_size:,} bytes, larger than any fmnist model",
+            fix="pass a file written by `fmnist export`",
+        )
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # DecodeError and friends
@@ -171,18 +185,34 @@ def read_onnx(path: Path):
     spec = architecture_of(
         Weights(meta["fmnist_model"], {}, {"architecture": meta.get("fmnist_architecture", "")})
     )
-    layouts = {p.name: p.layout for p in spec.params}
-    params = {
-        t.name: from_onnx_layout(layouts.get(t.name, "vector"), numpy_helper.to_array(t)).astype(
-            np.float32
+    shapes, layouts = spec.shapes(), {p.name: p.layout for p in spec.params}
+    params = {}
+    for tensor in model.graph.initializer:
+        if tensor.name not in layouts:
+            continue
+        declared, expected = (
+            tuple(tensor.dims),
+            _onnx_shape(layouts[tensor.name], shapes[tensor.name]),
         )
-        for t in model.graph.initializer
-        if t.name in layouts
-    }
+        if declared != expected:  # checked before its data is touched: dims can claim anything
+            raise WeightsError(
+                f"{path}: initializer {tensor.name} declares shape {declared[:8]}, model "
+                f"{spec.name!r} has {expected}",
+                fix="pass a file written by `fmnist export`",
+            )
+        try:
+            value = numpy_helper.to_array(tensor)
+        except (ValueError, TypeError) as exc:
+            raise WeightsError(
+                f"{path}: initializer {tensor.name} does not hold its data ({str(exc)[:80]})",
+                fix="pass a file written by `fmnist export`",
+            ) from None
+        params[tensor.name] = from_onnx_layout(layouts[tensor.name], value).astype(np.float32)
     try:  # an ONNX file runs on the onnx backend unless the caller names another
-        config = {**json.loads(meta.get("config", "{}")), "backend": "onnx", "options": {}}
-    except json.JSONDecodeError:
-        config = {"backend": "onnx"}
+        recorded = json.loads(meta.get("config", "{}"))
+    except (json.JSONDecodeError, RecursionError):
+        recorded = {}
+    config = {**(recorded if isinstance(recorded, dict) else {}), "backend": "onnx", "options": {}}
     metadata.update(
         architecture=meta.get("fmnist_architecture", ""),
         backend="onnx",

@@ -11,6 +11,8 @@ neutral layout (``fmnist_core.spec.model``) and string metadata: ``fmnist_format
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,32 +68,101 @@ class WeightFormat:
         return any(path.name.endswith(suffix) for suffix in self.suffixes)
 
 
+MAX_HEADER_BYTES = 16 * 2**20
+"""A safetensors header (JSON) longer than this is refused before it is read."""
+MAX_WEIGHT_BYTES = 4 * 2**30
+"""Tensors a weights file may declare in all (the largest fmnist model is far below it)."""
+DTYPES = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U8": "u1",
+    "BOOL": "?",
+}
+
+
 def read_safetensors(path: Path) -> Weights:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
+    """The tensors and metadata of a safetensors file, read by fmnist itself: the header is
+    checked first (its size, JSON, every tensor's dtype, shape and byte range against the file),
+    then each tensor's bytes, and nothing else: a file larger than its header says costs
+    nothing, and a header that claims more than the file holds is refused before any read."""
+
+    def bad(reason: str) -> WeightsError:
+        return WeightsError(
+            f"{path} is not a safetensors weights file ({reason})",
+            fix="pass a file written by fmnist (`fmnist train` or Trainer.save)",
+        )
 
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            length = int.from_bytes(handle.read(8), "little")
+            if size < 8 or length > min(MAX_HEADER_BYTES, size - 8):
+                raise bad(f"its header claims {length} bytes of a {size}-byte file")
+            header = _header(handle.read(length), bad)
+            metadata = header.pop("__metadata__", None) or {}
+            if not isinstance(metadata, dict) or not all(
+                isinstance(v, str) for v in metadata.values()
+            ):
+                raise bad("its metadata is not a table of strings")
+            if "model" not in metadata:
+                raise WeightsError(
+                    f"{path} is a safetensors file without fmnist metadata (no 'model' entry)",
+                    fix="pass a file written by fmnist, or convert it with the model named",
+                )
+            entries = {
+                name: _entry(name, entry, size - 8 - length, bad) for name, entry in header.items()
+            }
+            if sum(end - begin for _, _, begin, end in entries.values()) > MAX_WEIGHT_BYTES:
+                raise bad(f"its tensors declare more than {MAX_WEIGHT_BYTES:,} bytes")
+            params = {}
+            for name, (dtype, shape, begin, end) in entries.items():
+                handle.seek(8 + length + begin)
+                data = handle.read(end - begin)
+                if len(data) != end - begin:
+                    raise bad(f"tensor {name[:60]!r} is cut short")
+                params[name] = np.frombuffer(data, dtype).reshape(shape).copy()
     except OSError as exc:
         raise WeightsError(
             f"cannot read {path}: {exc.strerror or exc}", fix="check the path"
         ) from exc
+    return Weights(metadata["model"], params, dict(metadata))
+
+
+def _header(raw: bytes, bad) -> dict:
     try:
-        params = load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + header_len])
-    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError) as exc:
-        raise WeightsError(
-            f"{path} is not a safetensors weights file ({exc})",
-            fix="pass a file written by fmnist (`fmnist train` or Trainer.save)",
-        ) from exc
-    metadata = header.get("__metadata__") or {}
-    if "model" not in metadata:
-        raise WeightsError(
-            f"{path} is a safetensors file without fmnist metadata (no 'model' entry)",
-            fix="pass a file written by fmnist, or convert it with the model named",
+        header = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise bad(f"its header is not JSON: {str(exc)[:80]}") from None
+    if not isinstance(header, dict):
+        raise bad("its header is not a JSON object")
+    return header
+
+
+def _entry(name: str, entry, room: int, bad) -> tuple[str, tuple[int, ...], int, int]:
+    """(numpy dtype, shape, first byte, end) of one tensor's header entry, checked."""
+    if not isinstance(entry, dict) or entry.get("dtype") not in DTYPES:
+        raise bad(f"tensor {name[:60]!r} has no known dtype")
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and 0 <= d < 2**40 for d in shape):
+        raise bad(f"tensor {name[:60]!r} has no valid shape")
+    if not (
+        isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+    ):
+        raise bad(f"tensor {name[:60]!r} has no valid byte range")
+    begin, end = offsets
+    dtype = np.dtype(DTYPES[entry["dtype"]])
+    if not 0 <= begin <= end <= room or end - begin != dtype.itemsize * math.prod(shape):
+        raise bad(
+            f"tensor {name[:60]!r} claims bytes {begin}..{end} for shape {shape[:8]}; the "
+            "data "
+            f"holds {room:,} bytes"
         )
-    return Weights(metadata["model"], dict(params), dict(metadata))
+    return dtype.str, tuple(shape), begin, end
 
 
 def write_safetensors(path: Path, weights: Weights) -> None:

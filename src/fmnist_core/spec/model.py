@@ -139,6 +139,15 @@ class ModelSpec:
         """Number of trainable values."""
         return sum(math.prod(p.shape) for p in self.params if p.trainable)
 
+    def memory_estimate(self, batch_size: int) -> tuple[int, int]:
+        """(bytes for the parameters with their gradients and optimizer slots, bytes of one
+        batch's activations kept for the backward pass): what training will allocate, roughly,
+        computed from the shapes alone."""
+        values = 0
+        for layer, shape in self.stack():
+            values += _activation_values(layer, shape)
+        return 16 * sum(math.prod(p.shape) for p in self.params), 12 * batch_size * values
+
     def has(self, kind: str) -> bool:
         """Whether any layer (nested ones included) is of type ``kind``."""
         return kind in self.kinds()
@@ -303,6 +312,15 @@ def _named(
     return tuple(named)
 
 
+def _activation_values(layer: Layer, shape: Shape) -> int:
+    """The values a layer (and the layers inside it) outputs for one sample."""
+    values, inner = math.prod(layer.output_shape(shape)), shape
+    for child in layer.children():
+        values += _activation_values(child, inner)
+        inner = child.output_shape(inner)
+    return values
+
+
 def _inside(parent: str, name: str) -> str:
     """The full name of a layer called ``name`` inside ``parent`` (a name already inside it, as
     when a named spec's layers are reused, stays)."""
@@ -374,6 +392,8 @@ def _layers_from(
                     ),
                 )
             )
+        except ConfigError:
+            raise  # from a nested stack: it names its own place
         except (TypeError, ValueError) as exc:
             raise ConfigError(
                 f"model {model!r}{place} ({kind}): {str(exc)[:200]}",

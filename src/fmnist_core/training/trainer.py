@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import plugins
+from ..atomic import folder_lock
 from ..data import IMAGE_SHAPE, Dataset, load_dataset
 from ..data.augment import Augment, as_augment, flipped
 from ..engine.backend import Backend, Engine, EngineConfig, chunked_logits, not_data_parallel
@@ -83,6 +84,7 @@ class Trainer:
         label_smoothing: float | None = None,
         ema: float | None = None,
         tta: bool | None = None,
+        max_memory_gb: float = 8.0,
         **options: Any,
     ):
         for old, new in (("validate", "evaluate_each_epoch"), ("verify", "verify_checksums")):
@@ -130,6 +132,7 @@ class Trainer:
         self.tta = recipe.tta if tta is None else tta
         if not isinstance(self.tta, bool):
             raise ConfigError(f"tta must be True or False, got {self.tta!r}")
+        _check_memory(self.model, batch_size, max_memory_gb)  # before anything is allocated
         self.backend: Backend = plugins.get_backend(backend)
         self.options = self.backend.check_options(options)
         self.rank, self.world_size = self.backend.worker_rank()
@@ -304,7 +307,11 @@ class Trainer:
         if epochs is not None:
             _check_int("epochs", epochs, 1)
             self.epochs = epochs
-        return loop.fit(self, self._default_callbacks() + self.callbacks, checkpoint_dir)
+        callbacks = self._default_callbacks() + self.callbacks
+        if checkpoint_dir is None or self.rank != 0:
+            return loop.fit(self, callbacks, checkpoint_dir)
+        with folder_lock(checkpoint_dir):  # one process writes a run folder at a time
+            return loop.fit(self, callbacks, checkpoint_dir)
 
     def step_scalars(self, epoch: int, first_step: int, steps: int) -> np.ndarray:
         """The optimizer's per-step scalars (steps, columns) from step ``first_step`` of
@@ -525,6 +532,21 @@ class Trainer:
             f"Trainer(backend={self.backend.name!r}, model={self.model.name!r}, "
             f"epochs={self.epochs}, "
             f"batch_size={self.batch_size}, learning_rate={self.learning_rate}, seed={self.seed})"
+        )
+
+
+def _check_memory(model: ModelSpec, batch_size: int, limit_gb: float) -> None:
+    """A model that training would need more memory for than ``limit_gb`` is refused from its
+    shapes alone (a recorded architecture or a JSON file can declare anything)."""
+    params, activations = model.memory_estimate(batch_size)
+    need = (params + activations) / 2**30
+    if need > limit_gb:
+        raise ConfigError(
+            f"model {model.name!r} would need about {need:,.1f} GiB to train "
+            f"({model.count_params():,} parameters, {activations / 2**30:,.1f} GiB of "
+            f"activations per batch of {batch_size}); the limit is {limit_gb:g} GiB",
+            fix="use a smaller model or batch, or raise the limit "
+            "(max_memory_gb=, --max-memory-gb)",
         )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import pickle
 import re
+import warnings
 
 import numpy as np
 import torch
@@ -34,7 +35,9 @@ MLP_NAMES = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")
 
 def _load(path):
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns before refusing; fmnist's one line says it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise WeightsError(
             f"{path} holds pickled Python objects besides tensors; refused, since unpickling "

@@ -1,0 +1,359 @@
+"""Inputs built to hurt (issue 23): weight metadata of the wrong shape, absurd model specs,
+files larger than they claim, poisoned caches, full and read-only disks, two writers of one run
+folder. Each gives fmnist's one-line error (exit 1, no traceback) or correct work, with memory
+bounded."""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fmnist_core import ConfigError, ModelSpec, Trainer, WeightsError
+from fmnist_core.io.formats import read_weights, write_weights
+from fmnist_core.io.weights import Weights
+from fmnist_core.testing import synthetic_dataset
+
+
+def fmnist(*args, limit_mb: int | None = None, env: dict | None = None):
+    """``fmnist ARGS`` in a child process (optionally under an address-space limit); returns
+    (completed process, the child's peak RSS in MB)."""
+    preexec = None
+    if limit_mb:
+
+        def preexec():
+            resource.setrlimit(resource.RLIMIT_AS, (limit_mb * 2**20, limit_mb * 2**20))
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=preexec,
+        env={**os.environ, **(env or {})},
+    )
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return out, max(peak, before) / 1024
+
+
+def one_line_error(out, *fragments):
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fmnist: error: "), out.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def saved_mlp(tmp_path) -> Path:
+    trainer = Trainer(backend="numpy", data=synthetic_dataset(), verbose=0, epochs=1)
+    trainer.fit()
+    return trainer.save(tmp_path / "w.safetensors")
+
+
+# -- weight files and their metadata ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", ["[1]", '"x"', "5", "null", "{"])
+def test_recorded_config_of_the_wrong_shape_is_ignored(tmp_path, config):
+    weights = read_weights(saved_mlp(tmp_path))
+    weights.metadata["config"] = config
+    write_weights(tmp_path / "odd.safetensors", weights)
+    loaded = Trainer.load(tmp_path / "odd.safetensors", verbose=0, data=synthetic_dataset())
+    assert loaded.model.name == "mlp" and loaded.evaluate().accuracy > 0.3
+
+
+@pytest.mark.parametrize(
+    "architecture, message",
+    [
+        ("[1]", "a recorded architecture must be"),
+        ('"x"', "a recorded architecture must be"),
+        ("{" * 50_000 + "}" * 50_000, "not JSON"),
+        (json.dumps({"name": "m", "layers": [{"type": ["Dense"]}]}), "unknown layer type"),
+        (
+            json.dumps(
+                {
+                    "name": "m",
+                    "layers": [
+                        {"type": "Flatten"},
+                        {"type": "BatchNorm", "eps": "tiny"},
+                        {"type": "Dense", "units": 10},
+                    ],
+                }
+            ),
+            "eps must be a number",
+        ),
+        (
+            json.dumps(
+                {
+                    "name": "m",
+                    "layers": [{"type": "Residual", "body": [{"type": "Residual", "body": []}]}],
+                }
+            ),
+            "needs a body",
+        ),
+    ],
+)
+def test_recorded_architecture_of_the_wrong_shape_is_one_line(tmp_path, architecture, message):
+    weights = Weights(
+        "mine", {"fc1.weight": np.zeros((784, 10), np.float32)}, {"architecture": architecture}
+    )
+    write_weights(tmp_path / "odd.safetensors", weights)
+    out, _ = fmnist("evaluate", tmp_path / "odd.safetensors")
+    one_line_error(out, message)
+
+
+def test_architecture_nested_beyond_the_limit(tmp_path):
+    layer = {"type": "ReLU"}
+    for _ in range(200):
+        layer = {"type": "Residual", "body": [layer]}
+    spec = tmp_path / "deep.json"
+    spec.write_text(
+        json.dumps({"name": "deep", "layers": [{"type": "Flatten"}, layer, {"type": "Dense"}]})
+    )
+    out, _ = fmnist("train", "--backend", "numpy", "--model", spec, "--out", tmp_path / "run")
+    one_line_error(out, "nests layers more than 16 deep")
+
+
+@pytest.mark.parametrize(
+    "layers, message",
+    [
+        (
+            [{"type": "Flatten"}, {"type": "Dense", "units": 10**12}, {"type": "Dense"}],
+            "would need about",
+        ),
+        (
+            [
+                {"type": "Conv2D", "filters": 8, "kernel": 100_000},
+                {"type": "Flatten"},
+                {"type": "Dense"},
+            ],
+            "would need about",
+        ),
+        (
+            [{"type": "Flatten"}, {"type": "BatchNorm", "momentum": "x"}, {"type": "Dense"}],
+            "momentum must be",
+        ),
+        ([{"type": "Flatten"}, {"type": "Dense", "units": 10, "bias": True}], "unexpected keyword"),
+    ],
+)
+def test_absurd_model_files_fail_before_allocating(tmp_path, layers, message):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"name": "absurd", "layers": layers}))
+    out, peak = fmnist("train", "--backend", "numpy", "--model", spec, "--out", tmp_path / "run")
+    one_line_error(out, message)
+    assert peak < 600, f"peak RSS {peak:.0f} MB"
+
+
+def test_model_file_that_is_not_text(tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_bytes(b"\xff\xfe\x00garbage\x81")
+    out, _ = fmnist("train", "--backend", "numpy", "--model", spec, "--out", tmp_path / "run")
+    one_line_error(out, "is not UTF-8 text")
+
+
+def test_the_memory_limit_can_be_raised():
+    from fmnist_core import Dense, Flatten
+
+    wide = ModelSpec("wide", [Flatten(), Dense(2_000_000), Dense(10)])
+    with pytest.raises(
+        ConfigError,
+        match=r"would need about 25\.1 GiB.*1,590,000,010 parameters.*the limit is 8 GiB",
+    ):
+        Trainer(backend="numpy", model=wide, data=synthetic_dataset())
+    assert (
+        Trainer(backend="numpy", model=wide, data=synthetic_dataset(), max_memory_gb=64).model
+        is wide
+    )
+
+
+def test_weights_file_larger_than_its_header_says(tmp_path):
+    path = saved_mlp(tmp_path)
+    honest, _ = fmnist("evaluate", path, "--json")
+    with open(path, "r+b") as handle:  # 6 GiB of holes after the tensors the header declares
+        handle.truncate(path.stat().st_size + 6 * 2**30)
+    out, peak = fmnist("evaluate", path, "--json", limit_mb=2048)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout)["accuracy"] == json.loads(honest.stdout)["accuracy"]
+    assert peak < 1024, f"peak RSS {peak:.0f} MB"
+
+
+@pytest.mark.parametrize("damage", ["header length", "tensor range", "dtype", "shape"])
+def test_weights_file_whose_header_lies(tmp_path, damage):
+    path = saved_mlp(tmp_path)
+    data = bytearray(path.read_bytes())
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    if damage == "header length":
+        data[:8] = (2**62).to_bytes(8, "little")
+    else:
+        entry = header["fc1.weight"]
+        if damage == "tensor range":
+            entry["data_offsets"][1] += 10**12
+        elif damage == "dtype":
+            entry["dtype"] = "ZZ9"
+        else:
+            entry["shape"] = [2**62, 2**62]
+        raw = json.dumps(header).encode()
+        data = bytearray(len(raw).to_bytes(8, "little")) + raw + data[8 + length :]
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="is not a safetensors weights file"):
+        read_weights(path)
+    out, _ = fmnist("evaluate", path)
+    one_line_error(out, "is not a safetensors weights file")
+
+
+# -- the data cache -----------------------------------------------------------------------------
+
+
+def _cached(real_data_dir):
+    from fmnist_core.data.dataset import cache_paths, load_dataset, locate
+
+    load_dataset(real_data_dir)  # fills the cache
+    return cache_paths(locate(real_data_dir)[1])
+
+
+@pytest.mark.parametrize("poison", ["int64 labels", "label 200"])
+def test_a_poisoned_cache_heals(real_data_dir, poison):
+    from fmnist_core.data.dataset import load_dataset
+
+    cached = _cached(real_data_dir)
+    labels = np.load(cached["t10k-labels-idx1-ubyte"])
+    np.save(
+        cached["t10k-labels-idx1-ubyte"],
+        labels.astype(np.int64) if poison == "int64 labels" else np.full_like(labels, 200),
+    )
+    data = load_dataset(real_data_dir)  # rebuilt from the verified files
+    assert data.test.labels.dtype == np.uint8 and int(data.test.labels.max()) == 9
+    assert np.load(cached["t10k-labels-idx1-ubyte"]).dtype == np.uint8
+
+
+def test_cache_check_finds_overwritten_pixels(real_data_dir):
+    from fmnist_core.data.dataset import load_dataset, verify_cache
+
+    cached = _cached(real_data_dir)
+    images = np.load(cached["t10k-images-idx3-ubyte"])
+    assert all(v == "ok" for v in verify_cache(real_data_dir).values())
+    np.save(cached["t10k-images-idx3-ubyte"], np.full_like(images, 255))  # header intact
+    report = verify_cache(real_data_dir)
+    assert report["t10k-images-idx3-ubyte"].startswith("did not match its digest")
+    assert np.array_equal(load_dataset(real_data_dir).test.images, images)
+    assert all(v == "ok" for v in verify_cache(real_data_dir).values())
+
+
+# -- disks that fail, folders that are shared ---------------------------------------------------
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """A 100 kB tmpfs (root only; skipped with the reason elsewhere): the mlp's checkpoint fits,
+    its checkpoint and weights together do not."""
+    folder = tmp_path / "mnt"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(folder)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()[:120]}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_full_disk_is_one_line_and_the_checkpoint_stays_whole(small_mount, real_data_dir):
+    run = small_mount / "run"
+    out, _ = fmnist(
+        "train",
+        "--backend",
+        "numpy",
+        "--epochs",
+        "1",
+        "--no-plots",
+        "--quiet",
+        "--data-dir",
+        real_data_dir,
+        "--out",
+        run,
+    )
+    one_line_error(out, "cannot write", "No space left on device", "intact")
+    assert not list(run.glob(".*.tmp"))  # no temporary file left behind
+    resumed = Trainer.resume(run, verbose=0, data_dir=real_data_dir)  # the checkpoint is whole
+    assert resumed.epochs_done == 1
+
+
+def test_read_only_run_folder_is_one_line(small_mount, real_data_dir):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    out, _ = fmnist(
+        "train",
+        "--backend",
+        "numpy",
+        "--epochs",
+        "1",
+        "--no-plots",
+        "--quiet",
+        "--data-dir",
+        real_data_dir,
+        "--out",
+        small_mount / "run",
+    )
+    one_line_error(out, "cannot write", "read-only")
+
+
+def test_a_run_folder_has_one_writer(tmp_path, real_data_dir):
+    from fmnist_core.atomic import folder_lock
+
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run.mkdir()
+        (run / ".fmnist.lock").write_text(str(holder.pid))
+        out, _ = fmnist(
+            "train",
+            "--backend",
+            "numpy",
+            "--epochs",
+            "1",
+            "--no-plots",
+            "--quiet",
+            "--data-dir",
+            real_data_dir,
+            "--out",
+            run,
+        )
+        one_line_error(out, f"is being written by process {holder.pid}")
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its stale lock is taken over, and released at the end
+    out, _ = fmnist(
+        "train",
+        "--backend",
+        "numpy",
+        "--epochs",
+        "1",
+        "--no-plots",
+        "--quiet",
+        "--data-dir",
+        real_data_dir,
+        "--out",
+        run,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert not (run / ".fmnist.lock").exists()
+    with folder_lock(run), folder_lock(run):  # one process may take it again
+        other = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from fmnist_core.atomic import folder_lock\nwith folder_lock({str(run)!r}): pass",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert other.returncode != 0 and f"being written by process {os.getpid()}" in other.stderr
