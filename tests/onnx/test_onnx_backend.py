@@ -184,3 +184,41 @@ def test_a_plugin_layer_exports_to_onnx(tmp_path, monkeypatch):
         assert agreement == 1.0 and difference <= 1e-4
     finally:
         plugins.reset()
+
+
+@pytest.mark.parametrize("dims", [[10**12], [2**62, 2**62], [784, 21]])
+def test_onnx_initializer_claiming_absurd_dims_is_one_line(trained_mlp, tmp_path, dims):
+    import onnx
+
+    trained_mlp.export(tmp_path / "mlp.onnx")
+    model = onnx.load(str(tmp_path / "mlp.onnx"))
+    tensor = next(t for t in model.graph.initializer if t.name == "fc1.weight")
+    del tensor.dims[:]
+    tensor.dims.extend(dims)
+    onnx.save(model, str(tmp_path / "lying.onnx"))
+    for command in (
+        ["evaluate", tmp_path / "lying.onnx"],
+        ["convert", tmp_path / "lying.onnx", tmp_path / "out.safetensors"],
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", "fmnist_core.cli", *map(str, command)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+        assert "initializer fc1.weight declares shape" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("config", ["[1]", '"x"', "5"])
+def test_onnx_metadata_of_the_wrong_shape(trained_mlp, tmp_path, config):
+    import onnx
+
+    trained_mlp.export(tmp_path / "mlp.onnx")
+    model = onnx.load(str(tmp_path / "mlp.onnx"))
+    for prop in model.metadata_props:
+        if prop.key == "config":
+            prop.value = config
+    onnx.save(model, str(tmp_path / "odd.onnx"))
+    assert Trainer.load(tmp_path / "odd.onnx", verbose=0).backend.name == "onnx"

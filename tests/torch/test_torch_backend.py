@@ -173,3 +173,21 @@ def test_precision_and_layout_options_on_the_cpu():
     }
     with pytest.raises(BackendError, match="precision='tf32' applies to CUDA"):
         _ = Trainer(backend="torch", data=data, device="cpu", precision="tf32").engine
+
+
+def test_refused_pth_is_fmnists_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as handle:
+        torch.save({"x": Evil()}, handle)
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", "evaluate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 1 and "pwned" not in out.stdout
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()]  # one line, no torch warning
+    assert "holds pickled Python objects besides tensors; refused" in out.stderr
