@@ -52,15 +52,13 @@ def free_port() -> int:
 def running(trainer, **settings):
     import uvicorn
 
-    from fmnist_core.apps.serve import ServeSettings, create_app
+    from fmnist_core.apps.serve import ServeSettings, create_app, uvicorn_options
 
     port = free_port()
+    settings = ServeSettings(**settings)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(trainer, ServeSettings(**settings)),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
+            create_app(trainer, settings), **uvicorn_options(settings, "127.0.0.1", port)
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)
@@ -269,3 +267,120 @@ def test_cli_serve_bad_weights_one_line(tmp_path):
         timeout=60,
     )
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "does not exist" in out.stderr
+
+
+# -- the server under abuse (issue 23, items 6-10) ------------------------------------------------
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (the servers of these tests run in this process)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+@pytest.fixture(scope="module")
+def mlp(weights, real):
+    return Trainer.load(weights / "w.safetensors", data=real, verbose=0)
+
+
+def big_png(tmp_path, side=6300) -> bytes:
+    from PIL import Image
+
+    path = tmp_path / f"big{side}.png"
+    if not path.exists():
+        Image.new("L", (side, side)).save(path, optimize=True)
+    return path.read_bytes()
+
+
+def test_decoding_is_off_the_event_loop_and_pixels_are_capped_per_request(mlp, tmp_path):
+    picture = big_png(tmp_path)  # ~40 M pixels, a few kB: under the per-image limit
+    with running(mlp) as url:
+        eight = [("files", (f"{i}.png", picture)) for i in range(8)]
+        started = time.time()
+        out = httpx.post(f"{url}/predict", files=eight, timeout=60)
+        assert (
+            out.status_code == 413
+            and "over the limit of 64,000,000 per request" in out.json()["detail"]
+        )
+        assert time.time() - started < 5  # from the headers, nothing decoded
+        with ThreadPoolExecutor(1) as pool:  # one 40 M pixel image decodes while /health answers
+            slow = pool.submit(
+                httpx.post, f"{url}/predict", files={"files": ("a.png", picture)}, timeout=120
+            )
+            time.sleep(0.3)
+            waits = []
+            for _ in range(5):
+                began = time.time()
+                assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+                waits.append(time.time() - began)
+            assert slow.result().status_code == 200
+        print(f"/health while a 6300x6300 image decodes: {max(waits) * 1000:.0f} ms at most")
+        assert max(waits) < 1.0
+
+
+def test_the_body_limit_is_enforced_while_the_body_arrives(mlp):
+    with running(mlp, max_request_bytes=2_000_000) as url:
+        before = rss_mb()
+        declared = httpx.post(
+            f"{url}/predict", content=b"x" * 3_000_000, headers={"content-type": "application/json"}
+        )
+        assert (
+            declared.status_code == 413
+            and "over the limit of 2,000,000 bytes" in declared.json()["detail"]
+        )
+
+        def chunks():  # no content-length: 300 MB in 1 MB chunks, refused after the first 2 MB
+            for _ in range(300):
+                yield b" " * 1_000_000
+
+        streamed = httpx.post(
+            f"{url}/predict",
+            content=chunks(),
+            timeout=60,
+            headers={"content-type": "application/json"},
+        )
+        assert streamed.status_code == 413
+        grown = rss_mb() - before
+        print(f"a 300 MB streamed body: 413, the process grew {grown:.0f} MB")
+        assert grown < 100
+        assert httpx.get(f"{url}/health").status_code == 200
+
+
+def test_deep_json_and_many_fields_are_the_clients_error(mlp, samples):
+    with running(mlp) as url:
+        deep = httpx.post(
+            f"{url}/predict",
+            content=b"[" * 100_000 + b"]" * 100_000,
+            headers={"content-type": "application/json"},
+        )
+        assert deep.status_code == 400 and "nests too deeply" in deep.json()["detail"]
+        fields = {f"f{i}": "x" for i in range(5000)}
+        many = httpx.post(
+            f"{url}/predict", data=fields, files={"files": ("a.png", samples[0].read_bytes())}
+        )
+        assert many.status_code == 413
+        assert "the limits are 256 files and 272 fields per request" in many.json()["detail"]
+
+
+def test_slow_clients_are_closed_and_good_ones_answered(mlp, samples):
+    with running(mlp, header_timeout=1.0) as url:
+        port = int(url.rsplit(":", 1)[1])
+        slow = []
+        for _ in range(50):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+            slow.append(s)
+        try:
+            good = httpx.post(f"{url}/predict", files={"files": ("a.png", samples[0].read_bytes())})
+            assert good.status_code == 200
+            time.sleep(2.5)
+            closed = 0
+            for s in slow:
+                try:
+                    closed += s.recv(1) == b""  # the server closed it
+                except OSError:
+                    closed += 1
+            assert closed == len(slow)
+        finally:
+            for s in slow:
+                s.close()

@@ -6,9 +6,17 @@
 * ``GET /health``, ``GET /metadata``; OpenAPI docs at ``/docs``.
 
 Concurrent requests are micro-batched: the images that arrive within ``wait_ms`` (up to
-``max_batch``) go through one forward pass, run in a worker thread, off the event loop. Bad input
-is a 4xx with fmnist's one-line message and the server keeps serving; a failure inside the model
-is a 500 with a short message, never a traceback.
+``max_batch``) go through one forward pass, run in a worker thread, off the event loop; images
+are decoded in a small pool of threads, off the event loop too, so ``/health`` answers while
+they decode. Bad input is a 4xx with fmnist's one-line message and the server keeps serving; a
+failure inside the model is a 500 with a short message, never a traceback.
+
+Limits (``ServeSettings``, ``fmnist serve --help``): bytes per image and per request (the body is
+counted as it arrives, so an oversized one costs nothing), images per request, declared pixels
+per image and per request (read from the images' headers before any is decoded), a connection
+must send its request headers within ``header_timeout`` seconds, idle keep-alive connections
+close after ``keep_alive`` seconds, and at most ``max_connections`` are served at once (more get
+a 503).
 """
 
 import asyncio
@@ -35,7 +43,13 @@ class ServeSettings:
     wait_ms: float = 5.0
     max_bytes: int = 5_000_000  # per image
     max_files: int = 256  # per request
-    max_pixels: int | None = None
+    max_pixels: int | None = None  # per image (default fmnist_core.data.images.MAX_PIXELS)
+    max_request_bytes: int = 64_000_000  # a whole request body, counted as it arrives
+    max_request_pixels: int = 64_000_000  # the declared pixels of one request's images
+    decode_threads: int = 2  # images are decoded by this many threads, off the event loop
+    header_timeout: float = 10.0  # seconds a connection has to send its request headers
+    keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
+    max_connections: int = 256  # served at once; more are answered 503
 
 
 class BadRequest(Exception):
@@ -114,7 +128,6 @@ def _decode_all(blobs: list[tuple[str, bytes]], settings: ServeSettings) -> np.n
             f"{len(blobs)} images in one request, over the limit of {settings.max_files}; "
             "fix: send fewer per request",
         )
-    images = []
     for name, data in blobs:
         if len(data) > settings.max_bytes:
             raise BadRequest(
@@ -122,11 +135,34 @@ def _decode_all(blobs: list[tuple[str, bytes]], settings: ServeSettings) -> np.n
                 f"{name} is {len(data):,} bytes, over the limit of {settings.max_bytes:,}; "
                 "fix: send a smaller image",
             )
+    declared = sum(_declared_pixels(data) for _, data in blobs)
+    if declared > settings.max_request_pixels:
+        raise BadRequest(
+            413,
+            f"the request's images declare {declared:,} pixels, over the limit of "
+            f"{settings.max_request_pixels:,} per request; fix: send fewer or smaller images",
+        )
+    images = []
+    for name, data in blobs:
         try:
             images.append(image_from_bytes(data, name, settings.max_pixels))
         except ImageError as exc:
             raise BadRequest(400, str(exc)) from None
     return np.stack(images)
+
+
+def _declared_pixels(data: bytes) -> int:
+    """The pixels an image's header declares (0 when it has none: decoding then says why)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Exception:  # not an image: image_from_bytes gives the one-line reason
+        return 0
+    return width * height
 
 
 def _json_blobs(body: bytes) -> list[tuple[str, bytes]]:
@@ -136,6 +172,10 @@ def _json_blobs(body: bytes) -> list[tuple[str, bytes]]:
         raise BadRequest(
             400,
             f'the request body is not valid JSON ({exc}); fix: send {{"images": [base64, ...]}}',
+        ) from None
+    except RecursionError:
+        raise BadRequest(
+            400, 'the request body nests too deeply; fix: send {"images": [base64, ...]}'
         ) from None
     items = (
         payload.get("images", [payload["image"]] if "image" in payload else None)
@@ -192,6 +232,7 @@ def create_app(
         batcher.start()
         yield
         await batcher.stop()
+        decoder.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="fmnist",
@@ -200,6 +241,10 @@ def create_app(
         description="Fashion-MNIST classifier: POST images to /predict.",
     )
     app.state.batcher = batcher
+    decoder = ThreadPoolExecutor(
+        max_workers=settings.decode_threads, thread_name_prefix="fmnist-decode"
+    )
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
 
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest):
@@ -223,7 +268,18 @@ def create_app(
         """Images as multipart files, or JSON {"images": [base64 PNG, ...]}."""
         kind = request.headers.get("content-type", "")
         if kind.startswith("multipart/form-data"):
-            form = await request.form(max_files=settings.max_files + 1)
+            fields = settings.max_files + 16
+            try:
+                form = await request.form(max_files=settings.max_files + 1, max_fields=fields)
+            except Exception as exc:  # starlette's multipart limits and parse errors
+                if isinstance(exc, BadRequest):
+                    raise
+                raise BadRequest(
+                    413 if "Too many" in str(exc) else 400,
+                    f"the form could not be read ({str(exc)[:80]}); the limits are "
+                    f"{settings.max_files} files and {fields} fields per request; fix: send "
+                    "fewer parts, one image file each",
+                ) from None
             blobs = [
                 (value.filename or key, await value.read())
                 for key, value in form.multi_items()
@@ -237,7 +293,8 @@ def create_app(
                 f"content type {kind or 'none'!r} is not accepted; "
                 "fix: send multipart/form-data files or application/json",
             )
-        images = _decode_all(blobs, settings)
+        loop = asyncio.get_running_loop()
+        images = await loop.run_in_executor(decoder, _decode_all, blobs, settings)
         logits = await batcher.submit(images)
         probabilities = softmax(logits)
         return {
@@ -248,6 +305,60 @@ def create_app(
         }
 
     return app
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is a 413, told from its declared
+    length before any of it is read, else as soon as the bytes received pass the limit."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        message = (
+            f"the request body is over the limit of {self.limit:,} bytes; fix: send "
+            "fewer or smaller images per request"
+        )
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            body = json.dumps({"detail": message}).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return None
+        received = 0
+
+        async def counted():
+            nonlocal received
+            event = await receive()
+            if event["type"] == "http.request":
+                received += len(event.get("body", b""))
+                if received > self.limit:
+                    raise BadRequest(413, message)
+            return event
+
+        return await self.app(scope, counted, send)
+
+
+def uvicorn_options(settings: ServeSettings, host: str, port: int) -> dict[str, Any]:
+    """uvicorn's settings for ``fmnist serve``: its timeouts and connection limit."""
+    # the protocol reads its timeout from the environment: uvicorn's worker processes inherit it
+    os.environ["FMNIST_HEADER_TIMEOUT"] = str(settings.header_timeout)
+    return {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "http": "fmnist_core.apps.serve_protocol:HeaderTimeoutH11Protocol",
+        "timeout_keep_alive": max(1, round(settings.keep_alive)),
+        "limit_concurrency": settings.max_connections,
+    }
 
 
 def app_from_env():
@@ -286,23 +397,12 @@ def serve(
         f"fmnist: serving {weights} on http://{host}:{port} (docs: http://{host}:{port}/docs)",
         flush=True,
     )
+    options = uvicorn_options(settings, host, port)
     if workers == 1:
-        uvicorn.run(
-            create_app(trainer, settings, {"weights": str(weights)}),
-            host=host,
-            port=port,
-            log_level="warning",
-        )
+        uvicorn.run(create_app(trainer, settings, {"weights": str(weights)}), **options)
         return
     # several processes: uvicorn imports the app in each, from an import string
     os.environ["FMNIST_SERVE"] = json.dumps(
         {"weights": str(weights), "backend": backend, "settings": asdict(settings)}
     )
-    uvicorn.run(
-        "fmnist_core.apps.serve:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-    )
+    uvicorn.run("fmnist_core.apps.serve:app_from_env", factory=True, workers=workers, **options)

@@ -26,6 +26,15 @@ def add_arguments(p) -> None:
         default=None,
         help="largest declared image size (default 40,000,000)",
     )
+    limits = [
+        ("--max-request-bytes", int, 64_000_000, "largest request body, counted as it arrives"),
+        ("--max-request-pixels", int, 64_000_000, "most declared pixels of one request's images"),
+        ("--header-timeout", float, 10.0, "seconds a connection has to send its request headers"),
+        ("--keep-alive", float, 5.0, "seconds an idle keep-alive connection stays open"),
+        ("--max-connections", int, 256, "connections served at once; more are answered 503"),
+    ]
+    for flag, kind, default, text in limits:
+        p.add_argument(flag, type=kind, default=default, help=f"{text} (default {default:,})")
 
 
 def run(args) -> int:
@@ -37,6 +46,11 @@ def run(args) -> int:
         max_bytes=args.max_bytes,
         max_files=args.max_files,
         max_pixels=args.max_pixels,
+        max_request_bytes=args.max_request_bytes,
+        max_request_pixels=args.max_request_pixels,
+        header_timeout=args.header_timeout,
+        keep_alive=args.keep_alive,
+        max_connections=args.max_connections,
     )
     serve(
         args.weights,
