@@ -72,9 +72,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(name="tests-core")
 def tests_core(session: nox.Session) -> None:
-    """The core with no framework installed: NumPy backend, data, CLI, pictures, conformance."""
+    """The core with no framework installed: NumPy backend, data, CLI, pictures, conformance,
+    the scikit-learn estimator."""
     ensure_data(session)
-    session.install("-e", ".[test,plots]")
+    session.install("-e", ".[test,plots,sklearn]")
     pytest(session, "tests/core")
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import plugins
 from ..atomic import folder_lock
-from ..data import IMAGE_SHAPE, Dataset, load_dataset
+from ..data import Dataset, load_dataset
 from ..data.augment import Augment, as_augment, flipped
 from ..engine.backend import Backend, Engine, EngineConfig, chunked_logits, not_data_parallel
 from ..errors import BackendError, ConfigError
@@ -171,6 +171,8 @@ class Trainer:
         self._engine: Engine | None = None
         self._attached = False
         self._start_params: dict[str, np.ndarray] | None = None
+        self._arrays: tuple | None = None  # (training split, validation split) of fit(x, y)
+        self.arrays_digest = ""  # of fit(x, y)'s training arrays, recorded in configs
 
     # -- configuration -------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -188,6 +190,7 @@ class Trainer:
             "log_every": self.log_every,
             "steps_per_execution": self.steps_per_execution,
             "validation": self.validation,
+            "data": {"arrays": self.arrays_digest} if self.arrays_digest else "fashion-mnist",
             "augment": str(self.augment),
             "label_smoothing": self.label_smoothing,
             "ema": self.ema,
@@ -208,9 +211,29 @@ class Trainer:
             self._data = load_dataset(self.data_dir, verify=self.verify_checksums)
         return self._data
 
+    def use_arrays(self, x, y, validation_data=None) -> None:
+        """Train on your arrays from now on (``fit(x, y)`` calls it): checked and kept as the
+        training split, ``validation_data`` as the validation split."""
+        from ..data.arrays import as_split, digest
+
+        train = as_split(x, y, "x, y")
+        held = (
+            as_split(*validation_data, "validation_data") if validation_data is not None else None
+        )
+        if self.arrays_digest and digest(train) != self.arrays_digest:
+            raise ConfigError(
+                "these arrays are not the ones this run was trained on (their digest differs)",
+                fix="resume with the same x, y, or start a new Trainer",
+            )
+        self._arrays, self._splits, self._attached = (train, held), (train, held), False
+        self.arrays_digest = digest(train)
+
     def splits(self) -> tuple:
-        """(training split, validation split or None): the validation samples are carved out of
-        the training set (stratified, the same for every run) when ``validation`` is set."""
+        """(training split, validation split or None): your arrays (``fit(x, y)``), else
+        Fashion-MNIST's training set, the validation samples carved out of it (stratified, the
+        same for every run) when ``validation`` is set."""
+        if self._arrays is not None:
+            return self._arrays
         if self._splits is None:
             train = self.data.train
             if self.validation is None:
@@ -286,13 +309,30 @@ class Trainer:
         return {0: [], 1: [ProgressBar()], 2: [PrintProgress()]}.get(int(verbose), [])
 
     def fit(
-        self, epochs: int | None = None, *, checkpoint_dir: str | os.PathLike | None = None
+        self,
+        x: np.ndarray | None = None,
+        y: np.ndarray | None = None,
+        *,
+        epochs: int | None = None,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
     ) -> History:
         """Train until ``epochs`` (default: the constructor's) and return the ``History``.
 
-        With ``checkpoint_dir`` a checkpoint (weights, optimizer state, epoch, history) is
-        written atomically after each epoch; ``Trainer.resume`` continues from it.
+        By default on Fashion-MNIST's training set (less the ``validation`` split); with ``x, y``
+        on your own arrays: images ``(n, 28, 28)`` or ``(n, 784)``, uint8 in 0..255 or floats
+        in [0, 1] (kept as 8-bit, as the dataset is), labels 0..9; ``validation_data=(x, y)``
+        is then reported every epoch. With ``checkpoint_dir`` a checkpoint (weights, optimizer
+        state, epoch, history) is written atomically after each epoch; ``Trainer.resume``
+        continues from it (a run on arrays is resumed by passing the same arrays to ``fit``).
         """
+        if x is not None or y is not None or validation_data is not None:
+            self.use_arrays(x, y, validation_data)
+        elif self.arrays_digest and self._arrays is None:
+            raise ConfigError(
+                "this run was trained on arrays, which a checkpoint does not hold",
+                fix="pass the same x, y (and validation_data) to fit()",
+            )
         if not self.backend.trains:
             trainers = sorted(
                 n
@@ -319,39 +359,46 @@ class Trainer:
         return loop.step_scalars(self, epoch, first_step, steps)
 
     # -- evaluation and prediction ---------------------------------------------------------
-    def evaluate(self, split: str = "test", *, tta: bool | None = None) -> EvalResult:
+    def evaluate(
+        self,
+        split: str | np.ndarray = "test",
+        y: np.ndarray | None = None,
+        *,
+        tta: bool | None = None,
+    ) -> EvalResult:
         """Mean per-sample loss, accuracy and confusion matrix on ``split``: "test", "train" or
-        "validation" (the held-out part of the training set, with ``validation=``), of the
-        evaluated weights (the average, with ``ema``). ``tta=True`` averages each image's logits
-        with its mirror image's (default: the recipe's ``tta``)."""
-        if split not in ("test", "train", "validation"):
+        "validation" (the held-out part of the training set, with ``validation=``, or
+        ``validation_data``), or on your arrays (``evaluate(x, y)``, as ``fit`` takes them), of
+        the evaluated weights (the average, with ``ema``). ``tta=True`` averages each image's
+        logits with its mirror image's (default: the recipe's ``tta``)."""
+        if not isinstance(split, str):
+            from ..data.arrays import as_split
+
+            data = as_split(split, y, "x, y")
+        elif split not in ("test", "train", "validation"):
             raise ConfigError(f"split must be 'test', 'train' or 'validation', got {split!r}")
-        if split == "validation":
+        elif split == "validation":
             data = self.splits()[1]
             if data is None:
                 raise ConfigError(
                     "no validation split: this trainer was made without validation=",
-                    fix="pass validation=5000 (or a fraction) to Trainer",
+                    fix="pass validation=5000 (or a fraction) to Trainer, or fit(validation_data=)",
                 )
+        elif split == "train" and self._arrays is not None:
+            data = self._arrays[0]
         else:
             data = getattr(self.data, split)
         result = EvalResult.from_logits(self._logits(data.images, tta), data.labels)
-        if split == "test":
+        if isinstance(split, str) and split == "test":
             self.test_accuracy = result.accuracy  # recorded in saved weights (serve shows it)
         return result
 
     def logits(self, images: np.ndarray, *, tta: bool | None = None) -> np.ndarray:
-        """Logits of uint8 images (n, 28, 28), by the evaluated weights (``tta`` as in
-        ``evaluate``)."""
-        images = np.asarray(images)
-        if images.ndim == 2:
-            images = images[None]
-        if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
-            raise ConfigError(
-                f"images must be uint8 of shape (n, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}), "
-                f"got {images.dtype} {images.shape}",
-                fix="use fmnist_core.load_image to convert image files",
-            )
+        """Logits of images (n, 28, 28) (or as ``fit`` takes them), by the evaluated weights
+        (``tta`` as in ``evaluate``)."""
+        from ..data.arrays import as_images
+
+        images = as_images(images, "images")
         return self._logits(images, tta)
 
     def _logits(self, images: np.ndarray, tta: bool | None) -> np.ndarray:
@@ -504,6 +551,8 @@ class Trainer:
             overrides=overrides,
         )
         trainer.history, trainer.epochs_done = history, epochs_done
+        recorded = config.get("data")
+        trainer.arrays_digest = recorded.get("arrays", "") if isinstance(recorded, dict) else ""
         if optimizer:
             trainer.engine.set_optimizer_state(optimizer)
         if average and trainer.ema:

@@ -1,0 +1,133 @@
+"""A scikit-learn classifier around ``Trainer`` (``fmnist-core[sklearn]``): ``fmnist_core.sklearn``.
+
+    from fmnist_core.sklearn import FashionMNISTClassifier
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    cross_val_score(FashionMNISTClassifier(epochs=2), x, y, cv=3)
+    GridSearchCV(FashionMNISTClassifier(), {"learning_rate": [0.05, 0.1]}).fit(x, y)
+
+``X`` holds images ``(n, 784)`` (a flattened image a row, as scikit-learn wants 2-D data) or
+``(n, 28, 28)``, uint8 or floats in [0, 1]; ``y`` class labels, at most ten of them: labels 0..9
+keep their Fashion-MNIST meaning (``LABELS``), other labels are numbered in sorted order. Every
+constructor argument is a ``Trainer`` argument (``options`` holds backend options), so
+``get_params``/``set_params`` and grid searches see them all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.utils.validation import check_is_fitted
+except ImportError as exc:  # an optional extra
+    from ..errors import FmnistError
+
+    raise FmnistError(
+        "fmnist_core.sklearn needs scikit-learn", fix='pip install "fmnist-core[sklearn]"'
+    ) from exc
+
+from ..data.arrays import as_images
+from ..errors import ConfigError
+from ..labels import NUM_CLASSES
+from ..training.metrics import softmax
+from ..training.trainer import Trainer
+
+
+class FashionMNISTClassifier(ClassifierMixin, BaseEstimator):
+    """An fmnist model as a scikit-learn classifier; see the module's docstring."""
+
+    def __init__(
+        self,
+        backend: str = "numpy",
+        model: Any = "mlp",
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        learning_rate: float | None = None,
+        optimizer: Any = None,
+        schedule: Any = None,
+        augment: Any = None,
+        label_smoothing: float | None = None,
+        ema: float | None = None,
+        tta: bool | None = None,
+        seed: int = 0,
+        options: dict | None = None,
+        verbose: int = 0,
+    ):
+        self.backend, self.model, self.epochs, self.batch_size = backend, model, epochs, batch_size
+        self.learning_rate, self.optimizer, self.schedule = learning_rate, optimizer, schedule
+        self.augment, self.label_smoothing, self.ema, self.tta = augment, label_smoothing, ema, tta
+        self.seed, self.options, self.verbose = seed, options, verbose
+
+    def fit(self, X, y=None):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        images = _images(X)
+        labels = np.asarray(y)
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise ConfigError(
+                f"y: {len(images)} images need {len(images)} labels, got shape {labels.shape}"
+            )
+        self.classes_ = np.unique(labels)
+        if len(self.classes_) > NUM_CLASSES:
+            raise ConfigError(
+                f"y holds {len(self.classes_)} classes; the model has {NUM_CLASSES} outputs"
+            )
+        fashion = (
+            np.issubdtype(self.classes_.dtype, np.integer)
+            and self.classes_.min() >= 0
+            and self.classes_.max() < NUM_CLASSES
+        )
+        # the model's output of each class: a Fashion-MNIST label is its own, others in order
+        self.outputs_ = self.classes_.astype(np.int64) if fashion else np.arange(len(self.classes_))
+        indices = self.outputs_[np.searchsorted(self.classes_, labels)]
+        self.trainer_ = Trainer(
+            backend=self.backend,
+            model=self.model,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            optimizer=self.optimizer,
+            schedule=self.schedule,
+            augment=self.augment,
+            label_smoothing=self.label_smoothing,
+            ema=self.ema,
+            tta=self.tta,
+            seed=self.seed,
+            verbose=self.verbose,
+            **(self.options or {}),
+        )
+        self.trainer_.fit(images, indices)
+        self.n_features_in_ = images.shape[1] * images.shape[2]
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Probabilities of ``classes_`` (the model's outputs of the other labels left out)."""
+        check_is_fitted(self)
+        probabilities = softmax(self.trainer_.logits(_images(X)))[:, self.outputs_]
+        return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True  # (n, 28, 28) images, besides (n, 784)
+        tags.non_deterministic = self.backend not in ("numpy", "torch", "tf", "keras")
+        return tags
+
+
+def _images(X) -> np.ndarray:
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):  # scipy's sparse matrices and arrays
+        raise TypeError("sparse input is not supported: images are dense; pass X.toarray()")
+    if np.iscomplexobj(X):
+        raise ValueError("Complex data not supported: images are real pixels")
+    try:
+        return as_images(X, "X")
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None  # scikit-learn expects a ValueError for bad input
