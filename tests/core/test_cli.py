@@ -310,3 +310,159 @@ def test_bad_augmentation_flag_is_one_line(tmp_path, capsys):
     assert main(["train", "--backend", "numpy", "--augment", "wobble", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "unknown augmentation 'wobble'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_folders_config_reproduces_the_run(tmp_path, real_data_dir):
+    from fmnist_core.cli import main
+
+    common = ["--no-plots", "--quiet", "--data-dir", str(real_data_dir)]
+    assert (
+        main(
+            [
+                "train",
+                "--backend",
+                "numpy",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "128",
+                "--lr",
+                "0.05",
+                "--augment",
+                "flip",
+                "--log-every",
+                "50",
+                *common,
+                "--out",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(tmp_path / "a" / "config.json"),
+                *common,
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
+    first, again = (json.loads((tmp_path / run / "history.json").read_text()) for run in "ab")
+    for record in first["epochs"] + again["epochs"]:
+        record.pop("seconds")
+    assert first == again
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["augment"] == "flip"
+
+
+def test_toml_config_and_flags_override_it(tmp_path, real_data_dir):
+    from fmnist_core.cli import main
+
+    (tmp_path / "run.toml").write_text(
+        'backend = "numpy"\nepochs = 3\nbatch_size = 256\nlearning_rate = 0.2\n'
+        'optimizer = {kind = "sgd", momentum = 0.5}\n[options]\n'
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(tmp_path / "run.toml"),
+                "--epochs",
+                "1",
+                "--no-plots",
+                "--quiet",
+                "--data-dir",
+                str(real_data_dir),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert (config["epochs"], config["batch_size"], config["learning_rate"]) == (1, 256, 0.2)
+    assert config["optimizer"] == {"kind": "sgd", "momentum": 0.5}
+
+
+def test_a_users_architecture_is_recorded_and_reproduced(tmp_path, real_data_dir):
+    from fmnist_core.cli import main
+
+    spec = {
+        "name": "mine",
+        "layers": [
+            {"type": "Flatten"},
+            {"type": "Dense", "units": 16},
+            {"type": "ReLU"},
+            {"type": "Dense"},
+        ],
+    }
+    (tmp_path / "mine.json").write_text(json.dumps(spec))
+    common = [
+        "--backend",
+        "numpy",
+        "--epochs",
+        "1",
+        "--no-plots",
+        "--quiet",
+        "--data-dir",
+        str(real_data_dir),
+    ]
+    assert (
+        main(
+            ["train", "--model", str(tmp_path / "mine.json"), *common, "--out", str(tmp_path / "a")]
+        )
+        == 0
+    )
+    assert (
+        json.loads((tmp_path / "a" / "config.json").read_text())["architecture"]["name"] == "mine"
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(tmp_path / "a" / "config.json"),
+                *common,
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
+    first, again = (
+        json.loads((tmp_path / r / "evaluation.json").read_text())["accuracy"] for r in "ab"
+    )
+    assert first == again and first > 0.7
+
+
+@pytest.mark.parametrize(
+    "content, suffix, message",
+    [
+        ('{"epochz": 3}', ".json", "has no setting 'epochz' (did you mean 'epochs'?)"),
+        ("epochs = ", ".toml", "is not valid TOML"),
+        ("[1, 2]", ".json", "holds a list, not a table of settings"),
+        (
+            '{"options": {"turbo": true}, "backend": "numpy"}',
+            ".json",
+            "backend 'numpy' has no option 'turbo'",
+        ),
+        (
+            '{"data": {"arrays": "abc"}}',
+            ".json",
+            "trained on arrays, which a config file cannot hold",
+        ),
+    ],
+)
+def test_a_bad_config_file_is_one_line(tmp_path, capsys, content, suffix, message):
+    from fmnist_core.cli import main
+
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(content)
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err

@@ -26,8 +26,15 @@ def add_arguments(p) -> None:
 
     p.add_argument("--backend", help="backend name (default: best installed)")
     p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a TOML or JSON file of Trainer arguments, backend options (options) and loggers "
+        "(log); "
+        "a run folder's config.json is one; flags given here override it",
+    )
+    p.add_argument(
         "--model",
-        default="mlp",
+        default=None,
         help="a recipe from `fmnist models` (default mlp, the article's), "
         "or a JSON file of your own ModelSpec (its to_dict(); the mlp's recipe applies)",
     )
@@ -51,16 +58,16 @@ def add_arguments(p) -> None:
         help="learning-rate schedule; default: the recipe's (mlp: constant)",
     )
     p.add_argument(
-        "--steps-per-execution", type=int, default=100, help="steps per engine call (default 100)"
+        "--steps-per-execution", type=int, default=None, help="steps per engine call (default 100)"
     )
     p.add_argument(
-        "--log-every", type=int, default=100, help="progress every N batches (default 100)"
+        "--log-every", type=int, default=None, help="progress every N batches (default 100)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument(
         "--workers",
         type=int,
-        default=1,
+        default=None,
         help="data-parallel processes on this machine (torch: torchrun, gloo on the CPU; tf and "
         "keras: MultiWorkerMirroredStrategy with a TF_CONFIG per worker)",
     )
@@ -89,7 +96,7 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--max-memory-gb",
         type=float,
-        default=8.0,
+        default=None,
         help="refuse a model that would need more memory to train (default 8)",
     )
     p.add_argument("--label-smoothing", type=float, metavar="E", help="default: the recipe's")
@@ -128,12 +135,13 @@ def run(args) -> int:
     from .. import plugins
     from ..atomic import folder_lock
 
-    backend = plugins.get_backend(
-        args.backend or (_recorded_backend(args.resume) if args.resume else None)
-    )
-    if args.workers > 1 and backend.worker_rank()[1] == 1:  # not yet inside a launched worker
-        return _launch_workers(args, backend)
-    trainer, run_folder = _trainer(args)
+    settings = {} if args.resume else training_settings(args)
+    name = _recorded_backend(args.resume) if args.resume else settings.get("backend")
+    backend = plugins.get_backend(args.backend or name)
+    workers = args.workers or settings.get("workers") or 1
+    if workers > 1 and backend.worker_rank()[1] == 1:  # not yet inside a launched worker
+        return _launch_workers(args, backend, workers)
+    trainer, run_folder = _trainer(args, settings)
     lead = trainer.rank == 0  # data-parallel: only rank 0 writes the run folder and prints
     with folder_lock(run_folder) if lead else contextlib.nullcontext():
         return _train(args, trainer, run_folder, lead)
@@ -144,13 +152,13 @@ def _train(args, trainer, run_folder: Path, lead: bool) -> int:
 
     started = time.perf_counter()
     if lead:
-        atomic_write_json(run_folder / "config.json", trainer.config())
+        atomic_write_json(run_folder / "config.json", _recorded(args, trainer))
     history = trainer.fit(checkpoint_dir=run_folder)
     result = trainer.evaluate()
     weights = trainer.save(run_folder / "weights.safetensors")
     if not lead:
         return 0
-    atomic_write_json(run_folder / "config.json", trainer.config())  # now with the device used
+    atomic_write_json(run_folder / "config.json", _recorded(args, trainer))  # with the device used
     atomic_write_json(run_folder / "history.json", history.to_dict())
     atomic_write_json(run_folder / "evaluation.json", result.to_dict())
     pictures = _draw_pictures(run_folder, trainer) if not args.no_plots else []
@@ -172,7 +180,7 @@ def _train(args, trainer, run_folder: Path, lead: bool) -> int:
     return 0
 
 
-def _trainer(args):
+def _trainer(args, settings: dict):
     from ..training.tracking import loggers_for
     from ..training.trainer import Trainer
 
@@ -186,44 +194,166 @@ def _trainer(args):
             trainer.callbacks += loggers_for(args.log, run_folder)
         return trainer, run_folder
     run_folder = Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    model = _model(args.model)
-    optimizer = None
-    if args.optimizer or args.momentum or args.nesterov or args.weight_decay:
-        from ..spec.optimizers import Optimizer
-
-        recipe = model.recipe.optimizer
-        kind = args.optimizer or (recipe if isinstance(recipe, str) else recipe.kind)
-        optimizer = Optimizer(
-            kind,
-            momentum=args.momentum or 0.0,
-            nesterov=args.nesterov,
-            weight_decay=args.weight_decay or 0.0,
-        )
+    settings = dict(settings)
+    settings.pop("workers", None)
+    log, options = settings.pop("log", None), settings.pop("options", {})
     trainer = Trainer(
-        backend=args.backend,
-        model=model,
-        epochs=args.epochs,
-        callbacks=loggers_for(args.log, run_folder) if args.log else (),
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        seed=args.seed,
-        optimizer=optimizer,
-        schedule=args.schedule,
-        steps_per_execution=args.steps_per_execution,
-        log_every=args.log_every,
+        **settings,
+        callbacks=loggers_for(log, run_folder) if log else (),
         data_dir=args.data_dir,
         verbose=verbose,
-        evaluate_each_epoch=args.evaluate_each_epoch,
-        validation=args.validation,
         verify_checksums=not args.skip_checksums,
-        augment=args.augment,
-        label_smoothing=args.label_smoothing,
-        ema=args.ema,
-        max_memory_gb=args.max_memory_gb,
-        tta=args.tta,
-        **backend_options(args),
+        **options,
     )
     return trainer, run_folder
+
+
+#: the keys of a config file: Trainer arguments, backend options, loggers, workers
+CONFIG_KEYS = (
+    "backend",
+    "model",
+    "architecture",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "optimizer",
+    "schedule",
+    "init",
+    "log_every",
+    "steps_per_execution",
+    "validation",
+    "augment",
+    "label_smoothing",
+    "ema",
+    "tta",
+    "max_memory_gb",
+    "evaluate_each_epoch",
+    "options",
+    "log",
+    "workers",
+)
+RECORDED_ONLY = ("device", "data")  # config.json records them; they are results, not settings
+
+
+def read_config(path: str) -> dict:
+    """A config file (TOML or JSON, by its suffix) as a dict, its keys checked."""
+    import difflib
+
+    from ..errors import ConfigError
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read the config file {path}: {exc}", fix="give a TOML or JSON file"
+        ) from None
+    try:
+        if path.endswith(".toml"):
+            import tomllib
+
+            config = tomllib.loads(text)
+        else:
+            config = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(
+            f"the config file {path} is not valid {'TOML' if path.endswith('.toml') else 'JSON'}: "
+            f"{str(exc)[:120]}",
+            fix="fix its syntax",
+        ) from None
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"the config file {path} holds a {type(config).__name__}, not a table of settings"
+        )
+    data = config.get("data")
+    if isinstance(data, dict) and data.get("arrays"):
+        raise ConfigError(
+            f"the run of {path} trained on arrays, which a config file cannot hold",
+            fix="train it from Python: Trainer(...).fit(x, y)",
+        )
+    for key in config:
+        if key not in CONFIG_KEYS and key not in RECORDED_ONLY:
+            near = difflib.get_close_matches(key, CONFIG_KEYS, n=1)
+            raise ConfigError(
+                f"the config file {path} has no setting {key!r}"
+                + (f" (did you mean {near[0]!r}?)" if near else "")
+                + f"; its settings: {', '.join(CONFIG_KEYS)}",
+                fix="remove or rename it",
+            )
+    if not isinstance(config.get("options", {}), dict):
+        raise ConfigError(f"the config file {path}: options must be a table of backend options")
+    return {k: v for k, v in config.items() if k not in RECORDED_ONLY}
+
+
+def training_settings(args) -> dict:
+    """The Trainer's arguments: the config file's, the flags given on the command line winning."""
+    file = read_config(args.config) if args.config else {}
+    flags = {
+        "backend": args.backend,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "seed": args.seed,
+        "schedule": args.schedule,
+        "steps_per_execution": args.steps_per_execution,
+        "log_every": args.log_every,
+        "validation": args.validation,
+        "augment": args.augment,
+        "label_smoothing": args.label_smoothing,
+        "ema": args.ema,
+        "tta": args.tta,
+        "max_memory_gb": args.max_memory_gb,
+        "evaluate_each_epoch": args.evaluate_each_epoch or None,
+        "log": args.log,
+        "workers": args.workers,
+    }
+    settings = {**file, **{k: v for k, v in flags.items() if v is not None}}
+    settings["options"] = {**file.get("options", {}), **backend_options(args)}
+    architecture = settings.pop("architecture", None)
+    if args.model:
+        settings["model"] = _model(args.model)
+    elif architecture and not _registered(settings.get("model")):
+        from ..spec.model import ModelSpec
+
+        settings["model"] = ModelSpec.from_dict(architecture)
+    else:
+        settings["model"] = _model(settings.get("model") or "mlp")
+    if args.optimizer or args.momentum or args.nesterov or args.weight_decay:
+        from ..spec.optimizers import Optimizer, as_optimizer
+
+        recipe = settings.get("optimizer") or settings["model"].recipe.optimizer
+        base = as_optimizer(recipe).to_dict()
+        base.update(
+            {
+                k: v
+                for k, v in [
+                    ("kind", args.optimizer),
+                    ("momentum", args.momentum),
+                    ("nesterov", args.nesterov or None),
+                    ("weight_decay", args.weight_decay),
+                ]
+                if v is not None
+            }
+        )
+        settings["optimizer"] = Optimizer(**base)
+    return settings
+
+
+def _registered(name) -> bool:
+    from ..plugins import models
+
+    return isinstance(name, str) and name in models()
+
+
+def _recorded(args, trainer) -> dict:
+    """What config.json holds: the trainer's config, the architecture of a model that is not a
+    registered recipe, and the loggers; a config file for --config."""
+    config = trainer.config()
+    if not _registered(trainer.model.name) or trainer.model != _model(trainer.model.name):
+        config["architecture"] = trainer.model.to_dict()
+    if getattr(args, "log", None):
+        config["log"] = args.log
+    return config
 
 
 def _model(value: str):
@@ -267,7 +397,7 @@ def _recorded_backend(run_folder: str) -> str | None:
         return None
 
 
-def _launch_workers(args, backend) -> int:
+def _launch_workers(args, backend, workers: int) -> int:
     argv = list(args.argv)
     for number, item in enumerate(argv):
         if item == "--workers":
@@ -276,10 +406,10 @@ def _launch_workers(args, backend) -> int:
         if item.startswith("--workers="):
             del argv[number]
             break
-    code = backend.launch_workers(argv, args.workers)
+    code = backend.launch_workers(argv, workers)
     if code != 0:
         print(
-            f"fmnist: error: a worker of {args.workers} failed (exit code {code}; its rank and "
+            f"fmnist: error: a worker of {workers} failed (exit code {code}; its rank and "
             "traceback are "
             "above); fix: see the worker's error, then --resume the run folder",
             file=sys.stderr,

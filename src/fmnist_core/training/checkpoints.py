@@ -40,6 +40,7 @@ RECORDED = (
     "log_every",
     "steps_per_execution",
     "validation",
+    "evaluate_each_epoch",
 )
 """The ``Trainer`` arguments a weights file records and ``Trainer.load``/``resume`` restore."""
 

@@ -190,6 +190,7 @@ class Trainer:
             "log_every": self.log_every,
             "steps_per_execution": self.steps_per_execution,
             "validation": self.validation,
+            "evaluate_each_epoch": self.evaluate_each_epoch,
             "data": {"arrays": self.arrays_digest} if self.arrays_digest else "fashion-mnist",
             "augment": str(self.augment),
             "label_smoothing": self.label_smoothing,
