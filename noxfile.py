@@ -170,6 +170,15 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/run.py", *session.posargs)
 
 
+@nox.session
+def speedrun(session: nox.Session) -> None:
+    """Time to 0.90 / 0.92 / 0.935 test accuracy of the fast and accurate recipes on every
+    training backend, beside the plain-PyTorch cnn program (BENCHMARKS.md)."""
+    ensure_data(session)
+    session.install("-e", ".", *(arg for path in PLUGINS.values() for arg in ("-e", path)))
+    session.run("python", "bench/speedrun.py", *session.posargs)
+
+
 @nox.session(name="bench-cnn")
 def bench_cnn(session: nox.Session) -> None:
     """The cnn recipe on every backend against the same CNN by hand (torch.optim, Keras fit)."""

@@ -84,6 +84,43 @@ def measure_programs(reps: int) -> dict[str, list[dict]]:
     return results
 
 
+def measure_busy(reps: int) -> str:
+    """Each fmnist program's steady epoch quiet and beside one busy process (a Python loop
+    spinning on a core), round-robin; a Markdown table of the medians."""
+    names = [name for name, _, role in programs() if role == "fmnist"]
+    epochs: dict[tuple[str, bool], list[float]] = {(n, b): [] for n in names for b in (False, True)}
+    for _ in range(reps):
+        for name in names:
+            for busy in (False, True):
+                spinner = (
+                    subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+                )
+                try:
+                    out = run_process(
+                        [sys.executable, str(HERE / "programs.py"), name],
+                        env={"KERAS_BACKEND": "tensorflow"},
+                    )[2]
+                finally:
+                    if spinner:
+                        spinner.kill()
+                        spinner.wait()
+                steady = statistics.mean(
+                    json.loads(out.strip().splitlines()[-1])["epoch_seconds"][1:]
+                )
+                epochs[(name, busy)].append(steady)
+                print(
+                    f"{name} {'busy' if busy else 'quiet'}: {steady:.3f} s/epoch", file=sys.stderr
+                )
+    lines = [
+        "| program | quiet s/epoch | beside one busy process s/epoch | busy / quiet |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name in names:
+        quiet, busy = (statistics.median(epochs[(name, b)]) for b in (False, True))
+        lines.append(f"| {name} | {quiet:.3f} | {busy:.3f} | {busy / quiet:.2f} |")
+    return f"Machine: {machine()}; medians of {reps} runs, steady epochs.\n\n" + "\n".join(lines)
+
+
 def measure_startup(reps: int) -> dict[str, float]:
     py = sys.executable
     times: dict[str, list[float]] = {
@@ -201,7 +238,15 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--write", help="also write this Markdown file (e.g. BENCHMARKS.md)")
     parser.add_argument("--json", default=str(HERE / "results" / "latest.json"))
+    parser.add_argument(
+        "--busy",
+        action="store_true",
+        help="only fmnist's programs, quiet and beside one busy process",
+    )
     args = parser.parse_args()
+    if args.busy:
+        print(measure_busy(args.reps))
+        return
     results = measure_programs(args.reps)
     startup = measure_startup(args.reps)
     rows = summarise(results)

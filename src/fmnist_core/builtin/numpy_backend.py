@@ -79,9 +79,8 @@ class NumpyEngine(Engine):
         losses = np.empty(len(batches), np.float32)
         correct = np.empty(len(batches), np.int64)
         params = [self.params[name] for name in self.trainable]
-        with np.errstate(
-            over="ignore", invalid="ignore"
-        ):  # a diverging loss is the core's to report
+        # a diverging loss is the core's to report
+        with one_blas_thread(self.spec), np.errstate(over="ignore", invalid="ignore"):
             for step, index in enumerate(batches):
                 x = self.images[index].astype(np.float32) / MAX
                 logits = self._forward(x, training=True)
@@ -113,6 +112,7 @@ class NumpyMLPEngine(Engine):
     device = "cpu"
 
     def __init__(self, config: EngineConfig):
+        self.spec = config.model
         self.first, self.second = config.model.layers[1].name, config.model.layers[3].name
         self.set_params(config.initial_params or config.model.init_params(config.seed))
         self._buffers: dict[int, tuple] = {}
@@ -164,9 +164,8 @@ class NumpyMLPEngine(Engine):
         losses = np.empty(steps, np.float32)
         correct = np.empty(steps, np.int64)
         rates = np.asarray(scalars, np.float32)[:, 0]
-        with np.errstate(
-            over="ignore", invalid="ignore"
-        ):  # a diverging loss is the core's to report
+        # a diverging loss is the core's to report
+        with one_blas_thread(self.spec), np.errstate(over="ignore", invalid="ignore"):
             self._steps(batches, raw, x, rows, losses, correct, rates)
         return StepResult(losses, correct)
 
@@ -194,6 +193,18 @@ class NumpyMLPEngine(Engine):
             b2 -= lr * probs.sum(axis=0)
             w1 -= lr * (x.T @ grad_hidden)
             b1 -= lr * grad_hidden.sum(axis=0)
+
+
+def one_blas_thread(spec):
+    """A context in which BLAS uses one thread, for models ``ModelSpec.is_small`` calls small
+    (``threadpoolctl``); otherwise BLAS's own."""
+    import contextlib
+
+    if not spec.is_small():
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
 
 
 class NumpyBackend(Backend):

@@ -1,9 +1,9 @@
-"""Registers the built-in recipes: ``mlp`` (the article's) and ``cnn``."""
+"""Registers the built-in recipes: ``mlp`` (the article's), ``cnn``, ``fast`` and ``accurate``."""
 
 from ..hookspecs import hookimpl
-from ..spec.recipes import CNN, MLP
+from ..spec.recipes import ACCURATE, CNN, FAST, MLP
 
 
 @hookimpl
 def fmnist_models():
-    return [MLP, CNN]
+    return [MLP, CNN, FAST, ACCURATE]

@@ -34,6 +34,10 @@ MAX_DEPTH = 16
 """How deeply layers may nest (a Residual in a Residual …): deeper is an error, not a crash."""
 MAX_LAYERS = 2000
 """The most layers one spec may hold, nested ones included."""
+SMALL_MODEL_MACS = 200_000
+"""Below this many multiply-adds per sample (``ModelSpec.forward_macs``), CPU backends train on
+one thread: a small model's steps gain nothing measurable from two, and fall off a cliff when
+another process is busy on the cores (BENCHMARKS.md, "Beside a busy process")."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,22 @@ class ModelSpec:
         for layer, shape in self.stack():
             values += _activation_values(layer, shape)
         return 16 * sum(math.prod(p.shape) for p in self.params), 12 * batch_size * values
+
+    def forward_macs(self) -> int:
+        """Multiply-adds of one sample's forward pass, roughly: each tensor's size times the
+        positions its layer computes at (one for flat outputs, H·W for images). Backends choose
+        thread counts by it: a small model does not gain from threads, and loses when the cores
+        are busy."""
+        total = 0
+        for layer, shape in self.stack():
+            out = layer.output_shape(shape)
+            positions = math.prod(out[:-1]) if len(out) == 3 else 1
+            total += positions * sum(math.prod(p.shape) for p in layer.params(shape) if p.trainable)
+        return total
+
+    def is_small(self) -> bool:
+        """Whether CPU backends should train it on one thread (``SMALL_MODEL_MACS``)."""
+        return self.forward_macs() < SMALL_MODEL_MACS
 
     def has(self, kind: str) -> bool:
         """Whether any layer (nested ones included) is of type ``kind``."""

@@ -23,6 +23,8 @@ from fmnist_core.engine.optimizer_slots import ArrayOps, OptimizerSlots
 
 from .lowering import BiasedBatchNorm, build_module
 
+DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice, before any engine changes it
+
 
 def resolve_device(name: str | None) -> torch.device:
     name = name or "cpu"
@@ -151,8 +153,11 @@ class TorchEngine(Engine):
         self.spec, self.optimizer = config.model, config.optimizer
         self.device_obj = resolve_device(options.get("device"))
         self.device = str(self.device_obj)
-        if options.get("threads"):
-            torch.set_num_threads(int(options["threads"]))
+        # a small model trains on one CPU thread (ModelSpec.is_small: as fast, and no cliff when
+        # the cores are busy); torch's threads are per process, so others get its default back
+        threads = options.get("threads") or (1 if self.spec.is_small() else DEFAULT_THREADS)
+        if self.device_obj.type == "cpu" or options.get("threads"):
+            torch.set_num_threads(int(threads))
         self.precision = options.get("precision") or "float32"
         if self.precision == "tf32" and self.device_obj.type != "cuda":
             raise BackendError(
