@@ -5,11 +5,12 @@
 
 import numpy as np
 import pytest
-import torch
 
-from fmnist_core import Trainer, models
-from fmnist_core.engine.batching import epoch_permutation
-from fmnist_core.testing import OPTIMIZERS, synthetic_dataset
+torch = pytest.importorskip("torch", reason="the CUDA tests need torch (nox -s tests-gpu installs it)")
+
+from fmnist_core import Trainer, models  # noqa: E402
+from fmnist_core.engine.batching import epoch_permutation  # noqa: E402
+from fmnist_core.testing import OPTIMIZERS, synthetic_dataset  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device (run on a GPU machine)"

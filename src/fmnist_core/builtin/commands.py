@@ -9,6 +9,7 @@ COMMANDS = (
     ("models", "list the model recipes with their parameter counts"),
     ("layers", "list the layer types and which backends lower each"),
     ("train", "train, evaluate and save a model into a run folder"),
+    ("compare", "train one recipe on every installed backend, side by side"),
     ("evaluate", "evaluate a weights file on the test set"),
     ("predict", "classify images or folders of images"),
     ("report", "(re)draw a run folder's pictures; several runs: a comparison"),

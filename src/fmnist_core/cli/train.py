@@ -162,11 +162,15 @@ def _train(args, trainer, run_folder: Path, lead: bool) -> int:
     atomic_write_json(run_folder / "history.json", history.to_dict())
     atomic_write_json(run_folder / "evaluation.json", result.to_dict())
     pictures = _draw_pictures(run_folder, trainer) if not args.no_plots else []
+    from ..apps.model_card import write_model_card
+
+    card = write_model_card(run_folder, trainer, result, history, sum(history.column("seconds")))
     summary = {
         "run": str(run_folder),
         "backend": trainer.backend.name,
         "weights": str(weights),
         "pictures": [str(p) for p in pictures],
+        "model_card": str(card),
         "test_loss": result.loss,
         "test_accuracy": result.accuracy,
         "epoch_seconds": history.column("seconds"),

@@ -45,6 +45,17 @@ RECORDED = (
 """The ``Trainer`` arguments a weights file records and ``Trainer.load``/``resume`` restore."""
 
 
+RUN_WEIGHTS = "weights.safetensors"
+
+
+def weights_in(path: str | os.PathLike) -> Path:
+    """``path`` itself, or the weights of the run folder ``path`` (``fmnist train``'s)."""
+    path = Path(path)
+    if path.is_dir() and (path / RUN_WEIGHTS).is_file() and not (path / "saved_model.pb").exists():
+        return path / RUN_WEIGHTS
+    return path
+
+
 def weights_of(trainer: Trainer, params: dict | None = None) -> Weights:
     """The trainer's evaluated weights (or ``params``) with the metadata every weights file
     carries."""

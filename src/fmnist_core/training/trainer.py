@@ -510,12 +510,14 @@ class Trainer:
         format: str | None = None,
         **overrides: Any,
     ) -> Trainer:
-        """A trainer holding the weights in ``path``, in any format an installed plugin reads.
+        """A trainer holding the weights in ``path``, in any format an installed plugin reads,
+        or a run folder of ``fmnist train`` (its ``weights.safetensors``).
 
         The backend recorded in the file is used unless ``backend`` is given (or it is not
         installed, then the best installed one is). ``fit()`` then trains further from these
         weights; to continue an interrupted run where it stopped, use ``Trainer.resume``.
         """
+        path = checkpoints.weights_in(path)
         weights = read_weights(path, format)
         config = checkpoints.recorded_config(weights)
         if backend is None:

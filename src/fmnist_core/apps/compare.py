@@ -1,0 +1,196 @@
+"""``fmnist compare``: one recipe, the same seed, on every installed training backend, side by side.
+
+The article's question, answered by measurement: each backend trains in its own process (so
+its wall time and peak memory are its own), from the same initial weights on the same batches.
+The table gives each one's steady epoch, fit time, process wall, peak RSS, test accuracy and the
+largest relative difference of its per-step losses from the NumPy reference over the first
+steps; ``compare.md``, ``compare.json`` and ``compare.png`` go into the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .. import plugins
+from ..atomic import atomic_write_bytes, atomic_write_json
+from ..errors import ConfigError
+
+REFERENCE_STEPS = {"default": 100, "slow": 20}  # first steps compared with the NumPy reference
+
+
+def training_backends(names: list[str] | None) -> list[str]:
+    """The backends to compare: ``names`` (checked), or every installed backend that trains."""
+    usable = {
+        n: b for n, b in plugins.backends().items() if b.trains and b.unavailable_reason() is None
+    }
+    if not names:
+        return sorted(usable, key=lambda n: (n != "numpy", n))
+    unknown = [n for n in names if n not in usable]
+    if unknown:
+        raise ConfigError(
+            f"cannot compare {', '.join(unknown)}: not an installed backend that trains",
+            fix=f"pick from {', '.join(sorted(usable))}",
+        )
+    return names
+
+
+def run_one(
+    backend: str, model: str, seed: int, epochs: int | None, folder: Path, data_dir: str | None
+) -> dict:
+    """Train in a child process; its figures (steady epoch, fit, wall, peak RSS, accuracy)."""
+    command = [
+        sys.executable,
+        "-m",
+        "fmnist_core.cli",
+        "train",
+        "--backend",
+        backend,
+        "--model",
+        model,
+        "--seed",
+        str(seed),
+        "--log-every",
+        "1",
+        "--no-plots",
+        "--quiet",
+        "--out",
+        str(folder),
+    ]
+    command += ["--epochs", str(epochs)] if epochs else []
+    command += ["--data-dir", data_dir] if data_dir else []
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise ConfigError(
+            f"backend {backend} failed: {err.strip().splitlines()[-1:] or ['no message']}",
+            fix="run the same fmnist train command to see why",
+        )
+    history = json.loads((folder / "history.json").read_text())
+    seconds = [e["seconds"] for e in history["epochs"]]
+    return {
+        "backend": backend,
+        "steady_epoch_seconds": statistics.median(seconds[1:] or seconds),
+        "fit_seconds": sum(seconds),
+        "process_seconds": wall,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "test_accuracy": json.loads((folder / "evaluation.json").read_text())["accuracy"],
+        "step_losses": [p["batch_loss"] for p in history["progress"] if p["epoch"] == 0],
+    }
+
+
+def reference_losses(model: str, seed: int, steps: int, data_dir: str | None) -> list[float]:
+    """The NumPy reference's first ``steps`` per-step losses of the same run (its first epoch's
+    order, the core's initial weights)."""
+    import numpy as np
+
+    from ..engine.batching import epoch_permutation
+    from ..training.trainer import Trainer
+
+    trainer = Trainer(backend="numpy", model=model, seed=seed, data_dir=data_dir, verbose=0)
+    train = trainer.splits()[0]
+    size = trainer.batch_size
+    order = epoch_permutation(seed, 0, len(train))[: steps * size].reshape(steps, size)
+    trainer.engine.attach(train.images, train.labels)
+    return np.asarray(
+        trainer.engine.train_steps(order, trainer.step_scalars(0, 0, steps)).losses
+    ).tolist()
+
+
+def compare(
+    model: str = "mlp",
+    backends: list[str] | None = None,
+    seed: int = 0,
+    epochs: int | None = None,
+    out: str | os.PathLike = "compare",
+    data_dir: str | None = None,
+) -> list[dict]:
+    """Train ``model`` on each backend and write the comparison into ``out``; its rows."""
+    names = training_backends(backends)
+    spec = plugins.get_model(model)
+    steps = REFERENCE_STEPS["default"] if spec.is_small() else REFERENCE_STEPS["slow"]
+    out = Path(out)
+    rows = []
+    for name in names:
+        print(f"fmnist compare: training {model} on {name} ...", file=sys.stderr, flush=True)
+        rows.append(run_one(name, model, seed, epochs, out / name, data_dir))
+    reference = reference_losses(model, seed, steps, data_dir)
+    for row in rows:
+        mine = row.pop("step_losses")[:steps]
+        row["max_step_loss_difference"] = max(
+            abs(a - b) / abs(b) for a, b in zip(mine, reference, strict=False)
+        )
+    table = markdown(rows, model, seed, steps)
+    atomic_write_bytes(out / "compare.md", table.encode())
+    atomic_write_json(
+        out / "compare.json",
+        {
+            "model": model,
+            "seed": seed,
+            "reference_steps": steps,
+            "machine": machine(),
+            "rows": rows,
+        },
+    )
+    draw(rows, model, out / "compare.png")
+    return rows
+
+
+def markdown(rows: list[dict], model: str, seed: int, steps: int) -> str:
+    lines = [
+        f"`fmnist compare --model {model}` (seed {seed}) on {machine()}.",
+        "",
+        "| backend | steady epoch s | fit s | process wall s | peak RSS MB | test accuracy | "
+        f"max rel. loss diff vs NumPy, first {steps} steps |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['backend']} | {r['steady_epoch_seconds']:.3f} | {r['fit_seconds']:.1f} | "
+            f"{r['process_seconds']:.1f} | {r['peak_rss_mb']:.0f} | {r['test_accuracy']:.4f} | "
+            f"{r['max_step_loss_difference']:.1e} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def draw(rows: list[dict], model: str, path: Path) -> None:
+    """Two panels: steady epoch seconds and test accuracy per backend (needs matplotlib)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return
+    from .plots import _pyplot, save_figure
+
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    names = [r["backend"] for r in rows]
+    left.bar(names, [r["steady_epoch_seconds"] for r in rows], color="#4c72b0")
+    left.set_title(f"{model}: steady epoch (s)")
+    right.bar(names, [r["test_accuracy"] for r in rows], color="#55a868")
+    low = min(r["test_accuracy"] for r in rows)
+    right.set_ylim(max(0.0, low - 0.02), min(1.0, max(r["test_accuracy"] for r in rows) + 0.01))
+    right.set_title(f"{model}: test accuracy")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def machine() -> str:
+    import platform
+
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in info if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"

@@ -1,0 +1,135 @@
+"""The model card of a run folder (``README.md``, written by ``fmnist train``): what the model is,
+how it was trained, how good it is per class, and how to load it in fmnist and in each
+framework's plain API."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..atomic import atomic_write_bytes
+from ..labels import LABELS
+from ..training.metrics import EvalResult, History
+
+
+def model_card(run: Path, trainer, result: EvalResult, history: History, fit_seconds: float) -> str:
+    """The card's Markdown for ``trainer`` trained into ``run``."""
+    from ..training.checkpoints import package_version
+
+    spec, config = trainer.model, trainer.config()
+    train, validation = trainer.splits()
+    data = (
+        f"your arrays ({len(train):,} training images, digest {trainer.arrays_digest})"
+        if trainer.arrays_digest
+        else f"Fashion-MNIST ({trainer.data.source}): {len(train):,} training "
+        f"images{f', {len(validation):,} held out for validation' if validation else ''}, "
+        f"{result.count:,} test images"
+    )
+    recipe = [
+        f"{trainer.optimizer.kind} {_settings(trainer.optimizer)}".strip(),
+        f"learning rate {trainer.learning_rate:g} ({trainer.schedule.kind} schedule)",
+        f"batch {trainer.batch_size}",
+        f"{len(history)} epochs",
+    ]
+    if trainer.augment.active:
+        recipe.append(f"augmentation {trainer.augment}")
+    if trainer.label_smoothing:
+        recipe.append(f"label smoothing {trainer.label_smoothing:g}")
+    if trainer.ema:
+        recipe.append(f"evaluated weights: an average (EMA {trainer.ema:g})")
+    if trainer.tta:
+        recipe.append("flip test-time augmentation")
+    versions = {"fmnist-core": package_version("fmnist-core"), **trainer.backend.versions()}
+    rows = [
+        (
+            "model",
+            f"`{spec.name}`: {spec.description or 'a user architecture'}; "
+            f"{spec.count_params():,} parameters",
+        ),
+        ("recipe", ", ".join(recipe)),
+        ("data", data),
+        ("seed", str(trainer.seed)),
+        (
+            "backend",
+            f"{trainer.backend.name} on {config.get('device', 'cpu')}"
+            + (f", options {config['options']}" if config.get("options") else ""),
+        ),
+        ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
+        (
+            "fit time",
+            f"{fit_seconds:.1f} s ({', '.join(f'{s:.1f}' for s in history.column('seconds'))} s "
+            "per epoch)",
+        ),
+        ("test accuracy", f"**{result.accuracy:.4f}** (mean loss {result.loss:.4f})"),
+    ]
+    per_class = result.per_class_accuracy
+    lines = [
+        f"# `{spec.name}` on Fashion-MNIST, trained with {trainer.backend.name}",
+        "",
+        "| | |",
+        "| --- | --- |",
+        *(f"| {k} | {v} |" for k, v in rows),
+        "",
+        "## Accuracy per class (test set)",
+        "",
+        "| class | accuracy |",
+        "| --- | ---: |",
+        *(f"| {name} | {per_class[name]:.4f} |" for name in LABELS),
+        "",
+    ]
+    if (run / "confusion.png").exists():
+        lines += ["![confusion matrix of the test set](confusion.png)", ""]
+    if (run / "curves.png").exists():
+        lines += ["![training curves](curves.png)", ""]
+    lines += ["## Layers", "", "```", spec.summary(), "```", "", *_loading(run), ""]
+    return "\n".join(lines)
+
+
+def _settings(optimizer) -> str:
+    settings = {k: v for k, v in optimizer.to_dict().items() if k != "kind"}
+    return "(" + ", ".join(f"{k} {v}" for k, v in settings.items()) + ")" if settings else ""
+
+
+def _loading(run: Path) -> list[str]:
+    weights = run / "weights.safetensors"
+    return [
+        "## Load it",
+        "",
+        "In fmnist (any installed backend; `backend=` picks one):",
+        "",
+        "```python",
+        "from fmnist_core import Trainer",
+        "",
+        f'trainer = Trainer.load("{run}")',
+        'trainer.predict("shirt.png")',
+        "```",
+        "",
+        f"`fmnist evaluate {run}`, `fmnist predict --weights {weights} IMAGES`, "
+        f"`fmnist serve {weights}`.",
+        "",
+        "In a framework's plain API, after converting the neutral file:",
+        "",
+        "| framework | convert | load |",
+        "| --- | --- | --- |",
+        f'| PyTorch | `fmnist convert {weights} model.pth` | `torch.load("model.pth", '
+        "weights_only=True)`: a "
+        "state_dict (the article's `NeuralNetwork` for the mlp) |",
+        f"| TensorFlow | `fmnist convert {weights} model.savedmodel` | "
+        '`tf.saved_model.load("model.savedmodel").signatures["serving_default"]'
+        "(images=uint8_images)` |",
+        f"| Keras | `fmnist convert {weights} model.keras` | "
+        '`keras.saving.load_model("model.keras")` '
+        "(float images in [0, 1]) |",
+        f"| ONNX Runtime | `fmnist export {weights} model.onnx` | "
+        '`onnxruntime.InferenceSession("model.onnx").run(["class_index"], '
+        '{"images": uint8_images})` |',
+        f'| NumPy | none | `safetensors.numpy.load_file("{weights}")`: the neutral layout '
+        "(docs/weights-and-parity.md) |",
+    ]
+
+
+def write_model_card(run: str | os.PathLike, *args) -> Path:
+    """Write ``README.md`` into the run folder atomically; returns its path."""
+    path = Path(run) / "README.md"
+    atomic_write_bytes(path, model_card(Path(run), *args).encode())
+    return path
