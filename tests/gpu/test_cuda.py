@@ -6,7 +6,9 @@
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="the CUDA tests need torch (nox -s tests-gpu installs it)")
+torch = pytest.importorskip(
+    "torch", reason="the CUDA tests need torch (nox -s tests-gpu installs it)"
+)
 
 from fmnist_core import Trainer, models  # noqa: E402
 from fmnist_core.engine.batching import epoch_permutation  # noqa: E402
