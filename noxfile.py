@@ -20,6 +20,7 @@ nox.options.sessions = [
     "tests-keras-torch",
     "tests-keras-jax",
     "tests-deploy",
+    "tests-browser",
     "tests-sweeps",
     "tests-gpu",
     "tests-parity",
@@ -62,12 +63,14 @@ def pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None)
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lines ≤ 100, formatted) over everything; import-linter's contracts (pyproject.toml:
-    the core's folders are layers, nothing imports the CLI, no framework in the core)."""
-    session.install("ruff", "import-linter", "-e", ".")
+    the core's folders are layers, nothing imports the CLI, no framework in the core); mypy over
+    a typed use of the public API."""
+    session.install("ruff", "import-linter", "mypy", "-e", ".")
     paths = [p for p in ("src", "plugins", "tests", "bench", "noxfile.py") if (ROOT / p).exists()]
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
     session.run("lint-imports")
+    session.run("mypy", "tests/typing/public_api.py")
 
 
 @nox.session(name="tests-core")
@@ -135,6 +138,22 @@ def tests_deploy(session: nox.Session) -> None:
     ensure_data(session)
     session.install("-e", ".[test,onnx,serve]", "-e", PLUGINS["onnx"], "httpx")
     pytest(session, "tests/onnx", "tests/serve")
+
+
+@nox.session(name="tests-browser")
+def tests_browser(session: nox.Session) -> None:
+    """The page of fmnist serve in a real headless browser: Debian's chromium and
+    chromium-driver with Selenium (installed here as root; skipped, saying why, elsewhere)."""
+    ensure_data(session)
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        if shutil.which("apt-get") is None or os.geteuid() != 0:
+            session.skip(
+                "needs Debian's chromium and chromium-driver: apt-get install them as root"
+            )
+        session.run("apt-get", "update", "-q", external=True)
+        session.run("apt-get", "install", "-y", "-q", "chromium", "chromium-driver", external=True)
+    session.install("-e", ".[test,serve]", "selenium", "httpx")
+    pytest(session, "tests/browser", "-rs")
 
 
 @nox.session(name="tests-sweeps")

@@ -11,8 +11,11 @@ The package's folders are its layers, each importing only those below it: ``cli`
 ``spec`` (layers, models, optimizers) and ``data``; ``builtin`` holds fmnist's own plugins.
 """
 
+from typing import TYPE_CHECKING
+
 from . import _moved
 from .data import Dataset, Split, load_dataset
+from .data.augment import Augment
 from .data.images import load_image, load_images
 from .engine.backend import Backend, Engine, EngineConfig, Option, StepResult
 from .engine.lowering import Lowerings, LoweringTable
@@ -53,10 +56,28 @@ from .training.trainer import Prediction, Trainer
 __version__ = "0.1.0"
 
 globals().update(BUILTIN_LAYERS)  # Dense, Conv2D, …: every built-in layer type by its name
+if TYPE_CHECKING:  # the same names for type checkers (tests/core/test_import.py keeps them equal)
+    from .spec.layers.activation import ReLU as ReLU
+    from .spec.layers.batch_norm import BatchNorm as BatchNorm
+    from .spec.layers.conv import Conv2D as Conv2D
+    from .spec.layers.dense import Dense as Dense
+    from .spec.layers.dropout import Dropout as Dropout
+    from .spec.layers.flatten import Flatten as Flatten
+    from .spec.layers.pooling import (
+        AvgPool2D as AvgPool2D,
+    )
+    from .spec.layers.pooling import (
+        GlobalAvgPool as GlobalAvgPool,
+    )
+    from .spec.layers.pooling import (
+        MaxPool2D as MaxPool2D,
+    )
+    from .spec.layers.residual import Residual as Residual
 _moved.install(__name__)
 
 __all__ = [
     *sorted(BUILTIN_LAYERS),
+    "Augment",
     "LABELS",
     "NUM_CLASSES",
     "Backend",

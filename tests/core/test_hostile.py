@@ -8,6 +8,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +29,39 @@ def fmnist(*args, limit_mb: int | None = None, env: dict | None = None):
         def preexec():
             resource.setrlimit(resource.RLIMIT_AS, (limit_mb * 2**20, limit_mb * 2**20))
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out = subprocess.run(
-        [sys.executable, "-m", "fmnist_core.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        preexec_fn=preexec,
-        env={**os.environ, **(env or {})},
-    )
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return out, max(peak, before) / 1024
+    peak_file = tempfile.NamedTemporaryFile(delete=False)
+    peak_file.close()
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _MEASURED_CLI, peak_file.name, *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            preexec_fn=preexec,
+            env={**os.environ, **(env or {})},
+        )
+        text = Path(peak_file.name).read_text()
+    finally:
+        os.unlink(peak_file.name)
+    return out, (int(text) / 1024 if text else float("inf"))
+
+
+# the CLI, writing its own peak RSS (kB, VmHWM) at exit: RUSAGE_CHILDREN would be the peak of
+# every child this test process has started, and a child's ru_maxrss starts at its parent's
+_MEASURED_CLI = """
+import atexit, re, runpy, sys
+peak_file = sys.argv.pop(1)
+
+
+def write_peak():
+    status = open("/proc/self/status").read()
+    open(peak_file, "w").write(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
+
+
+atexit.register(write_peak)
+sys.argv[0] = "fmnist"
+runpy.run_module("fmnist_core.cli", run_name="__main__")
+"""
 
 
 def one_line_error(out, *fragments):

@@ -69,3 +69,23 @@ def test_no_framework_code_in_the_core():
         if "testing" not in p.parts and pattern.search(p.read_text())
     ]
     assert offenders == []
+
+
+def test_type_checkers_see_every_built_in_layer():
+    # fmnist_core adds the layer types from the registry at run time; its TYPE_CHECKING block
+    # names them for type checkers, and must name exactly those
+    import ast
+    from pathlib import Path
+
+    import fmnist_core
+    from fmnist_core.spec.layers import BUILTIN_LAYERS
+
+    tree = ast.parse(Path(fmnist_core.__file__).read_text())
+    block = next(
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+    )
+    named = {alias.name for node in block.body for alias in node.names}
+    assert named == set(BUILTIN_LAYERS)
+    assert all(getattr(fmnist_core, name) is BUILTIN_LAYERS[name] for name in named)

@@ -12,6 +12,7 @@ from fmnist_core.testing.data_parallel import DataParallelAcceptance
 
 class TestTorchWorkers(DataParallelAcceptance):
     backend = "torch"  # the mlp with plain SGD: the fused step, its four gradients all-reduced
+    cnn_step_tolerance = 5e-4  # channels_last convolutions (measured 2.1e-4)
 
 
 class TestTorchAutogradWorkers(DataParallelAcceptance):

@@ -3,6 +3,8 @@
 * ``POST /predict``: one or many images as multipart files (any field name), or JSON
   ``{"images": ["<base64 PNG>", ...]}``; answers ``{"predictions": [{"label", "index",
   "probabilities"}, ...]}`` in the order of the request.
+* ``GET /``: a page to try the model in a browser (choose, drop or draw an image; the top
+  classes as probability bars), plain HTML, JavaScript and CSS served by the app itself.
 * ``GET /health``, ``GET /metadata``; OpenAPI docs at ``/docs``.
 
 Concurrent requests are micro-batched: the images that arrive within ``wait_ms`` (up to
@@ -26,6 +28,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +36,8 @@ import numpy as np
 from ..errors import FmnistError, ImageError
 from ..labels import LABELS
 from ..training.metrics import softmax
+
+PAGE = Path(__file__).parent / "page"  # the page at /: plain HTML, JS and CSS
 
 
 @dataclass(frozen=True)
@@ -206,7 +211,7 @@ def create_app(
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
 
     from .. import __version__
 
@@ -254,6 +259,24 @@ def create_app(
     async def failure(request: Request, exc: Exception):
         message = str(exc) if isinstance(exc, FmnistError) else type(exc).__name__
         return JSONResponse({"detail": f"the model failed: {message}"[:300]}, status_code=500)
+
+    page = {name: (PAGE / name).read_bytes() for name in ("index.html", "page.js", "page.css")}
+    kinds = {
+        "html": "text/html; charset=utf-8",
+        "js": "text/javascript; charset=utf-8",
+        "css": "text/css; charset=utf-8",
+    }
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return Response(page["index.html"], media_type=kinds["html"])
+
+    @app.get("/page.{kind}", include_in_schema=False)
+    async def asset(kind: str):
+        name = f"page.{kind}"
+        if name not in page:
+            raise BadRequest(404, f"no {name} here; fix: open / for the page")
+        return Response(page[name], media_type=kinds[kind])
 
     @app.get("/health")
     async def health():

@@ -79,6 +79,9 @@ def worker_pids(run: Path) -> dict[int, int]:
 class DataParallelAcceptance:
     backend: str = ""
     arguments: tuple[str, ...] = ()  # extra arguments of both runs (e.g. a backend option)
+    # the cnn's first 20 steps, relative: the backend's convolution tolerance where its fast
+    # kernels reorder sums (docs/weights-and-parity.md)
+    cnn_step_tolerance: float = 1e-4
 
     def compare(self, tmp_path: Path, *args) -> tuple[np.ndarray, float]:
         """(relative differences of the first 100 losses, accuracy difference), 2 workers vs 1."""
@@ -119,7 +122,7 @@ class DataParallelAcceptance:
         # taken in two shards instead of one) after some 20-40 steps. The first 20 steps are what
         # the parity suite holds. Two such runs of one epoch end 0.3-0.45 point apart (measured
         # torch 0.43, tf 0.30): 0.5 here; the 4-epoch recipe's figures are in BENCHMARKS.md.
-        assert relative[:20].max() <= 1e-4 and accuracy <= 0.005
+        assert relative[:20].max() <= self.cnn_step_tolerance and accuracy <= 0.005
 
     @pytest.mark.skipif(
         not Path("/proc/self/environ").exists(), reason="needs /proc to find the workers"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import plugins
 from ..atomic import folder_lock
@@ -311,11 +312,11 @@ class Trainer:
 
     def fit(
         self,
-        x: np.ndarray | None = None,
-        y: np.ndarray | None = None,
+        x: ArrayLike | None = None,
+        y: ArrayLike | None = None,
         *,
         epochs: int | None = None,
-        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
     ) -> History:
         """Train until ``epochs`` (default: the constructor's) and return the ``History``.
@@ -362,8 +363,8 @@ class Trainer:
     # -- evaluation and prediction ---------------------------------------------------------
     def evaluate(
         self,
-        split: str | np.ndarray = "test",
-        y: np.ndarray | None = None,
+        split: str | ArrayLike = "test",
+        y: ArrayLike | None = None,
         *,
         tta: bool | None = None,
     ) -> EvalResult:

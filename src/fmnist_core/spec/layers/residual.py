@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -21,7 +22,7 @@ class Residual(Layer):
 
     kind: ClassVar[str] = "Residual"
     prefix: ClassVar[str] = "res"
-    body: tuple[Layer, ...] = ()
+    body: Sequence[Layer] = ()  # stored as a tuple
     projection: str = hyper("auto", choices=("auto", "always", "none"))
 
     def __post_init__(self):
