@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import pytest
 
 from fmnist_core import Trainer, load_dataset
@@ -193,6 +194,22 @@ def test_model_failure_is_a_short_500(weights, real, samples):
         trainer.engine.logits = lambda images: (_ for _ in ()).throw(RuntimeError("boom"))
         out = httpx.post(f"{url}/predict", files={"files": ("a.png", samples[0].read_bytes())})
         assert out.status_code == 500 and out.json() == {"detail": "the model failed: RuntimeError"}
+
+
+def test_test_time_augmentation_is_a_serve_option(weights, real, samples):
+    from fmnist_core.training.metrics import softmax
+
+    trainer = Trainer.load(weights / "w.safetensors", data=real, verbose=0)
+    images = real.test.images[:3]
+    files = [("files", (f"{i}.png", samples[i].read_bytes())) for i in range(3)]
+    for tta in (True, False):
+        with running(trainer, tta=tta) as url:
+            assert httpx.get(f"{url}/metadata").json()["settings"]["tta"] is tta
+            got = httpx.post(f"{url}/predict", files=files).json()["predictions"]
+        expected = softmax(trainer.logits(images, tta=tta))
+        served = np.array([p["probabilities"] for p in got])
+        np.testing.assert_allclose(served, expected, atol=1e-5)
+    assert not np.allclose(trainer.logits(images, tta=True), trainer.logits(images, tta=False))
 
 
 def test_load_small_concurrent_clients_micro_batched(weights, real, samples):

@@ -55,6 +55,7 @@ class ServeSettings:
     header_timeout: float = 10.0  # seconds a connection has to send its request headers
     keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
     max_connections: int = 256  # served at once; more are answered 503
+    tta: bool | None = None  # average each image's logits with its mirror's (None: the recipe's)
 
 
 class BadRequest(Exception):
@@ -216,7 +217,7 @@ def create_app(
     from .. import __version__
 
     settings = settings or ServeSettings()
-    batcher = MicroBatcher(trainer.logits, settings)
+    batcher = MicroBatcher(lambda images: trainer.logits(images, tta=settings.tta), settings)
     recorded = trainer.source_metadata.get("test_accuracy")
     info = {
         "model": trainer.model.name,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 
 def add_arguments(p) -> None:
     p.add_argument("weights", help="any weights file an installed backend loads, .onnx included")
@@ -33,6 +35,12 @@ def add_arguments(p) -> None:
         ("--keep-alive", float, 5.0, "seconds an idle keep-alive connection stays open"),
         ("--max-connections", int, 256, "connections served at once; more are answered 503"),
     ]
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each image's prediction with its mirror image's (default: the recipe's)",
+    )
     for flag, kind, default, text in limits:
         p.add_argument(flag, type=kind, default=default, help=f"{text} (default {default:,})")
 
@@ -51,6 +59,7 @@ def run(args) -> int:
         header_timeout=args.header_timeout,
         keep_alive=args.keep_alive,
         max_connections=args.max_connections,
+        tta=args.tta,
     )
     serve(
         args.weights,

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..training.checkpoints import RECORDED
 from .common import (
     EXIT_ERROR,
     Deprecated,
@@ -212,27 +213,14 @@ def _trainer(args, settings: dict):
     return trainer, run_folder
 
 
-#: the keys of a config file: Trainer arguments, backend options, loggers, workers
+#: the keys of a config file: the Trainer arguments a weights file records, and the model,
+#: backend, backend options, loggers, workers and memory limit
 CONFIG_KEYS = (
     "backend",
     "model",
     "architecture",
-    "epochs",
-    "batch_size",
-    "learning_rate",
-    "seed",
-    "optimizer",
-    "schedule",
-    "init",
-    "log_every",
-    "steps_per_execution",
-    "validation",
-    "augment",
-    "label_smoothing",
-    "ema",
-    "tta",
+    *RECORDED,
     "max_memory_gb",
-    "evaluate_each_epoch",
     "options",
     "log",
     "workers",
