@@ -22,6 +22,7 @@ nox.options.sessions = [
     "tests-deploy",
     "tests-browser",
     "tests-sweeps",
+    "tests-cluster",
     "tests-gpu",
     "tests-parity",
 ]
@@ -163,6 +164,16 @@ def tests_sweeps(session: nox.Session) -> None:
     ensure_data(session)
     session.install("-e", ".[test,tune,tensorboard,mlflow]", "tensorboard")
     pytest(session, "tests/sweeps")
+
+
+@nox.session(name="tests-cluster")
+def tests_cluster(session: nox.Session) -> None:
+    """Outgrowing one machine, on loopback: a two-node Ray cluster (127.0.0.2, 127.0.0.3) with
+    token authentication running sweeps, and torch and TensorFlow data-parallel across two
+    launchers as two machines; every process a test starts, it stops."""
+    ensure_data(session)
+    session.install("-e", ".[test,tune]", "-e", PLUGINS["torch"], "-e", PLUGINS["tf"])
+    pytest(session, "tests/cluster", "-s")
 
 
 @nox.session(name="tests-gpu")

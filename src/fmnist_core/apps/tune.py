@@ -15,9 +15,12 @@ trial alone is evaluated on the test set and its weights copied to the sweep fol
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,6 +214,7 @@ def run_sweep(
     num_cpus: int | None = None,
     resume: bool = False,
     data_dir: str | None = None,
+    max_failures: int = 0,
 ) -> SweepResult:
     """Run a sweep; see the module docstring. Returns the sorted table and the best trial."""
     check_space(space)
@@ -223,12 +227,12 @@ def run_sweep(
         from ray.tune.search.basic_variant import BasicVariantGenerator
     except ImportError as exc:
         raise FmnistError("sweeps need Ray Tune", fix='pip install "fmnist-core[tune]"') from exc
-    import os
-
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     folder = Path(out or Path("sweeps") / time.strftime("%Y%m%d-%H%M%S")).resolve()
     started = time.perf_counter()
     own_cluster = not ray.is_initialized()
+    if own_cluster and address:
+        check_cluster(address)
     if own_cluster:
         ray.init(
             address=address,
@@ -268,17 +272,113 @@ def run_sweep(
                     name=folder.name,
                     storage_path=str(folder.parent),
                     verbose=0,
-                    failure_config=tune.FailureConfig(max_failures=0),
+                    failure_config=tune.FailureConfig(max_failures=max_failures),
                 ),
             )
         grid = tuner.fit()
     finally:
         if own_cluster:
             ray.shutdown()
+    unfinished = _unfinished_trials(folder)
+    if unfinished:  # Ctrl-C: Ray Tune saved the sweep's state and stopped its trials
+        raise FmnistError(
+            f"the sweep in {folder} was stopped with {unfinished} of {len(grid)} trials unfinished",
+            fix="run the same command with --resume to finish them (finished trials are kept)",
+        )
     result = SweepResult(folder, seconds=time.perf_counter() - started)
     result.rows = _table(grid, space, epochs)
     _write_outputs(result, data_dir)
     return result
+
+
+def _unfinished_trials(folder: Path) -> int:
+    """Trials the sweep's saved state holds as not yet run to the end: after Ctrl-C Ray Tune
+    marks the stopped trials terminated in memory, but saves them as pending (what --resume
+    reads)."""
+    from ray.tune import ExperimentAnalysis
+
+    with _quiet_stderr():  # it warns about every trial that has not reported yet
+        trials = ExperimentAnalysis(str(folder)).trials
+    return sum(trial.status not in ("TERMINATED", "ERROR") for trial in trials)
+
+
+TOKEN_FIX = (
+    "on a cluster started with token authentication, give this driver the head's token: "
+    "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN=<the output of `ray get-auth-token` on the head> "
+    "(or RAY_AUTH_TOKEN_PATH=<a file holding it>)"
+)
+
+
+def check_cluster(address: str, timeout: float = 5.0) -> dict[str, Any]:
+    """Whether the Ray cluster at ``address`` (``HOST:PORT``, ``ray start --head``'s) answers,
+    accepts this driver's token and runs this driver's Ray and Python; one ``ConfigError``
+    naming the address and the fix otherwise, in seconds rather than Ray's minutes of retries.
+    Returns the cluster's recorded versions."""
+    import socket
+
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(
+            f"--address {address!r} is not HOST:PORT",
+            fix="give the head node's address and port, e.g. --address 10.0.0.5:6379",
+        )
+    host = host.strip("[]")
+    try:
+        socket.create_connection((host, int(port_text)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"no Ray cluster answers at {address} ({exc.strerror or type(exc).__name__})",
+            fix=f"start one there with `ray start --head --node-ip-address {host} --port "
+            f"{port_text}`, or check the address and that this machine can reach that port",
+        ) from exc
+    from ray._common.usage.usage_lib import get_cluster_metadata
+    from ray._raylet import GcsClient
+    from ray.exceptions import AuthenticationError
+
+    try:
+        with _quiet_stderr():  # Ray's C++ client logs each refused attempt
+            metadata = get_cluster_metadata(GcsClient(address=address, cluster_id=None)) or {}
+    except AuthenticationError as exc:
+        given = os.environ.get("RAY_AUTH_MODE") == "token"
+        raise ConfigError(
+            f"the Ray cluster at {address} refused this driver: its token is "
+            + ("not the cluster's" if given else "missing (RAY_AUTH_MODE is not 'token')"),
+            fix=TOKEN_FIX,
+        ) from exc
+    except Exception as exc:
+        raise ConfigError(
+            f"{address} answers but not as a Ray cluster's head ({type(exc).__name__})",
+            fix="give the port of `ray start --head --port PORT` (default 6379)",
+        ) from exc
+    from ray._private.utils import check_version_info, compute_version_info
+
+    try:  # Ray's own rule (RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL), Ray's own versions
+        if metadata:
+            check_version_info(metadata, "this driver", raise_on_mismatch=True)
+    except RuntimeError as exc:
+        theirs = (metadata.get("ray_version"), metadata.get("python_version"))
+        ours = compute_version_info()
+        raise ConfigError(
+            f"the Ray cluster at {address} runs Ray {theirs[0]} on Python {theirs[1]}, this "
+            f"driver Ray {ours[0]} on Python {ours[1]}; Ray needs the same on every process",
+            fix=f"run fmnist tune with Python {theirs[1]} and `pip install ray[tune]=={theirs[0]}`"
+            ", or start the cluster with this machine's versions",
+        ) from exc
+    return metadata
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 to /dev/null for a while: native libraries write there directly."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _reason(error: BaseException) -> str:

@@ -29,7 +29,16 @@ def add_arguments(p) -> None:
     p.add_argument("--validation", type=count_or_fraction, default=5000)
     p.add_argument("--cpus-per-trial", type=float, default=1)
     p.add_argument("--gpus-per-trial", type=float, default=0)
-    p.add_argument("--address", help="join an existing Ray cluster (ray start --head …)")
+    p.add_argument(
+        "--address", help="HOST:PORT of an existing Ray cluster's head (ray start --head …)"
+    )
+    p.add_argument(
+        "--max-failures",
+        type=int,
+        default=0,
+        help="times a failed trial is retried (e.g. when its node dies; default 0: recorded as "
+        "failed)",
+    )
     p.add_argument("--out", help="sweep folder (default sweeps/<timestamp>)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --out")
     p.add_argument("--seed", type=int, default=0, help="of the search")
@@ -64,6 +73,7 @@ def run(args) -> int:
         seed=args.seed,
         resume=args.resume,
         data_dir=args.data_dir,
+        max_failures=args.max_failures,
     )
     if args.json:
         print_json(

@@ -9,6 +9,7 @@ the engines all-reduce.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from ..errors import ConfigError
+from ..errors import BackendError, ConfigError
 
 
 def worker_rank() -> tuple[int, int]:
@@ -32,6 +33,29 @@ def worker_rank() -> tuple[int, int]:
                 fix="unset them, or launch with torchrun",
             ) from exc
     return 0, 1
+
+
+def peer_reason(message: str, fallback: str) -> str:
+    """The line of a framework's collective error that says why (not a traceback's)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("File ", "Traceback"))]
+    for pattern in (r"abort", r"reset|closed|refused|connection|timed? ?out|deadline|unavailable"):
+        found = next((line for line in lines if re.search(pattern, line, re.IGNORECASE)), None)
+        if found:
+            return found
+    return lines[0] if lines else fallback
+
+
+def peer_failure(rank: int, world_size: int, reason: str) -> BackendError:
+    """The one-line error of a worker whose collective failed because a peer stopped (killed,
+    frozen past the timeout, or its machine gone): every data-parallel backend says it alike."""
+    reason = re.sub(r"^\[[^\]]*\]\s*", "", " ".join(reason.split()))  # gloo's [file:line]
+    return BackendError(
+        f"worker rank {rank} of {world_size}: an all-reduce with the other workers failed "
+        f"({reason[:200]})",
+        fix="another worker stopped or cannot be reached: see its error, then --resume the run "
+        "folder",
+    )
 
 
 def free_ports(count: int) -> list[int]:

@@ -277,17 +277,8 @@ def tensorflow_train_steps(
             labels,
         )
     except peer_errors as exc:
-        from fmnist_core import BackendError
+        from fmnist_core.engine.workers import peer_failure, peer_reason
 
-        lines = [line.strip() for line in str(exc.message).splitlines() if line.strip()]
-        reason = next(
-            (line for line in lines if "abort" in line.lower() or "time" in line.lower()),
-            type(exc).__name__,
-        )
-        raise BackendError(
-            f"worker rank {rank} of {world_size}: an all-reduce with the other workers failed "
-            f"({reason[:200]})",
-            fix="another worker stopped or cannot be reached: see its "
-            "error, then --resume the run folder",
-        ) from exc
+        reason = peer_reason(str(exc.message), type(exc).__name__)
+        raise peer_failure(rank, world_size, reason) from exc
     return StepResult(losses.numpy()[:steps], correct.numpy()[:steps].astype(np.int64))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 
 import numpy as np
 import torch
@@ -22,6 +23,9 @@ from fmnist_core.engine.lowering import lowering_table
 from fmnist_core.engine.optimizer_slots import ArrayOps, OptimizerSlots
 
 from .lowering import BiasedBatchNorm, build_module
+
+#: what gloo and NCCL say when a peer of a collective is gone
+PEER_LOST = re.compile(r"gloo|nccl|[Cc]onnection (closed|reset|refused)|peer|[Tt]imed out")
 
 DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice, before any engine changes it
 
@@ -227,6 +231,21 @@ class TorchEngine(Engine):
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(self.device_obj)
 
     def train_steps(self, batches, scalars):
+        if self.world_size == 1:
+            return self._train_steps(batches, scalars)
+        import torch.distributed as dist
+
+        try:
+            return self._train_steps(batches, scalars)
+        except RuntimeError as exc:  # gloo's lost peers are plain RuntimeErrors
+            if not isinstance(exc, dist.DistError) and not PEER_LOST.search(str(exc)):
+                raise
+            from fmnist_core.engine.workers import peer_failure, peer_reason
+
+            reason = peer_reason(str(exc), type(exc).__name__)
+            raise peer_failure(self.rank, self.world_size, reason) from exc
+
+    def _train_steps(self, batches, scalars):
         self.require_attached()
         index = torch.from_numpy(np.ascontiguousarray(batches, dtype=np.int64)).to(self.device_obj)
         rows = np.asarray(scalars, np.float64).tolist()  # host floats: no device round trip
