@@ -337,6 +337,8 @@ def test_a_node_killed_mid_trial_its_trial_is_retried_and_the_sweep_finishes(clu
         kill_session(cluster.sessions[NODE])  # the whole node, as a machine that dies
         _, err = driver.communicate(timeout=600)
         print(f"node {NODE} killed mid-trial ({victim}): sweep ended {time.time() - killed:.1f} s")
+        said = [line for line in err.splitlines() if re.search("died|[Ee]rror|[Ff]ail", line)]
+        print("the driver's stderr said:", *said[:6], sep="\n  ")
     finally:
         if driver.poll() is None:
             driver.kill()
