@@ -229,6 +229,7 @@ def test_driver_stopped_mid_sweep_resumes_and_keeps_finished_trials(cluster, tmp
     driver = cluster.driver(*args)
     try:
         wait_for(lambda: finished(trial_records(sweep), 6), 300, "a finished trial", driver)
+        time.sleep(3)  # Tune marks a trial finished once it has returned, after its last report
         driver.send_signal(signal.SIGINT)  # Ctrl-C
         stopped = time.time()
         _, err = driver.communicate(timeout=120)
