@@ -22,18 +22,15 @@ import pytest
 from fmnist_core.engine.workers import free_ports
 from fmnist_core.testing.data_parallel import accuracy_of, fmnist, per_step_losses
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+from .readme import bash_block, swapped
+
 BIN = Path(sys.executable).parent
 COMMON = ("--epochs", "1", "--log-every", "1", "--no-plots", "--quiet")
 LONG = ("--epochs", "6", "--optimizer", "adam", "--lr", "0.001", "--no-plots", "--quiet")
 
 
 def readme_command(prefix: str) -> str:
-    text = README.read_text()
-    block = text[text.index("On several machines") :]
-    block = block[block.index("```bash") + 7 :]
-    block = block[: block.index("```")]
-    return next(line for line in block.splitlines() if line.startswith(prefix))
+    return next(line for line in bash_block("On several machines") if line.startswith(prefix))
 
 
 def node_commands(backend: str, run: Path, extra: tuple[str, ...]) -> list[tuple[list, dict]]:
@@ -50,7 +47,7 @@ def node_commands(backend: str, run: Path, extra: tuple[str, ...]) -> list[tuple
     ports = free_ports(2)
     line = readme_command("TF_CONFIG=")
     swap = {"10.0.0.1:12345": f"127.0.0.1:{ports[0]}", "10.0.0.2:12345": f"127.0.0.1:{ports[1]}"}
-    line = re.sub("|".join(map(re.escape, swap)), lambda m: swap[m.group()], line)
+    line = swapped(line, swap)
     line = line.replace("/shared/runs/dp-tf", str(run))
     assignment, *argv = shlex.split(line)
     config = json.loads(assignment.split("=", 1)[1])

@@ -23,19 +23,17 @@ import pytest
 
 from fmnist_core.engine.workers import free_ports
 
+from .readme import bash_block, swapped
+
 ray = pytest.importorskip("ray", reason="needs fmnist-core[tune]")
 
-README = Path(__file__).resolve().parents[2] / "README.md"
 HEAD, NODE = "127.0.0.2", "127.0.0.3"  # Ray turns 127.0.0.1 into the interface address
 BIN = Path(sys.executable).parent
 
 
 def readme_steps() -> dict[str, list[str]]:
     """The commands of the README's "On a Ray cluster" block: head, node, driver, stop."""
-    text = README.read_text()
-    block = text[text.index("### On a Ray cluster") :]
-    block = block[block.index("```bash") + 7 :]
-    lines = [line for line in block[: block.index("```")].splitlines() if line.strip()]
+    lines = bash_block("### On a Ray cluster")
     commands = [shlex.split(line) for line in lines if not line.lstrip().startswith("#")]
     steps = {
         "head": next(c for c in commands if c[:3] == ["ray", "start", "--head"]),
@@ -50,7 +48,7 @@ def readme_steps() -> dict[str, list[str]]:
 def localised(command: list[str], port: int, out: Path | None = None) -> list[str]:
     """The README's addresses and folder replaced by this machine's loopback ones."""
     swap = {"10.0.0.1": HEAD, "10.0.0.2": NODE, "6379": str(port), "/shared/sweeps/lr": str(out)}
-    words = [re.sub("|".join(map(re.escape, swap)), lambda m: swap[m.group()], w) for w in command]
+    words = [swapped(word, swap) for word in command]
     if words[0] == "fmnist":
         return [sys.executable, "-m", "fmnist_core.cli", *words[1:]]
     return [str(BIN / words[0]), *words[1:]]
