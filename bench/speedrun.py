@@ -37,7 +37,7 @@ def child(recipe: str, backend: str, seed: int, evals_per_epoch: int, device: st
     options = {"device": device} if backend in ("torch", "tf") else {}
     trainer = Trainer(backend=backend, model=recipe, seed=seed, verbose=0, data=data, **options)
     batches = -(-len(data.train) // trainer.batch_size)
-    trainer.log_every = max(1, batches // evals_per_epoch)
+    trainer.config = trainer.config.replace(log_every=max(1, batches // evals_per_epoch))
     points: list[dict] = []
 
     class Evaluations(Callback):

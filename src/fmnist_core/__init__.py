@@ -11,9 +11,6 @@ The package's folders are its layers, each importing only those below it: ``cli`
 ``spec`` (layers, models, optimizers) and ``data``; ``builtin`` holds fmnist's own plugins.
 """
 
-from typing import TYPE_CHECKING
-
-from . import _moved
 from .data import Dataset, Split, load_dataset
 from .data.augment import Augment
 from .data.images import load_image, load_images
@@ -39,44 +36,47 @@ from .plugins import (
     get_backend,
     get_model,
     layer_types,
-    lazy,
     load_on_call,
     models,
     plugin_failures,
     weight_formats,
 )
 from .spec.layer import Layer, ParamSpec, hyper
-from .spec.layers import BUILTIN_LAYERS
+from .spec.layers import (
+    BUILTIN_LAYERS,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool,
+    MaxPool2D,
+    ReLU,
+    Residual,
+)
 from .spec.model import ModelSpec, Recipe
 from .spec.optimizers import Optimizer, Schedule
 from .training.callbacks import Callback, EarlyStopping, ModelCheckpoint, PrintProgress, ProgressBar
+from .training.config import TrainConfig
 from .training.metrics import EpochRecord, EvalResult, History, ProgressRecord
+from .training.run_folder import RunFolder
 from .training.trainer import Prediction, Trainer
 
-__version__ = "0.1.0"
-
-globals().update(BUILTIN_LAYERS)  # Dense, Conv2D, …: every built-in layer type by its name
-if TYPE_CHECKING:  # the same names for type checkers (tests/core/test_import.py keeps them equal)
-    from .spec.layers.activation import ReLU as ReLU
-    from .spec.layers.batch_norm import BatchNorm as BatchNorm
-    from .spec.layers.conv import Conv2D as Conv2D
-    from .spec.layers.dense import Dense as Dense
-    from .spec.layers.dropout import Dropout as Dropout
-    from .spec.layers.flatten import Flatten as Flatten
-    from .spec.layers.pooling import (
-        AvgPool2D as AvgPool2D,
-    )
-    from .spec.layers.pooling import (
-        GlobalAvgPool as GlobalAvgPool,
-    )
-    from .spec.layers.pooling import (
-        MaxPool2D as MaxPool2D,
-    )
-    from .spec.layers.residual import Residual as Residual
-_moved.install(__name__)
+__version__ = "0.4.0"
 
 __all__ = [
-    *sorted(BUILTIN_LAYERS),
+    "AvgPool2D",
+    "BatchNorm",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAvgPool",
+    "MaxPool2D",
+    "ReLU",
+    "Residual",
+    "BUILTIN_LAYERS",
     "Augment",
     "LABELS",
     "NUM_CLASSES",
@@ -113,6 +113,8 @@ __all__ = [
     "StorageError",
     "StepResult",
     "Trainer",
+    "TrainConfig",
+    "RunFolder",
     "TrainingError",
     "WeightFormat",
     "Weights",
@@ -122,7 +124,6 @@ __all__ = [
     "get_model",
     "hookimpl",
     "layer_types",
-    "lazy",
     "load_on_call",
     "load_dataset",
     "load_image",

@@ -161,3 +161,44 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+MAX_RECORD_BYTES = 16 * 2**20  # a config, model spec or run record is kilobytes
+
+
+def read_user_file(
+    path: str | os.PathLike, what: str, limit: int = MAX_RECORD_BYTES, fix: str = ""
+) -> str:
+    """The text of a small file a user names (a config, a model spec, a run's records): a
+    special file (a device, a FIFO, a socket) is refused without opening it for reading, and
+    more than ``limit`` bytes is refused before it is parsed, whatever the file claims."""
+    import stat
+
+    from .errors import ConfigError
+
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {what} {path}: {exc.strerror}", fix=fix or "check the path"
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{what} {path} is not a regular file", fix=fix or "give a file")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {what} {path}: {exc.strerror}", fix=fix or "check the path"
+        ) from None
+    if len(data) > limit:
+        raise ConfigError(
+            f"{what} {path} is larger than {limit // 2**20} MiB, more than it can honestly need",
+            fix=fix or "give the right file",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{what} {path} is not UTF-8 text", fix=fix or "give a text file"
+        ) from None

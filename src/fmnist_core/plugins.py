@@ -18,19 +18,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
 
 from . import hookspecs
 from .errors import BackendError, ConfigError
 
-if TYPE_CHECKING:
-    from .engine.backend import Backend
-    from .engine.lowering import Lowerings
-    from .io.weights import WeightFormat
-    from .spec.layer import Layer
-    from .spec.model import ModelSpec
+# The registry is the base layer: the types it holds are defined above it, which import it, so
+# it names them without importing them (an import, even for type checkers, would be a cycle).
+Backend = ModelSpec = WeightFormat = Layer = Lowerings = Any
 
 ENTRY_POINT_GROUP = "fmnist"
 DEFAULT_PLUGINS = (
@@ -77,10 +74,6 @@ def load_on_call(module: str, name: str) -> Callable:
 
     call.__name__ = call.__qualname__ = name
     return call
-
-
-lazy = load_on_call
-"""fmnist 0.2's name of ``load_on_call``."""
 
 
 _manager: pluggy.PluginManager | None = None

@@ -24,7 +24,10 @@ def test_fit_on_arrays_is_fit_on_that_data(data):
     assert mine.history.metrics() == same.history.metrics()
     mine_result, same_result = mine.evaluate(data.test.images, data.test.labels), same.evaluate()
     assert (mine_result.loss, mine_result.accuracy) == (same_result.loss, same_result.accuracy)
-    assert mine.config()["data"] == {"arrays": mine.arrays_digest} and len(mine.arrays_digest) == 16
+    assert (
+        mine.recorded()["data"] == {"arrays": mine.run_data.arrays_digest}
+        and len(mine.run_data.arrays_digest) == 16
+    )
 
 
 def test_flat_and_float_images_are_the_same_images(data):

@@ -30,30 +30,44 @@ def test_importtime_shows_no_framework():
 
 
 @pytest.mark.parametrize(
-    "old, name, new",
+    "old",
     [
-        ("fmnist_core.models", "ModelSpec", "fmnist_core.spec.model"),
-        ("fmnist_core.models", "Conv2D", "fmnist_core.spec.layers"),
-        ("fmnist_core.trainer", "Trainer", "fmnist_core.training.trainer"),
-        ("fmnist_core.trainer", "model_of", "fmnist_core.io.weights"),
-        ("fmnist_core.weights", "lazy", "fmnist_core.plugins"),
-        ("fmnist_core.backend", "shard", "fmnist_core.engine.batching"),
-        ("fmnist_core.iteration", "pad_block", "fmnist_core.engine.batching"),
-        ("fmnist_core.tune", "run_sweep", "fmnist_core.apps.tune"),
-        ("fmnist_core.tracking", "CSVLogger", "fmnist_core.training.tracking"),
-        ("fmnist_core.optimizers", "Optimizer", "fmnist_core.spec.optimizers"),
+        "fmnist_core.models",
+        "fmnist_core.trainer",
+        "fmnist_core.weights",
+        "fmnist_core.backend",
+        "fmnist_core.iteration",
+        "fmnist_core.tune",
+        "fmnist_core.tracking",
+        "fmnist_core.optimizers",
+        "fmnist_core._moved",
     ],
 )
-def test_old_module_paths_still_work_with_a_warning(old, name, new):
-    module = importlib.import_module(old)
-    with pytest.warns(DeprecationWarning, match=f"{old}.{name} is now {new}"):
-        value = getattr(module, name)
-    assert (
-        value.__module__.startswith(new)
-        or getattr(importlib.import_module(new), value.__name__) is value
-    )
-    with pytest.raises(AttributeError):
-        module.no_such_name  # noqa: B018
+def test_fmnist_0_2_module_paths_are_gone(old):
+    # 0.4 keeps no shims (CHANGELOG.md): an old path is an ImportError, not a warning
+    with pytest.raises(ImportError):
+        importlib.import_module(old)
+
+
+def test_no_import_cycle_in_the_core():
+    # imports inside functions and under TYPE_CHECKING count: grimp sees them all
+    grimp = pytest.importorskip("grimp", reason="needs grimp (import-linter installs it)")
+    graph = grimp.build_graph("fmnist_core")
+    modules = sorted(graph.modules)
+    cycles = []
+    for module in modules:
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported.startswith(module + "."):
+                continue  # a package importing its own modules
+            if module.startswith(imported + "."):
+                continue  # a module importing from its package's __init__
+            chain = graph.find_shortest_chain(importer=imported, imported=module)
+            if chain and not any(
+                b.startswith(a + ".") or a.startswith(b + ".")
+                for a, b in zip(chain, chain[1:], strict=False)
+            ):
+                cycles.append(" -> ".join((module, *chain)))
+    assert cycles == []
 
 
 def test_no_framework_code_in_the_core():
@@ -71,21 +85,9 @@ def test_no_framework_code_in_the_core():
     assert offenders == []
 
 
-def test_type_checkers_see_every_built_in_layer():
-    # fmnist_core adds the layer types from the registry at run time; its TYPE_CHECKING block
-    # names them for type checkers, and must name exactly those
-    import ast
-    from pathlib import Path
-
+def test_every_built_in_layer_is_exported_by_its_name():
     import fmnist_core
     from fmnist_core.spec.layers import BUILTIN_LAYERS
 
-    tree = ast.parse(Path(fmnist_core.__file__).read_text())
-    block = next(
-        node
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
-    )
-    named = {alias.name for node in block.body for alias in node.names}
-    assert named == set(BUILTIN_LAYERS)
-    assert all(getattr(fmnist_core, name) is BUILTIN_LAYERS[name] for name in named)
+    for name, layer in BUILTIN_LAYERS.items():
+        assert getattr(fmnist_core, name) is layer and name in fmnist_core.__all__

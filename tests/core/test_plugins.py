@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from fmnist_core import BackendError, Trainer, plugins
+from fmnist_core import BackendError, ConfigError, Trainer, plugins
 
 
 def test_unknown_backend_lists_installed():
@@ -267,25 +267,19 @@ def test_format_lookup_order(tmp_path):
 # -- renamed arguments -------------------------------------------------------------------
 
 
-def test_old_names_still_work_with_a_warning(fake_backend):
+def test_old_names_are_refused_naming_the_setting(fake_backend):
     from fmnist_core.testing import synthetic_dataset
 
-    with pytest.warns(DeprecationWarning, match=r"validate=\.\.\.\) is now evaluate_each_epoch"):
-        trainer = Trainer(backend=fake_backend, validate=True, data=synthetic_dataset())
-    assert trainer.evaluate_each_epoch is True
-    with pytest.warns(DeprecationWarning, match=r"verify=\.\.\.\) is now verify_checksums"):
-        assert Trainer(backend=fake_backend, verify=False).verify_checksums is False
+    with pytest.raises(ConfigError, match="validate"):
+        Trainer(backend=fake_backend, validate=True, data=synthetic_dataset())
 
 
-def test_old_cli_flags_warn(tmp_path):
+def test_old_cli_flags_are_gone(tmp_path):
     import contextlib
     import io
 
     from fmnist_core.cli import build_parser
 
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        args = build_parser().parse_args(["train", "--validate", "--no-verify"])
-    assert args.evaluate_each_epoch and args.skip_checksums
-    assert "--validate is now --evaluate-each-epoch" in err.getvalue()
-    assert "--no-verify is now --skip-checksums" in err.getvalue()
+    for flag in ("--validate", "--no-verify"):
+        with contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit):
+            build_parser().parse_args(["train", flag])

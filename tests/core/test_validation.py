@@ -33,7 +33,7 @@ def test_trainer_reports_validation_each_epoch_and_trains_on_the_rest():
     assert history[0].items == 640 - 64 and history[0].steps == 18
     result = trainer.evaluate("validation")
     assert result.count == 64 and result.accuracy == history[-1].val_accuracy
-    assert trainer.config()["validation"] == 64
+    assert trainer.recorded()["validation"] == 64
 
 
 def test_same_split_on_every_backend_and_seed():

@@ -36,7 +36,7 @@ def first_steps(device, model, optimizer, **options):
     trainer.engine.attach(data.train.images, data.train.labels)
     index = epoch_permutation(3, 0, len(data.train))[: 20 * 32].reshape(20, 32)
     return np.asarray(
-        trainer.engine.train_steps(index, trainer.step_scalars(0, 0, 20)).losses
+        trainer.engine.train_steps(index, trainer.loop().step_scalars(0, 0, 20)).losses
     ), trainer
 
 
@@ -55,4 +55,4 @@ def test_cuda_matches_cpu(model, optimizer):
 def test_precision_options_train(options):
     losses, trainer = first_steps("cuda", "cnn", OPTIMIZERS["adam"], **options)
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
-    assert trainer.config()["options"] == options
+    assert trainer.recorded()["options"] == options

@@ -59,7 +59,7 @@ def test_cnn_and_every_layer_export(real, tmp_path):
         )
         trainer.engine.attach(real.train.images, real.train.labels)
         trainer.engine.train_steps(
-            np.arange(20 * 32).reshape(20, 32), trainer.step_scalars(0, 0, 20)
+            np.arange(20 * 32).reshape(20, 32), trainer.loop().step_scalars(0, 0, 20)
         )
         path = tmp_path / "m.onnx"
         trainer.export(path)

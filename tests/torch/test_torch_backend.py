@@ -167,7 +167,7 @@ def test_precision_and_layout_options_on_the_cpu():
         precision="bf16",
     )
     history = bf16.fit()
-    assert history[-1].loss < history[0].loss and bf16.config()["options"] == {
+    assert history[-1].loss < history[0].loss and bf16.recorded()["options"] == {
         "device": "cpu",
         "precision": "bf16",
     }

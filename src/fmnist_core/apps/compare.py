@@ -9,7 +9,6 @@ steps; ``compare.md``, ``compare.json`` and ``compare.png`` go into the output f
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 from .. import plugins
 from ..atomic import atomic_write_bytes, atomic_write_json
 from ..errors import ConfigError
+from ..training.run_folder import RunFolder
 
 REFERENCE_STEPS = {"default": 100, "slow": 20}  # first steps compared with the NumPy reference
 
@@ -74,16 +74,17 @@ def run_one(
             f"backend {backend} failed: {err.strip().splitlines()[-1:] or ['no message']}",
             fix="run the same fmnist train command to see why",
         )
-    history = json.loads((folder / "history.json").read_text())
-    seconds = [e["seconds"] for e in history["epochs"]]
+    run = RunFolder(folder)
+    history = run.read_history()
+    seconds = history.column("seconds")
     return {
         "backend": backend,
         "steady_epoch_seconds": statistics.median(seconds[1:] or seconds),
         "fit_seconds": sum(seconds),
         "process_seconds": wall,
         "peak_rss_mb": usage.ru_maxrss / 1024,
-        "test_accuracy": json.loads((folder / "evaluation.json").read_text())["accuracy"],
-        "step_losses": [p["batch_loss"] for p in history["progress"] if p["epoch"] == 0],
+        "test_accuracy": (run.read_evaluation() or {})["accuracy"],
+        "step_losses": [p.batch_loss for p in history.progress if p.epoch == 0],
     }
 
 
@@ -92,17 +93,10 @@ def reference_losses(model: str, seed: int, steps: int, data_dir: str | None) ->
     order, the core's initial weights)."""
     import numpy as np
 
-    from ..engine.batching import epoch_permutation
     from ..training.trainer import Trainer
 
     trainer = Trainer(backend="numpy", model=model, seed=seed, data_dir=data_dir, verbose=0)
-    train = trainer.splits()[0]
-    size = trainer.batch_size
-    order = epoch_permutation(seed, 0, len(train))[: steps * size].reshape(steps, size)
-    trainer.engine.attach(train.images, train.labels)
-    return np.asarray(
-        trainer.engine.train_steps(order, trainer.step_scalars(0, 0, steps)).losses
-    ).tolist()
+    return np.asarray(trainer.loop().run_steps(steps).losses, np.float64).tolist()
 
 
 def compare(

@@ -7,20 +7,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..atomic import atomic_write_bytes
 from ..labels import LABELS
 from ..training.metrics import EvalResult, History
+from ..training.run_folder import RunFolder
 
 
 def model_card(run: Path, trainer, result: EvalResult, history: History, fit_seconds: float) -> str:
     """The card's Markdown for ``trainer`` trained into ``run``."""
     from ..training.checkpoints import package_version
 
-    spec, config = trainer.model, trainer.config()
+    spec, config = trainer.model, trainer.recorded()
     train, validation = trainer.splits()
     data = (
-        f"your arrays ({len(train):,} training images, digest {trainer.arrays_digest})"
-        if trainer.arrays_digest
+        f"your arrays ({len(train):,} training images, digest {trainer.run_data.arrays_digest})"
+        if trainer.run_data.arrays_digest
         else f"Fashion-MNIST ({trainer.data.source}): {len(train):,} training "
         f"images{f', {len(validation):,} held out for validation' if validation else ''}, "
         f"{result.count:,} test images"
@@ -77,12 +77,22 @@ def model_card(run: Path, trainer, result: EvalResult, history: History, fit_sec
         *(f"| {name} | {per_class[name]:.4f} |" for name in LABELS),
         "",
     ]
-    if (run / "confusion.png").exists():
+    if RunFolder(run).picture("confusion").exists():
         lines += ["![confusion matrix of the test set](confusion.png)", ""]
-    if (run / "curves.png").exists():
+    if RunFolder(run).picture("curves").exists():
         lines += ["![training curves](curves.png)", ""]
-    lines += ["## Layers", "", "```", spec.summary(), "```", "", *_loading(run), ""]
+    lines += ["## Layers", "", "```", spec.summary(), "```", "", *_settings_table(trainer)]
+    lines += [*_loading(run), ""]
     return "\n".join(lines)
+
+
+def _settings_table(trainer) -> list[str]:
+    """Every recorded setting of the run (``TrainConfig``'s fields), with its value."""
+    from ..training.config import settings
+
+    recorded = trainer.config.to_dict()
+    rows = [f"| `{s.name}` | `{recorded[s.name]}` | {s.help} |" for s in settings() if s.recorded]
+    return ["## Settings", "", "| setting | value | meaning |", "| --- | --- | --- |", *rows, ""]
 
 
 def _settings(optimizer) -> str:
@@ -91,7 +101,7 @@ def _settings(optimizer) -> str:
 
 
 def _loading(run: Path) -> list[str]:
-    weights = run / "weights.safetensors"
+    weights = RunFolder(run).weights
     return [
         "## Load it",
         "",
@@ -129,7 +139,5 @@ def _loading(run: Path) -> list[str]:
 
 
 def write_model_card(run: str | os.PathLike, *args) -> Path:
-    """Write ``README.md`` into the run folder atomically; returns its path."""
-    path = Path(run) / "README.md"
-    atomic_write_bytes(path, model_card(Path(run), *args).encode())
-    return path
+    """Write the card into the run folder atomically; returns its path."""
+    return RunFolder(run).write_card(model_card(Path(run), *args))

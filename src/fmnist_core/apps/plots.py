@@ -15,6 +15,7 @@ from ..atomic import atomic_write_bytes
 from ..errors import FmnistError
 from ..labels import LABELS
 from ..training.metrics import History
+from ..training.run_folder import RunFolder
 
 
 def _pyplot():
@@ -242,7 +243,7 @@ def load_run(run: str | os.PathLike) -> tuple[History, dict, dict]:
     run = Path(run)
 
     def read(name: str, convert, optional: bool = False):
-        path = run / f"{name}.json"
+        path = run / getattr(RunFolder, name.upper())
         if not path.is_file():
             if optional:
                 return {}
@@ -277,20 +278,21 @@ def draw_run(run: str | os.PathLike, trainer=None, test_set: bool = True) -> lis
     """(Re)draw curves.png, confusion.png and predictions.png in a run folder (without
     ``test_set``, or with no evaluation.json, only the curves)."""
     run = Path(run)
+    folder = RunFolder(run)
     history, evaluation, _ = load_run(run)
     if not evaluation or not test_set:
-        return [save_figure(curves_figure(history, None, run.name), run / "curves.png")]
+        return [save_figure(curves_figure(history, None, run.name), folder.picture("curves"))]
     written = [
         save_figure(
             curves_figure(history, (evaluation["loss"], evaluation["accuracy"]), run.name),
-            run / "curves.png",
+            folder.picture("curves"),
         ),
-        save_figure(confusion_figure(evaluation["confusion"]), run / "confusion.png"),
+        save_figure(confusion_figure(evaluation["confusion"]), folder.picture("confusion")),
     ]
-    if trainer is None and (run / "weights.safetensors").exists():
+    if trainer is None and folder.weights.exists():
         from ..training.trainer import Trainer
 
-        trainer = Trainer.load(run / "weights.safetensors", verbose=0)
+        trainer = Trainer.load(folder.weights, verbose=0)
     if trainer is not None:
         test = trainer.data.test
         images = np.asarray(test.images[:48])
@@ -298,7 +300,7 @@ def draw_run(run: str | os.PathLike, trainer=None, test_set: bool = True) -> lis
         written.append(
             save_figure(
                 predictions_figure(images, predicted, [int(t) for t in test.labels[:48]]),
-                run / "predictions.png",
+                folder.picture("predictions"),
             )
         )
     return written

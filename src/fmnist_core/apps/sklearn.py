@@ -9,12 +9,14 @@
 ``X`` holds images ``(n, 784)`` (a flattened image a row, as scikit-learn wants 2-D data) or
 ``(n, 28, 28)``, uint8 or floats in [0, 1]; ``y`` class labels, at most ten of them: labels 0..9
 keep their Fashion-MNIST meaning (``LABELS``), other labels are numbered in sorted order. Every
-constructor argument is a ``Trainer`` argument (``options`` holds backend options), so
-``get_params``/``set_params`` and grid searches see them all.
+``TrainConfig`` setting is a constructor parameter (derived: a new setting is one here too), with
+``backend``, ``model``, ``options`` (backend options) and ``verbose``, so ``get_params``,
+``set_params`` and grid searches see them all.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,7 @@ except ImportError as exc:  # an optional extra
 from ..data.arrays import as_images
 from ..errors import ConfigError
 from ..labels import NUM_CLASSES
+from ..training.config import NAMES, TrainConfig, settings
 from ..training.metrics import softmax
 from ..training.trainer import Trainer
 
@@ -39,27 +42,13 @@ from ..training.trainer import Trainer
 class FashionMNISTClassifier(ClassifierMixin, BaseEstimator):
     """An fmnist model as a scikit-learn classifier; see the module's docstring."""
 
-    def __init__(
-        self,
-        backend: str = "numpy",
-        model: Any = "mlp",
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        learning_rate: float | None = None,
-        optimizer: Any = None,
-        schedule: Any = None,
-        augment: Any = None,
-        label_smoothing: float | None = None,
-        ema: float | None = None,
-        tta: bool | None = None,
-        seed: int = 0,
-        options: dict | None = None,
-        verbose: int = 0,
-    ):
-        self.backend, self.model, self.epochs, self.batch_size = backend, model, epochs, batch_size
-        self.learning_rate, self.optimizer, self.schedule = learning_rate, optimizer, schedule
-        self.augment, self.label_smoothing, self.ema, self.tta = augment, label_smoothing, ema, tta
-        self.seed, self.options, self.verbose = seed, options, verbose
+    # every TrainConfig field is a parameter (the signature is derived below)
+    def __init__(self, **params: Any):
+        for name, parameter in _SIGNATURE.parameters.items():
+            if name != "self":
+                setattr(self, name, params.pop(name, parameter.default))
+        if params:
+            raise TypeError(f"unexpected parameter {next(iter(params))!r}")
 
     def fit(self, X, y=None):
         if y is None:
@@ -85,19 +74,11 @@ class FashionMNISTClassifier(ClassifierMixin, BaseEstimator):
         # the model's output of each class: a Fashion-MNIST label is its own, others in order
         self.outputs_ = self.classes_.astype(np.int64) if fashion else np.arange(len(self.classes_))
         indices = self.outputs_[np.searchsorted(self.classes_, labels)]
+        given = {name: getattr(self, name) for name in NAMES}
         self.trainer_ = Trainer(
             backend=self.backend,
             model=self.model,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            optimizer=self.optimizer,
-            schedule=self.schedule,
-            augment=self.augment,
-            label_smoothing=self.label_smoothing,
-            ema=self.ema,
-            tta=self.tta,
-            seed=self.seed,
+            config=TrainConfig(**given),
             verbose=self.verbose,
             **(self.options or {}),
         )
@@ -120,6 +101,24 @@ class FashionMNISTClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.three_d_array = True  # (n, 28, 28) images, besides (n, 784)
         tags.non_deterministic = self.backend not in ("numpy", "torch", "tf", "keras")
         return tags
+
+
+_SIGNATURE = inspect.Signature(
+    [
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        *(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+            for name, default in (("backend", "numpy"), ("model", "mlp"))
+        ),
+        *(
+            inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=s.default)
+            for s in settings()
+        ),
+        inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY, default=None),
+        inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=0),
+    ]
+)
+FashionMNISTClassifier.__init__.__signature__ = _SIGNATURE  # type: ignore[attr-defined]
 
 
 def _images(X) -> np.ndarray:

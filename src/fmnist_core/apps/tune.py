@@ -16,7 +16,6 @@ trial alone is evaluated on the test set and its weights copied to the sweep fol
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import math
 import os
@@ -33,17 +32,14 @@ METRIC = "val_accuracy"
 
 
 def _trainer_arguments() -> set[str]:
+    """What a space may tune: the run's settings (``TrainConfig``), the model, the backend and
+    every installed backend's options."""
     from .. import plugins
-    from ..training.trainer import Trainer
+    from ..training.config import NAMES
 
-    names = set(inspect.signature(Trainer.__init__).parameters) - {
-        "self",
-        "options",
-        "data",
-        "callbacks",
-        "verbose",
+    return {*NAMES, "model", "backend"} | {
+        o.name for b in plugins.backends().values() for o in b.options
     }
-    return names | {o.name for b in plugins.backends().values() for o in b.options}
 
 
 def _value(text: str) -> Any:
@@ -76,13 +72,18 @@ def load_space_file(path: str | Path) -> dict[str, Any]:
     """A TOML file: ``[space]`` entries as ``name = {loguniform = [0.01, 0.5]}`` or plain values."""
     import tomllib
 
+    from ..atomic import read_user_file
+
+    fix = "write a TOML file with a [space] table"
+    text = read_user_file(path, "the search space file", 1 << 20, fix)
     try:
-        data = tomllib.loads(Path(path).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ConfigError(
-            f"cannot read search space file {path}: {exc}",
-            fix="write a TOML file with a [space] table",
-        ) from exc
+            f"the search space file {path} is not TOML: {str(exc)[:120]}", fix=fix
+        ) from None
+    if not isinstance(data.get("space", {}), dict):
+        raise ConfigError(f"the search space file {path}: space must be a table", fix=fix)
     space = {}
     for name, value in data.get("space", {}).items():
         if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in KINDS:
@@ -149,17 +150,18 @@ def _trial(
     """One trial: an ordinary run folder in Ray's trial folder, a report each epoch."""
     from ray import tune
 
-    from ..atomic import atomic_write_json
     from ..training.callbacks import Callback
+    from ..training.run_folder import RunFolder
     from ..training.trainer import Trainer
+    from .run import recorded
 
-    folder = Path(tune.get_context().get_trial_dir())
+    folder = RunFolder(tune.get_context().get_trial_dir())
 
     class Report(Callback):
         def on_epoch_end(self, trainer, record):
             # the files first: ASHA may stop the trial right after the report
-            trainer.save(folder / "weights.safetensors")
-            atomic_write_json(folder / "history.json", trainer.history.to_dict())
+            trainer.save(folder.weights)
+            folder.write_history(trainer.history)
             tune.report(
                 {
                     METRIC: record.val_accuracy,
@@ -178,12 +180,12 @@ def _trial(
         "data_dir": data_dir,
     }
     trainer = Trainer(callbacks=[Report()], **settings)
-    atomic_write_json(folder / "config.json", trainer.config())
+    folder.write_config(recorded(trainer))
     trainer.fit()
     try:
         from .plots import draw_run
 
-        draw_run(folder, trainer, test_set=False)  # a trial never looks at the test set
+        draw_run(folder.path, trainer, test_set=False)  # a trial never looks at the test set
     except ImportError:  # pictures need matplotlib
         pass
 
@@ -426,6 +428,7 @@ def _table(grid, space: dict[str, Any], epochs: int) -> list[dict[str, Any]]:
 
 def _write_outputs(result: SweepResult, data_dir: str | None) -> None:
     from ..atomic import atomic_write_bytes, atomic_write_json
+    from ..training.run_folder import RunFolder
     from ..training.trainer import Trainer
 
     folder, rows = result.folder, result.rows
@@ -437,14 +440,12 @@ def _write_outputs(result: SweepResult, data_dir: str | None) -> None:
     markdown += ["| " + " | ".join(_cell(r[c]) for c in columns) + " |" for r in rows]
     atomic_write_bytes(folder / "sweep.md", ("\n".join(markdown) + "\n").encode())
     done = [
-        r
-        for r in rows
-        if r["val_accuracy"] is not None and (Path(r["path"]) / "weights.safetensors").exists()
+        r for r in rows if r["val_accuracy"] is not None and RunFolder(r["path"]).weights.exists()
     ]
     if done:
         best = done[0]
         atomic_write_bytes(
-            folder / "best.safetensors", (Path(best["path"]) / "weights.safetensors").read_bytes()
+            folder / "best.safetensors", RunFolder(best["path"]).weights.read_bytes()
         )
         trainer = Trainer.load(folder / "best.safetensors", verbose=0, data_dir=data_dir)
         test = trainer.evaluate()  # the test set, touched once, for the best trial only

@@ -271,6 +271,34 @@ def not_data_parallel(name: str, workers: int) -> ConfigError:
     )
 
 
+def checked_workers(backend: Backend, batch_size: int) -> tuple[int, int]:
+    """(rank, world size) of this process; a ``ConfigError`` when the backend cannot train with
+    that many workers or the batch is smaller than the workers."""
+    rank, world_size = backend.worker_rank()
+    if world_size > 1 and not backend.trains_data_parallel:
+        raise not_data_parallel(backend.name, world_size)
+    if world_size > batch_size:
+        raise ConfigError(
+            f"batch_size {batch_size} is smaller than the {world_size} workers",
+            fix=f"pass batch_size={world_size} or more",
+        )
+    return rank, world_size
+
+
+def check_trains(backend: Backend) -> None:
+    """A ``BackendError`` for a backend that runs inference only, naming those that train."""
+    from .. import plugins
+
+    if backend.trains:
+        return
+    found = plugins.backends().items()
+    trainers = sorted(n for n, b in found if b.trains and b.unavailable_reason() is None)
+    raise BackendError(
+        f"backend {backend.name!r} runs inference only and cannot train",
+        fix=f"train with one of {', '.join(trainers)}, then export or load the weights",
+    )
+
+
 def chunked_logits(engine: Engine, images: np.ndarray, chunk: int = INFERENCE_CHUNK) -> np.ndarray:
     """Logits of any number of uint8 images, ``chunk`` images per engine call."""
     parts = [

@@ -97,6 +97,21 @@ class Layer:
     prefix: ClassVar[str] = ""  # the numbering prefix of layers with parameters
     name: str = field(default="", kw_only=True)
 
+    @staticmethod
+    def of_kind(kind: str) -> type[Layer]:
+        """The defined ``Layer`` class of type ``kind`` (its examples build stacks of other
+        types with it, so that layer modules never import each other)."""
+        found, matches = list(Layer.__subclasses__()), []
+        while found:
+            cls = found.pop(0)
+            if cls.kind == kind:
+                matches.append(cls)
+            found.extend(cls.__subclasses__())
+        built_in = [c for c in matches if c.__module__.startswith("fmnist_core.spec.layers.")]
+        if not built_in + matches:
+            raise KeyError(kind)
+        return (built_in + matches)[0]
+
     # -- the spec ---------------------------------------------------------------------
     def validate(self) -> None:
         """Check every ``hyper`` field's type and range; ``ValueError("what|fix")`` if wrong."""

@@ -177,15 +177,6 @@ class ModelSpec:
         recognise it."""
         return [layer.kind for layer in self.layers] == ["Flatten", "Dense", "ReLU", "Dense"]
 
-    def is_mlp(self) -> bool:
-        """Deprecated name of ``is_two_layer_perceptron``."""
-        import warnings
-
-        warnings.warn(
-            "ModelSpec.is_mlp() is now is_two_layer_perceptron()", DeprecationWarning, stacklevel=2
-        )
-        return self.is_two_layer_perceptron()
-
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "layers": [layer.to_dict() for layer in self.layers]}
 

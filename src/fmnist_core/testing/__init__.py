@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from ..data import IMAGE_SHAPE, Dataset, Split
-from ..engine.batching import epoch_permutation
 from ..errors import BackendError, ConfigError, TrainingError, WeightsError
 from ..io.formats import read_weights
 from ..labels import NUM_CLASSES
@@ -161,9 +160,7 @@ class BackendConformance:
             **extra,
             **opts,
         )
-        trainer.engine.attach(dataset.train.images, dataset.train.labels)
-        index = epoch_permutation(3, 0, len(dataset.train))[: steps * 32].reshape(steps, 32)
-        result = trainer.engine.train_steps(index, trainer.step_scalars(0, 0, steps))
+        result = trainer.loop().run_steps(steps)
         return result, trainer.params, trainer
 
     def test_registered_and_available(self):
@@ -223,7 +220,7 @@ class BackendConformance:
         engine = trainer.engine
         engine.attach(dataset.train.images, dataset.train.labels)
         result = engine.train_steps(
-            np.arange(96, dtype=np.int64).reshape(3, 32), trainer.step_scalars(0, 0, 3)
+            np.arange(96, dtype=np.int64).reshape(3, 32), trainer.loop().step_scalars(0, 0, 3)
         )
         assert np.asarray(result.losses).shape == (3,)
         assert np.asarray(result.correct).shape == (3,)
@@ -237,7 +234,7 @@ class BackendConformance:
         engine = trainer.engine
         engine.attach(dataset.train.images, dataset.train.labels)
         batch = np.tile(np.arange(32, dtype=np.int64), (20, 1))
-        losses = np.asarray(engine.train_steps(batch, trainer.step_scalars(0, 0, 20)).losses)
+        losses = np.asarray(engine.train_steps(batch, trainer.loop().step_scalars(0, 0, 20)).losses)
         assert losses[-1] < 0.5 * losses[0], losses
 
     @pytest.mark.parametrize("model", _model_names())
@@ -411,7 +408,7 @@ class BackendConformance:
         assert not np.allclose(
             self.fit_one_epoch(self.backend, dataset, model, **settings)[0], plain
         )
-        assert trainer.config()["augment"] == "flip,translate:2,erase:0.5"
+        assert trainer.recorded()["augment"] == "flip,translate:2,erase:0.5"
         images = dataset.test.images[:50]  # evaluation never augments
         np.testing.assert_allclose(
             trainer.logits(images), reference.logits(images), rtol=1e-3, atol=1e-4

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Dataset
-from ..engine.batching import epoch_permutation
 from ..plugins import backends, weight_formats
 from ..training.trainer import Trainer
 
@@ -48,13 +47,7 @@ def first_step_losses(
         model=model,
         **options,
     )
-    size = trainer.batch_size
-    order = epoch_permutation(seed, 0, len(data.train))[: steps * size].reshape(steps, size)
-    trainer.engine.attach(data.train.images, data.train.labels)
-    return np.asarray(
-        trainer.engine.train_steps(order, trainer.step_scalars(0, 0, steps)).losses,
-        dtype=np.float64,
-    )
+    return np.asarray(trainer.loop().run_steps(steps).losses, dtype=np.float64)
 
 
 @dataclass

@@ -9,12 +9,11 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .metrics import EpochRecord, History, ProgressRecord
 
-if TYPE_CHECKING:
-    from .trainer import Trainer
+Trainer = Any  # the owner of the loop: a Trainer, or the Loop itself (no import: a cycle)
 
 
 class Callback:
@@ -143,3 +142,11 @@ class ModelCheckpoint(Callback):
                 return
             self.best = self.sign * value
         trainer.save(self.path.format(epoch=record.epoch + 1))
+
+
+def progress_callbacks(verbose: int | str) -> list[Callback]:
+    """``verbose``: 0 nothing, 1 a progress bar, 2 the article's lines, "auto" a bar on a
+    terminal and lines otherwise."""
+    if verbose == "auto":
+        verbose = 1 if sys.stderr.isatty() else 2
+    return {1: [ProgressBar()], 2: [PrintProgress()]}.get(int(verbose), [])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import FmnistError
 from .callbacks import Callback
+from .run_folder import RunFolder
 
 EPOCH_COLUMNS = (
     "epoch",
@@ -81,7 +82,7 @@ class TensorBoard(Callback):
     def on_train_begin(self, trainer):
         tensorboardx = _require("tensorboardX", "tensorboard")
         self.writer = tensorboardx.SummaryWriter(str(self.log_dir))
-        self.writer.add_text("config", json.dumps(trainer.config()), 0)
+        self.writer.add_text("config", json.dumps(trainer.recorded()), 0)
 
     def on_progress(self, trainer, record, batches):
         self.writer.add_scalar("batch/loss", record.loss, record.epoch * batches + record.batch)
@@ -127,7 +128,7 @@ class MLflowLogger(Callback):
         self.run = mlflow.start_run(run_name=self.run_name)
         flat = {
             k: json.dumps(v) if isinstance(v, (dict, list)) else v
-            for k, v in trainer.config().items()
+            for k, v in trainer.recorded().items()
         }
         mlflow.log_params(flat)
 
@@ -136,13 +137,12 @@ class MLflowLogger(Callback):
 
     def on_train_end(self, trainer, history):
         with tempfile.TemporaryDirectory() as folder:
-            trainer.save(Path(folder) / "weights.safetensors")
-            self.mlflow.log_artifact(str(Path(folder) / "weights.safetensors"))
+            self.mlflow.log_artifact(str(trainer.save(RunFolder(folder).weights)))
         self.mlflow.end_run()
 
 
 LOGGERS = {
-    "csv": lambda run: CSVLogger(run / "history.csv"),
+    "csv": lambda run: CSVLogger(RunFolder(run) / RunFolder.CSV_LOG),
     "tensorboard": lambda run: TensorBoard(run / "tensorboard"),
     "mlflow": lambda run: MLflowLogger(run / "mlruns"),
 }

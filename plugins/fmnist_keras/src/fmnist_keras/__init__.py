@@ -7,7 +7,7 @@ serving with ``model.export`` (TensorFlow Keras backend).
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.4.0"
 
 
 def to_keras_model(trainer, keras_backend: str | None = None):

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec, StepResult
-from fmnist_core.engine.optimizer_slots import ArrayOps, OptimizerSlots, updated
+from fmnist_core.plugin_api import ArrayOps, OptimizerSlots, updated
 
 from .lowering import build_model, keras_name
 

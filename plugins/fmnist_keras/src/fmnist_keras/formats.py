@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_core import Weights, WeightsError
-from fmnist_core.io.weights import architecture_of
-from fmnist_core.plugins import models
+from fmnist_core.plugin_api import architecture_of, models
 
 from .engine import get_weights, import_keras, param_groups, set_weights
 from .lowering import build_model

@@ -46,7 +46,7 @@ def build_model(spec, seed: int = 0, training: bool = False, synchronized: bool 
     """
     import keras
 
-    from fmnist_core.engine.lowering import lowering_table
+    from fmnist_core.plugin_api import lowering_table
 
     table = lowering_table("keras")  # this table and the plugins' lowerings for keras
     for layer in spec.walk():

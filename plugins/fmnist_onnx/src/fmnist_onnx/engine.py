@@ -7,7 +7,7 @@ import numpy as np
 import onnxruntime
 
 from fmnist_core import BackendError, Engine, EngineConfig
-from fmnist_core.io.onnx import build_onnx
+from fmnist_core.plugin_api import build_onnx
 
 
 class OnnxEngine(Engine):

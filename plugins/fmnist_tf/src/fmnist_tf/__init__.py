@@ -2,4 +2,4 @@
 
 Importing this imports no TensorFlow."""
 
-__version__ = "0.1.0"
+__version__ = "0.4.0"

@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec
-from fmnist_core.engine.lowering import lowering_table
-from fmnist_core.engine.optimizer_slots import OptimizerSlots
+from fmnist_core.plugin_api import OptimizerSlots, lowering_table
 
 from .runtime import (
     import_tensorflow,

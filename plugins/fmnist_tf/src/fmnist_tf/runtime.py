@@ -99,7 +99,7 @@ def tensorflow_strategy(rank: int, world_size: int):
     if world_size == 1:
         return None
     from fmnist_core import BackendError
-    from fmnist_core.engine.workers import port_in_use
+    from fmnist_core.plugin_api import port_in_use
 
     from .workers import tf_config_address
 
@@ -166,7 +166,7 @@ def tensorflow_jit(wanted: bool | None, conv: bool, strategy) -> bool:
 
 def tensorflow_ops():
     """``ArrayOps`` over ``tf.Variable``s, for ``OptimizerSlots`` (inside a ``tf.function`` too)."""
-    from fmnist_core.engine.optimizer_slots import ArrayOps
+    from fmnist_core.plugin_api import ArrayOps
 
     tf = import_tensorflow()
     return ArrayOps(
@@ -249,7 +249,7 @@ def tensorflow_train_steps(
     import numpy as np
 
     from fmnist_core import StepResult
-    from fmnist_core.engine.batching import pad_block, shard
+    from fmnist_core.plugin_api import pad_block, shard
 
     tf = import_tensorflow()
     total = batches.shape[1]
@@ -277,7 +277,7 @@ def tensorflow_train_steps(
             labels,
         )
     except peer_errors as exc:
-        from fmnist_core.engine.workers import peer_failure, peer_reason
+        from fmnist_core.plugin_api import peer_failure, peer_reason
 
         reason = peer_reason(str(exc.message), type(exc).__name__)
         raise peer_failure(rank, world_size, reason) from exc

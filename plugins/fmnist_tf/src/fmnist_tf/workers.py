@@ -12,8 +12,8 @@ import json
 import os
 
 from fmnist_core import ConfigError
-from fmnist_core.engine.workers import free_ports, launch_local
-from fmnist_core.engine.workers import worker_rank as torchrun_rank
+from fmnist_core.plugin_api import free_ports, launch_local
+from fmnist_core.plugin_api import worker_rank as torchrun_rank
 
 
 def worker_rank() -> tuple[int, int]:

@@ -18,9 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from fmnist_core import BackendError, Engine, EngineConfig, StepResult
-from fmnist_core.engine.batching import shard
-from fmnist_core.engine.lowering import lowering_table
-from fmnist_core.engine.optimizer_slots import ArrayOps, OptimizerSlots
+from fmnist_core.plugin_api import ArrayOps, OptimizerSlots, lowering_table, shard
 
 from .lowering import BiasedBatchNorm, build_module
 
@@ -240,7 +238,7 @@ class TorchEngine(Engine):
         except RuntimeError as exc:  # gloo's lost peers are plain RuntimeErrors
             if not isinstance(exc, dist.DistError) and not PEER_LOST.search(str(exc)):
                 raise
-            from fmnist_core.engine.workers import peer_failure, peer_reason
+            from fmnist_core.plugin_api import peer_failure, peer_reason
 
             reason = peer_reason(str(exc), type(exc).__name__)
             raise peer_failure(self.rank, self.world_size, reason) from exc

@@ -19,9 +19,7 @@ import numpy as np
 import torch
 
 from fmnist_core import Weights, WeightsError
-from fmnist_core.atomic import atomic_write_bytes
-from fmnist_core.io.weights import architecture_of
-from fmnist_core.plugins import models
+from fmnist_core.plugin_api import architecture_of, atomic_write_bytes, models
 
 from .engine import neutral_converters
 from .lowering import build_module

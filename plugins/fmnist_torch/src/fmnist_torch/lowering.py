@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fmnist_core import LoweringTable
-from fmnist_core.spec.layer import image_shape
+from fmnist_core.plugin_api import image_shape
 
 LOWERINGS = LoweringTable("torch")
 LOWERINGS.layout("dense", to_framework=lambda a: a.T, to_neutral=lambda a: a.T)
@@ -56,7 +56,7 @@ def build_children(layers, shape, ctx: BuildContext) -> OrderedDict:
 
 def build_module(spec, seed: int, device: torch.device) -> nn.Module:
     """The ``torch.nn`` model of ``spec``: its state_dict keys are the neutral names."""
-    from fmnist_core.engine.lowering import lowering_table
+    from fmnist_core.plugin_api import lowering_table
 
     table = lowering_table("torch")  # this table and the plugins' lowerings for torch
     for layer in spec.walk():

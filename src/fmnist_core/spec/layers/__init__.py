@@ -1,35 +1,34 @@
-"""The built-in layer types, one module per layer or small family.
-
-Every ``Layer`` subclass defined in a module of this package is a built-in layer type: adding a
-module here adds a layer (registered through the ``fmnist_layers`` hook by
-``fmnist_core.builtin.layers``, exported as ``fmnist_core.<Name>``).
-"""
+"""The built-in layer types, one module per layer or small family, listed once below (registered
+through the ``fmnist_layers`` hook by ``fmnist_core.builtin.layers``, exported as
+``fmnist_core.<Name>``). Adding a built-in layer: its module here, and its name in this list."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from ..layer import Layer
+from .activation import ReLU
+from .batch_norm import BatchNorm
+from .conv import Conv2D
+from .dense import Dense
+from .dropout import Dropout
+from .flatten import Flatten
+from .pooling import AvgPool2D, GlobalAvgPool, MaxPool2D
+from .residual import Residual
 
-
-def _discover() -> dict[str, type[Layer]]:
-    found: dict[str, type[Layer]] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, Layer)
-                and value.kind
-                and value.__module__ == module.__name__
-            ):
-                found[value.__name__] = value
-    return found
-
-
-BUILTIN_LAYERS: dict[str, type[Layer]] = _discover()
+BUILTIN_LAYERS: dict[str, type[Layer]] = {
+    layer.__name__: layer
+    for layer in (
+        AvgPool2D,
+        BatchNorm,
+        Conv2D,
+        Dense,
+        Dropout,
+        Flatten,
+        GlobalAvgPool,
+        MaxPool2D,
+        ReLU,
+        Residual,
+    )
+}
 """The built-in layer types by class name (which is also their ``kind``)."""
 
-globals().update(BUILTIN_LAYERS)
 __all__ = ["BUILTIN_LAYERS", *BUILTIN_LAYERS]

@@ -52,10 +52,10 @@ class BatchNorm(Layer):
 
     @classmethod
     def examples(cls):
-        from .activation import ReLU
-        from .conv import Conv2D
-        from .dense import Dense
-        from .flatten import Flatten
+        ReLU = Layer.of_kind("ReLU")
+        Conv2D = Layer.of_kind("Conv2D")
+        Dense = Layer.of_kind("Dense")
+        Flatten = Layer.of_kind("Flatten")
 
         return [
             [Conv2D(4, 3, stride=2), BatchNorm(), ReLU(), Flatten(), Dense(NUM_CLASSES)],

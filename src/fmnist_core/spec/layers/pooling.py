@@ -48,9 +48,9 @@ class MaxPool2D(WindowPool):
 
     @classmethod
     def examples(cls):
-        from .conv import Conv2D
-        from .dense import Dense
-        from .flatten import Flatten
+        Conv2D = Layer.of_kind("Conv2D")
+        Dense = Layer.of_kind("Dense")
+        Flatten = Layer.of_kind("Flatten")
 
         return [[Conv2D(4, 3), MaxPool2D(3, stride=2), MaxPool2D(2), Flatten(), Dense(NUM_CLASSES)]]
 
@@ -89,10 +89,10 @@ class AvgPool2D(WindowPool):
 
     @classmethod
     def examples(cls):
-        from .activation import ReLU
-        from .conv import Conv2D
-        from .dense import Dense
-        from .flatten import Flatten
+        ReLU = Layer.of_kind("ReLU")
+        Conv2D = Layer.of_kind("Conv2D")
+        Dense = Layer.of_kind("Dense")
+        Flatten = Layer.of_kind("Flatten")
 
         return [
             [
@@ -140,9 +140,9 @@ class GlobalAvgPool(Layer):
 
     @classmethod
     def examples(cls):
-        from .activation import ReLU
-        from .conv import Conv2D
-        from .dense import Dense
+        ReLU = Layer.of_kind("ReLU")
+        Conv2D = Layer.of_kind("Conv2D")
+        Dense = Layer.of_kind("Dense")
 
         return [[Conv2D(6, 3, stride=2), ReLU(), GlobalAvgPool(), Dense(NUM_CLASSES)]]
 

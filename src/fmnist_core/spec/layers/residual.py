@@ -114,10 +114,10 @@ class Residual(Layer):
 
     @classmethod
     def examples(cls):
-        from .activation import ReLU
-        from .batch_norm import BatchNorm
-        from .flatten import Flatten
-        from .pooling import GlobalAvgPool
+        ReLU = Layer.of_kind("ReLU")
+        BatchNorm = Layer.of_kind("BatchNorm")
+        Flatten = Layer.of_kind("Flatten")
+        GlobalAvgPool = Layer.of_kind("GlobalAvgPool")
 
         return [
             # the shape stays: the input itself is the shortcut

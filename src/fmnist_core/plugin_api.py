@@ -1,0 +1,78 @@
+"""The public API for plugin authors: everything a backend, layer or weight-format plugin needs
+from the core, and nothing else (docs/plugins.md). The plugins in this repository import only
+this module and ``fmnist_core``'s top level (an import-linter contract in ``nox -s lint``).
+
+- a backend: ``Backend``, ``Option``, ``Engine``, ``EngineConfig``, ``StepResult``, a lowering
+  table (``LoweringTable``, ``lowering_table``), the optimizer update (``OptimizerSlots``,
+  ``ArrayOps``, ``updated``), blocks of steps (``pad_block``, ``shard``) and workers
+  (``free_ports``, ``launch_local``, ``worker_rank``, ``peer_failure``, ``peer_reason``,
+  ``port_in_use``);
+- a layer: ``Layer``, ``ParamSpec``, ``hyper``, ``image_shape``, ``layer_types``;
+- a weight format: ``WeightFormat``, ``Weights``, ``architecture_of``, ``models``,
+  ``build_onnx``, ``atomic_write_bytes``;
+- every plugin: ``hookimpl``, ``load_on_call`` and the errors.
+"""
+
+from __future__ import annotations
+
+from .atomic import atomic_write_bytes
+from .engine.backend import Backend, Engine, EngineConfig, Option, StepResult
+from .engine.batching import pad_block, shard
+from .engine.lowering import Lowerings, LoweringTable, lowering_table
+from .engine.optimizer_slots import ArrayOps, OptimizerSlots, updated
+from .engine.workers import (
+    free_ports,
+    launch_local,
+    peer_failure,
+    peer_reason,
+    port_in_use,
+    worker_rank,
+)
+from .errors import BackendError, ConfigError, FmnistError, TrainingError, WeightsError
+from .hookspecs import hookimpl
+from .io.onnx import build_onnx
+from .io.weights import WeightFormat, Weights, architecture_of
+from .plugins import layer_types, load_on_call, models
+from .spec.layer import Layer, ParamSpec, hyper, image_shape
+from .spec.model import ModelSpec
+
+__all__ = [
+    "ArrayOps",
+    "Backend",
+    "BackendError",
+    "ConfigError",
+    "Engine",
+    "EngineConfig",
+    "FmnistError",
+    "Layer",
+    "LoweringTable",
+    "Lowerings",
+    "ModelSpec",
+    "Option",
+    "OptimizerSlots",
+    "ParamSpec",
+    "StepResult",
+    "TrainingError",
+    "WeightFormat",
+    "Weights",
+    "WeightsError",
+    "architecture_of",
+    "atomic_write_bytes",
+    "build_onnx",
+    "free_ports",
+    "hookimpl",
+    "hyper",
+    "image_shape",
+    "launch_local",
+    "layer_types",
+    "load_on_call",
+    "lowering_table",
+    "models",
+    "pad_block",
+    "peer_failure",
+    "peer_reason",
+    "port_in_use",
+    "shard",
+    "updated",
+    "worker_rank",
+]

@@ -1,0 +1,462 @@
+"""``TrainConfig``: every setting of a training run, declared once.
+
+Each field is a ``setting(...)``: its default (``None`` for "the model's recipe decides"), the
+check that turns a given value into a valid one or a one-line ``ConfigError``, its help text,
+its command-line flag and whether a run records it. Everything else is derived from these
+fields, never kept by hand: ``Trainer``'s keyword arguments, the ``fmnist train`` flags, the
+config-file keys, the recorded ``config.json`` and weights metadata, the checkpoint, the
+scikit-learn estimator's parameters, the names a tune space may use and the model card's table.
+
+Adding a setting: one ``setting`` field here, and the engines that implement it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+from ..data.augment import Augment, as_augment
+from ..errors import ConfigError
+from ..spec.model import ModelSpec, Recipe
+from ..spec.optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule, as_optimizer, as_schedule
+
+MAX_SEED = 2**32 - 1  # every framework's seed fits an unsigned 32-bit integer
+
+
+# -- checks: a value in, the valid value out, or a one-line ConfigError -----------------------
+def integer(minimum: int, maximum: int | None = None) -> Callable[[str, Any], int]:
+    def check(name: str, value: Any) -> int:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, np.integer))
+            or value < minimum
+            or (maximum is not None and value > maximum)
+        ):
+            bounds = f"in {minimum}..{maximum}" if maximum is not None else f"≥ {minimum}"
+            raise ConfigError(
+                f"{name} must be an integer {bounds}, got {value!r}",
+                fix=f"pass {name}={max(minimum, 1)} or more",
+            )
+        return int(value)
+
+    return check
+
+
+def number(*, above: float | None = None, below: float | None = None, minimum: float = -math.inf):
+    def check(name: str, value: Any) -> float:
+        ok = (
+            not isinstance(value, bool)
+            and isinstance(value, (int, float, np.integer, np.floating))
+            and math.isfinite(value)
+            and value >= minimum
+            and (above is None or value > above)
+            and (below is None or value < below)
+        )
+        if not ok:
+            low = f"> {above:g}" if above is not None else f"≥ {minimum:g}"
+            bounds = f"in [{minimum:g}, {below:g})" if below is not None else low
+            raise ConfigError(f"{name} must be a number {bounds}, got {value!r}")
+        return float(value)
+
+    return check
+
+
+def boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(
+            f"{name} must be true or false, got {value!r}", fix=f"pass {name}=True or False"
+        )
+    return bool(value)
+
+
+def one_of(*choices: str) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return check
+
+
+def count_or_fraction(name: str, value: Any) -> int | float | None:
+    if value is None or value == 0:
+        return None
+    if isinstance(value, float) and 0 < value < 1:
+        return value
+    return integer(1)(name, value)
+
+
+def _built(convert: Callable[[Any], Any]) -> Callable[[str, Any], Any]:
+    return lambda name, value: convert(value)
+
+
+# -- one setting ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Setting:
+    """What a ``TrainConfig`` field declares (``setting()`` makes one)."""
+
+    name: str
+    default: Any
+    check: Callable[[str, Any], Any]
+    help: str
+    recipe: bool  # None takes the model's recipe
+    recorded: bool  # in config.json and weights files
+    flag: str  # the fmnist train flag
+    cli_type: Any  # argparse's type, or "flag" (--x/--no-x), or "switch" (--x)
+    choices: tuple[str, ...]
+    parts: tuple[tuple[str, Any, str], ...]  # (key, type, help): flags for keys of a dict form
+    metavar: str | None
+
+    def coerce(self, value: Any) -> Any:
+        return (
+            value
+            if value is None and (self.recipe or self.default is None)
+            else (self.check(self.name, value))
+        )
+
+
+def setting(
+    default: Any,
+    check: Callable[[str, Any], Any],
+    help: str,
+    *,
+    recipe: bool = False,
+    recorded: bool = True,
+    flag: str | None = None,
+    cli_type: Any = None,
+    choices: tuple[str, ...] = (),
+    parts: tuple[tuple[str, Any, str], ...] = (),
+    metavar: str | None = None,
+) -> Any:
+    return field(
+        default=default,
+        metadata={
+            "setting": dict(
+                check=check,
+                help=help,
+                recipe=recipe,
+                recorded=recorded,
+                flag=flag,
+                cli_type=cli_type,
+                choices=choices,
+                parts=parts,
+                metavar=metavar,
+            )
+        },
+    )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run. ``None`` in a recipe field means "the model's recipe";
+    ``resolve(recipe)`` fills those in. Built with checks: a bad value is a ``ConfigError``."""
+
+    epochs: int | None = setting(None, integer(1), "epochs to train", recipe=True, cli_type=int)
+    batch_size: int | None = setting(None, integer(1), "images per step", recipe=True, cli_type=int)
+    learning_rate: float | None = setting(
+        None, number(above=0), "(peak) learning rate", recipe=True, flag="--lr"
+    )
+    seed: int = setting(0, integer(0, MAX_SEED), "seed of the weights, order and augmentation")
+    optimizer: Optimizer | None = setting(
+        None,
+        _built(as_optimizer),
+        "optimizer",
+        recipe=True,
+        choices=OPTIMIZERS,
+        parts=(
+            ("momentum", float, "SGD momentum"),
+            ("nesterov", "switch", "Nesterov momentum (SGD)"),
+            ("weight_decay", float, "L2 (sgd, adam) or decoupled (adamw) weight decay"),
+        ),
+    )
+    schedule: Schedule | None = setting(
+        None, _built(as_schedule), "learning-rate schedule", recipe=True, choices=SCHEDULES
+    )
+    augment: Augment | None = setting(
+        None,
+        _built(as_augment),
+        "training-time augmentation, e.g. flip,translate:2,erase:0.5 (or none)",
+        recipe=True,
+        cli_type=str,
+        metavar="LIST",
+    )
+    label_smoothing: float | None = setting(
+        None, number(minimum=0, below=1), "label smoothing", recipe=True, metavar="E"
+    )
+    ema: float | None = setting(
+        None,
+        number(minimum=0, below=1),
+        "evaluate and save an average of the weights (e.g. 0.999; 0: off)",
+        recipe=True,
+        metavar="DECAY",
+    )
+    tta: bool | None = setting(
+        None, boolean, "evaluate on each image and its mirror image", recipe=True, cli_type="flag"
+    )
+    init: str = setting(
+        "core",
+        one_of("core", "framework"),
+        "core: fmnist's seeded weights (the same on every backend); framework: its own",
+        choices=("core", "framework"),
+    )
+    log_every: int = setting(100, integer(1), "progress every N batches")
+    steps_per_execution: int = setting(100, integer(1), "steps per engine call")
+    validation: int | float | None = setting(
+        None,
+        count_or_fraction,
+        "hold out N training images (or a fraction, 0.1) as a validation split",
+        cli_type="count",
+        metavar="N",
+    )
+    evaluate_each_epoch: bool = setting(
+        False, boolean, "evaluate on the test set every epoch", cli_type="switch"
+    )
+    max_memory_gb: float = setting(
+        8.0,
+        number(above=0),
+        "refuse a model that would need more memory to train",
+        recorded=False,
+    )
+
+    def __post_init__(self) -> None:
+        for spec in settings():
+            object.__setattr__(self, spec.name, spec.coerce(getattr(self, spec.name)))
+
+    # -- derived views ----------------------------------------------------------------------
+    def resolve(self, recipe: Recipe) -> TrainConfig:
+        """This config with every recipe setting left at ``None`` taken from ``recipe``."""
+        return replace(
+            self,
+            **{
+                s.name: s.check(s.name, getattr(recipe, s.name))
+                for s in settings()
+                if s.recipe and getattr(self, s.name) is None
+            },
+        )
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` (checked)."""
+        unknown(changes)
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recorded settings, as JSON values (``from_dict`` reads them back)."""
+        return {s.name: _plain(getattr(self, s.name)) for s in settings() if s.recorded}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, source: str = "the config") -> TrainConfig:
+        """A config from recorded settings (``to_dict``, a config file, a weights file)."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source} holds a {type(values).__name__}, not a table of settings")
+        unknown(values, source)
+        return cls(**values)
+
+
+def settings() -> Iterator[Setting]:
+    """Every setting, in declaration order."""
+    for f in fields(TrainConfig):
+        yield Setting(
+            name=f.name,
+            default=f.default,
+            **{
+                **f.metadata["setting"],
+                "flag": f.metadata["setting"]["flag"] or "--" + f.name.replace("_", "-"),
+            },
+        )
+
+
+NAMES = tuple(f.name for f in fields(TrainConfig))
+RECORDED = tuple(s.name for s in settings() if s.recorded)
+
+
+def unknown(values: dict[str, Any], source: str | None = None) -> None:
+    """A one-line error for a name that is not a setting."""
+    import difflib
+
+    for key in values:
+        if key not in NAMES:
+            near = difflib.get_close_matches(str(key), NAMES, n=1)
+            where = f"{source} has no setting" if source else "no setting is named"
+            raise ConfigError(
+                f"{where} {key!r}"
+                + (f" (did you mean {near[0]!r}?)" if near else "")
+                + f"; the settings: {', '.join(NAMES)}",
+                fix="remove or rename it",
+            )
+
+
+def split(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(settings, the rest: backend options) of keyword arguments."""
+    return (
+        {k: v for k, v in values.items() if k in NAMES},
+        {k: v for k, v in values.items() if k not in NAMES},
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (Optimizer, Schedule)):
+        return value.to_dict()
+    if isinstance(value, Augment):
+        return str(value)
+    return value
+
+
+def check_memory(model: ModelSpec, config: TrainConfig) -> None:
+    """A model that training would need more memory for than ``max_memory_gb`` is refused
+    from its shapes alone (a recorded architecture or a JSON file can declare anything)."""
+    params, activations = model.memory_estimate(config.batch_size)
+    need = (params + activations) / 2**30
+    if need > config.max_memory_gb:
+        raise ConfigError(
+            f"model {model.name!r} would need about {need:,.1f} GiB to train "
+            f"({model.count_params():,} parameters, {activations / 2**30:,.1f} GiB of "
+            f"activations per batch of {config.batch_size}); the limit is "
+            f"{config.max_memory_gb:g} GiB",
+            fix="use a smaller model or batch, or raise the limit "
+            "(max_memory_gb=, --max-memory-gb)",
+        )
+
+
+# -- the command line, derived ----------------------------------------------------------------
+def add_flags(parser: argparse.ArgumentParser, recipe_default: str = "the model's recipe") -> None:
+    """One flag per setting (and one per part of a composite one), help from the field."""
+    for s in settings():
+        default = f"default: {recipe_default}" if s.recipe else f"default: {_plain(s.default)}"
+        text = f"{s.help}; {default}"
+        if s.cli_type == "flag":
+            parser.add_argument(
+                s.flag, dest=s.name, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+        elif s.cli_type == "switch":
+            parser.add_argument(s.flag, dest=s.name, action="store_true", default=None, help=text)
+        else:
+            kind = {None: _scalar_type(s.default), "count": _count}.get(s.cli_type, s.cli_type)
+            parser.add_argument(
+                s.flag,
+                dest=s.name,
+                type=kind if not s.choices else str,
+                choices=s.choices or None,
+                default=None,
+                metavar=s.metavar,
+                help=text,
+            )
+        for key, kind, help_text in s.parts:
+            flag_name = "--" + key.replace("_", "-")
+            if kind == "switch":
+                parser.add_argument(
+                    flag_name, dest=f"{s.name}.{key}", action="store_true", help=help_text
+                )
+            else:
+                parser.add_argument(
+                    flag_name,
+                    dest=f"{s.name}.{key}",
+                    type=kind,
+                    metavar=key.upper(),
+                    help=help_text,
+                )
+
+
+def from_flags(args: argparse.Namespace, base: dict[str, Any], recipe: Recipe) -> dict[str, Any]:
+    """The settings given as flags, over ``base`` (a config file's): a composite setting's parts
+    change its recorded (or the recipe's) value."""
+    given = {
+        s.name: getattr(args, s.name) for s in settings() if getattr(args, s.name, None) is not None
+    }
+    values = {**base, **given}
+    for s in settings():
+        parts = {
+            key: getattr(args, f"{s.name}.{key}")
+            for key, _, _ in s.parts
+            if getattr(args, f"{s.name}.{key}", None) not in (None, False)
+        }
+        if parts:
+            current = values.get(s.name)
+            current = getattr(recipe, s.name) if current is None else current
+            whole = _plain(s.check(s.name, current))
+            values[s.name] = {**(whole if isinstance(whole, dict) else {}), **parts}
+            if s.name in given:
+                values[s.name]["kind"] = given[s.name]
+    return values
+
+
+def _scalar_type(default: Any) -> Any:
+    return {bool: None, int: int, float: float, str: str}.get(type(default), float)
+
+
+def _count(text: str) -> int | float:
+    value = float(text)
+    return value if 0 < value < 1 else int(value)
+
+
+# -- config files, derived --------------------------------------------------------------------
+RUN_KEYS = ("backend", "model", "architecture", "options", "log", "workers")
+"""A config file's keys besides the settings: what runs the settings (``fmnist train``'s)."""
+RESULT_KEYS = ("device", "data")  # config.json records them; results, not settings
+MAX_CONFIG_BYTES = 1 << 20
+MAX_NESTING = 32
+
+
+def read_file(path: str) -> dict[str, Any]:
+    """A config file (TOML or JSON, by its suffix; a run's ``config.json`` is one) as a dict:
+    its keys the settings and ``RUN_KEYS``, each setting checked; special files, oversized
+    files and absurd nesting are one-line errors before parsing."""
+    import json
+    import re
+
+    import tomllib
+
+    from ..atomic import read_user_file
+
+    fix = "give a TOML or JSON file of settings (a run folder's config.json is one)"
+    text = read_user_file(path, "the config file", MAX_CONFIG_BYTES, fix)
+    toml = str(path).endswith(".toml")
+    brackets = max((len(m) for m in re.findall(r"[\[{]+", text)), default=0)
+    dots = max((m.count(".") for m in re.findall(r"(?:[\w-]+\.)+", text)), default=0)
+    if max(brackets, dots) > MAX_NESTING:
+        raise ConfigError(f"the config file {path} nests too deeply to be settings", fix=fix)
+    try:
+        config = tomllib.loads(text) if toml else json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(
+            f"the config file {path} is not valid {'TOML' if toml else 'JSON'}: {str(exc)[:120]}",
+            fix="fix its syntax",
+        ) from None
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"the config file {path} holds a {type(config).__name__}, not a table of settings"
+        )
+    data = config.get("data")
+    if isinstance(data, dict) and data.get("arrays"):
+        raise ConfigError(
+            f"the run of {path} trained on arrays, which a config file cannot hold",
+            fix="train it from Python: Trainer(...).fit(x, y)",
+        )
+    given = {k: v for k, v in config.items() if k not in RUN_KEYS and k not in RESULT_KEYS}
+    unknown(given, f"the config file {path}")
+    for key, value in given.items():  # each setting checked here, naming the file
+        spec = next(s for s in settings() if s.name == key)
+        try:
+            spec.coerce(value)
+        except ConfigError as exc:
+            raise ConfigError(f"the config file {path}: {exc.message}", fix=exc.fix) from None
+    options = config.get("options", {})
+    if not isinstance(options, dict):
+        raise ConfigError(f"the config file {path}: options must be a table of backend options")
+    if set(options) & set(NAMES):
+        twice = sorted(set(options) & set(NAMES))
+        raise ConfigError(
+            f"the config file {path}: options repeat the setting(s) {', '.join(twice)}",
+            fix="give each setting once, at the top level",
+        )
+    workers = config.get("workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 1024:
+        raise ConfigError(f"the config file {path}: workers must be an integer in 1..1024")
+    for key in ("backend", "model", "log"):
+        if not isinstance(config.get(key, ""), (str, type(None))):
+            raise ConfigError(f"the config file {path}: {key} must be a text")
+    return {k: v for k, v in config.items() if k not in RESULT_KEYS}

@@ -1,0 +1,176 @@
+"""``TrainConfig``: one list of settings, from which every other list is derived, and the one
+check of each value (the API, the command line, config files, scikit-learn and tune alike)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fmnist_core import ConfigError, RunFolder, TrainConfig, Trainer
+from fmnist_core.cli import build_parser
+from fmnist_core.training import config as schema
+from fmnist_core.training.config import NAMES, RECORDED, read_file, settings
+
+
+def test_every_view_is_derived_from_the_fields():
+    from fmnist_core.apps.tune import _trainer_arguments
+
+    parser = build_parser()
+    train = next(
+        action.choices["train"] for action in parser._actions if getattr(action, "choices", None)
+    )
+    dests = {a.dest for a in train._actions}
+    assert set(NAMES) <= dests  # a flag per setting
+    assert set(NAMES) <= _trainer_arguments()  # a tune space may use each
+    assert set(RECORDED) == set(TrainConfig().to_dict())
+    sklearn = pytest.importorskip("sklearn")
+    assert sklearn
+    from fmnist_core.sklearn import FashionMNISTClassifier
+
+    params = set(FashionMNISTClassifier().get_params())
+    assert params == {*NAMES, "backend", "model", "options", "verbose"}
+
+
+def test_resolve_takes_the_recipe_and_round_trips():
+    from fmnist_core import get_model
+
+    recipe = get_model("cnn").recipe
+    config = TrainConfig(epochs=3).resolve(recipe)
+    assert config.epochs == 3 and config.batch_size == recipe.batch_size
+    assert config.optimizer.kind == (
+        recipe.optimizer if isinstance(recipe.optimizer, str) else recipe.optimizer.kind
+    )
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again.to_dict() == config.to_dict()
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("seed", 2**64, "seed must be an integer in 0..4294967295"),
+        ("seed", -1, "seed must be an integer"),
+        ("tta", "false", "tta must be true or false"),
+        ("evaluate_each_epoch", "yes", "evaluate_each_epoch must be true or false"),
+        ("max_memory_gb", math.nan, "max_memory_gb must be a number > 0"),
+        ("learning_rate", math.inf, "learning_rate must be a number > 0"),
+        ("epochs", 2.5, "epochs must be an integer"),
+        ("label_smoothing", 1.0, "label_smoothing must be a number in [0, 1)"),
+        ("init", "random", "init must be one of core, framework"),
+        ("optimizer", 3, "optimizer must be a name"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_setting(name, value, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(")", r"\)")) as err:
+        TrainConfig(**{name: value})
+    assert "\n" not in str(err.value)
+
+
+def test_an_unknown_setting_suggests_the_near_one():
+    with pytest.raises(ConfigError, match="did you mean 'learning_rate'"):
+        TrainConfig.from_dict({"learning_rat": 0.1})
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("seed = 'one'\n", "the config file .* seed must be an integer"),
+        ("tta = 'false'\n", "tta must be true or false"),
+        ("[options]\nepochs = 3\n", "options repeat the setting.s. epochs"),
+        ("space = 3\nbackend = 'numpy'\n", "has no setting 'space'"),
+        ("workers = 'two'\n", "workers must be an integer"),
+        ("[" + "a." * 5000 + "b]\n", "nests too deeply"),
+        ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nests too deeply"),
+    ],
+)
+def test_a_hostile_config_file_is_one_line(tmp_path, text, message):
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as err:
+        read_file(str(path))
+    assert "\n" not in str(err.value)
+
+
+def test_special_and_oversized_config_files_are_refused_unread(tmp_path):
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        read_file("/dev/zero")
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        read_file(str(fifo))  # would block forever if it were opened
+    sparse = tmp_path / "big.json"
+    with open(sparse, "wb") as handle:
+        handle.truncate(2 * 2**30)  # 2 GiB that costs no disk
+    with pytest.raises(ConfigError, match="larger than"):
+        read_file(str(sparse))
+
+
+def test_the_cli_gives_the_same_one_line_errors(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("tta = 'false'\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", "train", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1 and "tta must be true or false" in out.stderr
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_a_config_json_of_fmnist_0_3_still_loads(tmp_path):
+    # what `fmnist train` of 0.3 wrote (its keys and value forms)
+    old = {
+        "backend": "numpy",
+        "model": "mlp",
+        "epochs": 1,
+        "batch_size": 64,
+        "learning_rate": 0.1,
+        "seed": 0,
+        "optimizer": {},
+        "schedule": {},
+        "init": "core",
+        "log_every": 100,
+        "steps_per_execution": 100,
+        "validation": None,
+        "evaluate_each_epoch": False,
+        "data": "fashion-mnist",
+        "augment": "none",
+        "label_smoothing": 0.0,
+        "ema": 0.0,
+        "tta": False,
+        "workers": 1,
+        "options": {},
+        "device": "cpu",
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    settings_ = read_file(str(path))
+    given = {k: v for k, v in settings_.items() if k in NAMES}
+    trainer = Trainer(backend="numpy", model="mlp", **given)
+    assert trainer.config.optimizer.kind == "sgd" and trainer.epochs == 1
+
+
+def test_run_folder_records_are_read_through_one_bounded_reader(tmp_path):
+    folder = RunFolder(tmp_path)
+    (tmp_path / RunFolder.CONFIG).symlink_to("/dev/zero")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        folder.read_config()
+    (tmp_path / RunFolder.HISTORY).write_text(json.dumps({"epochs": [{"epoch": "x"}]}))
+    with pytest.raises(ConfigError, match="rows fmnist cannot read"):
+        folder.read_history()
+
+
+def test_the_model_card_has_a_row_per_recorded_setting():
+    from fmnist_core.apps.model_card import _settings_table
+
+    class Fake:
+        config = TrainConfig(epochs=1, batch_size=8, learning_rate=0.1)
+
+    rows = _settings_table(Fake())
+    assert all(any(f"`{s.name}`" in row for row in rows) for s in settings() if s.recorded)
+    assert schema.RUN_KEYS  # the config file's other keys are listed once too
