@@ -7,7 +7,8 @@ this module and ``fmnist_core``'s top level (an import-linter contract in ``nox 
   ``ArrayOps``, ``updated``), blocks of steps (``pad_block``, ``shard``) and workers
   (``free_ports``, ``launch_local``, ``worker_rank``, ``peer_failure``, ``peer_reason``,
   ``port_in_use``);
-- a layer: ``Layer``, ``ParamSpec``, ``hyper``, ``image_shape``, ``layer_types``;
+- a layer: ``Layer``, ``ParamSpec``, ``hyper``, ``ReferenceOp``, ``ReferenceState``,
+  ``LAYOUTS``, ``image_shape``, ``layer_types``;
 - a weight format: ``WeightFormat``, ``Weights``, ``architecture_of``, ``models``,
   ``build_onnx``, ``atomic_write_bytes``;
 - every plugin: ``hookimpl``, ``load_on_call`` and the errors.
@@ -33,7 +34,7 @@ from .hookspecs import hookimpl
 from .io.onnx import build_onnx
 from .io.weights import WeightFormat, Weights, architecture_of
 from .plugins import layer_types, load_on_call, models
-from .spec.layer import Layer, ParamSpec, hyper, image_shape
+from .spec.layer import LAYOUTS, Layer, ParamSpec, ReferenceOp, ReferenceState, hyper, image_shape
 from .spec.model import ModelSpec
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "Engine",
     "EngineConfig",
     "FmnistError",
+    "LAYOUTS",
     "Layer",
     "LoweringTable",
     "Lowerings",
@@ -51,6 +53,8 @@ __all__ = [
     "Option",
     "OptimizerSlots",
     "ParamSpec",
+    "ReferenceOp",
+    "ReferenceState",
     "StepResult",
     "TrainingError",
     "WeightFormat",

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from fmnist_core import Conv2D, Dense, Flatten, Layer, hyper
-from fmnist_core.spec.layer import ReferenceOp
+from fmnist_core.plugin_api import ReferenceOp
 
 
 @dataclass(frozen=True)
