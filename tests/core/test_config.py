@@ -174,3 +174,29 @@ def test_the_model_card_has_a_row_per_recorded_setting():
     rows = _settings_table(Fake())
     assert all(any(f"`{s.name}`" in row for row in rows) for s in settings() if s.recorded)
     assert schema.RUN_KEYS  # the config file's other keys are listed once too
+
+
+def test_lookahead_of_one_step_is_sgd_at_alpha_times_the_rate():
+    # a setting added as one TrainConfig field and the loop that implements it: one step of
+    # plain SGD, then half-way back, is SGD at half the learning rate
+    from fmnist_core.testing import synthetic_dataset
+
+    data = synthetic_dataset()
+    common = dict(backend="numpy", data=data, epochs=1, batch_size=32, verbose=0, seed=4)
+    ahead = Trainer(**common, learning_rate=0.1, lookahead_steps=1, lookahead_alpha=0.5)
+    plain = Trainer(**common, learning_rate=0.05)
+    ahead.fit(), plain.fit()
+    for name, value in plain.params.items():
+        assert abs(ahead.params[name] - value).max() < 1e-5, name
+    several = Trainer(**common, learning_rate=0.1, lookahead_steps=3)
+    several.fit()
+    assert any(abs(several.params[n] - v).max() > 1e-3 for n, v in plain.params.items())
+    assert (
+        "--lookahead-steps"
+        in subprocess.run(
+            [sys.executable, "-m", "fmnist_core.cli", "train", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+    )

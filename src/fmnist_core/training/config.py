@@ -198,6 +198,16 @@ class TrainConfig:
     tta: bool | None = setting(
         None, boolean, "evaluate on each image and its mirror image", recipe=True, cli_type="flag"
     )
+    lookahead_steps: int = setting(
+        0,
+        integer(0),
+        "lookahead: every N steps move the slow weights lookahead_alpha of the way to the fast "
+        "ones and continue from there (0: off; each epoch ends in a sync)",
+        metavar="N",
+    )
+    lookahead_alpha: float = setting(
+        0.5, number(above=0, below=1), "lookahead's step towards the fast weights", metavar="A"
+    )
     init: str = setting(
         "core",
         one_of("core", "framework"),

@@ -145,6 +145,9 @@ class Loop:
         average_snapshot = average.state() if average is not None else None
         draws = self.augment.draws(config.seed, epoch, len(train)) if self.augment.active else None
         block_steps = min(config.steps_per_execution, average.every if average else 1 << 30)
+        lookahead = config.lookahead_steps
+        block_steps = min(block_steps, lookahead or block_steps)
+        slow, since_sync = snapshot, 0
         loss_sum, correct, items, steps = 0.0, 0, 0, 0
         started = time.perf_counter()
         for block in epoch_blocks(order, config.batch_size, block_steps):
@@ -170,6 +173,9 @@ class Loop:
                     f"batch {bad}; the weights are back to where epoch {epoch + 1} began",
                     fix=f"lower the learning rate (now {config.learning_rate})",
                 )
+            since_sync += len(block)
+            if lookahead and (since_sync >= lookahead or steps + len(block) == self.batches):
+                slow, since_sync = self._lookahead(slow), 0
             if average is not None:
                 average.update(engine.get_params(), len(block))
             hits = np.asarray(result.correct)
@@ -186,6 +192,15 @@ class Loop:
                     self._each("on_progress", progress, self.batches)
         seconds = time.perf_counter() - started
         return EpochRecord(epoch, loss_sum / items, correct / items, seconds, steps, items)
+
+    def _lookahead(self, slow: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Lookahead (Zhang et al. 2019, as airbench uses it): the slow weights step
+        ``lookahead_alpha`` of the way to the fast ones; training continues from them."""
+        alpha = np.float32(self.config.lookahead_alpha)
+        fast = self.engine.get_params()
+        moved = {name: slow[name] + alpha * (fast[name] - slow[name]) for name in fast}
+        self.engine.set_params(moved)
+        return moved
 
     # -- evaluation --------------------------------------------------------------------------
     def evaluate(self, split: Split, tta: bool | None = None) -> EvalResult:
