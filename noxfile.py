@@ -5,8 +5,11 @@ Each session installs what it needs itself, Debian's dataset-fashion-mnist inclu
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nox
@@ -29,6 +32,59 @@ nox.options.sessions = [
 nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
+
+
+def use_uv() -> str:
+    """uv when it can be had: every session's packages come hardlinked from uv's one cache, so
+    torch and TensorFlow are on disk once and installs take seconds after the first. Where uv is
+    missing it is installed beside nox; where that fails (or FMNIST_NO_UV=1), virtualenv and pip,
+    saying so. uv gets the sources pip is configured with (a local index, find-links folders, a
+    constraints file: on these machines, torch's build on disk)."""
+    if os.environ.get("FMNIST_NO_UV") == "1":
+        return "virtualenv"
+    if shutil.which("uv") is None and importlib.util.find_spec("uv") is None:
+        print("nox: installing uv beside nox (one copy of each framework on disk)", flush=True)
+        installed = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "uv"], check=False
+        ).returncode
+        if installed != 0:
+            print("nox: uv could not be installed; using virtualenv and pip", flush=True)
+            return "virtualenv"
+    for key, value in pip_sources().items():
+        os.environ.setdefault(key, value)
+    return "uv"
+
+
+def pip_sources() -> dict[str, str]:
+    """pip's configured sources (``pip config list`` and ``PIP_*``) as uv's variables."""
+    found: dict[str, list[str]] = {}
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True
+    ).stdout
+    for line in listed.splitlines():
+        key, _, value = line.partition("=")
+        found.setdefault(key.split(".")[-1], []).extend(value.strip("'\"").split())
+    for key in ("find-links", "extra-index-url", "index-url", "constraint"):
+        env = os.environ.get("PIP_" + key.upper().replace("-", "_"))
+        if env:
+            found.setdefault(key, []).extend(env.split())
+    uv = {
+        "find-links": ("UV_FIND_LINKS", ","),
+        "extra-index-url": ("UV_EXTRA_INDEX_URL", " "),
+        "index-url": ("UV_INDEX_URL", " "),
+        "constraint": ("UV_CONSTRAINT", " "),
+    }
+    sources = {
+        uv[key][0]: uv[key][1].join(dict.fromkeys(values))
+        for key, values in found.items()
+        if key in uv and values
+    }
+    if sources:  # as pip does: the best version from any source, not the first source's
+        sources["UV_INDEX_STRATEGY"] = "unsafe-best-match"
+    return sources
+
+
+nox.options.default_venv_backend = use_uv()
 DATA = Path("/usr/share/datasets/fashion-mnist")
 PLUGINS = {
     "torch": "plugins/fmnist_torch",
