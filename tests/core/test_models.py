@@ -175,3 +175,16 @@ def test_trainer_takes_the_recipe_unless_overridden(fake_backend):
     assert (mine.batch_size, mine.optimizer.kind, mine.epochs) == (32, "sgd", cnn.epochs)
     with pytest.raises(ConfigError, match="unknown schedule 'linear'"):
         Trainer(backend=fake_backend, schedule="linear")
+
+
+def test_engines_read_declared_capabilities_not_type_names():
+    from fmnist_core import Conv2D, Dense, Flatten, GlobalAvgPool, ModelSpec, ReLU, get_model
+
+    assert get_model("mlp").is_two_layer_perceptron()
+    assert not get_model("cnn").is_two_layer_perceptron()
+    assert get_model("cnn").has_capability("convolution")
+    assert not get_model("mlp").has_capability("convolution")
+    spec = ModelSpec("c", [Conv2D(4, 3), ReLU(), GlobalAvgPool(), Dense(10)])
+    assert spec.has_capability("convolution") and spec.has_capability("affine")
+    three = ModelSpec("three", [Flatten(), Dense(8), ReLU(), Dense(8), ReLU(), Dense(10)])
+    assert not three.is_two_layer_perceptron()  # the shape, not the presence of the types

@@ -95,6 +95,10 @@ class Layer:
 
     kind: ClassVar[str] = ""
     prefix: ClassVar[str] = ""  # the numbering prefix of layers with parameters
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    """What engines may rely on, declared by the type, never read off its name: "convolution"
+    (a spatial convolution: channels-last layouts pay), "affine" (a dense x·W + b), "flatten",
+    "relu" (the fused perceptron paths recognise flatten, affine, relu, affine)."""
     name: str = field(default="", kw_only=True)
 
     @staticmethod

@@ -172,10 +172,18 @@ class ModelSpec:
         """Whether any layer (nested ones included) is of type ``kind``."""
         return kind in self.kinds()
 
+    def has_capability(self, capability: str) -> bool:
+        """Whether any layer (nested ones included) declares ``capability``
+        (``Layer.capabilities``): what engines test, never a layer type's name."""
+        return any(capability in layer.capabilities for layer in self.walk())
+
     def is_two_layer_perceptron(self) -> bool:
-        """Exactly Flatten, Dense, ReLU, Dense (the article's shape): engines' fused fast paths
-        recognise it."""
-        return [layer.kind for layer in self.layers] == ["Flatten", "Dense", "ReLU", "Dense"]
+        """Flatten, affine, ReLU, affine, as the layer types declare themselves (the article's
+        shape): engines' fused fast paths recognise it."""
+        wanted = ("flatten", "affine", "relu", "affine")
+        return len(self.layers) == len(wanted) and all(
+            need in layer.capabilities for layer, need in zip(self.layers, wanted, strict=True)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "layers": [layer.to_dict() for layer in self.layers]}

@@ -145,7 +145,7 @@ class KerasTFEngine(KerasEngine):
         runtime = tensorflow_runtime()
         tf = runtime.import_tensorflow()
         # before the model is built: TF takes a thread count only before its runtime starts
-        conv = config.model.has("Conv2D")
+        conv = config.model.has_capability("convolution")
         runtime.set_tensorflow_threads(
             config.options.get("threads"), conv, bool(tf.config.list_physical_devices("GPU"))
         )

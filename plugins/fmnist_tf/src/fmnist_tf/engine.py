@@ -114,7 +114,7 @@ class TFEngine(Engine):
         options = config.options
         self.spec, self.optimizer = config.model, config.optimizer
         self.device = pick_device(options.get("device"))
-        conv = self.spec.has("Conv2D")
+        conv = self.spec.has_capability("convolution")
         set_tensorflow_threads(options.get("threads"), conv, self.device != "/CPU:0")
         self.rank, self.world_size = config.rank, config.world_size
         self.strategy = tensorflow_strategy(self.rank, self.world_size)  # before any TF op runs

@@ -172,7 +172,9 @@ class TorchEngine(Engine):
             torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
             torch.backends.cudnn.allow_tf32 = self.precision == "tf32"
         wanted = options.get("channels_last")
-        self.channels_last = self.spec.has("Conv2D") if wanted is None else bool(wanted)
+        self.channels_last = (
+            self.spec.has_capability("convolution") if wanted is None else bool(wanted)
+        )
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(config.seed)  # only the framework initialiser draws from it
         self.model = build_module(self.spec, config.seed, self.device_obj)

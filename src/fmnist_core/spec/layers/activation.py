@@ -14,6 +14,7 @@ class ReLU(Layer):
     """``max(x, 0)``; its gradient at 0 is 0, as in every framework."""
 
     kind: ClassVar[str] = "ReLU"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"relu"})
 
     def reference(self, shape, state):
         return _ReLUReference(self, shape, state)

@@ -28,6 +28,7 @@ class Conv2D(Layer):
 
     kind: ClassVar[str] = "Conv2D"
     prefix: ClassVar[str] = "conv"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"convolution"})
     filters: int = hyper(32, minimum=1, help="output channels")
     kernel: int = hyper(3, minimum=1, help="kernel height and width")
     stride: int = hyper(1, minimum=1)

@@ -15,6 +15,7 @@ class Dense(Layer):
 
     kind: ClassVar[str] = "Dense"
     prefix: ClassVar[str] = "fc"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"affine"})
     units: int = hyper(NUM_CLASSES, minimum=1, help="output features")
 
     def output_shape(self, shape):

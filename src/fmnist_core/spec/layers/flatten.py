@@ -15,6 +15,7 @@ class Flatten(Layer):
     """``(H, W, C)`` → ``(H·W·C,)`` in the neutral order (TF/Keras'; torch permutes first)."""
 
     kind: ClassVar[str] = "Flatten"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"flatten"})
 
     def output_shape(self, shape):
         return (math.prod(shape),)
