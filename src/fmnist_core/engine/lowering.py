@@ -7,8 +7,8 @@ defines ``LOWERINGS``, a ``LoweringTable``::
     LOWERINGS = LoweringTable("torch")
 
     @LOWERINGS.layer("Dense")
-    def dense(layer, shape, ctx):           # the signature is the backend's own (docs/plugins.md)
-        return nn.Linear(shape[0], layer.units)
+    def dense(layer, shape, ctx):           # every backend's builders: (layer, shape, ctx) ->
+        return nn.Linear(shape[0], layer.units)   # a callable from the input tensor to the output
 
     LOWERINGS.layout("dense", to_framework=transpose, to_neutral=transpose)
 
@@ -85,10 +85,10 @@ class LoweringTable:
             raise missing_lowering(self.backend, layer.kind) from None
 
     def apply(self, layers, x, shape, ctx):
-        """For backends whose builders apply a layer to a tensor (``build(layer, x, shape, ctx)``):
-        the stack ``layers`` applied to ``x`` of neutral ``shape``, counting ``ctx.index``."""
+        """The stack ``layers`` applied to ``x`` of neutral ``shape``, each built and applied in
+        turn (for backends that build while tracing), counting ``ctx.index``."""
         for layer in layers:
-            x = self.builder(layer)(layer, x, shape, ctx)
+            x = self.builder(layer)(layer, shape, ctx)(x)
             ctx.index += 1
             shape = layer.output_shape(shape)
         return x

@@ -1,7 +1,8 @@
 """How fmnist-keras builds each layer type: ``LOWERINGS``, its lowering table.
 
-A builder is ``apply(layer, x, shape, ctx) -> KerasTensor``: it calls Keras layers on the
-symbolic ``x`` (channels-last, the neutral layout: no layout conversions) of neutral ``shape``.
+A builder is ``build(layer, shape, ctx) -> callable`` (every backend's signature): the callable
+(a Keras layer, or a function of Keras layers) takes the symbolic ``x`` (channels-last, the
+neutral layout: no layout conversions) of neutral ``shape`` to the layer's output.
 ``ctx`` is a ``BuildContext``: ``ctx.keras``, ``ctx.seed``, ``ctx.index``, ``ctx.batch_norm``
 (the BatchNormalization class to use), ``ctx.synchronized`` and ``ctx.run(layers, x, shape)`` for
 a nested stack. A Keras layer that holds parameters is named ``keras_name(layer.name)``
@@ -86,64 +87,91 @@ def precise_batch_norm(keras):
 
 
 @LOWERINGS.layer("Flatten")
-def flatten(layer, x, shape, ctx):
-    return ctx.keras.layers.Flatten()(x)
+def flatten(layer, shape, ctx):
+    def apply(x):
+        return ctx.keras.layers.Flatten()(x)
+
+    return apply
 
 
 @LOWERINGS.layer("Dense")
-def dense(layer, x, shape, ctx):
-    return ctx.keras.layers.Dense(layer.units, name=keras_name(layer.name))(x)
+def dense(layer, shape, ctx):
+    def apply(x):
+        return ctx.keras.layers.Dense(layer.units, name=keras_name(layer.name))(x)
+
+    return apply
 
 
 @LOWERINGS.layer("Conv2D")
-def conv2d(layer, x, shape, ctx):
-    return ctx.keras.layers.Conv2D(
-        layer.filters,
-        layer.kernel,
-        strides=layer.stride,
-        padding=layer.padding,
-        name=keras_name(layer.name),
-    )(x)
+def conv2d(layer, shape, ctx):
+    def apply(x):
+        return ctx.keras.layers.Conv2D(
+            layer.filters,
+            layer.kernel,
+            strides=layer.stride,
+            padding=layer.padding,
+            name=keras_name(layer.name),
+        )(x)
+
+    return apply
 
 
 @LOWERINGS.layer("MaxPool2D")
-def max_pool(layer, x, shape, ctx):
-    return ctx.keras.layers.MaxPooling2D(layer.pool, strides=layer.step)(x)
+def max_pool(layer, shape, ctx):
+    def apply(x):
+        return ctx.keras.layers.MaxPooling2D(layer.pool, strides=layer.step)(x)
+
+    return apply
 
 
 @LOWERINGS.layer("ReLU")
-def relu(layer, x, shape, ctx):
-    return ctx.keras.layers.ReLU()(x)
+def relu(layer, shape, ctx):
+    def apply(x):
+        return ctx.keras.layers.ReLU()(x)
+
+    return apply
 
 
 @LOWERINGS.layer("BatchNorm")
-def batch_norm(layer, x, shape, ctx):  # Keras' momentum is the share of the old statistics
-    return ctx.batch_norm(
+def batch_norm(layer, shape, ctx):  # Keras' momentum is the share of the old statistics
+    return ctx.batch_norm(  # a Keras layer is itself the callable a builder returns
         momentum=1 - layer.momentum,
         epsilon=layer.eps,
         name=keras_name(layer.name),
         **({"synchronized": True} if ctx.synchronized else {}),
-    )(x)
+    )
 
 
 @LOWERINGS.layer("Dropout")
-def dropout(layer, x, shape, ctx):
-    return ctx.keras.layers.Dropout(layer.rate, seed=ctx.seed * 1000 + ctx.index)(x)
+def dropout(layer, shape, ctx):
+    def apply(x):
+        return ctx.keras.layers.Dropout(layer.rate, seed=ctx.seed * 1000 + ctx.index)(x)
+
+    return apply
 
 
 @LOWERINGS.layer("GlobalAvgPool")
-def global_avg_pool(layer, x, shape, ctx):
-    return ctx.keras.layers.GlobalAveragePooling2D()(x)
+def global_avg_pool(layer, shape, ctx):
+    def apply(x):
+        return ctx.keras.layers.GlobalAveragePooling2D()(x)
+
+    return apply
 
 
 @LOWERINGS.layer("AvgPool2D")
-def avg_pool(layer, x, shape, ctx):
-    return ctx.keras.layers.AveragePooling2D(layer.pool, strides=layer.step)(x)
+def avg_pool(layer, shape, ctx):
+    def apply(x):
+        return ctx.keras.layers.AveragePooling2D(layer.pool, strides=layer.step)(x)
+
+    return apply
 
 
 @LOWERINGS.layer("Residual")
-def residual(layer, x, shape, ctx):
-    y = ctx.run(layer.body, x, shape)
-    projection = layer.shortcut(shape)
-    shortcut = ctx.table.builder(projection)(projection, x, shape, ctx) if projection else x
-    return ctx.keras.layers.Add()([y, shortcut])
+def residual(layer, shape, ctx):
+    def apply(x):
+        y = ctx.run(layer.body, x, shape)
+        projection = layer.shortcut(shape)
+        shortcut = ctx.table.builder(projection)(projection, shape, ctx)(x) if projection else x
+        return ctx.keras.layers.Add()([y, shortcut])
+
+    return apply

@@ -1,7 +1,8 @@
 """How fmnist-tf runs each layer type: ``LOWERINGS``, its lowering table.
 
-A builder is ``apply(layer, x, shape, ctx) -> tf.Tensor``: the layer's ops on ``x`` (channels-last,
-the neutral layout, so no layout conversions), for an input of neutral ``shape``. ``ctx`` is the
+A builder is ``build(layer, shape, ctx) -> callable`` (every backend's signature): the callable
+applies the layer's ops to ``x`` (channels-last, the neutral layout, so no layout conversions),
+for an input of neutral ``shape``. ``ctx`` is the
 ``SpecModule``: ``ctx.variable(name)`` gives a parameter by neutral name, ``ctx.training``,
 ``ctx.seed``, ``ctx.synchronized`` (data-parallel BatchNorm) and ``ctx.run(layers, x, shape)``
 for a nested stack. Builders run while ``tf.function`` traces.
@@ -26,71 +27,99 @@ def image(x):
 
 
 @LOWERINGS.layer("Flatten")
-def flatten(layer, x, shape, ctx):
-    return tf.reshape(x, [-1, int(np.prod(shape))])
+def flatten(layer, shape, ctx):
+    def apply(x):
+        return tf.reshape(x, [-1, int(np.prod(shape))])
+
+    return apply
 
 
 @LOWERINGS.layer("Dense")
-def dense(layer, x, shape, ctx):
-    return tf.matmul(x, ctx.variable(f"{layer.name}.weight")) + ctx.variable(f"{layer.name}.bias")
+def dense(layer, shape, ctx):
+    def apply(x):
+        return tf.matmul(x, ctx.variable(f"{layer.name}.weight")) + ctx.variable(
+            f"{layer.name}.bias"
+        )
+
+    return apply
 
 
 @LOWERINGS.layer("ReLU")
-def relu(layer, x, shape, ctx):
-    return tf.nn.relu(x)
+def relu(layer, shape, ctx):
+    def apply(x):
+        return tf.nn.relu(x)
+
+    return apply
 
 
 @LOWERINGS.layer("Conv2D")
-def conv2d(layer, x, shape, ctx):
-    x = tf.nn.conv2d(
-        image(x), ctx.variable(f"{layer.name}.weight"), layer.stride, layer.padding.upper()
-    )
-    return x + ctx.variable(f"{layer.name}.bias")
+def conv2d(layer, shape, ctx):
+    def apply(x):
+        x = tf.nn.conv2d(
+            image(x), ctx.variable(f"{layer.name}.weight"), layer.stride, layer.padding.upper()
+        )
+        return x + ctx.variable(f"{layer.name}.bias")
+
+    return apply
 
 
 @LOWERINGS.layer("MaxPool2D")
-def max_pool(layer, x, shape, ctx):
-    return tf.nn.max_pool2d(image(x), layer.pool, layer.step, "VALID")
+def max_pool(layer, shape, ctx):
+    def apply(x):
+        return tf.nn.max_pool2d(image(x), layer.pool, layer.step, "VALID")
+
+    return apply
 
 
 @LOWERINGS.layer("GlobalAvgPool")
-def global_avg_pool(layer, x, shape, ctx):
-    return tf.reduce_mean(image(x), axis=[1, 2])
+def global_avg_pool(layer, shape, ctx):
+    def apply(x):
+        return tf.reduce_mean(image(x), axis=[1, 2])
+
+    return apply
 
 
 @LOWERINGS.layer("Dropout")
-def dropout(layer, x, shape, ctx):
-    if not ctx.training or layer.rate == 0:
-        return x
-    ctx.dropout_draws.assign_add(1)
-    seed = tf.stack([tf.constant(ctx.seed * 1000 + ctx.index, tf.int64), ctx.dropout_draws])
-    keep = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed) >= layer.rate, x.dtype)
-    return x * keep / (1 - layer.rate)
+def dropout(layer, shape, ctx):
+    def apply(x):
+        if not ctx.training or layer.rate == 0:
+            return x
+        ctx.dropout_draws.assign_add(1)
+        seed = tf.stack([tf.constant(ctx.seed * 1000 + ctx.index, tf.int64), ctx.dropout_draws])
+        keep = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed) >= layer.rate, x.dtype)
+        return x * keep / (1 - layer.rate)
+
+    return apply
 
 
 @LOWERINGS.layer("BatchNorm")
-def batch_norm(layer, x, shape, ctx):
-    x = image(x) if len(shape) >= 2 else x
-    gamma, beta = ctx.variable(f"{layer.name}.weight"), ctx.variable(f"{layer.name}.bias")
-    mean_var, var_var = (
-        ctx.variable(f"{layer.name}.running_mean"),
-        ctx.variable(f"{layer.name}.running_var"),
-    )
-    if not ctx.training:
-        return tf.nn.batch_normalization(x, mean_var, var_var, beta, gamma, layer.eps)
-    # the statistics accumulate in float64: a float32 sum over N·H·W values drifts by ~1e-5
-    wide = tf.cast(x, tf.float64)
-    axes = list(range(len(x.shape) - 1))
-    if ctx.synchronized:  # data-parallel: the statistics of the global batch, every worker's shard
-        mean64, var64 = synchronized_moments(wide, axes)
-    else:
-        mean64 = tf.reduce_mean(wide, axis=axes)
-        var64 = tf.reduce_mean(tf.square(wide - mean64), axis=axes)
-    mean, var = tf.cast(mean64, x.dtype), tf.cast(var64, x.dtype)
-    m = layer.momentum
-    mean_var.assign((1 - m) * mean_var + m * tf.stop_gradient(mean))
-    var_var.assign((1 - m) * var_var + m * tf.stop_gradient(var))
-    return tf.nn.batch_normalization(x, mean, var, beta, gamma, layer.eps)
+def batch_norm(layer, shape, ctx):
+    def apply(x):
+        x = image(x) if len(shape) >= 2 else x
+        gamma, beta = ctx.variable(f"{layer.name}.weight"), ctx.variable(f"{layer.name}.bias")
+        mean_var, var_var = (
+            ctx.variable(f"{layer.name}.running_mean"),
+            ctx.variable(f"{layer.name}.running_var"),
+        )
+        if not ctx.training:
+            return tf.nn.batch_normalization(x, mean_var, var_var, beta, gamma, layer.eps)
+        # the statistics accumulate in float64: a float32 sum over N·H·W values drifts by ~1e-5
+        wide = tf.cast(x, tf.float64)
+        axes = list(range(len(x.shape) - 1))
+        if (
+            ctx.synchronized
+        ):  # data-parallel: the statistics of the global batch, every worker's shard
+            mean64, var64 = synchronized_moments(wide, axes)
+        else:
+            mean64 = tf.reduce_mean(wide, axis=axes)
+            var64 = tf.reduce_mean(tf.square(wide - mean64), axis=axes)
+        mean, var = tf.cast(mean64, x.dtype), tf.cast(var64, x.dtype)
+        m = layer.momentum
+        mean_var.assign((1 - m) * mean_var + m * tf.stop_gradient(mean))
+        var_var.assign((1 - m) * var_var + m * tf.stop_gradient(var))
+        return tf.nn.batch_normalization(x, mean, var, beta, gamma, layer.eps)
+
+    return apply
 
 
 def synchronized_moments(x, axes):
@@ -111,14 +140,20 @@ def synchronized_moments(x, axes):
 
 
 @LOWERINGS.layer("AvgPool2D")
-def avg_pool(layer, x, shape, ctx):
-    return tf.nn.avg_pool2d(image(x), layer.pool, layer.step, "VALID")
+def avg_pool(layer, shape, ctx):
+    def apply(x):
+        return tf.nn.avg_pool2d(image(x), layer.pool, layer.step, "VALID")
+
+    return apply
 
 
 @LOWERINGS.layer("Residual")
-def residual(layer, x, shape, ctx):
-    y = ctx.run(layer.body, x, shape)
-    projection = layer.shortcut(shape)
-    if projection is not None:
-        return y + ctx.table.builder(projection)(projection, x, shape, ctx)
-    return y + (image(x) if len(y.shape) == 4 else x)
+def residual(layer, shape, ctx):
+    def apply(x):
+        y = ctx.run(layer.body, x, shape)
+        projection = layer.shortcut(shape)
+        if projection is not None:
+            return y + ctx.table.builder(projection)(projection, shape, ctx)(x)
+        return y + (image(x) if len(y.shape) == 4 else x)
+
+    return apply
