@@ -4,9 +4,9 @@ this module and ``fmnist_core``'s top level (an import-linter contract in ``nox 
 
 - a backend: ``Backend``, ``Option``, ``Engine``, ``EngineConfig``, ``StepResult``, a lowering
   table (``LoweringTable``, ``lowering_table``), the optimizer update (``OptimizerSlots``,
-  ``ArrayOps``, ``updated``), blocks of steps (``pad_block``, ``shard``) and workers
-  (``free_ports``, ``launch_local``, ``worker_rank``, ``peer_failure``, ``peer_reason``,
-  ``port_in_use``);
+  ``ArrayOps``, ``updated``), the loss (``per_sample_loss`` through ``LossOps``), blocks of
+  steps (``pad_block``, ``shard``) and workers (``free_ports``, ``launch_local``,
+  ``worker_rank``, ``peer_failure``, ``peer_reason``, ``port_in_use``);
 - a layer: ``Layer``, ``ParamSpec``, ``hyper``, ``ReferenceOp``, ``ReferenceState``,
   ``LAYOUTS``, ``image_shape``, ``layer_types``;
 - a weight format: ``WeightFormat``, ``Weights``, ``architecture_of``, ``models``,
@@ -19,6 +19,7 @@ from __future__ import annotations
 from .atomic import atomic_write_bytes
 from .engine.backend import Backend, Engine, EngineConfig, Option, StepResult
 from .engine.batching import pad_block, shard
+from .engine.loss import LossOps, per_sample_loss
 from .engine.lowering import Lowerings, LoweringTable, lowering_table
 from .engine.optimizer_slots import ArrayOps, OptimizerSlots, updated
 from .engine.workers import (
@@ -47,6 +48,7 @@ __all__ = [
     "FmnistError",
     "LAYOUTS",
     "Layer",
+    "LossOps",
     "LoweringTable",
     "Lowerings",
     "ModelSpec",
@@ -75,6 +77,7 @@ __all__ = [
     "pad_block",
     "peer_failure",
     "peer_reason",
+    "per_sample_loss",
     "port_in_use",
     "shard",
     "updated",

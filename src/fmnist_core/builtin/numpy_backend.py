@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine.backend import Backend, Engine, EngineConfig, StepResult
+from ..engine.loss import NUMPY_LOSS, gradient, per_sample_loss
 from ..engine.optimizer_slots import NUMPY_OPS, OptimizerSlots
 from ..hookspecs import hookimpl
 from ..spec.layer import Layer, ReferenceState
@@ -25,22 +26,9 @@ def cross_entropy(
 ) -> tuple[float, np.ndarray, int]:
     """Mean loss, its gradient with respect to the logits, and the correct count. With
     ``smoothing`` ε the target is (1 - ε) · one-hot + ε / classes."""
-    batch, classes = logits.shape
-    rows = np.arange(batch)
     correct = int(np.count_nonzero(logits.argmax(axis=1) == labels))
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    probs = np.exp(shifted)
-    total = probs.sum(axis=1, keepdims=True)
-    loss = np.log(total[:, 0]).sum() / batch - shifted[rows, labels].sum() / batch
-    if smoothing:
-        mean_log_prob = (shifted.sum(axis=1) / classes - np.log(total[:, 0])).sum() / batch
-        loss = (1 - smoothing) * loss - smoothing * mean_log_prob
-    probs /= total
-    if smoothing:
-        probs -= np.float32(smoothing / classes)
-    probs[rows, labels] -= np.float32(1.0 - smoothing)
-    probs *= np.float32(1.0 / batch)
-    return float(loss), probs, correct
+    loss = per_sample_loss(logits, labels, smoothing, NUMPY_LOSS).mean()
+    return float(loss), gradient(logits, labels, smoothing), correct
 
 
 class NumpyEngine(Engine):

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec, StepResult
-from fmnist_core.plugin_api import ArrayOps, OptimizerSlots, updated
+from fmnist_core.plugin_api import ArrayOps, LossOps, OptimizerSlots, per_sample_loss, updated
 
 from .lowering import build_model, keras_name
 
@@ -269,6 +269,11 @@ class KerasJaxEngine(KerasEngine):
         import jax.numpy as jnp
 
         self.jax, self.jnp = jax, jnp
+        self.jax_loss = LossOps(
+            logsumexp=lambda logits: jax.nn.logsumexp(logits, axis=1),
+            mean=lambda logits: jnp.mean(logits, axis=1),
+            pick=lambda logits, labels: jnp.take_along_axis(logits, labels[:, None], axis=1)[:, 0],
+        )
         # the order stateless_call takes the trainable values in, and each one's place in the spec's
         by_id = {id(v): name for name, v in variables(self.model, self.spec).items()}
         self.model_order = [by_id[id(v)] for v in self.model.trainable_variables]
@@ -306,11 +311,7 @@ class KerasJaxEngine(KerasEngine):
             logits, updated_state = self.model.stateless_call(
                 values, non_trainable, x, training=True
             )
-            total = jax.nn.logsumexp(logits, axis=1)
-            picked = jnp.take_along_axis(logits, y[:, None], axis=1)[:, 0]
-            loss = total - picked  # -log p of the label; with smoothing, and -mean log p
-            if smoothing:
-                loss = (1 - smoothing) * loss + smoothing * (total - jnp.mean(logits, axis=1))
+            loss = per_sample_loss(logits, y, smoothing, self.jax_loss)
             return jnp.mean(loss), (logits, updated_state)
 
         (loss, (logits, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(

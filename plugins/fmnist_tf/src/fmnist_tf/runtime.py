@@ -179,6 +179,18 @@ def tensorflow_ops():
     )
 
 
+def tensorflow_loss():
+    """``LossOps`` over TensorFlow tensors, for the core's ``per_sample_loss``."""
+    from fmnist_core.plugin_api import LossOps
+
+    tf = import_tensorflow()
+    return LossOps(
+        logsumexp=lambda logits: tf.reduce_logsumexp(logits, axis=1),
+        mean=lambda logits: tf.reduce_mean(logits, axis=1),
+        pick=lambda logits, labels: tf.gather(logits, labels, axis=1, batch_dims=1),
+    )
+
+
 def tensorflow_train_block(
     forward, variables: list, slots, strategy=None, label_smoothing: float = 0.0
 ):
@@ -195,6 +207,8 @@ def tensorflow_train_block(
     every worker's running averages stay equal). ``label_smoothing`` as ``EngineConfig``'s.
     Returns per-step losses and correct counts.
     """
+    from fmnist_core.plugin_api import per_sample_loss
+
     tf = import_tensorflow()
     ReduceOp = tf.distribute.ReduceOp
     columns = len(slots.optimizer.columns)
@@ -204,10 +218,7 @@ def tensorflow_train_block(
         y = tf.gather(labels, rows)
         with tf.GradientTape() as tape:
             logits = forward(x)
-            per_sample = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-            if label_smoothing:  # (1 - ε) · cross-entropy + ε · mean over classes of -log p
-                spread = -tf.reduce_mean(tf.nn.log_softmax(logits), axis=1)
-                per_sample = (1 - label_smoothing) * per_sample + label_smoothing * spread
+            per_sample = per_sample_loss(logits, y, label_smoothing, tensorflow_loss())
             loss = tf.reduce_sum(per_sample * weights)
         grads = tape.gradient(loss, variables)
         hits = tf.reduce_sum(

@@ -15,10 +15,16 @@ import re
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from fmnist_core import BackendError, Engine, EngineConfig, StepResult
-from fmnist_core.plugin_api import ArrayOps, OptimizerSlots, lowering_table, shard
+from fmnist_core.plugin_api import (
+    ArrayOps,
+    LossOps,
+    OptimizerSlots,
+    lowering_table,
+    per_sample_loss,
+    shard,
+)
 
 from .lowering import BiasedBatchNorm, build_module
 
@@ -46,6 +52,12 @@ def _write(target: torch.Tensor, value: torch.Tensor) -> None:
 
 
 # read detaches: the update's arithmetic must not be recorded by autograd
+TORCH_LOSS = LossOps(
+    logsumexp=lambda logits: torch.logsumexp(logits, dim=1),
+    mean=lambda logits: logits.mean(dim=1),
+    pick=lambda logits, labels: logits.gather(1, labels[:, None])[:, 0],
+)
+
 TORCH_OPS = ArrayOps(
     zeros_like=torch.zeros_like,
     read=lambda t: t.detach(),
@@ -123,14 +135,12 @@ def autograd_steps(
         x = prepare(images.index_select(0, sample).to(torch.float32).div_(255.0))
         y = labels.index_select(0, sample)
         logits = forward(x)
+        per_sample = per_sample_loss(logits.float(), y, label_smoothing, TORCH_LOSS)
         if world_size == 1:
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+            loss = per_sample.mean()
             grads = torch.autograd.grad(loss, parameters)
         else:
-            loss = (
-                F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=label_smoothing)
-                / total
-            )
+            loss = per_sample.sum() / total
             grads = torch.autograd.grad(loss, parameters)
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)
