@@ -200,3 +200,26 @@ def test_lookahead_of_one_step_is_sgd_at_alpha_times_the_rate():
             timeout=60,
         ).stdout
     )
+
+
+def test_a_resume_that_would_train_nothing_and_a_bad_checkpoint_are_one_line(tmp_path):
+    from fmnist_core import WeightsError, read_weights, write_weights
+    from fmnist_core.testing import synthetic_dataset
+
+    run = tmp_path / "run"
+    trainer = Trainer(backend="numpy", data=synthetic_dataset(), epochs=1, verbose=0)
+    trainer.fit(checkpoint_dir=run)
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", "train", "--resume", str(run), "--epochs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1 and "has done 1 epochs already" in out.stderr
+    assert "Traceback" not in out.stderr
+    checkpoint = run / RunFolder.CHECKPOINT
+    weights = read_weights(checkpoint)
+    weights.metadata["epochs_done"] = "-3"
+    write_weights(checkpoint, weights, "safetensors")
+    with pytest.raises(WeightsError, match="history or epoch count fmnist cannot read"):
+        Trainer.resume(run, data=synthetic_dataset(), verbose=0)
