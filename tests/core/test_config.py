@@ -223,3 +223,16 @@ def test_a_resume_that_would_train_nothing_and_a_bad_checkpoint_are_one_line(tmp
     write_weights(checkpoint, weights, "safetensors")
     with pytest.raises(WeightsError, match="history or epoch count fmnist cannot read"):
         Trainer.resume(run, data=synthetic_dataset(), verbose=0)
+
+
+def test_a_damaged_config_json_does_not_block_resuming_the_checkpoint(tmp_path):
+    # the backend to relaunch is read from config.json when it can be; the checkpoint has it too
+    from fmnist_core.apps.run import recorded_backend
+
+    (tmp_path / RunFolder.CONFIG).write_text('{"backend": "numpy"}')
+    assert recorded_backend(str(tmp_path)) == "numpy"
+    (tmp_path / RunFolder.CONFIG).write_text("{not json")
+    assert recorded_backend(str(tmp_path)) is None
+    (tmp_path / RunFolder.CONFIG).unlink()
+    os.mkfifo(tmp_path / RunFolder.CONFIG)
+    assert recorded_backend(str(tmp_path)) is None  # refused unopened: no hang

@@ -240,6 +240,8 @@ def load_run(run: str | os.PathLike) -> tuple[History, dict, dict]:
     """
     import json
 
+    from ..atomic import read_user_file
+
     run = Path(run)
 
     def read(name: str, convert, optional: bool = False):
@@ -252,7 +254,7 @@ def load_run(run: str | os.PathLike) -> tuple[History, dict, dict]:
                 fix="pass folders written by `fmnist train`",
             )
         try:
-            return convert(json.loads(path.read_text()))
+            return convert(json.loads(read_user_file(path, "the run record")))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise FmnistError(
                 f"{path} is damaged ({type(exc).__name__}: {exc})",

@@ -62,8 +62,12 @@ def recorded(trainer, log: str | None = None) -> dict[str, Any]:
 
 
 def recorded_backend(folder: str) -> str | None:
-    """The backend a run folder's ``config.json`` names: a resumed run launches its own."""
-    name = RunFolder(folder).read_config().get("backend")
+    """The backend a run folder's ``config.json`` names: a resumed run launches its own. An
+    unreadable ``config.json`` names none (the checkpoint records the backend too)."""
+    try:
+        name = RunFolder(folder).read_config().get("backend")
+    except ConfigError:
+        return None
     return name if isinstance(name, str) else None
 
 

@@ -26,12 +26,6 @@ def backend_options(args) -> dict:
     return options
 
 
-def count_or_fraction(text: str) -> int | float:
-    """``5000`` or ``0.1``: a count of samples or a fraction of them."""
-    value = float(text)
-    return value if 0 < value < 1 else int(value)
-
-
 def checksum_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--skip-checksums", action="store_true", help="skip the data files' checksums (knowingly)"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .common import count_or_fraction, print_json
+from ..training.config import count_or_fraction_flag
+from .common import print_json
 
 
 def add_arguments(p) -> None:
@@ -26,7 +27,7 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--max-concurrent", type=int, default=None)
     p.add_argument("--scheduler", choices=["asha", "none"], default="none")
-    p.add_argument("--validation", type=count_or_fraction, default=5000)
+    p.add_argument("--validation", type=count_or_fraction_flag, default=5000)
     p.add_argument("--cpus-per-trial", type=float, default=1)
     p.add_argument("--gpus-per-trial", type=float, default=0)
     p.add_argument(

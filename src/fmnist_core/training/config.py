@@ -267,10 +267,9 @@ class TrainConfig:
         return cls(**values)
 
 
-def settings() -> Iterator[Setting]:
-    """Every setting, in declaration order."""
-    for f in fields(TrainConfig):
-        yield Setting(
+def _declared() -> dict[str, Setting]:
+    return {
+        f.name: Setting(
             name=f.name,
             default=f.default,
             **{
@@ -278,9 +277,20 @@ def settings() -> Iterator[Setting]:
                 "flag": f.metadata["setting"]["flag"] or "--" + f.name.replace("_", "-"),
             },
         )
+        for f in fields(TrainConfig)
+    }
 
 
-NAMES = tuple(f.name for f in fields(TrainConfig))
+SETTINGS = _declared()
+"""Every setting by name, in declaration order (read once from the fields)."""
+
+
+def settings() -> Iterator[Setting]:
+    """Every setting, in declaration order."""
+    return iter(SETTINGS.values())
+
+
+NAMES = tuple(SETTINGS)
 RECORDED = tuple(s.name for s in settings() if s.recorded)
 
 
@@ -345,7 +355,9 @@ def add_flags(parser: argparse.ArgumentParser, recipe_default: str = "the model'
         elif s.cli_type == "switch":
             parser.add_argument(s.flag, dest=s.name, action="store_true", default=None, help=text)
         else:
-            kind = {None: _scalar_type(s.default), "count": _count}.get(s.cli_type, s.cli_type)
+            kind = {None: _scalar_type(s.default), "count": count_or_fraction_flag}.get(
+                s.cli_type, s.cli_type
+            )
             parser.add_argument(
                 s.flag,
                 dest=s.name,
@@ -398,7 +410,8 @@ def _scalar_type(default: Any) -> Any:
     return {bool: None, int: int, float: float, str: str}.get(type(default), float)
 
 
-def _count(text: str) -> int | float:
+def count_or_fraction_flag(text: str) -> int | float:
+    """``5000`` or ``0.1`` on the command line: a count of samples or a fraction of them."""
     value = float(text)
     return value if 0 < value < 1 else int(value)
 
@@ -449,9 +462,8 @@ def read_file(path: str) -> dict[str, Any]:
     given = {k: v for k, v in config.items() if k not in RUN_KEYS and k not in RESULT_KEYS}
     unknown(given, f"the config file {path}")
     for key, value in given.items():  # each setting checked here, naming the file
-        spec = next(s for s in settings() if s.name == key)
         try:
-            spec.coerce(value)
+            SETTINGS[key].coerce(value)
         except ConfigError as exc:
             raise ConfigError(f"the config file {path}: {exc.message}", fix=exc.fix) from None
     options = config.get("options", {})
