@@ -221,6 +221,32 @@ def test_convert_a_users_own_architecture(tmp_path):
     assert Trainer.load(tmp_path / "copy.safetensors", verbose=0).model == spec
 
 
+@pytest.mark.parametrize(
+    "target, plugin, said",
+    [
+        ("m.keras", "fmnist_keras", "needs Keras"),
+        ("m.h5", "fmnist_keras", "needs Keras"),
+        ("m.pth", "fmnist_torch", "needs PyTorch"),
+        ("m.savedmodel", "fmnist_tf", "needs TensorFlow"),
+        ("m.txt", None, "no installed format writes .txt"),
+    ],
+)
+def test_convert_to_a_format_nobody_installed_is_one_line(tmp_path, target, plugin, said):
+    """Not safetensors bytes under a .keras name: a target fmnist cannot write names what to
+    install, exit 1, and writes nothing."""
+    import importlib.util
+
+    from fmnist_core import Trainer
+    from fmnist_core.testing import synthetic_dataset
+
+    if plugin and importlib.util.find_spec(plugin):
+        pytest.skip(f"{plugin} is installed here: the format is written (its plugin's tests)")
+    Trainer(backend="numpy", data=synthetic_dataset(), verbose=0).save(tmp_path / "w.safetensors")
+    out = fmnist("convert", tmp_path / "w.safetensors", tmp_path / target, check=False)
+    assert out.returncode == 1 and said in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / target).exists()
+
+
 def test_train_a_model_from_a_json_file(tmp_path, real_data_dir):
     from fmnist_core import Dense, Flatten, ModelSpec, ReLU, Trainer
 
@@ -466,3 +492,44 @@ def test_a_bad_config_file_is_one_line(tmp_path, capsys, content, suffix, messag
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_models_shows_measured_figures_of_built_in_recipes():
+    """bench/speedrun.py --record writes measured.json; fmnist models shows each recipe's mean
+    test accuracy, its spread and fit time, and where they were measured."""
+    from fmnist_core.cli.models import measured
+
+    figures = measured()
+    rows = {r["name"]: r for r in json.loads(fmnist("models", "--json").stdout)}
+    assert figures, "src/fmnist_core/builtin/measured.json is missing or empty"
+    text = fmnist("models").stdout
+    for recipe, backends in figures.items():
+        assert recipe in rows, f"measured.json names {recipe!r}, which is not a recipe"
+        assert rows[recipe]["measured"] == backends
+        for backend, f in backends.items():
+            assert 0.0 < f["accuracy"] <= 1.0 and f["seeds"] >= 2 and f["fit_seconds"] > 0
+            assert f"{backend} {f['accuracy']:.4f}" in text
+        assert f"[{next(iter(backends.values()))['machine']}" in text
+
+
+def test_every_option_of_every_command_has_help_and_shows_its_default():
+    import argparse
+
+    from fmnist_core.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing, hidden_defaults = [], []
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            label = f"fmnist {name} {'/'.join(action.option_strings) or action.dest}"
+            if not action.help:
+                missing.append(label)
+            elif action.default not in (None, False, argparse.SUPPRESS, []):
+                if "default" not in action.help:
+                    hidden_defaults.append(label)
+    assert not missing, f"options without help: {missing}"
+    assert not hidden_defaults, f"defaults not shown: {hidden_defaults}"
+    assert "(default: 8000)" in fmnist("serve", "--help").stdout

@@ -31,7 +31,37 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(p)
         p.set_defaults(func=command.run)
+        explain(p)
     return parser
+
+
+# the help of options many commands share, where a command gave none
+COMMON_HELP = {
+    "--json": "print JSON instead of text",
+    "--quiet": "print nothing but errors",
+    "--data-dir": "folder of the four Fashion-MNIST IDX files (default: as `fmnist info` finds)",
+    "--backend": "the backend to run on (`fmnist backends` lists them)",
+    "--seed": "seed of the weights, order and augmentation",
+    "--weights": "a weights file (.safetensors, .onnx, or a format of an installed plugin)",
+    "weights": "a weights file (.safetensors, .onnx, or a format of an installed plugin)",
+    "source": "the weights file to read",
+    "target": "the file to write; its suffix names the format unless --to does",
+    "images": "image files or folders of them (PNG, JPEG, ...)",
+}
+
+
+def explain(parser: argparse.ArgumentParser) -> None:
+    """Give every option of ``parser`` a help text (``COMMON_HELP`` where its command gave
+    none) and show each non-trivial default."""
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        name = max(action.option_strings, key=len) if action.option_strings else action.dest
+        if not action.help:
+            action.help = COMMON_HELP.get(name, action.help)
+        shown = action.default not in (None, False, argparse.SUPPRESS, [])
+        if action.help and shown and "default" not in action.help:
+            action.help += " (default: %(default)s)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,12 @@ from .common import checksum_flags, print_json
 def add_arguments(p) -> None:
     p.add_argument("weights")
     p.add_argument("--backend")
-    p.add_argument("--split", default="test", choices=["test", "train", "validation"])
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["test", "train", "validation"],
+        help="which images to score",
+    )
     p.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,

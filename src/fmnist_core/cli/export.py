@@ -6,7 +6,7 @@ from __future__ import annotations
 def add_arguments(p) -> None:
     p.add_argument("weights")
     p.add_argument("target", help="e.g. model.onnx")
-    p.add_argument("--format", default="onnx", choices=["onnx"])
+    p.add_argument("--format", default="onnx", choices=["onnx"], help="what to write")
 
 
 def run(args) -> int:

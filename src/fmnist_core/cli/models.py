@@ -1,8 +1,35 @@
-"""``fmnist models``: the recipes, their parameter counts, recipes and (``-v``) layers."""
+"""``fmnist models``: the recipes, their parameter counts, recipes, measured figures and
+(``-v``) layers."""
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 from .common import print_json
+
+
+def measured() -> dict:
+    """The built-in recipes' figures from ``bench/speedrun.py --record``: per recipe and backend,
+    the mean final test accuracy over seeds, its spread, the fit time, and where measured."""
+    try:
+        text = resources.files("fmnist_core.builtin").joinpath("measured.json").read_text()
+        figures = json.loads(text)
+    except (OSError, ValueError):
+        return {}
+    return figures if isinstance(figures, dict) else {}
+
+
+def _measured_line(figures: dict) -> str:
+    parts = []
+    for backend, f in sorted(figures.items()):
+        ratio = f.get("reference_ratio")
+        parts.append(
+            f"{backend} {f['accuracy']:.4f} ± {f['accuracy_sd']:.4f} ({f['seeds']} seeds) in "
+            f"{f['fit_seconds']:g} s" + (f" ({ratio:g}× plain PyTorch cnn)" if ratio else "")
+        )
+    first = next(iter(figures.values()))
+    return "; ".join(parts) + f" [{first['machine']}, {first['date']}]"
 
 
 def add_arguments(p) -> None:
@@ -25,6 +52,7 @@ def run(args) -> int:
     from ..plugins import models
 
     registered = sorted(models().items())
+    figures = measured()
     rows = [
         {
             "name": name,
@@ -43,6 +71,7 @@ def run(args) -> int:
                 "tta": spec.recipe.tta,
             },
             "architecture": spec.to_dict()["layers"],
+            "measured": figures.get(name, {}),
         }
         for name, spec in registered
     ]
@@ -60,6 +89,8 @@ def run(args) -> int:
             f"{'':<8} recipe: {r['optimizer']} lr {r['learning_rate']}, {r['schedule']} schedule, "
             f"batch {r['batch_size']}, {r['epochs']} epochs" + "".join(f", {e}" for e in extras)
         )
+        if row["measured"]:
+            print(f"{'':<8} measured: {_measured_line(row['measured'])}")
     if args.verbose:
         for name, spec in registered:
             print(f"\n{name}:\n{spec.summary()}")

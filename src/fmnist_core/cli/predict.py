@@ -12,7 +12,7 @@ def add_arguments(p) -> None:
     p.add_argument("--weights", required=True)
     p.add_argument("images", nargs="+")
     p.add_argument("--backend")
-    p.add_argument("--probabilities", action="store_true")
+    p.add_argument("--probabilities", action="store_true", help="print each class's probability")
     p.add_argument("--grid", metavar="PNG", help="also draw the images with their predictions")
     p.add_argument(
         "--keep-going",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def add_arguments(p) -> None:
-    p.add_argument("runs", nargs="+")
+    p.add_argument("runs", nargs="+", help="run folders written by fmnist train")
     p.add_argument(
         "--compare", metavar="PNG", help="comparison picture (default comparison.png with 2+ runs)"
     )

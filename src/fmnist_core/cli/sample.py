@@ -7,8 +7,10 @@ from .common import checksum_flags, print_json
 
 def add_arguments(p) -> None:
     p.add_argument("out", help="folder to write into (created)")
-    p.add_argument("--split", default="test", choices=["test", "train"])
-    p.add_argument("--count", type=int, default=10)
+    p.add_argument(
+        "--split", default="test", choices=["test", "train"], help="which images to take"
+    )
+    p.add_argument("--count", type=int, default=10, help="how many PNG files to write")
     p.add_argument("--start", type=int, default=0, help="index of the first image")
     p.add_argument("--data-dir")
     checksum_flags(p)

@@ -9,7 +9,7 @@ def add_arguments(p) -> None:
     p.add_argument("weights", help="any weights file an installed backend loads, .onnx included")
     p.add_argument("--backend")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     p.add_argument("--workers", type=int, default=1, help="server processes")
     p.add_argument(
         "--max-batch", type=int, default=64, help="images per forward pass (micro-batching)"

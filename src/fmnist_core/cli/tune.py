@@ -17,7 +17,7 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--config", metavar="TOML", help="a file with a [space] table")
     p.add_argument("--backend")
-    p.add_argument("--model")
+    p.add_argument("--model", help="the recipe or model spec to tune (default: the config's)")
     p.add_argument("--epochs", type=int, default=2, help="per trial (ASHA's maximum)")
     p.add_argument(
         "--num-samples",
@@ -25,11 +25,26 @@ def add_arguments(p) -> None:
         default=1,
         help="samples of the space (each grid point that often)",
     )
-    p.add_argument("--max-concurrent", type=int, default=None)
-    p.add_argument("--scheduler", choices=["asha", "none"], default="none")
-    p.add_argument("--validation", type=count_or_fraction_flag, default=5000)
-    p.add_argument("--cpus-per-trial", type=float, default=1)
-    p.add_argument("--gpus-per-trial", type=float, default=0)
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        help="trials at once (default: as the CPUs allow)",
+    )
+    p.add_argument(
+        "--scheduler",
+        choices=["asha", "none"],
+        default="none",
+        help="asha stops poor trials early",
+    )
+    p.add_argument(
+        "--validation",
+        type=count_or_fraction_flag,
+        default=5000,
+        help="training images held out to score trials (a count or a fraction)",
+    )
+    p.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs Ray gives each trial")
+    p.add_argument("--gpus-per-trial", type=float, default=0, help="GPUs Ray gives each trial")
     p.add_argument(
         "--address", help="HOST:PORT of an existing Ray cluster's head (ray start --head …)"
     )

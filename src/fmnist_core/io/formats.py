@@ -68,6 +68,18 @@ def read_weights(path: str | os.PathLike, format: str | None = None) -> Weights:
     return fmt.read(path)
 
 
+# suffixes of the formats the project's own plugins write, for a one-line "install" answer
+# when the plugin is missing (the format itself is looked up among the installed plugins)
+PLUGIN_SUFFIXES = {
+    ".keras": ("Keras", "fmnist-core[keras]"),
+    ".h5": ("Keras", "fmnist-core[keras]"),
+    ".savedmodel": ("TensorFlow", "fmnist-core[tf]"),
+    ".ckpt": ("TensorFlow", "fmnist-core[tf]"),
+    ".pth": ("PyTorch", "fmnist-core[torch]"),
+    ".pt": ("PyTorch", "fmnist-core[torch]"),
+}
+
+
 def write_weights(
     path: str | os.PathLike, weights: Weights, format: str | None = None
 ) -> WeightFormat:
@@ -78,6 +90,18 @@ def write_weights(
     except WeightsError:
         if format is not None:
             raise
+        suffix = path.suffix.lower()
+        if suffix in PLUGIN_SUFFIXES:
+            framework, extra = PLUGIN_SUFFIXES[suffix]
+            raise WeightsError(
+                f"writing {path.name} ({suffix}) needs {framework}, which is not installed",
+                fix=f"pip install '{extra}', or name the file .safetensors",
+            ) from None
+        if suffix:
+            raise WeightsError(
+                f"no installed format writes {suffix} files ({path.name})",
+                fix="name the file .safetensors (or .onnx), or choose one with --to / format=",
+            ) from None
         fmt = NEUTRAL
     if fmt.write is None:
         raise WeightsError(f"format {fmt.name} cannot be written", fix="use another format")
