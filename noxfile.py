@@ -293,12 +293,42 @@ def bench_serve(session: nox.Session) -> None:
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Wheels of fmnist-core and every plugin into dist/."""
-    shutil.rmtree(ROOT / "dist", ignore_errors=True)
-    session.install("build")
+    """Wheels of fmnist-core and every plugin into dist/, quietly (the build's own output is
+    shown only if it fails); a package whose files have not changed since its wheel was built
+    is not built again."""
+    import hashlib
+
+    dist = ROOT / "dist"
+    dist.mkdir(exist_ok=True)
+    session.install("build", silent=True)
     for folder in [".", *PLUGINS.values()]:
-        if (ROOT / folder / "pyproject.toml").exists():
-            session.run("python", "-m", "build", "--wheel", "--outdir", str(ROOT / "dist"), folder)
+        if not (ROOT / folder / "pyproject.toml").exists():
+            continue
+        files = sorted(
+            p
+            for p in (ROOT / folder).rglob("*")
+            if p.is_file()
+            and not any(
+                part in ("__pycache__", "build", "dist") or part.endswith(".egg-info")
+                for part in p.relative_to(ROOT).parts
+            )
+            and (
+                folder != "."
+                or p.is_relative_to(ROOT / "src")
+                or p in (ROOT / "pyproject.toml", ROOT / "README.md")
+            )
+        )
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+        stamp = dist / f".{Path(folder).name or 'core'}.built"
+        if stamp.exists() and stamp.read_text() == digest.hexdigest():
+            continue
+        name = "fmnist_core" if folder == "." else Path(folder).name
+        for old in dist.glob(f"{name}-*.whl"):
+            old.unlink()
+        session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), folder, silent=True)
+        stamp.write_text(digest.hexdigest())
 
 
 @nox.session
@@ -319,4 +349,10 @@ def main(session: nox.Session) -> None:
     session.run("fmnist", "sample", str(run / "samples"), "--count", "10")
     session.run(
         "fmnist", "predict", "--weights", str(run / "weights.safetensors"), str(run / "samples")
+    )
+    written = sorted(p.name for p in run.iterdir())
+    session.log(
+        f"the main job wrote {run.relative_to(ROOT)}/: {', '.join(written)} (README.md is the "
+        f"model card; try `fmnist evaluate {run.relative_to(ROOT)}/weights.safetensors` or "
+        f"`fmnist serve {run.relative_to(ROOT)}/weights.safetensors`)"
     )
