@@ -104,6 +104,10 @@ def fmnist(*args, check=True):
 def test_cli_export_evaluate_predict(trained_mlp, real_data_dir, tmp_path):
     trained_mlp.save(tmp_path / "w.safetensors")
     fmnist("export", tmp_path / "w.safetensors", tmp_path / "m.onnx")
+    import onnx
+
+    metadata = {p.key: p.value for p in onnx.load(tmp_path / "m.onnx").metadata_props}
+    assert metadata["epochs_done"] == str(trained_mlp.state.epochs_done) == "5"
     result = json.loads(
         fmnist("evaluate", tmp_path / "m.onnx", "--data-dir", real_data_dir, "--json").stdout
     )

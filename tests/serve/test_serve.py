@@ -91,6 +91,7 @@ def test_health_metadata_docs(server):
         and meta["parameters"] == 15910
     )
     assert 0.8 < meta["test_accuracy"] < 0.9 and meta["fmnist_version"]
+    assert meta["settings"]["max_pixels"] == 40_000_000  # the limit in force, never null
     assert (
         httpx.get(f"{url}/docs").status_code == 200
         and "/predict" in httpx.get(f"{url}/openapi.json").text

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.images import MAX_PIXELS
 from ..errors import FmnistError, ImageError
 from ..labels import LABELS
 from ..training.metrics import softmax
@@ -48,7 +49,7 @@ class ServeSettings:
     wait_ms: float = 5.0
     max_bytes: int = 5_000_000  # per image
     max_files: int = 256  # per request
-    max_pixels: int | None = None  # per image (default fmnist_core.data.images.MAX_PIXELS)
+    max_pixels: int = MAX_PIXELS  # per image
     max_request_bytes: int = 64_000_000  # a whole request body, counted as it arrives
     max_request_pixels: int = 64_000_000  # the declared pixels of one request's images
     decode_threads: int = 2  # images are decoded by this many threads, off the event loop

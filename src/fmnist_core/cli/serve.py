@@ -6,6 +6,8 @@ import argparse
 
 
 def add_arguments(p) -> None:
+    from ..data.images import MAX_PIXELS
+
     p.add_argument("weights", help="any weights file an installed backend loads, .onnx included")
     p.add_argument("--backend")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
@@ -25,8 +27,8 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--max-pixels",
         type=int,
-        default=None,
-        help="largest declared image size (default 40,000,000)",
+        default=MAX_PIXELS,
+        help="largest declared size of one image, in pixels (default %(default)s)",
     )
     limits = [
         ("--max-request-bytes", int, 64_000_000, "largest request body, counted as it arrives"),

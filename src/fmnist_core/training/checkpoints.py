@@ -34,6 +34,12 @@ def weights_in(path: str | os.PathLike) -> Path:
     return RunFolder(path).weights if RunFolder.holds_run(path) else Path(path)
 
 
+def _source_epochs(trainer: Any) -> int:
+    """The epochs recorded in the file a loaded (not yet trained) trainer came from."""
+    text = str(trainer.source_metadata.get("epochs_done", "0"))
+    return int(text) if text.isdigit() and len(text) < 10 else 0
+
+
 def weights_of(trainer: Any, params: dict | None = None) -> Weights:
     """The trainer's evaluated weights (or ``params``) with the metadata every weights file
     carries."""
@@ -42,7 +48,7 @@ def weights_of(trainer: Any, params: dict | None = None) -> Weights:
         "backend": trainer.backend.name,
         "versions": json.dumps(versions),
         "config": json.dumps(trainer.recorded()),
-        "epochs_done": str(trainer.state.epochs_done),
+        "epochs_done": str(trainer.state.epochs_done or _source_epochs(trainer)),
         "architecture": json.dumps(trainer.model.to_dict()),
     }
     accuracy = (
