@@ -153,3 +153,12 @@ def test_header_damage_named_before_checksum(real_data_dir, tmp_path, fresh_cach
     with pytest.raises(DataError, match=message) as info:
         data.load_dataset(folder)
     assert str(path) in str(info.value)
+
+
+def test_dataset_repr_is_one_short_line():
+    from fmnist_core.testing import synthetic_dataset
+
+    data = synthetic_dataset()
+    text = repr(data)
+    assert "\n" not in text and len(text) < 200 and "array" not in text
+    assert f"train={len(data.train.labels):,} images" in text and "Split(" in repr(data.train)

@@ -30,9 +30,12 @@ DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 CACHE_LAYOUT_VERSION = "v1"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Split:
     """Images (N, 28, 28) uint8 and labels (N,) uint8 of one split."""
+
+    def __repr__(self) -> str:
+        return f"Split({len(self.labels):,} images of {IMAGE_SHAPE[0]}×{IMAGE_SHAPE[1]})"
 
     images: np.ndarray
     labels: np.ndarray
@@ -98,9 +101,15 @@ def validation_indices(labels: np.ndarray, size: int | float) -> tuple[np.ndarra
     return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Dataset:
     """The train and test splits, and where they were read from."""
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(train={len(self.train.labels):,} images, test={len(self.test.labels):,} "
+            f"images, source={self.source!r})"
+        )
 
     train: Split
     test: Split
