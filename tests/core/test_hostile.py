@@ -196,14 +196,42 @@ def test_the_memory_limit_can_be_raised():
 
 
 def test_weights_file_larger_than_its_header_says(tmp_path):
+    """The format's data must be covered exactly: bytes after the last tensor are refused from
+    the header, before any tensor is read (here 6 GiB of holes)."""
     path = saved_mlp(tmp_path)
-    honest, _ = fmnist("evaluate", path, "--json")
-    with open(path, "r+b") as handle:  # 6 GiB of holes after the tensors the header declares
+    with open(path, "r+b") as handle:
         handle.truncate(path.stat().st_size + 6 * 2**30)
     out, peak = fmnist("evaluate", path, "--json", limit_mb=2048)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stdout)["accuracy"] == json.loads(honest.stdout)["accuracy"]
+    one_line_error(out, "is not a safetensors weights file", "after the last tensor belong to none")
     assert peak < 1024, f"peak RSS {peak:.0f} MB"
+
+
+@pytest.mark.parametrize("damage", ["overlap", "hole"])
+def test_weights_file_whose_tensors_overlap_or_leave_holes(tmp_path, damage):
+    path = saved_mlp(tmp_path)
+    data = bytearray(path.read_bytes())
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+    tensors = sorted((k for k in header if k != "__metadata__"),
+                     key=lambda k: header[k]["data_offsets"][0])  # fmt: skip
+    first, second = header[tensors[0]], header[tensors[1]]
+    body = bytes(data[8 + length :])
+    if damage == "overlap":  # the second tensor starts 4 bytes inside the first
+        size = second["data_offsets"][1] - second["data_offsets"][0]
+        second["data_offsets"] = [first["data_offsets"][1] - 4, first["data_offsets"][1] - 4 + size]
+        said = "overlaps the one before it"
+    else:  # 4 unclaimed bytes between the first and the rest
+        cut = first["data_offsets"][1]
+        body = body[:cut] + b"\0" * 4 + body[cut:]
+        for name in tensors[1:]:
+            header[name]["data_offsets"] = [o + 4 for o in header[name]["data_offsets"]]
+        said = "belong to no tensor"
+    raw = json.dumps(header).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + body)
+    with pytest.raises(WeightsError, match=said):
+        read_weights(path)
+    out, _ = fmnist("evaluate", path)
+    one_line_error(out, "is not a safetensors weights file", said)
 
 
 @pytest.mark.parametrize("damage", ["header length", "tensor range", "dtype", "shape"])
@@ -380,3 +408,40 @@ def test_a_run_folder_has_one_writer(tmp_path, real_data_dir):
             text=True,
         )
         assert other.returncode != 0 and f"being written by process {os.getpid()}" in other.stderr
+
+
+def _broken_layer(rule):
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from fmnist_core import Layer
+
+    @dataclass(frozen=True)
+    class Broken(Layer):
+        kind: ClassVar[str] = "Broken"
+
+        def output_shape(self, shape):
+            return rule(shape)
+
+    return Broken()
+
+
+@pytest.mark.parametrize(
+    "rule, said",
+    [
+        (lambda shape: shape[7], "the shape rule of layer type 'Broken' (tests.core.test_hostile) "
+         "failed: IndexError"),
+        (lambda shape: {}["x"], "failed: KeyError"),
+        (lambda shape: [28, 28, 1], "returned '[28, 28, 1]', not a shape"),
+        (lambda shape: None, "returned 'None', not a shape"),
+        (lambda shape: ("28", 28, 1), "not a shape"),
+        (lambda shape: (True,), "not a shape"),
+    ],
+)  # fmt: skip
+def test_a_third_party_shape_rule_that_breaks_is_one_line(rule, said):
+    from fmnist_core import Dense, Flatten
+
+    with pytest.raises(ConfigError, match="Broken") as raised:
+        ModelSpec("m", [_broken_layer(rule), Flatten(), Dense(10)])
+    message = str(raised.value)
+    assert said in message and "\n" not in message and "model 'm', layer 1" in message

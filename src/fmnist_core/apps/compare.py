@@ -108,8 +108,12 @@ def compare(
     data_dir: str | None = None,
 ) -> list[dict]:
     """Train ``model`` on each backend and write the comparison into ``out``; its rows."""
+    from ..training.config import TrainConfig
+
+    TrainConfig(seed=seed, epochs=epochs)  # the run schema's checks: --epochs 0 is one line
     names = training_backends(backends)
     spec = plugins.get_model(model)
+    epochs = epochs or spec.recipe.epochs
     steps = REFERENCE_STEPS["default"] if spec.is_small() else REFERENCE_STEPS["slow"]
     out = Path(out)
     rows = []
@@ -122,13 +126,14 @@ def compare(
         row["max_step_loss_difference"] = max(
             abs(a - b) / abs(b) for a, b in zip(mine, reference, strict=False)
         )
-    table = markdown(rows, model, seed, steps)
+    table = markdown(rows, model, seed, epochs, steps)
     atomic_write_bytes(out / "compare.md", table.encode())
     atomic_write_json(
         out / "compare.json",
         {
             "model": model,
             "seed": seed,
+            "epochs": epochs,
             "reference_steps": steps,
             "machine": machine(),
             "rows": rows,
@@ -138,9 +143,9 @@ def compare(
     return rows
 
 
-def markdown(rows: list[dict], model: str, seed: int, steps: int) -> str:
+def markdown(rows: list[dict], model: str, seed: int, epochs: int, steps: int) -> str:
     lines = [
-        f"`fmnist compare --model {model}` (seed {seed}) on {machine()}.",
+        f"`fmnist compare --model {model} --epochs {epochs} --seed {seed}` on {machine()}.",
         "",
         "| backend | steady epoch s | fit s | process wall s | peak RSS MB | test accuracy | "
         f"max rel. loss diff vs NumPy, first {steps} steps |",
@@ -166,11 +171,14 @@ def draw(rows: list[dict], model: str, path: Path) -> None:
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
     names = [r["backend"] for r in rows]
-    left.bar(names, [r["steady_epoch_seconds"] for r in rows], color="#4c72b0")
+    seconds = left.bar(names, [r["steady_epoch_seconds"] for r in rows], color="#4c72b0")
+    left.bar_label(seconds, fmt="%.3g", padding=2)
+    left.set_ylim(0, max(r["steady_epoch_seconds"] for r in rows) * 1.2)
     left.set_title(f"{model}: steady epoch (s)")
-    right.bar(names, [r["test_accuracy"] for r in rows], color="#55a868")
+    accuracy = right.bar(names, [r["test_accuracy"] for r in rows], color="#55a868")
+    right.bar_label(accuracy, fmt="%.4f", padding=2)
     low = min(r["test_accuracy"] for r in rows)
-    right.set_ylim(max(0.0, low - 0.02), min(1.0, max(r["test_accuracy"] for r in rows) + 0.01))
+    right.set_ylim(max(0.0, low - 0.02), min(1.0, max(r["test_accuracy"] for r in rows) + 0.02))
     right.set_title(f"{model}: test accuracy")
     fig.tight_layout()
     save_figure(fig, path)

@@ -4,12 +4,35 @@ framework's plain API."""
 
 from __future__ import annotations
 
+import html
 import os
+import re
 from pathlib import Path
 
 from ..labels import LABELS
 from ..training.metrics import EvalResult, History
 from ..training.run_folder import RunFolder
+
+
+def code(text: object) -> str:
+    """``text`` as an inline code span that nothing in it can close or break (names are the
+    user's: a backtick, a pipe, a newline or HTML stay literal), safe in a table cell."""
+    value = " ".join(str(text).split()).replace("|", "\\|")
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", value)), default=0) + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{ticks}{pad}{value}{pad}{ticks}"
+
+
+def prose(text: object) -> str:
+    """``text`` as plain Markdown text: HTML escaped, Markdown's markup characters literal."""
+    value = html.escape(" ".join(str(text).split()), quote=False)
+    return re.sub(r"([\\`*_{}\[\]()#+!|~>-])", r"\\\1", value)
+
+
+def fence(content: str, language: str = "") -> list[str]:
+    """A fenced block of ``content`` whose fence no line of it can close."""
+    ticks = "`" * max(3, max((len(r) for r in re.findall(r"`+", content)), default=0) + 1)
+    return [ticks + language, content, ticks]
 
 
 def model_card(run: Path, trainer, result: EvalResult, history: History, fit_seconds: float) -> str:
@@ -43,7 +66,7 @@ def model_card(run: Path, trainer, result: EvalResult, history: History, fit_sec
     rows = [
         (
             "model",
-            f"`{spec.name}`: {spec.description or 'a user architecture'}; "
+            f"{code(spec.name)}: {prose(spec.description or 'a user architecture')}; "
             f"{spec.count_params():,} parameters",
         ),
         ("recipe", ", ".join(recipe)),
@@ -64,7 +87,7 @@ def model_card(run: Path, trainer, result: EvalResult, history: History, fit_sec
     ]
     per_class = result.per_class_accuracy
     lines = [
-        f"# `{spec.name}` on Fashion-MNIST, trained with {trainer.backend.name}",
+        f"# {code(spec.name)} on Fashion-MNIST, trained with {trainer.backend.name}",
         "",
         "| | |",
         "| --- | --- |",
@@ -81,7 +104,7 @@ def model_card(run: Path, trainer, result: EvalResult, history: History, fit_sec
         lines += ["![confusion matrix of the test set](confusion.png)", ""]
     if RunFolder(run).picture("curves").exists():
         lines += ["![training curves](curves.png)", ""]
-    lines += ["## Layers", "", "```", spec.summary(), "```", "", *_settings_table(trainer)]
+    lines += ["## Layers", "", *fence(spec.summary()), "", *_settings_table(trainer)]
     lines += [*_loading(run), ""]
     return "\n".join(lines)
 
@@ -91,7 +114,9 @@ def _settings_table(trainer) -> list[str]:
     from ..training.config import settings
 
     recorded = trainer.config.to_dict()
-    rows = [f"| `{s.name}` | `{recorded[s.name]}` | {s.help} |" for s in settings() if s.recorded]
+    rows = [
+        f"| `{s.name}` | {code(recorded[s.name])} | {s.help} |" for s in settings() if s.recorded
+    ]
     return ["## Settings", "", "| setting | value | meaning |", "| --- | --- | --- |", *rows, ""]
 
 
@@ -102,39 +127,44 @@ def _settings(optimizer) -> str:
 
 def _loading(run: Path) -> list[str]:
     weights = RunFolder(run).weights
+
+    def shell(*words: object) -> str:
+        import shlex
+
+        return code(" ".join(shlex.quote(str(w)) for w in words))
+
     return [
         "## Load it",
         "",
         "In fmnist (any installed backend; `backend=` picks one):",
         "",
-        "```python",
-        "from fmnist_core import Trainer",
+        *fence(
+            f"from fmnist_core import Trainer\n\ntrainer = Trainer.load({str(run)!r})\n"
+            'trainer.predict("shirt.png")',
+            "python",
+        ),
         "",
-        f'trainer = Trainer.load("{run}")',
-        'trainer.predict("shirt.png")',
-        "```",
-        "",
-        f"`fmnist evaluate {run}`, `fmnist predict --weights {weights} IMAGES`, "
-        f"`fmnist serve {weights}`.",
+        f"{shell('fmnist', 'evaluate', run)}, {shell('fmnist', 'predict', '--weights', weights)} "
+        f"IMAGES, {shell('fmnist', 'serve', weights)}.",
         "",
         "In a framework's plain API, after converting the neutral file:",
         "",
         "| framework | convert | load |",
         "| --- | --- | --- |",
-        f'| PyTorch | `fmnist convert {weights} model.pth` | `torch.load("model.pth", '
-        "weights_only=True)`: a "
+        f"| PyTorch | {shell('fmnist', 'convert', weights, 'model.pth')} | "
+        '`torch.load("model.pth", weights_only=True)`: a '
         "state_dict (the article's `NeuralNetwork` for the mlp) |",
-        f"| TensorFlow | `fmnist convert {weights} model.savedmodel` | "
+        f"| TensorFlow | {shell('fmnist', 'convert', weights, 'model.savedmodel')} | "
         '`tf.saved_model.load("model.savedmodel").signatures["serving_default"]'
         "(images=uint8_images)` |",
-        f"| Keras | `fmnist convert {weights} model.keras` | "
+        f"| Keras | {shell('fmnist', 'convert', weights, 'model.keras')} | "
         '`keras.saving.load_model("model.keras")` '
         "(float images in [0, 1]) |",
-        f"| ONNX Runtime | `fmnist export {weights} model.onnx` | "
+        f"| ONNX Runtime | {shell('fmnist', 'export', weights, 'model.onnx')} | "
         '`onnxruntime.InferenceSession("model.onnx").run(["class_index"], '
         '{"images": uint8_images})` |',
-        f'| NumPy | none | `safetensors.numpy.load_file("{weights}")`: the neutral layout '
-        "(docs/weights-and-parity.md) |",
+        f"| NumPy | none | {code(f'safetensors.numpy.load_file({str(weights)!r})')}: the neutral "
+        "layout (docs/weights-and-parity.md) |",
     ]
 
 

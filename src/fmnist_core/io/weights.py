@@ -119,6 +119,7 @@ def read_safetensors(path: Path) -> Weights:
             }
             if sum(end - begin for _, _, begin, end in entries.values()) > MAX_WEIGHT_BYTES:
                 raise bad(f"its tensors declare more than {MAX_WEIGHT_BYTES:,} bytes")
+            _covered_exactly(entries, size - 8 - length, bad)
             params = {}
             for name, (dtype, shape, begin, end) in entries.items():
                 handle.seek(8 + length + begin)
@@ -131,6 +132,20 @@ def read_safetensors(path: Path) -> Weights:
             f"cannot read {path}: {exc.strerror or exc}", fix="check the path"
         ) from exc
     return Weights(metadata["model"], params, dict(metadata))
+
+
+def _covered_exactly(entries: dict, room: int, bad) -> None:
+    """The format's rule, checked from the header before any data is read: the tensors' byte
+    ranges cover the data exactly, with no overlap, no hole and nothing after the last."""
+    at = 0
+    for name, (_, _, begin, end) in sorted(entries.items(), key=lambda item: item[1][2:]):
+        if begin < at:
+            raise bad(f"tensor {name[:60]!r} at bytes {begin}..{end} overlaps the one before it")
+        if begin > at:
+            raise bad(f"bytes {at}..{begin}, before tensor {name[:60]!r}, belong to no tensor")
+        at = end
+    if at != room:
+        raise bad(f"{room - at:,} bytes after the last tensor belong to none")
 
 
 def _header(raw: bytes, bad) -> dict:

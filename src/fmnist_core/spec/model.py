@@ -308,13 +308,7 @@ def _named(
                 f"{where} is {str(layer)[:60]!r}, not a layer",
                 fix=f"use one of {', '.join(sorted(plugins.layer_types()))}",
             )
-        try:
-            layer.validate()
-        except ValueError as exc:
-            message, _, fix = str(exc).partition("|")
-            raise ConfigError(
-                f"{where} ({layer.kind}): {message}", fix=fix or "change the layer"
-            ) from None
+        _layer_code(f"{where} ({layer.kind})", layer, "checks", layer.validate)
         if layer.prefix:
             counts[layer.prefix] = counts.get(layer.prefix, 0) + 1
             layer = layer.renamed(
@@ -348,6 +342,23 @@ def _inside(parent: str, name: str) -> str:
     return f"{parent}.{name}"
 
 
+def _layer_code(where: str, layer: Layer, what: str, call) -> Any:
+    """``call()``, a layer type's own code (a plugin's, perhaps): ``ValueError("what|fix")`` is
+    the user's mistake; any other error is the layer type's, named in one line with its module."""
+    try:
+        return call()
+    except ValueError as exc:
+        message, _, fix = str(exc).partition("|")
+        raise ConfigError(f"{where}: {message}", fix=fix or "change the layer") from None
+    except Exception as exc:
+        module = type(layer).__module__
+        raise ConfigError(
+            f"{where}: the {what} of layer type {layer.kind!r} ({module}) failed: "
+            f"{type(exc).__name__}: {str(exc)[:120]}",
+            fix=f"report it to the authors of {module.split('.')[0]}, or use another layer type",
+        ) from None
+
+
 def _output_shape(model: str, where: str, layer: Layer, shape: Shape) -> Shape:
     """``layer.output_shape(shape)``, its children's shapes checked first so that an error names
     the innermost layer; a ``ValueError("what|fix")`` becomes a ``ConfigError``."""
@@ -356,14 +367,18 @@ def _output_shape(model: str, where: str, layer: Layer, shape: Shape) -> Shape:
         inner = _output_shape(
             model, f"{where} ({layer.kind} {layer.name}), layer {index + 1}", child, inner
         )
-    try:
-        out = layer.output_shape(shape)
-    except ValueError as exc:
-        message, _, fix = str(exc).partition("|")
+    named = f"model {model!r}, {where} ({layer.kind} {layer.name})"
+    out = _layer_code(named, layer, "shape rule", lambda: layer.output_shape(shape))
+    if (
+        not isinstance(out, tuple)
+        or len(out) not in (1, 3)
+        or not all(isinstance(size, int) and not isinstance(size, bool) for size in out)
+    ):
         raise ConfigError(
-            f"model {model!r}, {where} ({layer.kind} {layer.name}): {message}",
-            fix=fix or "change the layer",
-        ) from None
+            f"{named}: the shape rule of layer type {layer.kind!r} ({type(layer).__module__}) "
+            f"returned {str(out)[:60]!r}, not a shape",
+            fix="its plugin must return a tuple (features,) or (height, width, channels)",
+        )
     if any(size < 1 for size in out):
         raise ConfigError(
             f"model {model!r}, {where} ({layer.kind}) leaves nothing: shape {out}",
