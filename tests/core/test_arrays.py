@@ -68,6 +68,13 @@ def test_validation_data_is_reported_each_epoch(data):
         (np.full((4, 28, 28), 300), [0] * 4, "integer pixels must lie in 0..255"),
         (np.full((4, 28, 28), np.nan), [0] * 4, "NaN"),
         (np.array([["a"] * 784] * 4), [0] * 4, "must be uint8 or floating point"),
+        (np.zeros((4, 784), "timedelta64[s]"), [0] * 4, "got timedelta64"),
+        (np.zeros((4, 784), complex), [0] * 4, "got complex128"),
+        (np.zeros((4, 784), np.uint8), np.zeros(4, complex), "got complex128 values"),
+        (np.zeros((4, 784), np.uint8), [0, np.nan, 1, 2], "non-integer floats"),
+        (np.zeros((4, 784), np.uint8), np.array([1, "a", None, 2], object), "got object values"),
+        (np.zeros((4, 784), np.uint8), [[1], [1, 2], 3, 4], "not an array of labels"),
+        (np.zeros((0, 784), np.uint8), [], "no images"),
     ],
 )
 def test_bad_arrays_are_one_clear_error(data, x, y, message):
@@ -97,3 +104,47 @@ def test_a_dataset_of_your_own_still_works(data):
     own = Dataset(Split(data.train.images[:320], data.train.labels[:320]), data.test)
     trainer = Trainer(backend="numpy", epochs=1, verbose=0, data=own)
     assert len(trainer.fit()) == 1
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (np.array(5.0), r"got \(\)"),
+        (np.array(None, object), r"got \(\)"),
+        (np.zeros((3, 784), complex), "got complex128"),
+        (np.full((3, 784), np.inf, np.float32), "NaN or infinite"),
+    ],
+)
+def test_predict_checks_arrays_as_fit_does(data, images, message):
+    trainer = Trainer(backend="numpy", epochs=1, verbose=0, data=data)
+    with pytest.raises(ConfigError, match=message):
+        trainer.predict(images)
+
+
+def test_predict_takes_flat_rows_as_images(data):
+    trainer = Trainer(backend="numpy", epochs=1, verbose=0, data=data)
+    images = data.test.images[:5]
+    assert trainer.predict(images.reshape(5, 784)) == trainer.predict(images)
+    assert trainer.predict(images[0]) == trainer.predict(images[:1])
+    assert trainer.predict(images.reshape(5, 784)[:0]) == []
+
+
+def test_a_large_float_memmap_costs_its_uint8_copy_not_twice_its_size(tmp_path):
+    """200 MB of float32 images (a memmap): converted a chunk at a time, so the memory NumPy
+    allocates peaks near the 50 MB uint8 copy, where converting whole cost twice the input
+    (400 MB) in temporaries."""
+    import tracemalloc
+
+    from fmnist_core.data.arrays import as_images
+
+    rows = 200 * 2**20 // (784 * 4)
+    np.lib.format.open_memmap(tmp_path / "x.npy", "w+", np.float32, (rows, 784))[:] = 0.5
+    x = np.load(tmp_path / "x.npy", mmap_mode="r")
+    tracemalloc.start()
+    try:
+        images = as_images(x)
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert images.shape == (rows, 28, 28) and images[0, 0, 0] == 128
+    assert peak < 100, f"{peak:.0f} MB allocated to convert 200 MB of float32 images"

@@ -37,34 +37,56 @@ def as_images(x: Any, what: str = "x") -> np.ndarray:
         )
     if array.dtype == np.uint8:
         return np.ascontiguousarray(array)
-    if array.dtype == bool or not np.issubdtype(array.dtype, np.number):
-        raise ConfigError(f"{what}: images must be uint8 or floating point, got {array.dtype}")
-    if np.issubdtype(array.dtype, np.integer):
-        low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
+    if array.dtype.kind not in "iuf":
+        raise ConfigError(
+            f"{what}: images must be uint8 or floating point, got {array.dtype}",
+            fix="convert them with .astype('uint8') (0..255) or .astype('float32') ([0, 1])",
+        )
+    out = np.empty(array.shape, np.uint8)
+    for start in range(0, len(array), CHUNK):  # a chunk at a time: memory stays near the output's
+        out[start : start + CHUNK] = _pixels(array[start : start + CHUNK], what)
+    return out
+
+
+CHUNK = 4096
+"""Images converted at once: a float32 memmap of any size costs its uint8 copy, not twice its
+own size in temporaries."""
+
+
+def _pixels(chunk: np.ndarray, what: str) -> np.ndarray:
+    if chunk.dtype.kind in "iu":
+        low, high = (int(chunk.min()), int(chunk.max())) if chunk.size else (0, 0)
         if low < 0 or high > 255:
             raise ConfigError(f"{what}: integer pixels must lie in 0..255, found {low}..{high}")
-        return array.astype(np.uint8)
-    if array.size and not np.isfinite(array).all():
+        return chunk.astype(np.uint8)
+    if chunk.size and not np.isfinite(chunk).all():
         raise ConfigError(f"{what}: images hold NaN or infinite values", fix="clean them first")
-    low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+    low, high = (float(chunk.min()), float(chunk.max())) if chunk.size else (0.0, 0.0)
     if low < 0 or high > 1:
         raise ConfigError(
             f"{what}: floating-point pixels must lie in [0, 1], found {low:g}..{high:g}",
             fix="divide 0..255 pixels by 255, or pass them as uint8",
         )
-    return np.rint(array * 255).astype(np.uint8)
+    return np.rint(chunk * np.float32(255)).astype(np.uint8)
 
 
 def as_labels(y: Any, count: int, what: str = "y") -> np.ndarray:
     """``y`` as uint8 labels (``count`` of them), each in 0..9."""
-    array = np.asarray(y)
+    try:
+        array = np.asarray(y)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what}: not an array of labels ({str(exc)[:80]})") from None
     if array.ndim != 1 or len(array) != count:
         raise ConfigError(f"{what}: {count} images need {count} labels, got shape {array.shape}")
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        rounded = array.astype(np.float64) if np.issubdtype(array.dtype, np.number) else None
-        if rounded is None or not np.array_equal(rounded, np.round(rounded)):
-            raise ConfigError(f"{what}: labels must be integers 0..9, got {array.dtype} values")
-        array = rounded.astype(np.int64)
+    if array.size and array.dtype.kind not in "iu":
+        if array.dtype.kind != "f":
+            raise ConfigError(
+                f"{what}: labels must be integers 0..9, got {array.dtype} values",
+                fix="pass an integer array (names map to indices through fmnist_core.LABELS)",
+            )
+        if not np.isfinite(array).all() or not np.array_equal(array, np.round(array)):
+            raise ConfigError(f"{what}: labels must be integers 0..9, found non-integer floats")
+        array = array.astype(np.int64)
     if array.size and (array.min() < 0 or array.max() >= NUM_CLASSES):
         raise ConfigError(
             f"{what}: labels must lie in 0..{NUM_CLASSES - 1}, found {array.min()}..{array.max()}"

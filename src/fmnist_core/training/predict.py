@@ -40,7 +40,10 @@ def predict(
         raise ConfigError(f"output must be {', '.join(OUTPUTS)}, got {output!r}")
     bad = []
     if isinstance(inputs, np.ndarray):
-        images = inputs[None] if inputs.ndim == 2 else inputs
+        from ..data.arrays import as_images
+
+        # one 28×28 image, (n, 28, 28) or (n, 784): checked as fit's arrays are
+        images = as_images(inputs, "images")
         paths = [f"<array {i}>" for i in range(len(images))]
         order = paths
     else:
