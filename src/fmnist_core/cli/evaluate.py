@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from .common import checksum_flags, print_json
+from .common import checksum_flags, inference_backend, print_json
 
 
 def add_arguments(p) -> None:
     p.add_argument("weights")
-    p.add_argument("--backend")
+    p.add_argument(
+        "--backend",
+        help="the backend to run on (default: NumPy for a small model in a .safetensors file, "
+        "which imports no framework; else the one the file records)",
+    )
     p.add_argument(
         "--split",
         default="test",
@@ -32,7 +36,7 @@ def run(args) -> int:
 
     trainer = Trainer.load(
         args.weights,
-        backend=args.backend,
+        backend=inference_backend(args.weights, args.backend),
         data_dir=args.data_dir,
         verbose=0,
         verify_checksums=not args.skip_checksums,

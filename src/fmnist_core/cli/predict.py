@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import EXIT_ERROR, print_json
+from .common import EXIT_ERROR, inference_backend, print_json
 
 
 def add_arguments(p) -> None:
     p.add_argument("--weights", required=True)
     p.add_argument("images", nargs="+")
-    p.add_argument("--backend")
+    p.add_argument(
+        "--backend",
+        help="the backend to run on (default: NumPy for a small model in a .safetensors file, "
+        "which imports no framework; else the one the file records)",
+    )
     p.add_argument("--probabilities", action="store_true", help="print each class's probability")
     p.add_argument("--grid", metavar="PNG", help="also draw the images with their predictions")
     p.add_argument(
@@ -40,7 +44,9 @@ def run(args) -> int:
     from ..data.images import collect_image_paths, read_images
     from ..training.trainer import Trainer
 
-    trainer = Trainer.load(args.weights, backend=args.backend, verbose=0)
+    trainer = Trainer.load(
+        args.weights, backend=inference_backend(args.weights, args.backend), verbose=0
+    )
     listed = collect_image_paths(args.images)
     # read once: for the predictions and the grid
     paths, images, bad = read_images(
