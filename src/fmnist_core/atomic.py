@@ -24,6 +24,8 @@ _HINTS = {
     errno.EROFS: "that file system is read-only: write elsewhere (--out)",
     errno.EACCES: "you may not write there: write elsewhere (--out), or fix its permissions",
     errno.EPERM: "you may not write there: write elsewhere (--out), or fix its permissions",
+    errno.EISDIR: "that is a folder: name a file inside it, or another path",
+    errno.ENOTDIR: "part of that path is a file, not a folder: name another path",
 }
 
 
@@ -51,6 +53,8 @@ def atomic_writer(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]
     If the block raises (or the process dies), ``path`` keeps its previous content.
     """
     path = Path(path)
+    if path.is_dir():
+        raise storage_error(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -67,7 +71,7 @@ def atomic_writer(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         if isinstance(exc, OSError) and exc.errno in _HINTS:
-            raise storage_error(path, exc) from None
+            raise storage_error(path, exc) from None  # names the target, not the temporary file
         raise
     _fsync_dir(path.parent)
 

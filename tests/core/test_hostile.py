@@ -445,3 +445,22 @@ def test_a_third_party_shape_rule_that_breaks_is_one_line(rule, said):
         ModelSpec("m", [_broken_layer(rule), Flatten(), Dense(10)])
     message = str(raised.value)
     assert said in message and "\n" not in message and "model 'm', layer 1" in message
+
+
+@pytest.mark.parametrize("command", ["save", "convert"])
+def test_a_write_target_that_is_a_folder_is_one_line_with_the_fix(tmp_path, command):
+    path = saved_mlp(tmp_path)
+    target = tmp_path / "taken.safetensors"
+    target.mkdir()
+    (target / "kept.txt").write_text("mine")
+    if command == "save":
+        from fmnist_core import StorageError
+
+        with pytest.raises(StorageError, match="that is a folder") as raised:
+            Trainer.load(path, verbose=0).save(target)
+        assert ".tmp" not in str(raised.value) and str(target) in str(raised.value)
+    else:
+        out, _ = fmnist(command, path, target)
+        one_line_error(out, f"cannot write {target}", "that is a folder")
+        assert ".tmp" not in out.stderr
+    assert (target / "kept.txt").read_text() == "mine" and len(list(tmp_path.glob(".*tmp"))) == 0
