@@ -464,3 +464,26 @@ def test_a_write_target_that_is_a_folder_is_one_line_with_the_fix(tmp_path, comm
         one_line_error(out, f"cannot write {target}", "that is a folder")
         assert ".tmp" not in out.stderr
     assert (target / "kept.txt").read_text() == "mine" and len(list(tmp_path.glob(".*tmp"))) == 0
+
+
+def test_tune_address_with_a_host_label_too_long_is_one_line():
+    from fmnist_core.apps.tune import check_cluster
+
+    with pytest.raises(ConfigError, match="is not a valid host name") as raised:
+        check_cluster("a" * 70 + ".example:6379")
+    assert "\n" not in str(raised.value)
+
+
+def test_tune_address_of_a_silent_listener_is_reported_in_seconds():
+    """Something listens at the address but is not Ray: reported after the probe's timeout
+    (an HTTP/2 preface Ray's gRPC answers at once), not after Ray's 43 s of retries."""
+    import socket
+
+    from fmnist_core.apps.tune import check_cluster
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        with pytest.raises(ConfigError, match="does not answer as a Ray cluster's head") as raised:
+            check_cluster(f"127.0.0.1:{listener.getsockname()[1]}", timeout=1.0)
+        assert "no gRPC reply within 1 s" in str(raised.value)  # the probe's, not Ray's retries

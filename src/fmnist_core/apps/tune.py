@@ -311,6 +311,22 @@ TOKEN_FIX = (
 )
 
 
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _answers_grpc(connection, timeout: float) -> bool:
+    """Whether the listener speaks HTTP/2, as Ray's GCS (gRPC) does: it answers the client
+    preface with a SETTINGS frame at once; a listener that is not Ray stays silent or says
+    something else, and Ray's own client would retry it for most of a minute."""
+    connection.settimeout(timeout)
+    try:
+        connection.sendall(HTTP2_PREFACE)
+        reply = connection.recv(9)
+    except OSError:
+        return False
+    return len(reply) == 9 and reply[3] == 4  # frame type 4: SETTINGS
+
+
 def check_cluster(address: str, timeout: float = 5.0) -> dict[str, Any]:
     """Whether the Ray cluster at ``address`` (``HOST:PORT``, ``ray start --head``'s) answers,
     accepts this driver's token and runs this driver's Ray and Python; one ``ConfigError``
@@ -326,13 +342,27 @@ def check_cluster(address: str, timeout: float = 5.0) -> dict[str, Any]:
         )
     host = host.strip("[]")
     try:
-        socket.create_connection((host, int(port_text)), timeout=timeout).close()
+        connection = socket.create_connection((host, int(port_text)), timeout=timeout)
+    except (UnicodeError, ValueError) as exc:  # a label over 63 characters, a NUL…
+        raise ConfigError(
+            f"--address {address[:80]!r}: {host[:60]!r} is not a valid host name ({exc})"[:300],
+            fix="give the head node's IP address or DNS name, e.g. --address 10.0.0.5:6379",
+        ) from None
     except OSError as exc:
         raise ConfigError(
             f"no Ray cluster answers at {address} ({exc.strerror or type(exc).__name__})",
             fix=f"start one there with `ray start --head --node-ip-address {host} --port "
             f"{port_text}`, or check the address and that this machine can reach that port",
         ) from exc
+    with connection:
+        if os.environ.get("RAY_USE_TLS", "0") in ("0", "") and not _answers_grpc(
+            connection, timeout
+        ):
+            raise ConfigError(
+                f"{address} accepts connections but does not answer as a Ray cluster's head "
+                f"(no gRPC reply within {timeout:g} s)",
+                fix="give the port of `ray start --head --port PORT` (default 6379)",
+            )
     from ray._common.usage.usage_lib import get_cluster_metadata
     from ray._raylet import GcsClient
     from ray.exceptions import AuthenticationError
