@@ -402,3 +402,97 @@ def test_slow_clients_are_closed_and_good_ones_answered(mlp, samples):
         finally:
             for s in slow:
                 s.close()
+
+
+def raw_request(port: int, data: bytes, timeout: float = 15) -> bytes:
+    """Send ``data`` on a fresh connection; everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        with contextlib.suppress(OSError):
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_head_security_headers_and_the_page_policy(mlp):
+    with running(mlp) as url:
+        head = httpx.head(f"{url}/health")
+        assert head.status_code == 200 and head.content == b""
+        assert httpx.head(f"{url}/").status_code == 200
+        for path in ("/health", "/", "/page.js"):
+            headers = httpx.get(f"{url}{path}").headers
+            assert headers["x-content-type-options"] == "nosniff", path
+            assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+            assert headers["x-frame-options"] == "DENY"
+        assert "default-src 'self'" in httpx.get(f"{url}/").headers["content-security-policy"]
+
+
+def test_a_foreign_host_header_is_refused(mlp):
+    """DNS rebinding: a page on evil.example that resolves to 127.0.0.1 sends Host: evil.example;
+    a server bound to loopback answers only loopback names (the CLI's default)."""
+    from fmnist_core.apps.serve import default_allowed_hosts
+
+    with running(mlp, allowed_hosts=default_allowed_hosts("127.0.0.1")) as url:
+        port = int(url.rsplit(":", 1)[1])
+        assert httpx.get(f"{url}/health").status_code == 200
+        for host in (f"localhost:{port}", f"[::1]:{port}", "127.0.0.1"):
+            answer = raw_request(port, f"GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            assert answer.startswith(b"HTTP/1.1 200"), (host, answer[:200])
+        refused = httpx.get(f"{url}/health", headers={"Host": f"evil.example:{port}"})
+        assert refused.status_code == 400 and "evil.example" in refused.json()["detail"]
+        assert refused.headers["x-content-type-options"] == "nosniff"
+    assert default_allowed_hosts("0.0.0.0") is None and default_allowed_hosts("10.1.2.3") == (
+        "10.1.2.3",
+    )
+
+
+def test_a_stalled_body_is_a_408_and_frees_its_place(mlp, samples):
+    with running(mlp, body_timeout=1.0, max_connections=2) as url:
+        port = int(url.rsplit(":", 1)[1])
+        head = (
+            "POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+            "boundary=x\r\nContent-Length: 100000\r\n\r\n"
+        )
+        answers = []
+        threads = [
+            threading.Thread(
+                target=lambda: answers.append(raw_request(port, head.encode() + b"--x\r\n"))
+            )
+            for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert len(answers) == 2 and all(a.startswith(b"HTTP/1.1 408") for a in answers), answers
+        good = httpx.post(f"{url}/predict", files={"files": ("a.png", samples[0].read_bytes())})
+        assert good.status_code == 200
+
+
+def test_connections_still_sending_headers_take_no_place_of_requests(mlp, samples):
+    """300 connections trickling their headers (within the header timeout) beside a limit of 8
+    requests at once: the good requests meanwhile are all answered, none 503."""
+    with running(mlp, header_timeout=30.0, max_connections=8) as url:
+        port = int(url.rsplit(":", 1)[1])
+        slow = []
+        try:
+            for _ in range(300):
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: 127")  # and then nothing, for now
+                slow.append(s)
+            with ThreadPoolExecutor(4) as pool:
+                codes = list(
+                    pool.map(
+                        lambda _: (
+                            httpx.post(
+                                f"{url}/predict", files={"f": ("a.png", samples[0].read_bytes())}
+                            ).status_code
+                        ),
+                        range(40),
+                    )
+                )
+            assert codes == [200] * 40, codes
+        finally:
+            for s in slow:
+                s.close()

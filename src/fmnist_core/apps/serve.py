@@ -16,9 +16,12 @@ failure inside the model is a 500 with a short message, never a traceback.
 Limits (``ServeSettings``, ``fmnist serve --help``): bytes per image and per request (the body is
 counted as it arrives, so an oversized one costs nothing), images per request, declared pixels
 per image and per request (read from the images' headers before any is decoded), a connection
-must send its request headers within ``header_timeout`` seconds, idle keep-alive connections
-close after ``keep_alive`` seconds, and at most ``max_connections`` are served at once (more get
-a 503).
+must send its request headers within ``header_timeout`` seconds and may not stall its body for
+``body_timeout`` (408), idle keep-alive connections close after ``keep_alive`` seconds, and at
+most ``max_connections`` requests are served at once (more get a 503; a connection still sending
+its headers costs a socket, not a place). A request whose ``Host`` is not one the server binds
+(``allowed_hosts``: DNS rebinding) is a 400. Every response says ``nosniff`` and may not be
+framed; the page may load nothing from elsewhere (Content-Security-Policy).
 """
 
 import asyncio
@@ -55,7 +58,9 @@ class ServeSettings:
     decode_threads: int = 2  # images are decoded by this many threads, off the event loop
     header_timeout: float = 10.0  # seconds a connection has to send its request headers
     keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
-    max_connections: int = 256  # served at once; more are answered 503
+    max_connections: int = 256  # requests served at once; more are answered 503
+    body_timeout: float = 10.0  # seconds a request may leave its body stalled
+    allowed_hosts: tuple[str, ...] | None = None  # Host headers served (None: any)
     tta: bool | None = None  # average each image's logits with its mirror's (None: the recipe's)
 
 
@@ -251,7 +256,8 @@ def create_app(
     decoder = ThreadPoolExecutor(
         max_workers=settings.decode_threads, thread_name_prefix="fmnist-decode"
     )
-    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes, timeout=settings.body_timeout)
+    app.add_middleware(Guard, settings=settings)
 
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest):
@@ -269,22 +275,22 @@ def create_app(
         "css": "text/css; charset=utf-8",
     }
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", include_in_schema=False, methods=["GET", "HEAD"])
     async def index():
         return Response(page["index.html"], media_type=kinds["html"])
 
-    @app.get("/page.{kind}", include_in_schema=False)
+    @app.api_route("/page.{kind}", include_in_schema=False, methods=["GET", "HEAD"])
     async def asset(kind: str):
         name = f"page.{kind}"
         if name not in page:
             raise BadRequest(404, f"no {name} here; fix: open / for the page")
         return Response(page[name], media_type=kinds[kind])
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health():
         return {"status": "ok"}
 
-    @app.get("/metadata")
+    @app.api_route("/metadata", methods=["GET", "HEAD"])
     async def metadata_():
         return info
 
@@ -332,12 +338,93 @@ def create_app(
     return app
 
 
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+PAGE_POLICY = (
+    b"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+OTHER_POLICY = b"frame-ancestors 'none'"
+
+
+def default_allowed_hosts(host: str) -> tuple[str, ...] | None:
+    """The ``Host`` names a server bound to ``host`` answers: a loopback address answers its
+    loopback names; another address itself; all interfaces (``0.0.0.0``, ``::``) any."""
+    if host in ("0.0.0.0", "::", ""):
+        return None
+    if host in ("localhost", "::1") or host.startswith("127."):
+        return ("localhost", "127.0.0.1", "::1", host)
+    return (host,)
+
+
+def _host_name(header: bytes) -> str:
+    text = header.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text[1 : text.find("]")] if "]" in text else text
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+
+
+class Guard:
+    """ASGI middleware, outermost: the ``Host`` check, the security headers on every response,
+    and at most ``max_connections`` requests in the app at once (a 503 beyond)."""
+
+    def __init__(self, app, settings: ServeSettings):
+        self.app, self.settings, self.active = app, settings, 0
+        allowed = settings.allowed_hosts
+        self.allowed = None if allowed is None else {h.lower().strip("[]") for h in allowed}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        page = scope["path"] == "/" or scope["path"].startswith("/page.")
+
+        async def secured(event):
+            if event["type"] == "http.response.start":
+                headers = [*event.get("headers", []), *SECURITY_HEADERS]
+                headers.append((b"content-security-policy", PAGE_POLICY if page else OTHER_POLICY))
+                event = {**event, "headers": headers}
+            await send(event)
+
+        host = dict(scope.get("headers") or []).get(b"host", b"")
+        if self.allowed is not None and _host_name(host) not in self.allowed:
+            shown = host.decode("latin-1")[:80]
+            return await _refuse(
+                secured,
+                400,
+                f"this server does not answer to Host {shown!r}; fix: use "
+                f"http://{sorted(self.allowed)[0]}:PORT, or start it with --allowed-hosts",
+            )
+        if self.active >= self.settings.max_connections:
+            return await _refuse(
+                secured, 503, "the server is at its limit of requests; fix: retry shortly"
+            )
+        self.active += 1
+        try:
+            return await self.app(scope, receive, secured)
+        finally:
+            self.active -= 1
+
+
+async def _refuse(send, status: int, message: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": json.dumps({"detail": message}).encode()})
+
+
 class BodyLimit:
     """ASGI middleware: a request body over ``limit`` bytes is a 413, told from its declared
     length before any of it is read, else as soon as the bytes received pass the limit."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, timeout: float = 10.0):
+        self.app, self.limit, self.timeout = app, limit, timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -362,7 +449,13 @@ class BodyLimit:
 
         async def counted():
             nonlocal received
-            event = await receive()
+            try:
+                event = await asyncio.wait_for(receive(), self.timeout)
+            except asyncio.TimeoutError:
+                raise BadRequest(
+                    408,
+                    f"the request body stalled for {self.timeout:g} s; fix: send it at once",
+                ) from None
             if event["type"] == "http.request":
                 received += len(event.get("body", b""))
                 if received > self.limit:
@@ -382,8 +475,18 @@ def uvicorn_options(settings: ServeSettings, host: str, port: int) -> dict[str, 
         "log_level": "warning",
         "http": "fmnist_core.apps.serve_protocol:HeaderTimeoutH11Protocol",
         "timeout_keep_alive": max(1, round(settings.keep_alive)),
-        "limit_concurrency": settings.max_connections,
+        # connections, as opposed to requests (Guard counts those): sockets still sending their
+        # headers are reaped by the header timeout; this caps them below the file limit
+        "limit_concurrency": max(settings.max_connections, _socket_cap()),
     }
+
+
+def _socket_cap() -> int:
+    """Connections uvicorn may hold: up to 4,096, leaving files for everything else."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return 4096 if soft == resource.RLIM_INFINITY else max(64, min(4096, soft // 2))
 
 
 def app_from_env():

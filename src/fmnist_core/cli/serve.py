@@ -35,8 +35,16 @@ def add_arguments(p) -> None:
         ("--max-request-pixels", int, 64_000_000, "most declared pixels of one request's images"),
         ("--header-timeout", float, 10.0, "seconds a connection has to send its request headers"),
         ("--keep-alive", float, 5.0, "seconds an idle keep-alive connection stays open"),
-        ("--max-connections", int, 256, "connections served at once; more are answered 503"),
+        ("--body-timeout", float, 10.0, "seconds a request may leave its body stalled (408)"),
+        ("--max-connections", int, 256, "requests served at once; more are answered 503"),
     ]
+    p.add_argument(
+        "--allowed-hosts",
+        nargs="+",
+        metavar="HOST",
+        help="Host headers answered, or * for any (default: the names of the address bound: "
+        "127.0.0.1, localhost and ::1 for loopback; any for 0.0.0.0)",
+    )
     p.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
@@ -48,7 +56,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..apps.serve import ServeSettings, serve
+    from ..apps.serve import ServeSettings, default_allowed_hosts, serve
 
     settings = ServeSettings(
         max_batch=args.max_batch,
@@ -61,6 +69,14 @@ def run(args) -> int:
         header_timeout=args.header_timeout,
         keep_alive=args.keep_alive,
         max_connections=args.max_connections,
+        body_timeout=args.body_timeout,
+        allowed_hosts=(
+            default_allowed_hosts(args.host)
+            if args.allowed_hosts is None
+            else None
+            if "*" in args.allowed_hosts
+            else tuple(args.allowed_hosts)
+        ),
         tta=args.tta,
     )
     serve(
