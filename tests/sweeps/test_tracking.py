@@ -55,6 +55,31 @@ def test_mlflow_read_back_by_its_client(tmp_path):
     values = [m.value for m in client.get_metric_history(run.info.run_id, "val_accuracy")]
     assert values == history.column("val_accuracy")
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["weights.safetensors"]
+    assert run.data.metrics["test_accuracy"] == trainer.evaluate().accuracy
+
+
+def test_mlflow_store_read_by_a_plain_client_in_a_fresh_process(tmp_path):
+    """As the README says: MLflow 3's client reads the file store with
+    MLFLOW_ALLOW_FILE_STORE=true (fmnist sets it only inside its own process)."""
+    import os
+
+    train(tmp_path, MLflowLogger(tmp_path / "mlruns", run_name="plain"))
+    probe = (
+        "import sys, mlflow; c = mlflow.tracking.MlflowClient(sys.argv[1]); "
+        "(r,) = c.search_runs([c.get_experiment_by_name('fmnist').experiment_id]); "
+        "print(r.info.run_name, r.data.metrics['test_accuracy'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_ALLOW_FILE_STORE"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe, (tmp_path / "mlruns").resolve().as_uri()],
+        env={**env, "MLFLOW_ALLOW_FILE_STORE": "true"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    name, accuracy = out.stdout.split()
+    assert name == "plain" and 0.0 <= float(accuracy) <= 1.0
 
 
 def test_cli_log_flag(tmp_path, real_data_dir):

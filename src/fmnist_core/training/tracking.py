@@ -102,7 +102,10 @@ class TensorBoard(Callback):
 class MLflowLogger(Callback):
     """An MLflow run: the trainer's config as params, per-epoch metrics, the weights as an artifact.
 
-    ``tracking_uri`` defaults to a local file store in ``folder`` (no server needed).
+    ``tracking_uri`` defaults to a local file store in ``folder`` (no server needed; MLflow 3's
+    own client reads it with ``MLFLOW_ALLOW_FILE_STORE=true`` in its environment). At the end
+    the test set is evaluated and logged (``test_accuracy``, ``test_loss``) unless
+    ``evaluate_test=False`` (training on your own arrays: the dataset's test set).
     """
 
     def __init__(
@@ -111,8 +114,10 @@ class MLflowLogger(Callback):
         experiment: str = "fmnist",
         run_name: str | None = None,
         tracking_uri: str | None = None,
+        evaluate_test: bool = True,
     ):
         self.folder, self.experiment, self.run_name = Path(folder), experiment, run_name
+        self.evaluate_test = evaluate_test
         self.tracking_uri = tracking_uri or self.folder.resolve().as_uri()
 
     def on_train_begin(self, trainer):
@@ -136,6 +141,9 @@ class MLflowLogger(Callback):
         self.mlflow.log_metrics(_metrics(record), step=record.epoch + 1)
 
     def on_train_end(self, trainer, history):
+        if self.evaluate_test:  # the test set only reports: the run's final figures
+            result = trainer.evaluate()
+            self.mlflow.log_metrics({"test_accuracy": result.accuracy, "test_loss": result.loss})
         with tempfile.TemporaryDirectory() as folder:
             self.mlflow.log_artifact(str(trainer.save(RunFolder(folder).weights)))
         self.mlflow.end_run()
