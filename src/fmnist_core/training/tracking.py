@@ -104,8 +104,8 @@ class MLflowLogger(Callback):
 
     ``tracking_uri`` defaults to a local file store in ``folder`` (no server needed; MLflow 3's
     own client reads it with ``MLFLOW_ALLOW_FILE_STORE=true`` in its environment). At the end
-    the test set is evaluated and logged (``test_accuracy``, ``test_loss``) unless
-    ``evaluate_test=False`` (training on your own arrays: the dataset's test set).
+    the dataset's test set is evaluated and logged (``test_accuracy``, ``test_loss``) unless
+    ``evaluate_test=False`` or the run trained on your own arrays.
     """
 
     def __init__(
@@ -141,7 +141,7 @@ class MLflowLogger(Callback):
         self.mlflow.log_metrics(_metrics(record), step=record.epoch + 1)
 
     def on_train_end(self, trainer, history):
-        if self.evaluate_test:  # the test set only reports: the run's final figures
+        if self.evaluate_test and not trainer.run_data.arrays_digest:  # the dataset's test set
             result = trainer.evaluate()
             self.mlflow.log_metrics({"test_accuracy": result.accuracy, "test_loss": result.loss})
         with tempfile.TemporaryDirectory() as folder:
