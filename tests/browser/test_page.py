@@ -100,6 +100,42 @@ def test_upload_shows_the_label_fmnist_predict_gives(served, browser):
         browser.save_screenshot(os.environ["FMNIST_SCREENSHOT"])
 
 
+PREVIEW_PIXELS = """
+const img = document.getElementById('preview');
+if (img.hidden || !img.complete || !img.naturalWidth) return null;
+const canvas = document.createElement('canvas');
+canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+const pen = canvas.getContext('2d');
+pen.drawImage(img, 0, 0);
+const rgba = pen.getImageData(0, 0, canvas.width, canvas.height).data;
+return [canvas.width, canvas.height, Array.from(rgba).filter((_, i) => i % 4 === 0)];
+"""
+
+
+def test_the_page_shows_what_the_model_sees(served, browser):
+    """A dark garment on white (a photo's look): the page shows the 28×28 input fmnist makes
+    of it (inverted, scaled, centred), pixel for pixel, not the file chosen."""
+    import numpy as np
+    from PIL import Image
+
+    from fmnist_core.data.images import load_image
+
+    url, trainer, samples, folder = served
+    photo = folder / "dark-on-white.png"
+    original = np.asarray(Image.open(samples[0]).convert("L"))
+    Image.fromarray(255 - original).resize((84, 84)).save(photo)
+    browser.get(url)
+    shown(browser, "model")
+    browser.find_element(By.ID, "file").send_keys(str(photo))
+    assert shown(browser, "label") == trainer.predict(photo)[0]
+    WebDriverWait(browser, 20).until(lambda d: d.execute_script(PREVIEW_PIXELS))
+    width, height, pixels = browser.execute_script(PREVIEW_PIXELS)
+    seen = np.array(pixels, np.uint8).reshape(height, width)
+    assert (width, height) == (28, 28)
+    np.testing.assert_array_equal(seen, load_image(photo))
+    assert not np.array_equal(seen, np.asarray(Image.open(photo).convert("L").resize((28, 28))))
+
+
 def test_a_file_that_is_not_an_image_shows_the_servers_message(served, browser):
     url, _, _, folder = served
     note = folder / "note.png"
@@ -110,6 +146,7 @@ def test_a_file_that_is_not_an_image_shows_the_servers_message(served, browser):
     message = shown(browser, "error")
     assert "note.png" in message and "\n" not in message
     assert browser.find_element(By.ID, "label").text == ""
+    assert not browser.find_element(By.ID, "preview").is_displayed()  # no broken-image icon
 
 
 def test_a_drawing_is_classified(served, browser):

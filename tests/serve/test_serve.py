@@ -496,3 +496,20 @@ def test_connections_still_sending_headers_take_no_place_of_requests(mlp, sample
         finally:
             for s in slow:
                 s.close()
+
+
+def test_predict_can_return_what_the_model_was_given(server, samples):
+    import io
+
+    from PIL import Image
+
+    from fmnist_core.data.images import load_image
+
+    url, _ = server
+    files = [("files", (p.name, p.read_bytes())) for p in samples[:3]]
+    plain = httpx.post(f"{url}/predict", files=files).json()["predictions"]
+    shown = httpx.post(f"{url}/predict?inputs=true", files=files).json()["predictions"]
+    assert all("input" not in p for p in plain)
+    for prediction, path in zip(shown, samples[:3], strict=True):
+        image = np.asarray(Image.open(io.BytesIO(base64.b64decode(prediction["input"]))))
+        np.testing.assert_array_equal(image, load_image(path))

@@ -2,7 +2,8 @@
 
 * ``POST /predict``: one or many images as multipart files (any field name), or JSON
   ``{"images": ["<base64 PNG>", ...]}``; answers ``{"predictions": [{"label", "index",
-  "probabilities"}, ...]}`` in the order of the request.
+  "probabilities"}, ...]}`` in the order of the request (``?inputs=true``: each with ``input``,
+  the 28×28 image the model was given, as a base64 PNG).
 * ``GET /``: a page to try the model in a browser (choose, drop or draw an image; the top
   classes as probability bars), plain HTML, JavaScript and CSS served by the app itself.
 * ``GET /health``, ``GET /metadata``; OpenAPI docs at ``/docs``.
@@ -161,6 +162,17 @@ def _decode_all(blobs: list[tuple[str, bytes]], settings: ServeSettings) -> np.n
         except ImageError as exc:
             raise BadRequest(400, str(exc)) from None
     return np.stack(images)
+
+
+def _png_base64(image: np.ndarray) -> str:
+    """A 28×28 uint8 model input as a base64 PNG (the page shows it: what the model sees)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _declared_pixels(data: bytes) -> int:
@@ -328,12 +340,14 @@ def create_app(
         images = await loop.run_in_executor(decoder, _decode_all, blobs, settings)
         logits = await batcher.submit(images)
         probabilities = softmax(logits)
-        return {
-            "predictions": [
-                {"label": LABELS[int(i)], "index": int(i), "probabilities": [float(p) for p in row]}
-                for i, row in zip(logits.argmax(axis=1), probabilities, strict=True)
-            ]
-        }
+        predictions = [
+            {"label": LABELS[int(i)], "index": int(i), "probabilities": [float(p) for p in row]}
+            for i, row in zip(logits.argmax(axis=1), probabilities, strict=True)
+        ]
+        if request.query_params.get("inputs") in ("1", "true"):  # what the model was given
+            for prediction, image in zip(predictions, images, strict=True):
+                prediction["input"] = _png_base64(image)
+        return {"predictions": predictions}
 
     return app
 

@@ -19,6 +19,9 @@ async function describe() {
 function show(result, labels) {
   const prediction = result.predictions[0];
   $("error").hidden = true;
+  // the 28×28 image the model was given (inverted, scaled, centred), not the file chosen
+  $("preview").src = `data:image/png;base64,${prediction.input}`;
+  $("preview").hidden = false;
   $("label").textContent = prediction.label;
   const ranked = prediction.probabilities
     .map((p, index) => ({ p, name: labels[index] }))
@@ -35,6 +38,8 @@ function show(result, labels) {
 }
 
 function fail(message) {
+  $("preview").hidden = true;
+  $("preview").removeAttribute("src");
   $("label").textContent = "";
   $("bars").replaceChildren();
   $("error").textContent = message;
@@ -42,12 +47,10 @@ function fail(message) {
 }
 
 async function classify(blob, name) {
-  $("preview").src = URL.createObjectURL(blob);
-  $("preview").hidden = false;
   const form = new FormData();
   form.append("file", blob, name);
   try {
-    const response = await fetch("predict", { method: "POST", body: form });
+    const response = await fetch("predict?inputs=true", { method: "POST", body: form });
     const body = await response.json();
     if (!response.ok) return fail(body.detail || `the server answered ${response.status}`);
     show(body, (await metadata).labels);
