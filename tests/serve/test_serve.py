@@ -92,10 +92,18 @@ def test_health_metadata_docs(server):
     )
     assert 0.8 < meta["test_accuracy"] < 0.9 and meta["fmnist_version"]
     assert meta["settings"]["max_pixels"] == 40_000_000  # the limit in force, never null
-    assert (
-        httpx.get(f"{url}/docs").status_code == 200
-        and "/predict" in httpx.get(f"{url}/openapi.json").text
-    )
+    docs = httpx.get(f"{url}/docs")
+    assert docs.status_code == 200 and "POST /predict" in docs.text
+    assert "http://" not in docs.text and "https://" not in docs.text  # nothing from elsewhere
+    api = httpx.get(f"{url}/openapi.json").json()["paths"]["/predict"]["post"]
+    body = api["requestBody"]["content"]
+    assert set(body) == {"multipart/form-data", "application/json"}
+    answer = api["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer["properties"]["predictions"]["items"]["required"] == [
+        "label",
+        "index",
+        "probabilities",
+    ]
 
 
 def test_sample_request_in_one_request_and_in_200(server, samples):
