@@ -170,3 +170,33 @@ def test_report_on_damaged_or_foreign_folder_is_one_line(tmp_path):
         text=True,
     )
     assert out.returncode == 1 and "is not a finished run folder (no history.json)" in out.stderr
+
+
+def test_prediction_grid_titles_do_not_overlap():
+    """fmnist predict --grid with long file names and mistakes: no two titles overlap, and
+    none runs into an image (its lines fit the room above its image)."""
+    import numpy as np
+
+    from fmnist_core.apps.plots import predictions_figure
+    from fmnist_core.testing import synthetic_dataset
+
+    images = synthetic_dataset().test.images[:16]
+    predicted = [i % 10 for i in range(16)]
+    truth = [(i + (i % 3 == 0)) % 10 for i in range(16)]
+    names = [f"a-rather-long-file-name-{i}.png" for i in range(16)]
+    figure = predictions_figure(images, predicted, truth, names)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    axes = figure.axes[0]
+    boxes = [t.get_window_extent(renderer) for t in axes.texts]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+    # each title sits in the blank band above its image: the pixels under it are white
+    canvas = axes.images[0].get_array()
+    to_data = axes.transData.inverted()
+    for box in boxes:
+        (x0, y0), (x1, y1) = to_data.transform([[box.x0, box.y0], [box.x1, box.y1]])
+        rows = slice(int(max(0, min(y0, y1))), int(np.ceil(max(y0, y1))))
+        cols = slice(int(max(0, min(x0, x1))), int(np.ceil(max(x0, x1))))
+        assert (np.asarray(canvas)[rows, cols] == 255).all()

@@ -170,10 +170,13 @@ def predictions_figure(
     plt = _pyplot()
     count = len(images)
     rows = -(-count // columns)
-    label_space, gap = 18, 4
+    # room above each image for its lines of text (file name, label, true label), so that no
+    # title runs into the image above it
+    lines = 1 + (names is not None) + (truth is not None)
+    label_space, gap = 9 * lines + 4, 4
     cell_h, cell_w = 28 + label_space, 28 + gap
     canvas = np.full((rows * cell_h, columns * cell_w), 255, dtype=np.uint8)
-    fig, ax = plt.subplots(figsize=(columns * 1.3, rows * 1.55))
+    fig, ax = plt.subplots(figsize=(columns * 1.3, rows * cell_h * 1.3 / cell_w))
     for index in range(count):
         row, col = divmod(index, columns)
         top, left = row * cell_h + label_space, col * cell_w + gap // 2
@@ -182,7 +185,8 @@ def predictions_figure(
         wrong = truth is not None and truth[index] != predicted[index]
         text = f"{label}\n(true: {LABELS[truth[index]]})" if wrong else label
         if names is not None:
-            text = f"{names[index]}\n{text}"
+            name = names[index]
+            text = f"{name if len(name) <= 16 else name[:7] + '…' + name[-8:]}\n{text}"
         ax.text(
             left + 14,
             top - 1.5,
