@@ -114,6 +114,14 @@ def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
+            if not _regular(lock):  # not a lock fmnist wrote (a FIFO, a link): replaced
+                try:
+                    lock.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise storage_error(lock, exc) from None
+                continue
             holder = _holder(lock)
             if holder == os.getpid():
                 break  # this process holds it already
@@ -141,9 +149,22 @@ def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
                 lock.unlink()
 
 
-def _holder(lock: Path) -> int | None:
+def _regular(path: Path) -> bool:
+    import stat
+
     try:
-        return int(lock.read_text().strip() or 0) or None
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return True  # gone meanwhile: the next attempt creates it
+
+
+def _holder(lock: Path) -> int | None:
+    """The pid in a lock file (a regular file: a FIFO is never opened, so never a hang)."""
+    try:
+        if not _regular(lock):
+            return None
+        with open(lock, "rb") as handle:
+            return int(handle.read(32).strip() or 0) or None
     except (OSError, ValueError):
         return None
 

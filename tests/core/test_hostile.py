@@ -487,3 +487,36 @@ def test_tune_address_of_a_silent_listener_is_reported_in_seconds():
         with pytest.raises(ConfigError, match="does not answer as a Ray cluster's head") as raised:
             check_cluster(f"127.0.0.1:{listener.getsockname()[1]}", timeout=1.0)
         assert "no gRPC reply within 1 s" in str(raised.value)  # the probe's, not Ray's retries
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+@pytest.mark.parametrize("name", ["checkpoint.safetensors", "weights.safetensors", ".fmnist.lock"])
+def test_run_folder_files_that_are_fifos_or_devices(tmp_path, real_data_dir, name, kind):
+    """Files of a run folder the user never named: a FIFO fed by nobody, or a link to
+    /dev/zero. Weights and checkpoints are refused unopened (one line); a lock that fmnist
+    did not write is replaced; nothing hangs (the child's timeout would fail the test)."""
+    run = tmp_path / "run"
+    first, _ = fmnist("train", "--backend", "numpy", "--epochs", "1", "--no-plots", "--quiet",
+                      "--out", run, "--data-dir", real_data_dir)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-2000:]
+    (run / name).unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(run / name)
+    else:
+        (run / name).symlink_to("/dev/zero")
+    out, peak = fmnist("train", "--resume", run, "--epochs", "2", "--no-plots", "--quiet",
+                       "--data-dir", real_data_dir, limit_mb=4096)  # fmt: skip
+    if name == ".fmnist.lock":
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert (run / "weights.safetensors").is_file() and not (run / name).exists()
+    elif name == "checkpoint.safetensors":
+        one_line_error(out, "checkpoint.safetensors is not a regular file")
+    else:  # the checkpoint is intact: resuming does not need the weights file
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert (run / "weights.safetensors").is_file() and not (run / name).is_symlink()
+    assert peak < 1024
+    evaluated, _ = fmnist("evaluate", run / name, "--data-dir", real_data_dir)
+    if (run / name).is_file():
+        assert evaluated.returncode == 0
+    else:
+        assert evaluated.returncode == 1 and "Traceback" not in evaluated.stderr

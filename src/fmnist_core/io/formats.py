@@ -56,12 +56,29 @@ def format_for(
     )
 
 
+def _refuse_special(path: Path) -> None:
+    """A device, a FIFO or a socket where weights are expected (a run folder's checkpoint
+    linked to /dev/zero, a FIFO fed without end) is refused before it is opened."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # a prefix-named format, or missing: its reader says so
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise WeightsError(
+            f"{path} is not a regular file (a device, a FIFO or a socket)",
+            fix="give a weights file written by fmnist",
+        )
+
+
 def read_weights(path: str | os.PathLike, format: str | None = None) -> Weights:
     """Read any weights file an installed plugin understands, into the neutral layout."""
     path = Path(path)
     # a prefix-named format (a TF checkpoint: PATH.index + PATH.data-…) has no file at PATH itself
     if not path.exists() and not any(path.parent.glob(f"{glob.escape(path.name)}.*")):
         raise WeightsError(f"weights file {path} does not exist", fix="check the path")
+    _refuse_special(path)
     fmt = format_for(path, format)
     if fmt.read is None:
         raise WeightsError(f"format {fmt.name} cannot be read", fix="use another format")
