@@ -27,6 +27,7 @@ nox.options.sessions = [
     "tests-sweeps",
     "tests-cluster",
     "tests-gpu",
+    "tests-docs",
     "tests-parity",
 ]
 nox.options.error_on_missing_interpreters = True
@@ -240,6 +241,17 @@ def tests_gpu(session: nox.Session) -> None:
     ensure_data(session)
     session.install("-e", ".[test]", "-e", PLUGINS["torch"])
     pytest(session, "tests/gpu", "-rs")
+
+
+@nox.session(name="tests-docs")
+def tests_docs(session: nox.Session) -> None:
+    """Every code block of README.md and docs/: Python blocks run, shell blocks' fmnist and nox
+    commands parsed by the real parsers (every plugin installed, as the README assumes)."""
+    ensure_data(session)
+    session.install(
+        "-e", ".[test,sklearn,plots]", *(arg for path in PLUGINS.values() for arg in ("-e", path))
+    )
+    pytest(session, "tests/docs", env={"KERAS_BACKEND": "tensorflow"})
 
 
 @nox.session(name="tests-parity")

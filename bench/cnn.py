@@ -106,7 +106,7 @@ def keras_by_hand(seed: int) -> dict:
 
     from fmnist_core import Schedule, get_model, load_dataset
 
-    spec = get_model("cnn")
+    spec = get_model(os.environ.get("FMNIST_BENCH_MODEL", "cnn"))
     recipe = spec.recipe
     if EPOCHS:
         from dataclasses import replace

@@ -1,21 +1,32 @@
-"""The Fashion-MNIST speedrun: time to 0.90 / 0.92 / 0.935 test accuracy, per recipe and backend.
+"""The Fashion-MNIST speedrun, measured as record-holders measure: the mean (and spread) of the
+final test accuracy of a fixed schedule over seeds, and that schedule's time.
 
-    python bench/speedrun.py [--recipes fast accurate] [--backends torch tf keras] [--seeds 0 1 2]
-                             [--evals-per-epoch 4] [--references torch-by-hand] [--device cpu]
+    python bench/speedrun.py [--recipes fast balanced accurate] [--backends torch tf keras]
+                             [--seeds 0 1 2 3 4] [--epochs fast=2,3 balanced=6] [--by-hand]
+                             [--references 1] [--device cpu] [--out DIR] [--record]
+    python bench/speedrun.py --table DIR/speedrun.jsonl [...]   # the tables again, merged
 
-Each run is its own process. The test set is evaluated on a schedule (``--evals-per-epoch``
-times an epoch, with the recipe's own weight average and test-time augmentation), and the time
-spent evaluating is subtracted, so the reported times are training alone: "fit" counts from the
-first step, "process" from the process's start (imports and the data load included). A target
-is reached at the first evaluation at or above it; recipes are tuned on the validation split,
-the test set only reports here. The reference programs (``bench/cnn.py``'s plain PyTorch cnn,
-NCHW eager, batch 128, 4 epochs) run in the same session, for comparisons within one run.
-Prints one JSON line per run and a Markdown table naming the CPU.
+Every run is its own process and trains its recipe's fixed schedule (or, with ``--epochs``, the
+recipe at other lengths: time-to-target rows come from such schedules, never from a first
+crossing). Nothing is evaluated during training; after the last step the test set is evaluated
+once, with the recipe's own weight average and test-time augmentation. "fit" counts from the
+first step to the last; "process" from the process's start (imports, data load, model build
+included) to the last step. Recipes are tuned on the validation split; the test set only
+reports here.
+
+Reference programs, in the same run: ``cnn-by-hand``, bench/cnn.py's plain PyTorch cnn (NCHW
+eager, ``torch.optim.Adam`` + ``OneCycleLR``, batch 128, 4 epochs), run ``--references`` times
+spread over the session; with ``--by-hand``, each recipe's own network as a plain eager PyTorch
+``nn.Sequential`` with ``torch.optim.Adam`` + ``OneCycleLR`` (``torch-by-hand``), and Keras' own
+``compile``/``fit`` of it (``keras-fit``), seed 0. Prints one JSON line per run and Markdown
+tables naming the CPU; ``--record`` writes each recipe's figures where ``fmnist models`` shows
+them (``src/fmnist_core/builtin/measured.json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -24,79 +35,201 @@ import sys
 import time
 from pathlib import Path
 
-TARGETS = (0.90, 0.92, 0.935)
+TARGETS = (0.90, 0.92, 0.93, 0.945)
 HERE = Path(__file__).resolve().parent
+MEASURED = HERE.parent / "src" / "fmnist_core" / "builtin" / "measured.json"
+REFERENCE = "cnn-by-hand"
 
 
-def child(recipe: str, backend: str, seed: int, evals_per_epoch: int, device: str) -> dict:
-    """Train ``recipe`` on ``backend``; the test accuracy at each scheduled evaluation."""
-    started = float(os.environ["FMNIST_SPEEDRUN_LAUNCHED"])
+def child(recipe: str, backend: str, seed: int, epochs: int | None, device: str) -> dict:
+    """Train ``recipe``'s fixed schedule on ``backend``; its final test accuracy and times."""
+    launched = float(os.environ["FMNIST_SPEEDRUN_LAUNCHED"])
     from fmnist_core import Callback, Trainer, load_dataset
 
     data = load_dataset()
     options = {"device": device} if backend in ("torch", "tf") else {}
-    trainer = Trainer(backend=backend, model=recipe, seed=seed, verbose=0, data=data, **options)
-    batches = -(-len(data.train) // trainer.batch_size)
-    trainer.config = trainer.config.replace(log_every=max(1, batches // evals_per_epoch))
-    points: list[dict] = []
+    trainer = Trainer(
+        backend=backend, model=recipe, seed=seed, epochs=epochs, verbose=0, data=data, **options
+    )
+    trainer.config = trainer.config.replace(log_every=10**6)  # no progress reports
 
-    class Evaluations(Callback):
-        evaluating = 0.0  # seconds spent evaluating so far, not training
-
+    class Clock(Callback):
         def on_train_begin(self, trainer):
-            self.fit_started = time.perf_counter()
+            self.begun = time.perf_counter()
 
         def on_train_end(self, trainer, history):
-            self.fit_ended = time.perf_counter()
+            self.ended = time.perf_counter()
+            self.process = time.time() - launched
 
-        def on_progress(self, trainer, progress, batches):
-            now = time.perf_counter()
-            trained = now - self.fit_started - self.evaluating
-            process = time.time() - started - self.evaluating
-            accuracy = trainer.evaluate().accuracy
-            self.evaluating += time.perf_counter() - now
-            points.append(
-                {
-                    "epoch": progress.epoch + progress.batch / batches,
-                    "fit_seconds": trained,
-                    "process_seconds": process,
-                    "accuracy": accuracy,
-                }
-            )
-
-    evaluations = Evaluations()
-    trainer.callbacks.append(evaluations)
+    clock = Clock()
+    trainer.callbacks.append(clock)
     trainer.fit()
-    # from the first step, like the points: the framework's import is the process figure's
-    fit = evaluations.fit_ended - evaluations.fit_started - evaluations.evaluating
     return {
         "recipe": recipe,
         "backend": backend,
         "seed": seed,
-        "fit_seconds": fit,
-        "epochs": trainer.epochs,
+        "epochs": trainer.config.epochs,
+        "recipe_epochs": trainer.model.recipe.epochs,
         "parameters": trainer.model.count_params(),
-        "final_accuracy": points[-1]["accuracy"],
-        "points": points,
+        "fit_seconds": clock.ended - clock.begun,
+        "process_seconds": clock.process,
         "epoch_seconds": trainer.history.column("seconds"),
+        "accuracy": trainer.evaluate().accuracy,
+        "device": device,
     }
 
 
-def reference(name: str, seed: int, device: str) -> dict:
-    """A plain-framework reference program of bench/cnn.py, timed the same way (fit alone)."""
+def plain_torch_net(spec):
+    """``spec`` as the plain eager PyTorch a user would write: NCHW, ``nn`` modules only."""
+    from torch import nn
+
+    from fmnist_core.spec.layers import (
+        BatchNorm,
+        Conv2D,
+        Dense,
+        Flatten,
+        GlobalAvgPool,
+        MaxPool2D,
+        ReLU,
+        Residual,
+    )
+
+    class Add(nn.Module):
+        def __init__(self, body, shortcut):
+            super().__init__()
+            self.body, self.shortcut = body, shortcut
+
+        def forward(self, x):
+            return self.body(x) + self.shortcut(x)
+
+    def build(layers, shape):
+        modules = []
+        for layer in layers:
+            out = layer.output_shape(shape)
+            if isinstance(layer, Conv2D):
+                top, bottom, left, right = layer.pads(shape)
+                if (top, left) != (bottom, right):
+                    modules.append(nn.ZeroPad2d((left, right, top, bottom)))
+                    top = left = 0
+                modules.append(
+                    nn.Conv2d(shape[2], layer.filters, layer.kernel, layer.stride, (top, left))
+                )
+            elif isinstance(layer, MaxPool2D):
+                modules.append(nn.MaxPool2d(layer.pool, layer.stride or layer.pool))
+            elif isinstance(layer, BatchNorm):
+                modules.append(
+                    nn.BatchNorm2d(shape[2]) if len(shape) == 3 else nn.BatchNorm1d(shape[0])
+                )
+            elif isinstance(layer, ReLU):
+                modules.append(nn.ReLU())
+            elif isinstance(layer, Flatten):
+                modules.append(nn.Flatten())
+            elif isinstance(layer, GlobalAvgPool):
+                modules.extend([nn.AdaptiveAvgPool2d(1), nn.Flatten()])
+            elif isinstance(layer, Dense):
+                width = shape[0] if len(shape) == 1 else shape[0] * shape[1] * shape[2]
+                modules.append(nn.Linear(width, layer.units))
+            elif isinstance(layer, Residual):
+                body = build(layer.layers, shape)
+                shortcut = (
+                    nn.Conv2d(shape[2], out[2], 1, shape[0] // out[0])
+                    if out != shape
+                    else nn.Identity()
+                )
+                modules.append(Add(body, shortcut))
+            else:
+                raise SystemExit(f"plain_torch_net: no plain PyTorch for {layer.kind}")
+            shape = out
+        return nn.Sequential(*modules)
+
+    shape = tuple(spec.input_shape)
+    return build(spec.layers, shape if len(shape) == 3 else (*shape, 1))
+
+
+def torch_by_hand(recipe_name: str, seed: int, epochs: int | None, device: str) -> dict:
+    """The recipe's network in plain eager PyTorch: Adam + OneCycleLR, its batch and epochs
+    (its augmentation, weight average and test-time flips left out: those are fmnist's work)."""
+    import numpy as np
+    import torch
+    from torch.nn import functional as F
+
+    from fmnist_core import get_model, load_dataset
+
+    spec = get_model(recipe_name)
+    recipe = spec.recipe
+    epochs = epochs or recipe.epochs
+    torch.manual_seed(seed)
+    data = load_dataset()
+    dev = torch.device(device)
+    x_train = torch.from_numpy(data.train.images.copy()).unsqueeze(1).float().div_(255).to(dev)
+    y_train = torch.from_numpy(data.train.labels.astype(np.int64)).to(dev)
+    model = plain_torch_net(spec).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
+    steps = epochs * -(-60000 // recipe.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=recipe.learning_rate, total_steps=steps
+    )
+    started, seconds = time.perf_counter(), []
+    for _ in range(epochs):
+        epoch_start = time.perf_counter()
+        model.train()
+        order = torch.randperm(60000, device=dev)
+        for i in range(0, 60000, recipe.batch_size):
+            rows = order[i : i + recipe.batch_size]
+            loss = F.cross_entropy(
+                model(x_train[rows]), y_train[rows], label_smoothing=recipe.label_smoothing
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        seconds.append(time.perf_counter() - epoch_start)
+    fit = time.perf_counter() - started
+    model.eval()
+    with torch.no_grad():
+        images = torch.from_numpy(data.test.images.copy()).unsqueeze(1).float().div_(255)
+        logits = model(images.to(dev))
+    accuracy = float((logits.argmax(1).cpu().numpy() == data.test.labels).mean())
+    return {"fit_seconds": fit, "epoch_seconds": seconds, "accuracy": accuracy, "epochs": epochs}
+
+
+def keras_fit(recipe_name: str, seed: int, epochs: int | None) -> dict:
+    """Keras' own ``compile``/``fit`` of the recipe's network (bench/cnn.py's, any recipe)."""
     sys.path.insert(0, str(HERE))
-    os.environ["FMNIST_BENCH_DEVICE"] = device
+    os.environ["FMNIST_BENCH_MODEL"] = recipe_name
+    if epochs:
+        os.environ["FMNIST_BENCH_EPOCHS"] = str(epochs)
     import cnn
 
-    result = {"torch-by-hand": cnn.torch_by_hand, "keras-fit": cnn.keras_by_hand}[name](seed)
+    return cnn.keras_by_hand(seed)
+
+
+def reference_child(program: str, recipe: str, seed: int, epochs: int | None, device: str):
+    launched = float(os.environ["FMNIST_SPEEDRUN_LAUNCHED"])
+    if program == REFERENCE:
+        sys.path.insert(0, str(HERE))
+        os.environ["FMNIST_BENCH_DEVICE"] = device
+        import cnn
+
+        result, recipe = cnn.torch_by_hand(seed), "cnn"
+    elif program == "torch-by-hand":
+        result = torch_by_hand(recipe, seed, epochs, device)
+    else:
+        result = keras_fit(recipe, seed, epochs)
+    from fmnist_core import get_model
+
     return {
-        "recipe": "cnn (by hand)",
-        "backend": name,
+        "recipe": recipe,
+        "backend": program,
         "seed": seed,
+        "epochs": result.get("epochs") or epochs or get_model(recipe).recipe.epochs,
+        "recipe_epochs": get_model(recipe).recipe.epochs,
+        "parameters": get_model(recipe).count_params(),
         "fit_seconds": result["fit_seconds"],
-        "final_accuracy": result["accuracy"],
+        "process_seconds": time.time() - launched,
         "epoch_seconds": result["epoch_seconds"],
-        "points": [],
+        "accuracy": result["accuracy"],
+        "device": device,
     }
 
 
@@ -113,124 +246,209 @@ def run(args: list[str]) -> dict | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def crossing(record: dict, target: float, key: str) -> float | None:
-    return next((p[key] for p in record["points"] if p["accuracy"] >= target), None)
+def spread(values: list[float], digits: int) -> str:
+    text = f"{statistics.mean(values):.{digits}f}"
+    return text + (f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
 
 
-def summary(value_lists: list[float | None]) -> str:
-    reached = [v for v in value_lists if v is not None]
-    if not reached:
-        return "not reached"
-    text = f"{statistics.mean(reached):.1f}"
-    if len(reached) > 1:
-        text += f" ± {statistics.stdev(reached):.1f}"
-    return text + (
-        "" if len(reached) == len(value_lists) else f" ({len(reached)}/{len(value_lists)} seeds)"
-    )
-
-
-def table(records: list[dict]) -> str:
-    sys.path.insert(0, str(HERE))
-    from run import machine
-
-    groups: dict[tuple[str, str], list[dict]] = {}
+def groups(records: list[dict]) -> dict[tuple[str, str, int], list[dict]]:
+    found: dict[tuple[str, str, int], list[dict]] = {}
     for record in records:
-        groups.setdefault((record["recipe"], record["backend"]), []).append(record)
-    head = ["recipe", "backend", "seeds", "parameters", "epochs"]
-    head += [f"to {t:g}: fit s" for t in TARGETS] + [f"to {t:g}: process s" for t in TARGETS]
-    head += ["fit s (whole)", "÷ reference", "final test accuracy"]
-    references = [r["fit_seconds"] for r in records if r["recipe"] == "cnn (by hand)"]
+        key = (record["recipe"], record["backend"], record["epochs"])
+        found.setdefault(key, []).append(record)
+    return found
+
+
+def tables(records: list[dict], machine: str) -> str:
+    references = [r["fit_seconds"] for r in records if r["backend"] == REFERENCE]
+    reference = statistics.mean(references) if references else None
+    by_hand = {
+        (r["recipe"], r["backend"], r["epochs"]): r["fit_seconds"]
+        for r in records
+        if r["backend"] in ("torch-by-hand", "keras-fit")
+    }
+    head = [
+        "recipe",
+        "backend",
+        "epochs",
+        "seeds",
+        "parameters",
+        "test accuracy (mean ± sd)",
+        "min–max",
+        "fit s",
+        "process s",
+        "fit ÷ cnn by hand",
+        "fit ÷ same net, plain PyTorch",
+        "fit ÷ same net, Keras fit",
+    ]
     lines = [
-        f"Machine: {machine()}.",
+        f"Machine: {machine}.",
         "",
         "| " + " | ".join(head) + " |",
         "| " + " | ".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + " |",
     ]
-    for (recipe, backend), group in groups.items():
-        accuracies = [r["final_accuracy"] for r in group]
+    for (recipe, backend, epochs), group in groups(records).items():
+        accuracies = [r["accuracy"] for r in group]
+        fits = [r["fit_seconds"] for r in group]
+        fit = statistics.mean(fits)
+        hand = by_hand.get((recipe, "torch-by-hand", epochs))
+        keras = by_hand.get((recipe, "keras-fit", epochs))
+        mine = backend not in (REFERENCE, "torch-by-hand", "keras-fit")
         cells = [
             recipe,
             backend,
+            str(epochs),
             " ".join(str(r["seed"]) for r in group),
-            str(group[0].get("parameters", "")),
-            str(group[0].get("epochs", "")),
-        ]
-        cells += [
-            summary([crossing(r, t, "fit_seconds") for r in group]) if group[0]["points"] else ""
-            for t in TARGETS
-        ]
-        cells += [
-            summary([crossing(r, t, "process_seconds") for r in group])
-            if group[0]["points"]
-            else ""
-            for t in TARGETS
-        ]
-        fits = [r["fit_seconds"] for r in group]
-        cells += [
-            summary(fits),
-            f"{statistics.mean(fits) / references[0]:.2f}" if references else "",
-            f"{statistics.mean(accuracies):.4f}"
-            + (f" ({', '.join(f'{a:.4f}' for a in accuracies)})" if len(group) > 1 else ""),
+            str(group[0]["parameters"]),
+            spread(accuracies, 4),
+            f"{min(accuracies):.4f}–{max(accuracies):.4f}",
+            spread(fits, 1),
+            spread([r["process_seconds"] for r in group], 1),
+            f"{fit / reference:.2f}" if reference else "",
+            f"{fit / hand:.2f}" if hand and mine else "",
+            f"{fit / keras:.2f}" if keras and mine else "",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Time to a mean test accuracy: the quickest fixed schedule of this run whose "
+        "mean over its seeds reaches it.",
+        "",
+    ]
+    lines += ["| target | backend | schedule | mean test accuracy | fit s | fit ÷ cnn by hand |"]
+    lines += ["| ---: | --- | --- | ---: | ---: | ---: |"]
+    backends = sorted({b for (_, b, _) in groups(records)} - {REFERENCE})
+    for target in TARGETS:
+        for backend in backends:
+            reached = [
+                (statistics.mean(r["fit_seconds"] for r in g), key, g)
+                for key, g in groups(records).items()
+                if key[1] == backend
+                and len(g) >= 2
+                and statistics.mean(r["accuracy"] for r in g) >= target
+            ]
+            if not reached:
+                continue
+            fit, (recipe, _, epochs), group = min(reached, key=lambda item: item[0])
+            mean = statistics.mean(r["accuracy"] for r in group)
+            lines.append(
+                f"| {target:g} | {backend} | {recipe}, {epochs} epochs, {len(group)} seeds | "
+                f"{mean:.4f} | {fit:.1f} | " + (f"{fit / reference:.2f} |" if reference else " |")
+            )
     return "\n".join(lines)
+
+
+def record(records: list[dict], machine: str) -> None:
+    """Each recipe's own schedule's figures, per backend, where ``fmnist models`` shows them."""
+    measured = json.loads(MEASURED.read_text()) if MEASURED.exists() else {}
+    references = [r["fit_seconds"] for r in records if r["backend"] == REFERENCE]
+    for (recipe, backend, epochs), group in groups(records).items():
+        if backend in (REFERENCE, "torch-by-hand", "keras-fit"):
+            continue
+        if epochs != group[0]["recipe_epochs"] or len(group) < 2:
+            continue
+        accuracies = [r["accuracy"] for r in group]
+        fits = [r["fit_seconds"] for r in group]
+        measured.setdefault(recipe, {})[backend] = {
+            "accuracy": round(statistics.mean(accuracies), 4),
+            "accuracy_sd": round(statistics.stdev(accuracies), 4),
+            "seeds": len(group),
+            "epochs": epochs,
+            "fit_seconds": round(statistics.mean(fits), 1),
+            "reference_ratio": round(statistics.mean(fits) / statistics.mean(references), 2)
+            if references
+            else None,
+            "device": group[0]["device"],
+            "machine": machine.split(",")[0] + f", {os.cpu_count()} cores",
+            "date": datetime.date.today().isoformat(),
+        }
+    MEASURED.write_text(json.dumps(measured, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {MEASURED}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipes", nargs="+", default=["fast", "accurate"])
+    parser.add_argument("--recipes", nargs="+", default=["fast", "balanced", "accurate"])
     parser.add_argument("--backends", nargs="+", default=["torch", "tf", "keras"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--evals-per-epoch", type=int, default=4)
-    parser.add_argument("--references", nargs="*", default=["torch-by-hand"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument(
+        "--epochs",
+        nargs="*",
+        default=[],
+        metavar="RECIPE=N,M",
+        help="also run RECIPE at these lengths (time-to-target rows)",
+    )
+    parser.add_argument(
+        "--references", type=int, default=2, help="runs of the cnn-by-hand reference (0: none)"
+    )
+    parser.add_argument(
+        "--by-hand",
+        action="store_true",
+        help="also each recipe's network in plain PyTorch and Keras fit (seed 0)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (torch and tf runs)")
-    parser.add_argument("--out", help="also write the records (JSON lines) and the table here")
-    parser.add_argument("--child", nargs=3, metavar=("RECIPE", "BACKEND", "SEED"))
-    parser.add_argument("--reference-child", nargs=2, metavar=("PROGRAM", "SEED"))
+    parser.add_argument("--out", help="also write the records (JSON lines) and the tables here")
+    parser.add_argument("--record", action="store_true", help="write measured.json (see above)")
+    parser.add_argument("--table", nargs="+", metavar="JSONL", help="only tabulate these records")
+    parser.add_argument("--child", nargs=4, metavar=("RECIPE", "BACKEND", "SEED", "EPOCHS"))
+    parser.add_argument("--reference-child", nargs=4, metavar=("PROGRAM", "RECIPE", "SEED", "E"))
     args = parser.parse_args()
     if args.child:
-        recipe, backend, seed = args.child
-        print(json.dumps(child(recipe, backend, int(seed), args.evals_per_epoch, args.device)))
+        recipe, backend, seed, epochs = args.child
+        print(json.dumps(child(recipe, backend, int(seed), int(epochs) or None, args.device)))
         return
     if args.reference_child:
-        print(
-            json.dumps(
-                reference(args.reference_child[0], int(args.reference_child[1]), args.device)
-            )
-        )
+        program, recipe, seed, epochs = args.reference_child
+        result = reference_child(program, recipe, int(seed), int(epochs) or None, args.device)
+        print(json.dumps(result))
         return
+    sys.path.insert(0, str(HERE))
+    from run import machine
+
+    if args.table:
+        records = [
+            json.loads(line) for name in args.table for line in Path(name).read_text().splitlines()
+        ]
+        print(tables(records, machine()))
+        if args.record:
+            record(records, machine())
+        return
+    lengths = {name: [0] for name in args.recipes}
+    for item in args.epochs:
+        name, _, values = item.partition("=")
+        lengths.setdefault(name, [0]).extend(int(v) for v in values.split(","))
+    plan = [
+        ["--child", recipe, backend, str(seed), str(epochs), "--device", args.device]
+        for recipe, schedule in lengths.items()
+        for epochs in schedule
+        for backend in args.backends
+        for seed in args.seeds
+    ]
+    if args.by_hand:
+        plan += [
+            ["--reference-child", program, recipe, "0", "0", "--device", args.device]
+            for recipe in args.recipes
+            for program in ("torch-by-hand", "keras-fit")
+        ]
+    reference = ["--reference-child", REFERENCE, "cnn", "0", "0", "--device", args.device]
+    for i in range(args.references):  # spread over the session: the machine's pace drifts
+        plan.insert(i * len(plan) // max(args.references, 1) + i, reference)
     records = []
-    for name in args.references:
-        record = run(["--reference-child", name, "0", "--device", args.device])
-        if record:
-            print(json.dumps(record), flush=True)
-            records.append(record)
-    for recipe in args.recipes:
-        for backend in args.backends:
-            for seed in args.seeds:
-                record = run(
-                    [
-                        "--child",
-                        recipe,
-                        backend,
-                        str(seed),
-                        "--evals-per-epoch",
-                        str(args.evals_per_epoch),
-                        "--device",
-                        args.device,
-                    ]
-                )
-                if record:
-                    print(json.dumps(record), flush=True)
-                    records.append(record)
-    text = table(records)
+    for item in plan:
+        result = run(item)
+        if result:
+            print(json.dumps(result), flush=True)
+            records.append(result)
+            if args.out:
+                Path(args.out).mkdir(parents=True, exist_ok=True)
+                with open(Path(args.out) / "speedrun.jsonl", "a") as out:
+                    out.write(json.dumps(result) + "\n")
+    text = tables(records, machine())
     print("\n" + text)
     if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "speedrun.jsonl").write_text(
-            "".join(json.dumps(r) + "\n" for r in records)
-        )
         (Path(args.out) / "speedrun.md").write_text(text + "\n")
+    if args.record:
+        record(records, machine())
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ def test_compare_writes_its_table_json_and_picture(tmp_path, real_data_dir, caps
         )
         == 0
     )
-    table = capsys.readouterr().out
+    captured = capsys.readouterr()
+    table = captured.out
+    assert "  numpy: Epoch 1: loss" in captured.err  # progress while a backend trains
     assert "| numpy |" in table and "max rel. loss diff vs NumPy, first 100 steps" in table
     record = json.loads((out / "compare.json").read_text())
     (row,) = record["rows"]

@@ -10,6 +10,7 @@ steps; ``compare.md``, ``compare.json`` and ``compare.png`` go into the output f
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -58,15 +59,21 @@ def run_one(
         "--log-every",
         "1",
         "--no-plots",
-        "--quiet",
         "--out",
         str(folder),
     ]
     command += ["--epochs", str(epochs)] if epochs else []
     command += ["--data-dir", data_dir] if data_dir else []
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    err = child.stderr.read()
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    lines = []
+    for line in child.stdout:  # each epoch's summary as it comes (not the per-batch lines)
+        lines.append(line.rstrip())
+        if re.match(r"Epoch \d+:|Test accuracy", line):
+            print(f"  {backend}: {line.strip()}", file=sys.stderr, flush=True)
+    err = "\n".join(lines[-20:])
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:

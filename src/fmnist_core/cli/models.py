@@ -26,7 +26,8 @@ def _measured_line(figures: dict) -> str:
         ratio = f.get("reference_ratio")
         parts.append(
             f"{backend} {f['accuracy']:.4f} ± {f['accuracy_sd']:.4f} ({f['seeds']} seeds) in "
-            f"{f['fit_seconds']:g} s" + (f" ({ratio:g}× plain PyTorch cnn)" if ratio else "")
+            f"{f['fit_seconds']:g} s"
+            + (f" ({ratio:g}× the plain-PyTorch cnn's fit)" if ratio else "")
         )
     first = next(iter(figures.values()))
     return "; ".join(parts) + f" [{first['machine']}, {first['date']}]"

@@ -414,6 +414,18 @@ class BackendConformance:
             trainer.logits(images), reference.logits(images), rtol=1e-3, atol=1e-4
         )
 
+    @pytest.mark.parametrize("model", ["fast", "balanced", "accurate"])
+    def test_speedrun_recipes_first_steps_match_numpy(self, dataset, model):
+        """Each speedrun recipe's network with its own settings (augmentation, label smoothing,
+        weight average) takes the same first steps as the NumPy reference."""
+        recipe = get_model(model).recipe
+        settings = dict(
+            augment=recipe.augment, label_smoothing=recipe.label_smoothing, ema=recipe.ema
+        )
+        mine, _, _ = self.first_steps(self.backend, dataset, model, "adam", 8, lr=0.003, **settings)
+        ref, _, _ = self.first_steps("numpy", dataset, model, "adam", 8, lr=0.003, **settings)
+        np.testing.assert_allclose(mine.losses, ref.losses, rtol=self.reference_rtol * 10)
+
     @pytest.mark.parametrize("model", ["mlp", "cnn"])
     def test_label_smoothing_matches_numpy(self, dataset, model):
         mine, _, _ = self.first_steps(
