@@ -14,7 +14,7 @@ def test_unknown_backend_lists_installed():
 
 def test_unknown_model():
     with pytest.raises(
-        BackendError, match="unknown model .cnn9.; known models: accurate, cnn, fast, mlp"
+        BackendError, match="unknown model .cnn9.; known models: accurate, balanced, cnn, fast, mlp"
     ):
         Trainer(backend="numpy", model="cnn9")
 
