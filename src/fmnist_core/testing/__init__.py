@@ -364,7 +364,9 @@ class BackendConformance:
                 continue
             path = tmp_path / f"model-{fmt.name}{fmt.suffixes[0]}"
             trainer.save(path, format=fmt.name)
-            assert read_weights(path).model == model, fmt.name
+            found = read_weights(path).model  # formats that hold no name (a plain state_dict)
+            # recognise the architecture, which two recipes may share (fast and balanced)
+            assert get_model(found).layers == get_model(model).layers, (fmt.name, found)
             loaded = Trainer.load(
                 path, backend=self.backend, verbose=0, data=dataset, **self.options
             )

@@ -5,7 +5,8 @@ For the ``mlp`` fmnist writes the article's layout (``sequence.1.weight`` ... of
 layout and a plain ``nn.Sequential`` one (``1.weight`` ...). Any other model is the
 ``state_dict`` of the module ``fmnist_torch.lowering.build_module`` builds from its spec
 (``conv1.weight`` in torch's layout, ``bn1.running_var``, …); its model is recognised by its keys
-and shapes among the registered models.
+and shapes among the registered models (the first registered where two share an architecture,
+as ``fast`` and ``balanced`` do: a state_dict holds no name).
 """
 
 from __future__ import annotations
