@@ -6,6 +6,8 @@ figures (mean and spread over seeds)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..labels import NUM_CLASSES
 from .layers import BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Residual
 from .model import ARTICLE_RECIPE, ModelSpec, Recipe
@@ -89,17 +91,7 @@ BALANCED = ModelSpec(
     _stem_and_two_blocks(),
     # the same network and settings as fast, trained longer (0.932 on the validation split)
     description="fast's network and settings, 10 epochs",
-    recipe=Recipe(
-        epochs=10,
-        batch_size=256,
-        learning_rate=0.01,
-        optimizer="adam",
-        schedule="onecycle",
-        augment="flip",
-        label_smoothing=0.1,
-        ema=0.99,
-        tta=True,
-    ),
+    recipe=replace(FAST.recipe, epochs=10),
 )
 
 
