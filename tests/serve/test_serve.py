@@ -91,7 +91,10 @@ def test_health_metadata_docs(server):
         and meta["parameters"] == 15910
     )
     assert 0.8 < meta["test_accuracy"] < 0.9 and meta["fmnist_version"]
-    assert meta["settings"]["max_pixels"] == 40_000_000  # the limit in force, never null
+    assert meta["settings"]["max_pixels"] == 1_000_000  # the limit in force, never null
+    from fmnist_core.apps.serve import ServeSettings
+
+    assert ServeSettings().max_pixels == 40_000_000
     docs = httpx.get(f"{url}/docs")
     assert docs.status_code == 200 and "POST /predict" in docs.text
     assert "http://" not in docs.text and "https://" not in docs.text  # nothing from elsewhere
