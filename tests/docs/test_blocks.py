@@ -3,7 +3,8 @@
 - Python blocks run: each file's blocks in order, in one namespace (they build on each other),
   in a folder holding the files their placeholders name (``a.png``, ``some/folder``…).
 - A Python block that opens with ``# fmnist_swish/NAME.py`` is a file of docs/plugins.md's worked
-  plugin: it must be that file of ``tests/plugins/fmnist_swish``, which the plugin tests install.
+  plugin: its code must be that file's in ``tests/plugins/fmnist_swish`` (which the plugin tests
+  install), compared as syntax trees (docstring and ``__future__`` import aside).
 - Shell blocks: every ``fmnist`` command is parsed by fmnist's own parser (a wrong command, flag
   or choice fails) and every ``nox -s NAME`` must name a session of the noxfile; they are not
   run (clusters, servers, long trainings), and the test says so.
@@ -50,6 +51,18 @@ def blocks(path: Path) -> list[dict]:
     return found
 
 
+def code_of(source: str) -> str:
+    """The code of ``source`` as its syntax tree, its docstring and ``__future__`` imports left
+    out: a block shown in the docs equals the file whatever the line breaks."""
+    import ast
+
+    body = ast.parse(source).body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    body = [n for n in body if not (isinstance(n, ast.ImportFrom) and n.module == "__future__")]
+    return "\n".join(ast.dump(node) for node in body)
+
+
 def all_blocks(language: set[str]) -> list[tuple[Path, dict]]:
     return [(p, b) for p in DOCS for b in blocks(p) if b["language"] in language]
 
@@ -93,9 +106,8 @@ def test_python_blocks_run(path, tmp_path):
             continue
         plugin_file = re.match(r"# fmnist_swish/(\w+\.py)", block["text"])
         if plugin_file:
-            shipped = (SWISH / plugin_file.group(1)).read_text()
-            body = block["text"].split("\n", 1)[1].strip()
-            assert body in shipped, (
+            shipped = code_of((SWISH / plugin_file.group(1)).read_text())
+            assert code_of(block["text"]) == shipped, (
                 f"{path.name} line {block['line']}: not the code of {SWISH / plugin_file.group(1)}"
             )
             continue
