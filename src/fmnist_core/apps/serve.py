@@ -586,16 +586,7 @@ class BodyLimit:
         )
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            body = json.dumps({"detail": message}).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return None
+            return await _refuse(send, 413, message)
         received = 0
 
         async def counted():
