@@ -20,6 +20,7 @@ from .errors import (
     BackendError,
     ConfigError,
     DataError,
+    ExportError,
     FmnistError,
     ImageError,
     StorageError,
@@ -27,12 +28,14 @@ from .errors import (
     WeightsError,
 )
 from .hookspecs import hookimpl
+from .io.exports import ExportTarget
 from .io.formats import read_weights, write_weights
 from .io.weights import WeightFormat, Weights
 from .labels import LABELS, NUM_CLASSES
 from .plugins import (
     Command,
     backends,
+    export_targets,
     get_backend,
     get_model,
     layer_types,
@@ -59,6 +62,7 @@ from .spec.model import ModelSpec, Recipe
 from .spec.optimizers import Optimizer, Schedule
 from .training.callbacks import Callback, EarlyStopping, ModelCheckpoint, PrintProgress, ProgressBar
 from .training.config import TrainConfig
+from .training.export import ExportResult, GateResult
 from .training.metrics import EpochRecord, EvalResult, History, ProgressRecord
 from .training.run_folder import RunFolder
 from .training.trainer import Prediction, Trainer
@@ -92,7 +96,11 @@ __all__ = [
     "EngineConfig",
     "EpochRecord",
     "EvalResult",
+    "ExportError",
+    "ExportResult",
+    "ExportTarget",
     "FmnistError",
+    "GateResult",
     "History",
     "ImageError",
     "Layer",
@@ -120,6 +128,7 @@ __all__ = [
     "Weights",
     "WeightsError",
     "backends",
+    "export_targets",
     "get_backend",
     "get_model",
     "hookimpl",

@@ -40,5 +40,9 @@ class StorageError(FmnistError):
     """A file or folder cannot be written (full or read-only disk, a folder in use)."""
 
 
+class ExportError(FmnistError):
+    """An export failed its gate, or could not be written or run by its runtime."""
+
+
 class TrainingError(FmnistError):
     """Training cannot go on, e.g. the loss became NaN."""

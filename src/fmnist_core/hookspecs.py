@@ -36,6 +36,12 @@ def fmnist_weight_formats():
 
 
 @hookspec
+def fmnist_export_targets():
+    """Return ``fmnist_core.ExportTarget`` objects: deployable artifacts (``fmnist export
+    --format NAME``), each run by its own runtime and gated on the test set before it is kept."""
+
+
+@hookspec
 def fmnist_layers():
     """Return ``fmnist_core.Layer`` subclasses: layer types a ``ModelSpec`` may use, by ``kind``.
 

@@ -11,6 +11,8 @@ this module and ``fmnist_core``'s top level (an import-linter contract in ``nox 
   ``LAYOUTS``, ``image_shape``, ``layer_types``;
 - a weight format: ``WeightFormat``, ``Weights``, ``architecture_of``, ``models``,
   ``build_onnx``, ``atomic_write_bytes``;
+- an export target: ``ExportTarget``, ``export_metadata``, ``page_asset`` (the serve page's
+  files, for a page that looks the same);
 - every plugin: ``hookimpl``, ``load_on_call`` and the errors.
 """
 
@@ -30,8 +32,16 @@ from .engine.workers import (
     port_in_use,
     worker_rank,
 )
-from .errors import BackendError, ConfigError, FmnistError, TrainingError, WeightsError
+from .errors import (
+    BackendError,
+    ConfigError,
+    ExportError,
+    FmnistError,
+    TrainingError,
+    WeightsError,
+)
 from .hookspecs import hookimpl
+from .io.exports import ExportTarget, export_metadata
 from .io.onnx import build_onnx
 from .io.weights import WeightFormat, Weights, architecture_of
 from .plugins import layer_types, load_on_call, models
@@ -45,6 +55,8 @@ __all__ = [
     "ConfigError",
     "Engine",
     "EngineConfig",
+    "ExportError",
+    "ExportTarget",
     "FmnistError",
     "LAYOUTS",
     "Layer",
@@ -65,6 +77,7 @@ __all__ = [
     "architecture_of",
     "atomic_write_bytes",
     "build_onnx",
+    "export_metadata",
     "free_ports",
     "hookimpl",
     "hyper",
@@ -74,6 +87,7 @@ __all__ = [
     "load_on_call",
     "lowering_table",
     "models",
+    "page_asset",
     "pad_block",
     "peer_failure",
     "peer_reason",
@@ -83,3 +97,12 @@ __all__ = [
     "updated",
     "worker_rank",
 ]
+
+
+def page_asset(name: str) -> bytes:
+    """A file of ``fmnist serve``'s page (``page.css``, ``page.js``, ``index.html``)."""
+    from importlib.resources import files
+
+    if name not in ("page.css", "page.js", "index.html"):
+        raise ValueError(f"no page asset {name!r}")
+    return (files("fmnist_core.apps") / "page" / name).read_bytes()

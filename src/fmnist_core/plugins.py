@@ -27,7 +27,7 @@ from .errors import BackendError, ConfigError
 
 # The registry is the base layer: the types it holds are defined above it, which import it, so
 # it names them without importing them (an import, even for type checkers, would be a cycle).
-Backend = ModelSpec = WeightFormat = Layer = Lowerings = Any
+Backend = ModelSpec = WeightFormat = Layer = Lowerings = ExportTarget = Any
 
 ENTRY_POINT_GROUP = "fmnist"
 DEFAULT_PLUGINS = (
@@ -151,6 +151,31 @@ def models() -> dict[str, ModelSpec]:
 def weight_formats() -> dict[str, WeightFormat]:
     """Registered weight formats by name (the neutral one first)."""
     return {f.name: f for f in _collect(get_plugin_manager().hook.fmnist_weight_formats)}
+
+
+def export_targets() -> dict[str, ExportTarget]:
+    """Registered export targets by name, available or not."""
+    return {t.name: t for t in _collect(get_plugin_manager().hook.fmnist_export_targets)}
+
+
+def get_export_target(name: str) -> ExportTarget:
+    """The export target called ``name``, usable; anything else is a one-line error."""
+    registered = export_targets()
+    if name not in registered:
+        known = ", ".join(sorted(registered)) or "none"
+        raise BackendError(
+            f"unknown export format {name!r}; installed: {known}" + _failure_hint(),
+            fix="pick one of those, or install the plugin that provides it "
+            "(onnx, onnx-int8, web: fmnist-core[onnxruntime]; torch-export: fmnist-core[torch]; "
+            "litert: fmnist-core[tf])",
+        )
+    reason = registered[name].unavailable_reason()
+    if reason:
+        raise BackendError(
+            f"export format {name!r} is installed but unusable: {reason}",
+            fix=f"install what it needs ({registered[name].plugin})",
+        )
+    return registered[name]
 
 
 def layer_types() -> dict[str, type[Layer]]:

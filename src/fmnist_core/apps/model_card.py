@@ -5,6 +5,7 @@ framework's plain API."""
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 from pathlib import Path
@@ -171,3 +172,50 @@ def _loading(run: Path) -> list[str]:
 def write_model_card(run: str | os.PathLike, *args) -> Path:
     """Write the card into the run folder atomically; returns its path."""
     return RunFolder(run).write_card(model_card(Path(run), *args))
+
+
+EXPORTS_BEGIN, EXPORTS_END = "<!-- fmnist export: begin -->", "<!-- fmnist export: end -->"
+
+
+def record_export(run: str | os.PathLike, result) -> None:
+    """Add ``fmnist export``'s result to the run's ``exports.json`` and to its card's "Exports"
+    section (rewritten whole each time; the rest of the card is left as it is)."""
+    folder = RunFolder(run)
+    with folder.lock():
+        exports = folder.read_exports()
+        gate = result.gate
+        exports[result.target] = {
+            "path": str(result.path),
+            "bytes": result.size_bytes,
+            "gate": json.loads(gate.to_json()),
+        }
+        folder.write_exports(exports)
+        if not folder.card.exists():
+            return
+        text = folder.card.read_text(encoding="utf-8")
+        if EXPORTS_BEGIN in text and EXPORTS_END in text:
+            head, _, rest = text.partition(EXPORTS_BEGIN)
+            text = head.rstrip("\n") + "\n" + rest.partition(EXPORTS_END)[2].lstrip("\n")
+        rows = [
+            EXPORTS_BEGIN,
+            "## Exports",
+            "",
+            "Each run by its own runtime on the test set beside this model (`fmnist export`).",
+            "",
+            "| format | file | bytes | same top-1 | largest probability difference | test accuracy "
+            "| gate |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for name, record in sorted(exports.items()):
+            scores = record.get("gate", {})
+            verdict = "passed" if scores.get("passed") else "failed"
+            if not scores.get("enforced", True):
+                verdict += " (kept with --no-gate)"
+            rows.append(
+                f"| {code(name)} | {code(record.get('path', ''))} | {record.get('bytes', 0):,} | "
+                f"{scores.get('agreement', 0):.2%} | "
+                f"{scores.get('max_probability_difference', 0):.2g} | "
+                f"{scores.get('export_accuracy', 0):.4f} | {verdict} |"
+            )
+        rows += ["", EXPORTS_END, ""]
+        folder.write_card(text.rstrip("\n") + "\n\n" + "\n".join(rows))

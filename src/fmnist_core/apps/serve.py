@@ -633,10 +633,10 @@ def _socket_cap() -> int:
 
 def app_from_env():
     """For ``uvicorn --workers N``: the app described by ``$FMNIST_SERVE`` (JSON)."""
-    from ..training.trainer import Trainer
+    from .exported import load_servable
 
     config = json.loads(os.environ["FMNIST_SERVE"])
-    trainer = Trainer.load(config["weights"], backend=config.get("backend"), verbose=0)
+    trainer = load_servable(config["weights"], config.get("backend"))
     return create_app(
         trainer, ServeSettings(**config.get("settings", {})), {"weights": config["weights"]}
     )
@@ -657,12 +657,10 @@ def serve(
         raise FmnistError(
             "fmnist serve needs FastAPI and uvicorn", fix='pip install "fmnist-core[serve]"'
         ) from exc
-    from ..training.trainer import Trainer
+    from .exported import load_servable
 
     settings = settings or ServeSettings()
-    trainer = Trainer.load(
-        weights, backend=backend, verbose=0
-    )  # a bad file is a one-line error before binding
+    trainer = load_servable(weights, backend)  # a bad file is a one-line error before binding
     print(
         f"fmnist: serving {weights} on http://{host}:{port} (docs: http://{host}:{port}/docs)",
         flush=True,

@@ -23,7 +23,8 @@ from .metrics import History
 class RunFolder:
     """A run's folder: ``config.json`` (the settings, a config file for ``--config``),
     ``history.json``, ``evaluation.json``, ``weights.safetensors``, ``checkpoint.safetensors``,
-    the pictures and the model card ``README.md``."""
+    the pictures, the model card ``README.md`` and ``exports.json`` (``fmnist export``'s gate
+    scores, by format)."""
 
     CONFIG = "config.json"
     HISTORY = "history.json"
@@ -35,6 +36,7 @@ class RunFolder:
     CONFUSION = "confusion.png"
     PREDICTIONS = "predictions.png"
     CSV_LOG = "history.csv"
+    EXPORTS = "exports.json"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -118,6 +120,15 @@ class RunFolder:
                 f"{self.path / self.EVALUATION} records no accuracy", fix="evaluate the run again"
             )
         return evaluation
+
+    def read_exports(self) -> dict[str, Any]:
+        """``fmnist export``'s records by format (``{}`` when nothing was exported)."""
+        if not (self.path / self.EXPORTS).exists():
+            return {}
+        return self._record(self.EXPORTS, dict)
+
+    def write_exports(self, exports: dict[str, Any]) -> None:
+        atomic_write_json(self.path / self.EXPORTS, exports)
 
     def write_card(self, text: str) -> Path:
         atomic_write_bytes(self.card, text.encode())

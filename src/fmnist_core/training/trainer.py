@@ -22,6 +22,7 @@ from . import checkpoints  # fmt: skip
 from . import config as settings
 from .callbacks import Callback, progress_callbacks
 from .config import TrainConfig
+from .export import export_trainer
 from .loop import Loop, LoopData, RunState, evaluated_logits
 from .metrics import EvalResult, History
 from .predict import Prediction, predict
@@ -221,9 +222,12 @@ class Trainer:
             write_weights(path, weights, format)
         return Path(path)
 
-    def export(self, path: str | os.PathLike, format: str = "onnx") -> Path:
-        """Export for serving without any framework (``format="onnx"``: needs only ``onnx``)."""
-        return self.save(path, format=format)
+    def export(self, path: str | os.PathLike, format: str = "onnx", *, gate: bool = True):
+        """Write a deployable artifact (``onnx``, ``onnx-int8``, ``torch-export``, ``litert``,
+        ``web``: ``fmnist export --list``), run it with its own runtime on the test set and keep it
+        only if it behaves like this model; ``gate=False`` keeps it whatever the scores. Returns
+        an ``ExportResult`` (``.path``, ``.gate``: the scores, also in the artifact's metadata)."""
+        return export_trainer(self, path, format, gate)
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | None = None, *, format=None,

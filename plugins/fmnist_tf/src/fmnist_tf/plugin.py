@@ -1,5 +1,5 @@
-"""Registers the ``tf`` backend, its lowering table and the TF checkpoint and SavedModel formats
-(no TF import here)."""
+"""Registers the ``tf`` backend, its lowering table, the TF checkpoint and SavedModel formats and
+the ``litert`` export target (no TF import here)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from fmnist_core import (
     Backend,
     EngineConfig,
+    ExportTarget,
     Lowerings,
     Option,
     WeightFormat,
@@ -103,3 +104,23 @@ def fmnist_lowerings():
 @hookimpl
 def fmnist_weight_formats():
     return [SAVEDMODEL, CHECKPOINT]
+
+
+LITERT = ExportTarget(
+    name="litert",
+    description="a LiteRT (TensorFlow Lite) model (.tflite): uint8 images in; logits, "
+    "probabilities, class_index out; run by the LiteRT interpreter",
+    suffix=".tflite",
+    runtime="LiteRT",
+    write=load_on_call("fmnist_tf.exports", "write"),
+    load=load_on_call("fmnist_tf.exports", "load"),
+    read_metadata=load_on_call("fmnist_tf.exports", "read_metadata"),
+    stamp=load_on_call("fmnist_tf.exports", "stamp"),
+    plugin="fmnist_tf",
+    requires=("tensorflow",),
+)
+
+
+@hookimpl
+def fmnist_export_targets():
+    return [LITERT]

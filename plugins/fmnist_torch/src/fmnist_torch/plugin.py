@@ -1,11 +1,12 @@
-"""Registers the ``torch`` backend, its lowering table and the ``pth`` weight format (no torch
-import here)."""
+"""Registers the ``torch`` backend, its lowering table, the ``pth`` weight format and the
+``torch-export`` target (no torch import here)."""
 
 from __future__ import annotations
 
 from fmnist_core import (
     Backend,
     EngineConfig,
+    ExportTarget,
     Lowerings,
     Option,
     WeightFormat,
@@ -113,3 +114,23 @@ def fmnist_lowerings():
 @hookimpl
 def fmnist_weight_formats():
     return [PTH]
+
+
+TORCH_EXPORT = ExportTarget(
+    name="torch-export",
+    description="a torch.export program (.pt2): uint8 images in, logits out; run by "
+    "torch.export.load(path).module()",
+    suffix=".pt2",
+    runtime="torch.export",
+    write=load_on_call("fmnist_torch.exports", "write"),
+    load=load_on_call("fmnist_torch.exports", "load"),
+    read_metadata=load_on_call("fmnist_torch.exports", "read_metadata"),
+    stamp=load_on_call("fmnist_torch.exports", "stamp"),
+    plugin="fmnist_torch",
+    requires=("torch",),
+)
+
+
+@hookimpl
+def fmnist_export_targets():
+    return [TORCH_EXPORT]

@@ -1,0 +1,98 @@
+"""The ``torch-export`` target: a ``torch.export`` program (``.pt2``) of the model, taking uint8
+images (n, 28, 28) with n free and giving logits; plain ``torch.export.load(path).module()`` runs
+it. fmnist's metadata travels in the archive's extra file ``fmnist.json``."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fmnist_core import WeightsError
+from fmnist_core.plugin_api import architecture_of
+
+from .engine import neutral_converters
+from .lowering import build_module
+
+EXTRA = "fmnist.json"
+MAX_BYTES = 2**30
+
+
+class Uint8Images(nn.Module):
+    """uint8 images (n, 28, 28) → the model's float NCHW input, scaled as in training."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model((images.to(torch.float32) / 255.0).unsqueeze(1))
+
+
+def _program(weights):
+    spec = architecture_of(weights)
+    params = spec.check_params(weights.params)
+    module = build_module(spec, 0, torch.device("cpu"))
+    _, to_torch = neutral_converters(spec)
+    state = module.state_dict()
+    for name in spec.shapes():
+        state[name] = torch.from_numpy(to_torch(name, params[name]))
+    module.load_state_dict(state)
+    wrapped = Uint8Images(module).eval()
+    example = torch.zeros((2, *spec.input_shape), dtype=torch.uint8)
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with torch.no_grad():
+        return torch.export.export(wrapped, (example,), dynamic_shapes=({0: batch},))
+
+
+def write(path: Path, weights, metadata: dict[str, str], calibration) -> None:
+    torch.export.save(_program(weights), str(path), extra_files={EXTRA: json.dumps(metadata)})
+
+
+def _checked(path: Path) -> Path:
+    if path.stat().st_size > MAX_BYTES or not zipfile.is_zipfile(path):
+        raise WeightsError(
+            f"{path} is not a torch.export archive written by fmnist",
+            fix="export it again with `fmnist export --format torch-export`",
+        )
+    return path
+
+
+def load(path: Path):
+    program = torch.export.load(str(_checked(path)))
+    module = program.module()
+
+    def run(images: np.ndarray) -> np.ndarray:
+        array = np.ascontiguousarray(images, np.uint8)
+        with torch.no_grad():
+            return module(torch.from_numpy(array.copy())).numpy()
+
+    return run
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    extra = {EXTRA: ""}
+    torch.export.load(str(_checked(path)), extra_files=extra)
+    try:
+        found = json.loads(extra[EXTRA] or "{}")
+    except ValueError:
+        found = {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def stamp(path: Path, metadata: dict[str, str]) -> None:
+    import os
+    import tempfile
+
+    program = torch.export.load(str(_checked(path)))
+    handle, name = tempfile.mkstemp(prefix=".partial-", suffix=f"-{path.name}", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.export.save(program, name, extra_files={EXTRA: json.dumps(metadata)})
+        os.replace(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)
