@@ -200,10 +200,52 @@ def tests_deploy(session: nox.Session) -> None:
     pytest(session, "tests/onnx", "tests/serve")
 
 
+ORT_WEB = (
+    "onnxruntime-web",
+    "1.31.1",
+    "5GeH+bWQ+HxM10z7erGlsWqryrwMbSvm/1tkIsKTT48g0fI19VXVVC435t4t7VsPdSQeS7NmuZPXrQ73k82URw==",
+)
+
+
+def ort_web(session: nox.Session) -> Path:
+    """onnxruntime-web's npm package (the .tgz `npm pack` writes), fetched once from the npm
+    registry into .nox/ and checked against its published sha512, for `fmnist export --format
+    web` (FMNIST_ORT_WEB); nothing is fetched while the tests run."""
+    import base64
+    import hashlib
+    import urllib.request
+
+    name, version, integrity = ORT_WEB
+    path = ROOT / ".nox" / f"{name}-{version}.tgz"
+
+    def intact() -> bool:
+        digest = base64.b64encode(hashlib.sha512(path.read_bytes()).digest()).decode()
+        return digest == integrity
+
+    if path.exists() and intact():
+        return path
+    registry = "https://registry.npmjs.org/"
+    if shutil.which("npm"):
+        configured = subprocess.run(
+            ["npm", "config", "get", "registry"], capture_output=True, text=True
+        ).stdout.strip()
+        registry = configured if configured.startswith("http") else registry
+    url = f"{registry.rstrip('/')}/{name}/-/{name}-{version}.tgz"
+    session.log(f"fetching {url}")
+    path.parent.mkdir(exist_ok=True)
+    with urllib.request.urlopen(url, timeout=120) as response:
+        path.write_bytes(response.read())
+    if not intact():
+        path.unlink()
+        session.error(f"{url} does not match its published sha512")
+    return path
+
+
 @nox.session(name="tests-browser")
 def tests_browser(session: nox.Session) -> None:
-    """The page of fmnist serve in a real headless browser: Debian's chromium and
-    chromium-driver with Selenium (installed here as root; skipped, saying why, elsewhere)."""
+    """The page of fmnist serve and the web export (onnxruntime-web, served by a static host
+    on 127.0.0.1, every other address blocked) in a real headless browser: Debian's chromium
+    and chromium-driver with Selenium (installed here as root; skipped, saying why, elsewhere)."""
     ensure_data(session)
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         if shutil.which("apt-get") is None or os.geteuid() != 0:
@@ -212,8 +254,8 @@ def tests_browser(session: nox.Session) -> None:
             )
         session.run("apt-get", "update", "-q", external=True)
         session.run("apt-get", "install", "-y", "-q", "chromium", "chromium-driver", external=True)
-    session.install("-e", ".[test,serve]", "selenium", "httpx")
-    pytest(session, "tests/browser", "-rs")
+    session.install("-e", ".[test,serve]", "-e", PLUGINS["onnx"], "selenium", "httpx")
+    pytest(session, "tests/browser", "-rs", env={"FMNIST_ORT_WEB": str(ort_web(session))})
 
 
 @nox.session(name="tests-sweeps")

@@ -60,28 +60,6 @@ def served(tmp_path_factory):
     thread.join(10)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    options = webdriver.ChromeOptions()
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1100,760",
-    ):
-        options.add_argument(flag)
-    binary = shutil.which("chromium")
-    if binary:
-        options.binary_location = binary
-    from selenium.webdriver.chrome.service import Service
-
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
 def shown(browser, element_id, timeout=20):
     WebDriverWait(browser, timeout).until(lambda d: d.find_element(By.ID, element_id).text.strip())
     return browser.find_element(By.ID, element_id).text.strip()

@@ -88,6 +88,7 @@ function show(pixels, probabilities) {
   const best = probabilities.indexOf(Math.max(...probabilities));
   $("label").textContent = LABELS[best];
   $("label").dataset.index = String(best);
+  $("bars").dataset.probabilities = JSON.stringify(probabilities); // every class, for scripts
   const ranked = probabilities.map((p, index) => ({ p, name: LABELS[index] }))
     .sort((a, b) => b.p - a.p).slice(0, 5);
   $("bars").replaceChildren(...ranked.map(({ p, name }) => {
