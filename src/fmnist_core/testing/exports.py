@@ -1,0 +1,68 @@
+"""The export check every plugin that ships an export target runs against itself: a model trained
+briefly on the real data is exported, gated on the whole test set, then run by the target's
+*plain* runtime as a user would (``torch.export.load``, onnxruntime's ``InferenceSession``, the
+LiteRT interpreter: the plugin's test passes that loader), and compared with fmnist.
+
+    from fmnist_core.testing.exports import check_export, trained_briefly
+
+    def test_pt2(real_data, tmp_path):
+        trainer = trained_briefly("cnn", "torch", real_data)
+        check_export(trainer, "torch-export", tmp_path, plain_logits, plain_metadata)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..data import Dataset
+from ..plugins import get_export_target
+from ..training.export import ExportResult, softmax
+from ..training.trainer import Trainer
+
+MODELS = ("mlp", "cnn", "fast")
+"""The models the export acceptance covers (issue 35): the article's, a CNN, the speedrun's."""
+
+
+def trained_briefly(model: str, backend: str, data: Dataset, images: int = 3000) -> Trainer:
+    """``model`` after one epoch on ``images`` training images (batch 64, no weight average):
+    seconds, and far enough from its initialisation to make the gate meaningful."""
+    trainer = Trainer(model=model, backend=backend, epochs=1, batch_size=64, ema=None,
+                      validation=None, data=data, verbose=0)  # fmt: skip
+    trainer.fit(data.train.images[:images], data.train.labels[:images])
+    return trainer
+
+
+def check_export(
+    trainer: Trainer,
+    format: str,
+    folder: Path,
+    plain_logits: Callable[[Path, np.ndarray], np.ndarray],
+    plain_metadata: Callable[[Path], dict[str, str]],
+) -> ExportResult:
+    """Export ``trainer`` as ``format`` into ``folder``; assert it passed its gate, that the
+    plain runtime's answers on 1,000 test images agree with fmnist's (float: the same top-1 and
+    probabilities within 1e-4; quantised: the same top-1 on ≥ 97%), and that the gate's scores
+    are in the artifact's metadata as the plain runtime's tools read it."""
+    target = get_export_target(format)
+    path = target.default_path(Path(folder), trainer.model.name)
+    result = trainer.export(path, format=format)
+    gate = result.gate
+    assert gate.passed and gate.images == 10_000, gate.summary()
+    images = trainer.run_data.split("test").images[:1000]
+    expected = softmax(trainer.logits(images, tta=False))
+    got = softmax(np.asarray(plain_logits(result.path, images), np.float32))
+    agreement = (got.argmax(1) == expected.argmax(1)).mean()
+    if target.quantized:
+        assert agreement >= 0.97, agreement
+    else:
+        assert agreement == 1.0 and np.abs(got - expected).max() < 1e-4
+    metadata = plain_metadata(result.path)
+    recorded = json.loads(metadata["fmnist_gate"])
+    assert recorded["passed"] is True and recorded["agreement"] == gate.agreement
+    assert metadata["fmnist_model"] == trainer.model.name
+    assert metadata["fmnist_export"] == format
+    return result

@@ -1,0 +1,61 @@
+"""The onnxruntime export targets (`onnx`, `onnx-int8`) for mlp, cnn and fast, each read back by
+onnxruntime's own plain `InferenceSession`, and `fmnist serve` answering from the int8 file."""
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from fmnist_core import load_dataset
+from fmnist_core.testing.exports import MODELS, check_export, trained_briefly
+
+
+@pytest.fixture(scope="module")
+def real():
+    from tests.conftest import REAL_DATA
+
+    return load_dataset(REAL_DATA)
+
+
+@pytest.fixture(scope="module")
+def trained(real):
+    return {model: trained_briefly(model, "numpy", real) for model in MODELS}
+
+
+def plain_logits(path, images):
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["logits"], {"images": images})[0]
+
+
+def plain_metadata(path):
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.get_modelmeta().custom_metadata_map
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("format", ["onnx", "onnx-int8"])
+def test_export_is_gated_and_runs_in_plain_onnxruntime(trained, model, format, tmp_path):
+    result = check_export(trained[model], format, tmp_path, plain_logits, plain_metadata)
+    if format == "onnx-int8":
+        float_size = trained[model].export(tmp_path / "float.onnx").size_bytes
+        assert result.size_bytes < float_size / 2  # int8 weights: a quarter, plus the graph
+
+
+def test_serve_answers_from_the_int8_file_itself(trained, real, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from fmnist_core.apps.exported import ExportedModel, load_servable
+    from fmnist_core.apps.serve import create_app
+    from fmnist_core.data.images import save_samples
+
+    trainer = trained["cnn"]
+    path = trainer.export(tmp_path / "cnn.int8.onnx", format="onnx-int8").path
+    renamed = path.rename(tmp_path / "cnn.onnx")  # recognised by its metadata too
+    served = load_servable(renamed)
+    assert isinstance(served, ExportedModel) and served.backend.name.startswith("onnx-int8")
+    samples = [p for p, _, _ in save_samples(real.test, tmp_path / "samples", count=8)]
+    expected = plain_logits(renamed, np.stack([real.test.images[i] for i in range(8)])).argmax(1)
+    with TestClient(create_app(served)) as client:
+        assert client.get("/metadata").json()["backend"] == "onnx-int8 (onnxruntime)"
+        files = [("file", (p.name, p.read_bytes(), "image/png")) for p in samples]
+        answer = client.post("/predict", files=files).json()["predictions"]
+    assert [a["index"] for a in answer] == expected.tolist()

@@ -1,0 +1,44 @@
+"""The `litert` target for mlp, cnn and fast: gated, then run by the plain LiteRT interpreter
+(`ai_edge_litert`), its metadata read from the flatbuffer with TensorFlow's own schema tools."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fmnist_core import load_dataset
+from fmnist_core.testing.exports import MODELS, check_export, trained_briefly
+
+
+@pytest.fixture(scope="module")
+def real():
+    from tests.conftest import REAL_DATA
+
+    return load_dataset(REAL_DATA)
+
+
+def plain_logits(path, images):
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
+    return runner(images=np.ascontiguousarray(images))["logits"]
+
+
+def plain_metadata(path):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    entry = next(m for m in model.metadata if m.name in (b"fmnist", "fmnist"))
+    return json.loads(bytes(model.buffers[entry.buffer].data).decode())
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_litert_export_is_gated_and_runs_in_the_plain_interpreter(real, model, tmp_path):
+    trainer = trained_briefly(model, "tf", real)
+    result = check_export(trainer, "litert", tmp_path, plain_logits, plain_metadata)
+    from fmnist_core.apps.exported import load_servable
+
+    served = load_servable(result.path)
+    assert served.backend.name == "litert (LiteRT)"
+    images = real.test.images[:64]
+    assert (served.logits(images).argmax(1) == trainer.logits(images).argmax(1)).all()
