@@ -339,10 +339,23 @@ def bench_workers(session: nox.Session) -> None:
 
 @nox.session(name="bench-serve")
 def bench_serve(session: nox.Session) -> None:
-    """fmnist serve under load on 127.0.0.1: requests/s and latency, onnx and torch backends."""
+    """fmnist serve under load on 127.0.0.1: requests/s and latency of the onnx and torch
+    backends and of the onnx-int8, torch-export and litert files served by their runtimes."""
     ensure_data(session)
-    session.install("-e", ".[serve,onnx]", "-e", PLUGINS["onnx"], "-e", PLUGINS["torch"], "httpx")
+    session.install(
+        "-e", ".[serve,onnx]", *(arg for path in PLUGINS.values() for arg in ("-e", path)), "httpx"
+    )
     session.run("python", "bench/serve.py", *session.posargs)
+
+
+@nox.session(name="bench-exports")
+def bench_exports(session: nox.Session) -> None:
+    """Every export format of mlp, cnn and fast: size, single-image latency, batch throughput,
+    gate scores, each run by its own runtime (BENCHMARKS.md)."""
+    ensure_data(session)
+    session.install("-e", ".", *(arg for path in PLUGINS.values() for arg in ("-e", path)))
+    env = {"FMNIST_ORT_WEB": str(ort_web(session))}
+    session.run("python", "bench/exports.py", *session.posargs, env=env)
 
 
 @nox.session

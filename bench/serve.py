@@ -1,11 +1,14 @@
-"""`fmnist serve` under load, on 127.0.0.1 only: requests/s and latency per backend.
+"""`fmnist serve` under load, on 127.0.0.1 only: requests/s and latency per backend and per
+export format.
 
-    python bench/serve.py [--backends onnx torch] [--clients 16] [--requests 50]
+    python bench/serve.py [--backends onnx torch] [--formats onnx-int8 torch-export litert]
+                          [--clients 16] [--requests 50]
 
-Trains the article's recipe once (NumPy), starts `fmnist serve` for each backend in its own
-process, then: single-image requests from N concurrent clients (M each), and the 200-image
-`sample-request`-style batch (test images 0-199) sent 20 times. Bounded: every loop has a fixed
-count and the servers are stopped at the end.
+Trains the article's recipe once (NumPy), exports it to each format (`fmnist export`, gated), starts
+`fmnist serve` for each backend and each exported file in its own process, then: single-image
+requests from N concurrent clients (M each), and the 200-image `sample-request`-style batch (test
+images 0-199) sent 20 times. Bounded: every loop has a fixed count and the servers are stopped at
+the end.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(weights: Path, backend: str):
+def server(weights: Path, backend: str | None):
     port = free_port()
+    chosen = ["--backend", backend] if backend else []
     process = subprocess.Popen(
         [
             sys.executable,
@@ -40,11 +44,10 @@ def server(weights: Path, backend: str):
             "fmnist_core.cli",
             "serve",
             str(weights),
-            "--backend",
-            backend,
+            *chosen,
             "--port",
             str(port),
-        ],
+        ],  # fmt: skip
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -100,10 +103,14 @@ def measure(url: str, images: list[bytes], clients: int, requests: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backends", nargs="+", default=["onnx", "torch"])
+    parser.add_argument(
+        "--formats", nargs="*", default=["onnx-int8", "torch-export", "litert"],
+        help="export formats served from their files (those installed)",
+    )  # fmt: skip
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=50)
     args = parser.parse_args()
-    from fmnist_core import Trainer, load_dataset
+    from fmnist_core import Trainer, export_targets, load_dataset
     from fmnist_core.data.images import save_samples
 
     with tempfile.TemporaryDirectory() as folder:
@@ -116,16 +123,23 @@ def main() -> None:
             path.read_bytes()
             for path, _, _ in save_samples(data.test, folder / "samples", count=200)
         ]
+        served = [(backend, folder / "w.safetensors", backend) for backend in args.backends]
+        installed = export_targets()
+        for name in args.formats:
+            if name in installed and installed[name].unavailable_reason() is None:
+                path = installed[name].default_path(folder, "w")
+                trainer.export(path, format=name)
+                served.append((f"{name} file", path, None))
         print(
-            f"| backend | single-image requests/s ({args.clients} clients) | p50 ms | p99 ms "
+            f"| served | single-image requests/s ({args.clients} clients) | p50 ms | p99 ms "
             "| 200-image batch p50 ms | p99 ms | images/s |"
         )
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for backend in args.backends:
-            with server(folder / "w.safetensors", backend) as url:
+        for label, path, backend in served:
+            with server(path, backend) as url:
                 r = measure(url, images, args.clients, args.requests)
             print(
-                f"| {backend} | {r['single_rps']:.0f} | {r['single_p50_ms']:.1f} | "
+                f"| {label} | {r['single_rps']:.0f} | {r['single_p50_ms']:.1f} | "
                 f"{r['single_p99_ms']:.1f} "
                 f"| {r['batch_p50_ms']:.1f} | {r['batch_p99_ms']:.1f} | "
                 f"{r['batch_images_per_s']:.0f} |",
