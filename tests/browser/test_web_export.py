@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist_core import Trainer, load_dataset
+from fmnist_core import load_dataset
+from fmnist_core.testing.exports import MODELS, trained_briefly
 
 pytest.importorskip("onnxruntime", reason="the web export needs fmnist-onnx (onnxruntime)")
 if not os.environ.get("FMNIST_ORT_WEB") or not Path(os.environ["FMNIST_ORT_WEB"]).exists():
@@ -27,15 +28,14 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 COUNT = 20
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+@pytest.fixture(scope="module", params=MODELS)
+def exported(tmp_path_factory, request):
     from fmnist_core.data.images import save_samples
     from tests.conftest import REAL_DATA
 
     real = load_dataset(REAL_DATA)
     folder = tmp_path_factory.mktemp("web")
-    trainer = Trainer(backend="numpy", data=real, verbose=0, epochs=1)
-    trainer.fit()
+    trainer = trained_briefly(request.param, "numpy", real)
     result = trainer.export(folder / "web", format="web")
     samples = [path for path, _, _ in save_samples(real.test, folder / "samples", count=COUNT)]
 
@@ -80,7 +80,9 @@ def test_the_page_classifies_test_images_as_fmnist_does(exported, browser):
             or d.find_element(By.ID, "model").text.startswith("the model could not")
         )
     )
-    assert "in this browser" in browser.find_element(By.ID, "model").text
+    assert (
+        f"model {trainer.model.name} in this browser" in browser.find_element(By.ID, "model").text
+    )
     from fmnist_core import load_image
 
     images = np.stack([load_image(sample) for sample in samples])

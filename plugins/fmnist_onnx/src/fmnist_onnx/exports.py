@@ -6,6 +6,7 @@ onnxruntime-web, classifying in the browser with no server)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -81,17 +82,22 @@ def write_int8(path: Path, weights, metadata: dict[str, str], calibration) -> No
     with tempfile.TemporaryDirectory(prefix="fmnist-int8-") as work:
         source, prepared = Path(work) / "float.onnx", Path(work) / "prepared.onnx"
         write_onnx(source, weights, metadata, calibration)
-        # folds BatchNorm into convolutions and infers shapes, as the quantiser's docs advise
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        quantize_static(
-            str(prepared),
-            str(Path(work) / "int8.onnx"),
-            _Calibration(calibration),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-        )
+        # the quantiser logs a warning per 1-d tensor it quantises per tensor: not the user's
+        logging.disable(logging.WARNING)
+        try:
+            # folds BatchNorm into convolutions and infers shapes, as the quantiser's docs advise
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+            quantize_static(
+                str(prepared),
+                str(Path(work) / "int8.onnx"),
+                _Calibration(calibration),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
+        finally:
+            logging.disable(logging.NOTSET)
         stamp(Path(work) / "int8.onnx", metadata)
         os.replace(Path(work) / "int8.onnx", path)
 
