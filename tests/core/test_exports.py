@@ -153,6 +153,7 @@ def test_cli_refuses_in_one_line_and_records_in_the_run(trained, capsys):
 
 
 def test_unknown_or_listed_formats(trained, capsys):
+    assert {"faithful", "disturbed"} <= set(plugins.export_targets())
     assert main(["export", "--list"]) == 0
     listed = capsys.readouterr().out
     assert "faithful" in listed and "disturbed" in listed
