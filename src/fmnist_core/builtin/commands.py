@@ -16,6 +16,7 @@ COMMANDS = (
     ("sample", "write dataset images as PNG files (and labels.csv) into a folder"),
     ("tune", "a hyper-parameter sweep on Ray Tune (needs fmnist-core[tune])"),
     ("serve", "serve a model over HTTP (POST /predict; needs fmnist-core[serve])"),
+    ("eject", "the model and its recipe as plain PyTorch, TensorFlow and Keras programs"),
     ("export", "a deployable artifact (onnx, onnx-int8, torch-export, litert, web), gated"),
     ("convert", "convert weights between formats (any installed plugin's)"),
 )

@@ -1,0 +1,199 @@
+"""``fmnist eject``: a model and its recipe as the article's three plain programs (PyTorch,
+low-level TensorFlow, Keras), each importing only its framework, NumPy and Pillow.
+
+Each program is written into its own folder with what it needs beside it: its initial weights in
+its framework's format (fmnist's seeded initialisation, or a run's weights), written by that
+framework's fmnist plugin, and ``batches.npz``, the order and augmentation draws of every epoch
+as fmnist makes them, so that the program's losses can be compared with fmnist's step by step.
+``--to all`` also writes ``side-by-side.html`` and ``.md``: the three aligned section by section.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...atomic import atomic_write_bytes
+from ...errors import ConfigError
+from ...io.formats import write_weights
+from ...io.weights import Weights
+from ...spec.model import ModelSpec
+from . import common, keras_program, tf_program, torch_program
+from .layers import check_supported
+
+FRAMEWORKS = {
+    "torch": ("PyTorch", torch_program, "pth", "initial.pth", "weights.pth"),
+    "tf": ("TensorFlow", tf_program, "tf-checkpoint", "initial.ckpt", "weights.ckpt"),
+    "keras": ("Keras", keras_program, None, "initial.weights.h5", "model.keras"),
+}
+SECTIONS = (
+    ("header", "What it is"),
+    ("imports", "Imports"),
+    ("labels", "The labels"),
+    ("settings", "The recipe"),
+    ("get_data", "get_data"),
+    ("learning_rate", "The learning-rate schedule"),
+    ("batches", "fmnist's batches and augmentation"),
+    ("average", "The average of the weights"),
+    ("NeuralNetwork", "NeuralNetwork"),
+    (
+        "training",
+        "fit_one_batch, fit, evaluate_one_batch, evaluate, training_phase, predict, "
+        "inference_phase",
+    ),  # fmt: skip
+    ("main", "The command line"),
+)
+
+
+def plan(trainer) -> dict[str, Any]:
+    """What every program of ``trainer``'s run needs: spec, settings, initial weights, draws."""
+    from ...data import validation_indices
+    from ...engine.batching import epoch_permutation
+
+    spec, config = trainer.model, trainer.config
+    check_supported(spec)
+    if trainer.source_metadata:
+        initial = trainer.params
+    else:
+        initial = spec.init_params(config.seed)
+    train = trainer.data.train
+    kept = (
+        validation_indices(train.labels, config.validation)[0]
+        if config.validation
+        else np.arange(len(train))
+    )
+    draws: dict[str, list[np.ndarray]] = {"order": []}
+    augment = trainer.augment
+    for epoch in range(config.epochs):
+        draws["order"].append(kept[epoch_permutation(config.seed, epoch, len(kept))])
+        if augment.active:
+            made = augment.draws(config.seed, epoch, len(kept))
+            if augment.flip:
+                draws.setdefault("flips", []).append(made.flips)
+            if augment.translate:
+                draws.setdefault("shifts", []).append(made.shifts.astype(np.int8))
+            if augment.erase:
+                draws.setdefault("boxes", []).append(made.boxes.astype(np.uint8))
+    arrays = {k: np.stack(v) for k, v in draws.items()}
+    arrays["order"] = arrays["order"].astype(np.uint16)
+    return {"spec": spec, "config": config, "initial": initial, "draws": arrays,
+            "steps_per_epoch": -(-len(kept) // config.batch_size)}  # fmt: skip
+
+
+def _recipe_line(spec: ModelSpec, config) -> str:
+    parts = [
+        f"{config.epochs} epochs",
+        f"batch {config.batch_size}",
+        f"{config.optimizer.kind} at {config.learning_rate:g} ({config.schedule.kind})",
+    ]
+    if config.augment is not None and config.augment.active:
+        parts.append(f"augmentation {config.augment}")
+    if config.label_smoothing:
+        parts.append(f"label smoothing {config.label_smoothing:g}")
+    if config.ema:
+        parts.append(f"an average of the weights ({config.ema:g})")
+    if config.tta:
+        parts.append("flip TTA")
+    return f"Recipe: {', '.join(parts)}."
+
+
+def sections_of(framework: str, planned: dict) -> dict[str, str]:
+    """The program for ``framework`` as its named sections, in order."""
+    title, module, _, initial, weights = FRAMEWORKS[framework]
+    spec, config = planned["spec"], planned["config"]
+    run = (
+        f"python {spec.name}.py --data /usr/share/datasets/fashion-mnist [--epochs N] "
+        "[--steps N] [--losses losses.json] [--out outputs] [--predict image.png]"
+    )
+    augment = "flips" in planned["draws"] or "shifts" in planned["draws"]
+    augment = augment or "boxes" in planned["draws"]
+    parts = {
+        "header": common.header(
+            title, spec.name, _recipe_line(spec, config), run, f"outputs/{weights}", initial
+        ),
+        "settings": common.settings_block(config, spec, planned["steps_per_epoch"]),
+        "schedule": common.schedule(config.schedule.kind, config.schedule.__dict__),
+        "augment": common.AUGMENT if augment else common.NO_AUGMENT,
+    }
+    return module.program(spec, config, parts)
+
+
+def program_text(sections: dict[str, str]) -> str:
+    return "\n\n".join(s.strip("\n") + "\n" for s in sections.values())
+
+
+def eject(trainer, to: list[str], out: str | os.PathLike) -> list[Path]:
+    """Write the programs for the frameworks ``to`` into ``out/{framework}/``; returns the
+    programs' paths (and the side-by-side pages' for all three)."""
+    out = Path(out)
+    planned = plan(trainer)
+    spec = planned["spec"]
+    weights = Weights(spec.name, planned["initial"], {"architecture": json.dumps(spec.to_dict())})
+    written, everything = [], {}
+    for framework in to:
+        if framework not in FRAMEWORKS:
+            raise ConfigError(
+                f"fmnist eject --to {framework!r}: not a framework it writes",
+                fix="pick torch, tf, keras or all",
+            )
+        folder = out / framework
+        folder.mkdir(parents=True, exist_ok=True)
+        title, _, format_, initial, _ = FRAMEWORKS[framework]
+        sections = sections_of(framework, planned)
+        everything[framework] = sections
+        with open(folder / "batches.npz.partial", "wb") as handle:
+            np.savez_compressed(handle, **planned["draws"])
+        os.replace(folder / "batches.npz.partial", folder / "batches.npz")
+        try:
+            write_weights(folder / initial, weights, format_)
+        except Exception as exc:
+            raise ConfigError(
+                f"the {title} program's initial weights are written by fmnist's {title} plugin, "
+                f"which failed or is missing ({str(exc)[:120]})",
+                fix=f"pip install 'fmnist-core[{framework}]'",
+            ) from None
+        path = folder / f"{spec.name}.py"
+        atomic_write_bytes(path, program_text(sections).encode())
+        written.append(path)
+    if set(everything) == set(FRAMEWORKS):
+        written += side_by_side(spec, everything, out)
+    return written
+
+
+def side_by_side(spec: ModelSpec, programs: dict[str, dict[str, str]], out: Path) -> list[Path]:
+    """The three programs aligned section by section, as the article shows them (HTML, and
+    Markdown with one block per framework per section)."""
+    order = list(FRAMEWORKS)
+    rows, markdown = [], [f"# fmnist's {spec.name}, in PyTorch, TensorFlow and Keras", ""]
+    for key, title in SECTIONS:
+        cells = "".join(
+            f"<td><pre><code>{html.escape(programs[f][key])}</code></pre></td>" for f in order
+        )
+        rows.append(
+            f'<tr><th colspan="3" id="{key}">{html.escape(title)}</th></tr><tr>{cells}</tr>'
+        )
+        markdown += [f"## {title}", ""]
+        for framework in order:
+            markdown += [f"{FRAMEWORKS[framework][0]}", "", "```python", programs[framework][key]
+                         .rstrip("\n"), "```", ""]  # fmt: skip
+    heads = "".join(f"<th>{FRAMEWORKS[f][0]}</th>" for f in order)
+    page = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>fmnist {html.escape(spec.name)}: side by side</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:1rem}table{border-collapse:collapse;"
+        "table-layout:fixed;width:100%}td,th{border:1px solid #ccc;vertical-align:top;"
+        "padding:.3rem}td{width:33%}pre{margin:0;font-size:12px;white-space:pre-wrap}"
+        "th[colspan]{background:#eef;text-align:left}</style></head><body>"
+        f"<h1>fmnist's {html.escape(spec.name)}, in PyTorch, TensorFlow and Keras</h1>"
+        "<p>The three programs <code>fmnist eject --to all</code> wrote, aligned section by "
+        "section. Each trains on the batches fmnist would train on and gives the same losses.</p>"
+        f"<table><tr>{heads}</tr>{''.join(rows)}</table></body></html>\n"
+    )
+    atomic_write_bytes(out / "side-by-side.html", page.encode())
+    atomic_write_bytes(out / "side-by-side.md", "\n".join(markdown).encode())
+    return [out / "side-by-side.html", out / "side-by-side.md"]

@@ -1,0 +1,43 @@
+"""``fmnist eject``: a model and its recipe as the article's plain programs, one per framework."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_arguments(p) -> None:
+    p.add_argument("run", nargs="?", help="a run folder: its model, settings and trained weights")
+    p.add_argument(
+        "--model", help="a registered model's name or a spec.json (instead of a run folder)"
+    )
+    p.add_argument(
+        "--to",
+        default="all",
+        choices=["torch", "tf", "keras", "all"],
+        help="the framework to write (default all: the three, and side-by-side.html)",
+    )
+    p.add_argument("--out", help="folder to write into (default: ejected/MODEL)")
+    p.add_argument("--seed", type=int, default=None, help="the seed of the initial weights and "
+                   "batches (default: the run's, or the recipe's)")  # fmt: skip
+
+
+def run(args) -> int:
+    from ..apps.eject import FRAMEWORKS, eject
+    from ..apps.run import model_named
+    from ..errors import ConfigError
+    from ..training.trainer import Trainer
+
+    if (args.run is None) == (args.model is None):
+        raise ConfigError("fmnist eject needs a run folder or --model, not both", fix="see --help")
+    settings = {} if args.seed is None else {"seed": args.seed}
+    if args.run is not None:
+        trainer = Trainer.load(args.run, verbose=0, **settings)
+    else:
+        trainer = Trainer(backend="numpy", model=model_named(args.model), verbose=0, **settings)
+    to = list(FRAMEWORKS) if args.to == "all" else [args.to]
+    out = Path(args.out or Path("ejected") / trainer.model.name)
+    for path in eject(trainer, to, out):
+        print(f"wrote {path}")
+    first = out / to[0] / f"{trainer.model.name}.py"
+    print(f"run one: python {first} --data /usr/share/datasets/fashion-mnist --steps 20")
+    return 0

@@ -1,0 +1,78 @@
+"""Checks of ``fmnist eject``'s programs: fmnist's own per-step losses for a recipe, and an
+ejected program run as a plain script in a process where no fmnist module can be imported.
+
+    losses = fmnist_losses("cnn", "torch", steps=20)
+    theirs = run_ejected(folder / "torch" / "cnn.py", data, steps=20)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ..training.callbacks import Callback
+from ..training.trainer import Trainer
+
+# a meta-path finder that refuses fmnist's packages: the program must not need them
+NO_FMNIST = (
+    "import sys, runpy\n"
+    "class Refuse:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0].startswith('fmnist'):\n"
+    "            raise ImportError(f'{name} is not available to an ejected program')\n"
+    "sys.meta_path.insert(0, Refuse())\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
+
+
+class _Enough(Exception):
+    pass
+
+
+class _Losses(Callback):
+    def __init__(self, steps: int):
+        self.steps, self.losses = steps, []
+
+    def on_progress(self, trainer, record, batches):
+        self.losses.append(record.batch_loss)
+        if len(self.losses) >= self.steps:
+            raise _Enough
+
+
+def fmnist_losses(model, backend: str, steps: int = 20, data=None, **settings) -> list[float]:
+    """The losses of fmnist's first ``steps`` steps of ``model``'s recipe on ``backend``."""
+    collect = _Losses(steps)
+    trainer = Trainer(backend=backend, model=model, data=data, verbose=0, log_every=1,
+                      callbacks=[collect], **settings)  # fmt: skip
+    try:
+        trainer.fit()
+    except _Enough:
+        pass
+    return collect.losses
+
+
+def run_ejected(program: Path, data: Path, steps: int = 20, timeout: float = 900,
+                env: dict | None = None) -> tuple[list[float], Path, str]:  # fmt: skip
+    """Run an ejected program for ``steps`` steps with fmnist unimportable; (its losses, the
+    folder of its saved weights, its output)."""
+    out = Path(tempfile.mkdtemp(prefix="ejected-"))
+    losses = out / "losses.json"
+    arguments = ["--data", str(data), "--steps", str(steps), "--losses", str(losses)]
+    command = [sys.executable, "-c", NO_FMNIST, str(program), *arguments,
+               "--out", str(out / "outputs")]  # fmt: skip
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=out,
+        env={**os.environ, **(env or {})},
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"{program} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return json.loads(losses.read_text()), out / "outputs", done.stdout
