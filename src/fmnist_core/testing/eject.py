@@ -76,3 +76,38 @@ def run_ejected(program: Path, data: Path, steps: int = 20, timeout: float = 900
     if done.returncode != 0:
         raise AssertionError(f"{program} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     return json.loads(losses.read_text()), out / "outputs", done.stdout
+
+
+TOLERANCE = {"mlp": 1e-4, "cnn": 5e-4, "fast": 1e-3, "balanced": 1e-3, "accurate": 2e-3}
+"""Relative tolerance on each of the first 20 losses, ejected program against fmnist on the same
+framework (docs/weights-and-parity.md): the per-layer 1e-4 (torch's channels-last 5e-4 for
+Conv2D) for mlp and cnn; 10× that for the speedrun's BatchNorm networks, as the conformance
+suite's recipe check allows, since fmnist's own torch and TensorFlow backends are 2e-5 (fast)
+and 1.5e-4 (accurate) apart at the second step already."""
+
+
+def check_ejected(model: str, framework: str, data: Path, folder: Path, steps: int = 20) -> dict:
+    """Eject ``model`` to ``framework``; run the program for ``steps`` steps without fmnist;
+    assert its losses are fmnist's within ``TOLERANCE`` and that fmnist, loading the weights it
+    saved, reports the test loss the program printed. Returns the figures."""
+    import re
+
+    import numpy as np
+
+    from ..apps.eject import FRAMEWORKS, eject
+    from ..data import load_dataset
+
+    dataset = load_dataset(data)
+    trainer = Trainer(backend="numpy", model=model, data=dataset, verbose=0)
+    (program,) = eject(trainer, [framework], folder)
+    theirs, outputs, printed = run_ejected(program, data, steps)
+    mine = fmnist_losses(model, framework, steps, data=dataset, steps_per_execution=5)
+    gap = np.abs(np.subtract(theirs, mine)) / np.abs(mine)
+    assert len(theirs) == steps and gap.max() <= TOLERANCE[model], (model, framework, gap)
+    saved = outputs / FRAMEWORKS[framework][4]
+    loaded = Trainer.load(saved, data=dataset, verbose=0)
+    assert loaded.model.layers == trainer.model.layers
+    result = loaded.evaluate()
+    shown = float(re.search(r"test loss: *([0-9.]+)", printed).group(1))
+    assert abs(result.loss - shown) < 2e-6 * max(1.0, shown), (result.loss, shown)
+    return {"largest relative gap": float(gap.max()), "test loss": shown}
