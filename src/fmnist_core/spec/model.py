@@ -189,6 +189,25 @@ class ModelSpec:
         return {"name": self.name, "layers": [layer.to_dict() for layer in self.layers]}
 
     @classmethod
+    def from_torch(cls, module: Any, name: str = "from_torch", **kwargs: Any) -> ModelSpec:
+        """The spec of a plain ``torch.nn.Sequential`` (Flatten, Linear, ReLU, Conv2d with
+        padding 0 or 'same', MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), BatchNorm1d/2d,
+        Dropout), its BatchNorm momentum and epsilon recorded; anything else is a
+        ``ConfigError`` naming it. Weights are not taken: train or eject the spec."""
+        from .importers import from_torch
+
+        return cls(name, from_torch(module), **kwargs)
+
+    @classmethod
+    def from_keras(cls, model: Any, name: str = "from_keras", **kwargs: Any) -> ModelSpec:
+        """The spec of a plain ``keras.Sequential`` (Flatten, Dense, ReLU and relu activations,
+        Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, BatchNormalization,
+        Dropout); Keras' BatchNorm momentum is converted to fmnist's (1 − Keras')."""
+        from .importers import from_keras
+
+        return cls(name, from_keras(model), **kwargs)
+
+    @classmethod
     def from_dict(cls, data: Any) -> ModelSpec:
         """The inverse of ``to_dict`` (weight files and ``--model FILE.json`` hold this).
 
