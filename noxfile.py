@@ -291,7 +291,10 @@ def tests_docs(session: nox.Session) -> None:
     commands parsed by the real parsers (every plugin installed, as the README assumes)."""
     ensure_data(session)
     session.install(
-        "-e", ".[test,sklearn,plots]", *(arg for path in PLUGINS.values() for arg in ("-e", path))
+        "-e",
+        ".[test,sklearn,plots]",
+        *(arg for path in PLUGINS.values() for arg in ("-e", path)),
+        "ruff",  # the ejected programs are checked with ruff's own defaults
     )
     pytest(session, "tests/docs", env={"KERAS_BACKEND": "tensorflow"})
 

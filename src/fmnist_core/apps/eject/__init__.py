@@ -5,7 +5,7 @@ Each program is written into its own folder with what it needs beside it: its in
 its framework's format (fmnist's seeded initialisation, or a run's weights), written by that
 framework's fmnist plugin, and ``batches.npz``, the order and augmentation draws of every epoch
 as fmnist makes them, so that the program's losses can be compared with fmnist's step by step.
-``--to all`` also writes ``side-by-side.html`` and ``.md``: the three aligned section by section.
+``--to all`` also writes ``MODEL.html`` and ``MODEL.md``: the three aligned section by section.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,14 @@ def sections_of(framework: str, planned: dict) -> dict[str, str]:
 
 
 def program_text(sections: dict[str, str]) -> str:
-    return "\n\n".join(s.strip("\n") + "\n" for s in sections.values())
+    """The program as one file: sections two lines apart, imports it does not use left out."""
+    text = "\n\n".join(s.strip("\n") + "\n" for s in sections.values())
+    text = text.replace("\n\n\nlabels_map", "\n\nlabels_map")  # one line after the imports
+    body = text.split("labels_map = {", 1)[1]
+    for line, name in (("import math\n", "math"), ("from torch.nn import functional as F\n", "F")):
+        if not re.search(rf"(?<![\w.]){name}\.", body):
+            text = text.replace(line, "", 1)
+    return text
 
 
 def eject(trainer, to: list[str], out: str | os.PathLike) -> list[Path]:
@@ -165,6 +173,15 @@ def eject(trainer, to: list[str], out: str | os.PathLike) -> list[Path]:
     return written
 
 
+def pages(trainer, out: str | os.PathLike) -> list[Path]:
+    """Only the side-by-side pages of ``trainer``'s model (docs/ejected/ holds mlp's and cnn's;
+    ``nox -s tests-docs`` checks they are what this writes)."""
+    planned = plan(trainer)
+    programs = {framework: sections_of(framework, planned) for framework in FRAMEWORKS}
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return side_by_side(planned["spec"], programs, Path(out))
+
+
 def side_by_side(spec: ModelSpec, programs: dict[str, dict[str, str]], out: Path) -> list[Path]:
     """The three programs aligned section by section, as the article shows them (HTML, and
     Markdown with one block per framework per section)."""
@@ -194,6 +211,7 @@ def side_by_side(spec: ModelSpec, programs: dict[str, dict[str, str]], out: Path
         "section. Each trains on the batches fmnist would train on and gives the same losses.</p>"
         f"<table><tr>{heads}</tr>{''.join(rows)}</table></body></html>\n"
     )
-    atomic_write_bytes(out / "side-by-side.html", page.encode())
-    atomic_write_bytes(out / "side-by-side.md", "\n".join(markdown).encode())
-    return [out / "side-by-side.html", out / "side-by-side.md"]
+    html_path, markdown_path = out / f"{spec.name}.html", out / f"{spec.name}.md"
+    atomic_write_bytes(html_path, page.encode())
+    atomic_write_bytes(markdown_path, "\n".join(markdown).encode())
+    return [html_path, markdown_path]

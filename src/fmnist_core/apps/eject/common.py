@@ -54,7 +54,7 @@ DATA = block(
         raise SystemExit(f"{folder} has no {stem}[.gz]: pass the Fashion-MNIST folder with --data")
 
 
-    def get_data(folder: Path) -> Tuple[Tuple[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]:
+    def get_data(folder: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """(training images, labels), (test images, labels), as uint8 arrays."""
         training = (
             read_idx(find(folder, "train-images-idx3-ubyte")),

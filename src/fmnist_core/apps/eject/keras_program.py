@@ -12,8 +12,8 @@ IMPORTS = """import argparse
 import gzip
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Tuple
 
 import keras
 import numpy as np
@@ -103,7 +103,7 @@ def network(spec) -> str:
 
 TRAINING = block(
     """
-    def as_arrays(images: np.ndarray, labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def as_arrays(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (images.astype(np.float32) / np.float32(255.0), LABELS_LINE)
 
 
@@ -111,7 +111,7 @@ TRAINING = block(
         return {v.path: np.array(v) for v in model.weights}
 
 
-    def fit_one_batch(X: np.ndarray, y: np.ndarray, model: keras.Model) -> Tuple[float, float]:
+    def fit_one_batch(X: np.ndarray, y: np.ndarray, model: keras.Model) -> tuple[float, float]:
         (loss, accuracy) = model.train_on_batch(X, y)
         return (loss, accuracy)
 
@@ -152,7 +152,7 @@ TRAINING = block(
         return np.asarray(y_prime)
 
 
-    def evaluate(images: np.ndarray, labels: np.ndarray, model: keras.Model) -> Tuple[float, float]:
+    def evaluate(images: np.ndarray, labels: np.ndarray, model: keras.Model) -> tuple[float, float]:
         logits = np.concatenate([
             evaluate_one_batch(images[start : start + 1000].astype(np.float32) / np.float32(255.0),
                                labels[start : start + 1000], model)

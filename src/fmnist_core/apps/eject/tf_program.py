@@ -14,8 +14,8 @@ import gzip
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Tuple
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # tf.keras' optimizers on TensorFlow
 
@@ -122,7 +122,7 @@ def network(spec) -> str:
             f"""
             class NeuralNetwork(tf.Module):
                 def __init__(self):
-                    super(NeuralNetwork, self).__init__()
+                    super().__init__()
                     initializer = tf.keras.initializers.GlorotUniform()
                     self.W1 = tf.Variable(initializer(shape=(784, {hidden})))
                     self.b1 = tf.Variable(tf.zeros(shape=({hidden},)))
@@ -154,7 +154,7 @@ def network(spec) -> str:
         f'    """fmnist\'s {spec.name}: {spec.description}. Its variables are named as fmnist\n'
         '    names them (conv1.weight → conv1__weight), in the same layouts."""\n\n'
         "    def __init__(self):\n"
-        "        super(NeuralNetwork, self).__init__()\n"
+        "        super().__init__()\n"
         "        self.params = {}\n"
         f"{init}\n\n"
         "    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:\n"
@@ -169,7 +169,7 @@ def network(spec) -> str:
 
 TRAINING = block(
     """
-    def as_tensors(images: np.ndarray, labels: np.ndarray) -> Tuple[tf.Tensor, tf.Tensor]:
+    def as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
         return (tf.constant(images.astype(np.float32) / np.float32(255.0)), tf.constant(labels.astype(np.int64)))
 
 
@@ -184,7 +184,7 @@ TRAINING = block(
 
     @tf.function
     def fit_one_batch(X: tf.Tensor, y: tf.Tensor, model: tf.Module, loss_fn: tf.keras.losses.Loss,
-                      optimizer: tf.keras.optimizers.Optimizer) -> Tuple[tf.Tensor, tf.Tensor]:
+                      optimizer: tf.keras.optimizers.Optimizer) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
             y_prime = model(X, training=True)
             loss = LOSS_CALL
@@ -227,7 +227,7 @@ TRAINING = block(
 
     @tf.function
     def evaluate_one_batch(X: tf.Tensor, y: tf.Tensor, model: tf.Module,
-                           loss_fn: tf.keras.losses.Loss) -> Tuple[tf.Tensor, tf.Tensor]:
+                           loss_fn: tf.keras.losses.Loss) -> tuple[tf.Tensor, tf.Tensor]:
         y_prime = model(X, training=False)
         if TTA:
             y_prime = (y_prime + model(tf.reverse(X, axis=[2]), training=False)) / 2
@@ -236,7 +236,7 @@ TRAINING = block(
 
 
     def evaluate(images: np.ndarray, labels: np.ndarray, model: tf.Module,
-                 loss_fn: tf.keras.losses.Loss) -> Tuple[float, float]:
+                 loss_fn: tf.keras.losses.Loss) -> tuple[float, float]:
         batch_count = 0
         loss_sum = 0
         correct_item_count = 0

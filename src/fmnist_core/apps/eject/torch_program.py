@@ -10,8 +10,8 @@ IMPORTS = """import argparse
 import gzip
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Tuple
 
 import numpy as np
 import torch
@@ -118,7 +118,7 @@ def network(spec) -> tuple[str, set]:
                 f"""
                 class NeuralNetwork(nn.Module):
                     def __init__(self):
-                        super(NeuralNetwork, self).__init__()
+                        super().__init__()
                         self.sequence = nn.Sequential(
                             nn.Flatten(),
                             nn.Linear(28*28, {hidden}),
@@ -141,7 +141,7 @@ def network(spec) -> tuple[str, set]:
         "class NeuralNetwork(nn.Module):\n"
         f'    """fmnist\'s {spec.name}: {spec.description}"""\n\n'
         "    def __init__(self):\n"
-        "        super(NeuralNetwork, self).__init__()\n"
+        "        super().__init__()\n"
         f"{init}\n\n"
         "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
         f"{forward}\n"
@@ -152,7 +152,7 @@ def network(spec) -> tuple[str, set]:
 
 TRAINING = block(
     """
-    def as_tensors(images: np.ndarray, labels: np.ndarray) -> Tuple[torch.Tensor, torch.Tensor]:
+    def as_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         X = torch.from_numpy(images.astype(np.float32) / np.float32(255.0)).unsqueeze(1)
         return (X, torch.from_numpy(labels.astype(np.int64)))
 
@@ -164,7 +164,7 @@ TRAINING = block(
 
     def fit_one_batch(X: torch.Tensor, y: torch.Tensor, model: NeuralNetwork,
                       loss_fn: nn.CrossEntropyLoss, optimizer: torch.optim.Optimizer
-                      ) -> Tuple[torch.Tensor, torch.Tensor]:
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
         y_prime = model(X)
         loss = loss_fn(y_prime, y)
         optimizer.zero_grad()
@@ -208,7 +208,7 @@ TRAINING = block(
 
 
     def evaluate_one_batch(X: torch.Tensor, y: torch.Tensor, model: NeuralNetwork,
-                           loss_fn: nn.CrossEntropyLoss) -> Tuple[torch.Tensor, torch.Tensor]:
+                           loss_fn: nn.CrossEntropyLoss) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             y_prime = model(X)
             if TTA:
@@ -218,7 +218,7 @@ TRAINING = block(
 
 
     def evaluate(images: np.ndarray, labels: np.ndarray, model: nn.Module,
-                 loss_fn: nn.CrossEntropyLoss) -> Tuple[float, float]:
+                 loss_fn: nn.CrossEntropyLoss) -> tuple[float, float]:
         batch_count = 0
         loss_sum = 0
         correct_item_count = 0
