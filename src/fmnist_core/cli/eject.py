@@ -14,7 +14,8 @@ def add_arguments(p) -> None:
         "--to",
         default="all",
         choices=["torch", "tf", "keras", "all"],
-        help="the framework to write (default all: the three, and MODEL.html and MODEL.md side by side)",
+        help="the framework to write (default all: the three, and MODEL.html and MODEL.md "
+        "side by side)",
     )
     p.add_argument("--out", help="folder to write into (default: ejected/MODEL)")
     p.add_argument("--seed", type=int, default=None, help="the seed of the initial weights and "
