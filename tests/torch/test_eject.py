@@ -13,3 +13,21 @@ def test_ejected_program_takes_fmnists_steps(model, real_data_dir, tmp_path):
     assert model in models()
     figures = check_ejected(model, "torch", real_data_dir, tmp_path)
     print(model, figures)
+
+
+def test_a_run_folder_is_ejected_with_its_trained_weights(real_data_dir, tmp_path):
+    import numpy as np
+    import torch
+
+    from fmnist_core import Trainer
+    from fmnist_core.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--backend", "numpy", "--epochs", "1", "--out", str(run),
+                 "--data", str(real_data_dir)]) == 0  # fmt: skip
+    assert main(["eject", str(run), "--to", "torch", "--out", str(tmp_path / "ejected")]) == 0
+    shipped = torch.load(tmp_path / "ejected" / "torch" / "initial.pth", weights_only=True)
+    trained = Trainer.load(run, verbose=0).params
+    np.testing.assert_array_equal(shipped["sequence.1.weight"].numpy(), trained["fc1.weight"].T)
+    untrained = Trainer(model="mlp", backend="numpy", verbose=0).params["fc1.weight"]
+    assert not np.array_equal(trained["fc1.weight"], untrained)
