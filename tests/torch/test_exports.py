@@ -39,3 +39,37 @@ def test_torch_export_is_gated_and_runs_in_plain_torch(real, model, tmp_path):
     assert served.backend.name == "torch-export (torch.export)"
     images = real.test.images[:64]
     assert (served.logits(images).argmax(1) == trainer.logits(images).argmax(1)).all()
+
+
+def test_an_archive_that_would_unpickle_is_refused_unread(real, tmp_path):
+    """torch.export.load unpickles weights marked use_pickle (weights_only=False): fmnist
+    refuses such an archive before torch reads it, in one line from `fmnist serve`."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from fmnist_core import WeightsError
+    from fmnist_core.apps.exported import load_servable
+
+    trainer = trained_briefly("mlp", "torch", real, images=256)
+    path = trainer.export(tmp_path / "m.pt2", format="torch-export").path
+    bad = tmp_path / "bad.pt2"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(bad, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.endswith("_weights_config.json"):
+                config = json.loads(data)
+                for entry in config["config"].values():
+                    entry["use_pickle"] = True
+                data = json.dumps(config).encode()
+            target.writestr(item, data)
+    with pytest.raises(WeightsError, match="pickled"):
+        load_servable(bad)
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", "serve", str(bad), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1 and "pickled" in out.stderr, out.stderr[-500:]
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1

@@ -54,11 +54,38 @@ def write(path: Path, weights, metadata: dict[str, str], calibration) -> None:
 
 
 def _checked(path: Path) -> Path:
+    """``path`` if ``torch.export.load`` can read it without unpickling anything: it unpickles
+    (``weights_only=False``) weights and constants marked ``use_pickle``, legacy ``.pt``
+    payloads and custom or opaque objects, so an archive holding any of those is refused unread
+    (fmnist writes raw tensors only)."""
+    fix = "export it again with `fmnist export --format torch-export`"
     if path.stat().st_size > MAX_BYTES or not zipfile.is_zipfile(path):
-        raise WeightsError(
-            f"{path} is not a torch.export archive written by fmnist",
-            fix="export it again with `fmnist export --format torch-export`",
-        )
+        raise WeightsError(f"{path} is not a torch.export archive written by fmnist", fix=fix)
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            folder, _, name = member.filename.rpartition("/")
+            pickled = folder.endswith(("data/weights", "data/constants")) and (
+                name.endswith(".pt") or name.startswith(("custom_obj", "opaque_obj"))
+            )
+            if name.endswith(("_weights_config.json", "_constants_config.json")):
+                if member.file_size > 2**24:
+                    pickled = True
+                else:
+                    try:
+                        entries = json.loads(archive.read(member)).get("config", {}).values()
+                        pickled = any(
+                            e.get("use_pickle")
+                            or not str(e.get("path_name", "")).startswith(("weight_", "tensor_"))
+                            for e in entries
+                        )
+                    except (ValueError, AttributeError):
+                        pickled = True
+            if pickled:
+                raise WeightsError(
+                    f"{path} holds pickled objects ({member.filename[-60:]}); refused, since "
+                    "unpickling runs code",
+                    fix=fix,
+                )
     return path
 
 
