@@ -182,7 +182,8 @@ CLI = block(
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--data", type=Path, default=Path("/usr/share/datasets/fashion-mnist"),
                             help="the folder of the four Fashion-MNIST IDX files (raw or .gz)")
-        parser.add_argument("--epochs", type=int, default=EPOCHS, help="epochs to train")
+        parser.add_argument("--epochs", type=int, default=EPOCHS,
+                            help="epochs to train, up to the recipe's (the schedule keeps its length)")
         parser.add_argument("--steps", type=int, default=0, help="stop after this many steps")
         parser.add_argument("--losses", type=Path, help="write each step's loss here (JSON list)")
         parser.add_argument("--out", type=Path, default=Path("outputs"),
