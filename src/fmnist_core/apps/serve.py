@@ -651,16 +651,16 @@ def serve(
     settings: ServeSettings | None = None,
 ) -> None:
     """Run the server until interrupted (``fmnist serve``)."""
+    from .exported import load_servable
+
+    settings = settings or ServeSettings()
+    trainer = load_servable(weights, backend)  # a bad file is a one-line error, checked first
     try:
         import uvicorn
     except ImportError as exc:
         raise FmnistError(
             "fmnist serve needs FastAPI and uvicorn", fix='pip install "fmnist-core[serve]"'
         ) from exc
-    from .exported import load_servable
-
-    settings = settings or ServeSettings()
-    trainer = load_servable(weights, backend)  # a bad file is a one-line error before binding
     print(
         f"fmnist: serving {weights} on http://{host}:{port} (docs: http://{host}:{port}/docs)",
         flush=True,
