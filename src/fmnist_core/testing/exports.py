@@ -20,7 +20,8 @@ import numpy as np
 
 from ..data import Dataset
 from ..plugins import get_export_target
-from ..training.export import ExportResult, softmax
+from ..training.export import ExportResult
+from ..training.metrics import softmax
 from ..training.trainer import Trainer
 
 MODELS = ("mlp", "cnn", "fast")

@@ -24,6 +24,7 @@ from ..errors import ExportError, FmnistError, StorageError
 from ..io.exports import GATE_KEY, ExportTarget, Runner, export_metadata
 from ..plugins import get_export_target
 from .checkpoints import weights_of
+from .metrics import softmax
 
 MIN_AGREEMENT = 0.999
 """Float targets: the share of test images whose top-1 class must equal the source's."""
@@ -100,12 +101,6 @@ class ExportResult:
 
     def __fspath__(self) -> str:
         return str(self.path)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def run_in_chunks(run: Runner, images: np.ndarray) -> np.ndarray:

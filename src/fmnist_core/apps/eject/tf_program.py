@@ -37,7 +37,6 @@ def _variable(lines: Emitted, name: str, shape, trainable: bool = True) -> None:
 def _layers(layers, shape, lines: Emitted, x: str = "x") -> tuple:
     for layer in layers:
         kind, name = layer.kind, layer.name
-        p = f"self.params[{key(name)!r}]" if name else ""
         if kind == "Flatten":
             lines.forward(f"{x} = tf.reshape({x}, [-1, {math.prod(shape)}])")
         elif kind == "Dense":
@@ -92,7 +91,6 @@ def _layers(layers, shape, lines: Emitted, x: str = "x") -> tuple:
         else:
             unknown(layer, "TensorFlow")
         shape = layer.output_shape(shape)
-    del p
     return shape
 
 
