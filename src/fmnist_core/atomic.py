@@ -227,3 +227,106 @@ def read_user_file(
         raise ConfigError(
             f"{what} {path} is not UTF-8 text", fix=fix or "give a text file"
         ) from None
+
+
+MARKER = ".fmnist-written"
+"""The file fmnist puts in each folder it writes whole (an export folder, an ejected program's
+folder): JSON naming what wrote it. Only a folder carrying the same kind is ever replaced."""
+
+
+def written_kind(folder: Path) -> str | None:
+    """What fmnist wrote ``folder`` as (its marker's ``kind``), or None."""
+    try:
+        with open(folder / MARKER, "rb") as handle:
+            data = json.loads(handle.read(4096))
+    except (OSError, ValueError):
+        return None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def check_replaceable(path: str | os.PathLike, kind: str | None) -> None:
+    """Refuse, before anything is written, a ``path`` that fmnist may not replace: for a folder
+    written whole (``kind`` given), anything there but an empty folder or fmnist's own folder of
+    that kind; for a file (``kind`` None), a folder or anything not a plain file or link."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return
+    if kind is None:
+        if path.is_symlink() or path.is_file():
+            return
+        what = "a folder" if path.is_dir() else "not a plain file"
+        raise StorageError(
+            f"{path} is {what}; fmnist writes a file there only in place of a file",
+            fix="name a file path, or move that aside",
+        )
+    if path.is_dir() and not path.is_symlink():
+        found = written_kind(path)
+        if found == kind or not any(path.iterdir()):
+            return
+        what = f"fmnist's {found} output" if found else "a folder fmnist did not write"
+        raise StorageError(
+            f"{path} is {what}; fmnist replaces only an empty folder or its own {kind} output",
+            fix="name another --out, or move that folder aside",
+        )
+    raise StorageError(
+        f"{path} is a file, not a folder for the {kind} output",
+        fix="name another --out, or move that file aside",
+    )
+
+
+def staged_folder(path: str | os.PathLike, kind: str) -> Path:
+    """An empty folder beside ``path`` (the mode a plain ``mkdir`` gives, with fmnist's marker
+    of ``kind``), to fill and then ``move_into_place``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=".partial-", suffix=f"-{path.name}", dir=path.parent))
+        os.chmod(staged, 0o777 & ~_UMASK)  # mkdtemp makes 0700
+        (staged / MARKER).write_text(json.dumps({"written_by": "fmnist", "kind": kind}) + "\n")
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+    return staged
+
+
+def staged_file(path: str | os.PathLike, suffix: str = "") -> Path:
+    """An empty file beside ``path`` (the mode ``open`` gives) whose name ends as ``path``'s
+    does, and with ``suffix`` where ``path`` lacks it (writers that check the suffix)."""
+    path = Path(path)
+    ending = path.name if path.name.endswith(suffix) else path.name + suffix
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=".partial-", suffix=f"-{ending}", dir=path.parent)
+        os.close(handle)
+        os.chmod(name, 0o666 & ~_UMASK)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+    return Path(name)
+
+
+def remove_staged(path: Path) -> None:
+    """Remove a staged file or folder (one fmnist made: a partial write)."""
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def move_into_place(staged: Path, path: str | os.PathLike, kind: str | None = None) -> None:
+    """``staged`` becomes ``path``, checked again by ``check_replaceable``: a folder of fmnist's
+    of the same ``kind`` is set aside, the new one renamed in, then the old one removed."""
+    path = Path(path)
+    check_replaceable(path, kind)
+    try:
+        if kind is not None and path.is_dir() and not path.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=".old-", suffix=f"-{path.name}", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(staged, path)
+            remove_staged(old)
+        else:
+            os.replace(staged, path)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
+    _fsync_dir(path.parent)

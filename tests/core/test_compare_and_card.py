@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from fmnist_core import LABELS, Trainer
+from fmnist_core import LABELS, ConfigError, Trainer
 from fmnist_core.cli import main
 
 
@@ -95,8 +95,10 @@ def test_model_card_escapes_the_names_users_choose(tmp_path):
     from fmnist_core.testing import synthetic_dataset
     from fmnist_core.training.trainer import Trainer
 
+    with pytest.raises(ConfigError, match="model name"):  # names are plain names since 0.5
+        ModelSpec(HOSTILE_NAME, [Flatten(), Dense(10)])
     spec = ModelSpec(
-        HOSTILE_NAME,
+        "mine",
         [Flatten(), Dense(8), ReLU(), Dense(10)],
         description="<img src=x onerror=alert(1)> [click](javascript:alert(1)) ```",
     )
@@ -106,7 +108,7 @@ def test_model_card_escapes_the_names_users_choose(tmp_path):
     card = model_card(run, trainer, trainer.evaluate(), history, 1.0)
     from fmnist_core.apps.model_card import code
 
-    assert card.splitlines()[0] == f"# {code(HOSTILE_NAME)} on Fashion-MNIST, trained with numpy"
+    assert card.splitlines()[0] == f"# {code('mine')} on Fashion-MNIST, trained with numpy"
     assert code(HOSTILE_NAME).startswith("````x") and "\n" not in code(HOSTILE_NAME)
     blocks = re.sub(r"(?ms)^(`{3,})[^\n]*\n.*?^\1$", "", card)
     prose = re.sub(r"(`+)(?!`).*?(?<!`)\1(?!`)", "", blocks)

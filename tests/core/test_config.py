@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -57,7 +58,7 @@ def test_resolve_takes_the_recipe_and_round_trips():
         ("tta", "false", "tta must be true or false"),
         ("evaluate_each_epoch", "yes", "evaluate_each_epoch must be true or false"),
         ("max_memory_gb", math.nan, "max_memory_gb must be a number > 0"),
-        ("learning_rate", math.inf, "learning_rate must be a number > 0"),
+        ("learning_rate", math.inf, "learning_rate must be a number in (0, 1e+32)"),
         ("epochs", 2.5, "epochs must be an integer"),
         ("label_smoothing", 1.0, "label_smoothing must be a number in [0, 1)"),
         ("init", "random", "init must be one of core, framework"),
@@ -65,7 +66,7 @@ def test_resolve_takes_the_recipe_and_round_trips():
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_setting(name, value, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(")", r"\)")) as err:
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
         TrainConfig(**{name: value})
     assert "\n" not in str(err.value)
 
@@ -80,7 +81,7 @@ def test_an_unknown_setting_suggests_the_near_one():
     [
         ("seed = 'one'\n", "the config file .* seed must be an integer"),
         ("tta = 'false'\n", "tta must be true or false"),
-        ("[options]\nepochs = 3\n", "options repeat the setting.s. epochs"),
+        ("[options]\nepochs = 3\n", "option.s. 'epochs' are named as settings"),
         ("space = 3\nbackend = 'numpy'\n", "has no setting 'space'"),
         ("workers = 'two'\n", "workers must be an integer"),
         ("[" + "a." * 5000 + "b]\n", "nests too deeply"),

@@ -12,10 +12,10 @@ def add_arguments(p) -> None:
     )
     p.add_argument(
         "--to",
-        default="all",
+        default=None,
         choices=["torch", "tf", "keras", "all"],
-        help="the framework to write (default all: the three, and MODEL.html and MODEL.md "
-        "side by side)",
+        help="the framework to write (default: each one whose fmnist plugin is installed; all: "
+        "the three, and MODEL.html and MODEL.md side by side)",
     )
     p.add_argument("--out", help="folder to write into (default: ejected/MODEL)")
     p.add_argument("--seed", type=int, default=None, help="the seed of the initial weights and "
@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..apps.eject import FRAMEWORKS, eject
+    from ..apps.eject import FRAMEWORKS, check_frameworks, eject, installed
     from ..apps.run import model_named
     from ..errors import ConfigError
     from ..training.trainer import Trainer
@@ -35,7 +35,24 @@ def run(args) -> int:
         trainer = Trainer.load(args.run, verbose=0, **settings)
     else:
         trainer = Trainer(backend="numpy", model=model_named(args.model), verbose=0, **settings)
-    to = list(FRAMEWORKS) if args.to == "all" else [args.to]
+    if args.to is None:
+        to = [f for f in FRAMEWORKS if installed(f)]
+        skipped = [f for f in FRAMEWORKS if f not in to]
+        if not to:
+            raise ConfigError(
+                "fmnist eject writes each program's initial weights with that framework's fmnist "
+                "plugin, and none is installed; nothing was written",
+                fix="pip install 'fmnist-core[torch]' (or [tf], [keras])",
+            )
+        if skipped:
+            print(
+                f"fmnist eject: writing {', '.join(FRAMEWORKS[f][0] for f in to)}; skipped "
+                f"{', '.join(FRAMEWORKS[f][0] for f in skipped)}, whose fmnist plugins are not "
+                f"installed (pip install 'fmnist-core[{','.join(skipped)}]' adds them)"
+            )
+    else:
+        to = list(FRAMEWORKS) if args.to == "all" else [args.to]
+        check_frameworks(to)
     out = Path(args.out or Path("ejected") / trainer.model.name)
     for path in eject(trainer, to, out):
         print(f"wrote {path}")

@@ -124,12 +124,13 @@ def _trainer(args, settings: dict):
 def training_settings(args) -> dict:
     """The Trainer's arguments: the config file's, the flags given on the command line winning."""
     from ..apps.run import resolve_model
-    from ..training.config import from_flags, read_file
+    from ..training.config import check_options, from_flags, read_file
 
     file = read_file(args.config) if args.config else {}
     runs = {"backend": args.backend, "log": args.log, "workers": args.workers}
     settings = {**file, **{k: v for k, v in runs.items() if v is not None}}
     settings["options"] = {**file.get("options", {}), **backend_options(args)}
+    check_options(settings["options"], "--option")
     settings["model"] = model = resolve_model(settings, args.model)
     return from_flags(args, settings, model.recipe)
 

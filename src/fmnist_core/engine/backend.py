@@ -181,10 +181,12 @@ class Backend(ABC):
         declared = {option.name: option for option in self.options}
         for name in given:
             if name not in declared:
-                near = difflib.get_close_matches(name, declared, n=1)
+                short = len(str(name)) <= 64  # difflib is quadratic; a file's key may be huge
+                near = difflib.get_close_matches(str(name), declared, n=1) if short else []
                 valid = ", ".join(declared) or "none"
+                shown = repr(name) if short else f"{str(name)[:40]!r}… ({len(str(name)):,} chars)"
                 raise ConfigError(
-                    f"backend {self.name!r} has no option {name!r}"
+                    f"backend {self.name!r} has no option {shown}"
                     + (f" (did you mean {near[0]!r}?)" if near else "")
                     + f"; its options: {valid}",
                     fix="see `fmnist backends --options`",

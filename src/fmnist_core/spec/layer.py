@@ -19,12 +19,42 @@ flat activations ``(features,)``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 Shape = tuple[int, ...]
+
+LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,15}")
+"""A layer's name: Python identifiers joined by dots (``res1.conv1``), so that a name read from
+a shared file can only ever be a name in the programs and pages fmnist writes."""
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A model's name: a short plain name (letters, digits, ``_ . -``, not starting with a dot), so
+that it is safe as a file name and in program text."""
+
+
+def check_name(name: Any, what: str = "layer") -> str:
+    """``name`` if it follows the rule for ``what`` ("layer" or "model"); else a
+    ``ValueError("what|fix")`` that shows the name escaped."""
+    rule, example = (
+        (LAYER_NAME, "'fc9' or 'res1.conv1'") if what == "layer" else (MODEL_NAME, "'my-model'")
+    )
+    if not isinstance(name, str):
+        raise ValueError(
+            f"a {what} name must be a string, got {str(name)[:40]!r}|give it a name like {example}"
+        )
+    if not rule.fullmatch(name):
+        allowed = (
+            "must be Python identifiers joined by dots"
+            if what == "layer"
+            else "may hold only letters, digits, '_', '.' and '-' (at most 64, the first a "
+            "letter or digit)"
+        )
+        raise ValueError(f"{what} name {name[:60]!r} {allowed}|give it a name like {example}")
+    return name
+
 
 #: neutral layouts a ``ParamSpec`` may have; backends convert each to their framework's
 LAYOUTS = {
@@ -119,10 +149,8 @@ class Layer:
     # -- the spec ---------------------------------------------------------------------
     def validate(self) -> None:
         """Check every ``hyper`` field's type and range; ``ValueError("what|fix")`` if wrong."""
-        if not isinstance(self.name, str):
-            raise ValueError(
-                f"name must be a string, got {str(self.name)[:40]!r}|give it a name like 'fc9'"
-            )
+        if self.name != "":
+            check_name(self.name, "layer")
         for f in fields(self):
             if f.metadata.get("hyper"):
                 check_hyper(f.name, getattr(self, f.name), f.default, f.metadata)

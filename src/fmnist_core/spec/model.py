@@ -28,7 +28,7 @@ import numpy as np
 from ..data.spec import IMAGE_SHAPE
 from ..errors import ConfigError, WeightsError
 from ..labels import NUM_CLASSES
-from .layer import Layer, ParamSpec, Shape
+from .layer import Layer, ParamSpec, Shape, check_name
 
 MAX_DEPTH = 16
 """How deeply layers may nest (a Residual in a Residual …): deeper is an error, not a crash."""
@@ -74,6 +74,16 @@ class ModelSpec:
         input_shape: Shape = IMAGE_SHAPE,
         num_classes: int = NUM_CLASSES,
     ):
+        try:
+            check_name(name, "model")
+        except ValueError as exc:
+            message, _, fix = str(exc).partition("|")
+            raise ConfigError(message, fix=fix) from None
+        if not isinstance(description, str):
+            raise ConfigError(
+                f"model {name!r}: its description must be text, got {str(description)[:40]!r}",
+                fix="pass description='...'",
+            )
         self.name, self.description = name, description
         self.recipe = recipe or ARTICLE_RECIPE
         self.input_shape, self.num_classes = tuple(input_shape), num_classes

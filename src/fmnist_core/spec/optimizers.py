@@ -33,6 +33,22 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 
 
+def _finite(obj: Any, names: tuple[str, ...]) -> None:
+    """Each of ``names`` a finite real number (a value read from a file may be anything)."""
+    for name in names:
+        value = getattr(obj, name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.integer, np.floating))
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(
+                f"{type(obj).__name__.lower()} {name} must be a finite number, got "
+                f"{str(value)[:40]!r}",
+                fix=f"use the default {name}={getattr(type(obj), name)!r}",
+            )
+
+
 @dataclass(frozen=True)
 class Optimizer:
     """``Optimizer("sgd", momentum=0.9, nesterov=True, weight_decay=5e-4)``, ``Optimizer("adam")``,
@@ -51,6 +67,12 @@ class Optimizer:
             raise ConfigError(
                 f"unknown optimizer {self.kind!r}; known: {', '.join(OPTIMIZERS)}",
                 fix="pick one of those",
+            )
+        _finite(self, ("momentum", "weight_decay", "beta1", "beta2", "eps"))
+        if not isinstance(self.nesterov, bool):
+            raise ConfigError(
+                f"optimizer nesterov must be true or false, got {str(self.nesterov)[:40]!r}",
+                fix="pass nesterov=True or False",
             )
         for name in ("momentum", "weight_decay"):
             value = getattr(self, name)
@@ -157,6 +179,13 @@ class Schedule:
             raise ConfigError(
                 f"unknown schedule {self.kind!r}; known: {', '.join(SCHEDULES)}",
                 fix="pick one of those",
+            )
+        _finite(self, ("gamma", "min_fraction", "pct_start", "div_factor", "final_div_factor"))
+        if self.gamma <= 0 or not 0 <= self.min_fraction <= 1:
+            raise ConfigError(
+                f"schedule needs gamma > 0 and 0 ≤ min_fraction ≤ 1, got {self.gamma!r}, "
+                f"{self.min_fraction!r}",
+                fix="use the defaults gamma=0.1, min_fraction=0",
             )
         if not 0 < self.pct_start < 1 or self.div_factor <= 0 or self.final_div_factor <= 0:
             raise ConfigError(

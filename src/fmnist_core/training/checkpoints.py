@@ -93,7 +93,8 @@ def recorded_arguments(config: dict[str, Any], with_options: bool) -> dict[str, 
     kwargs = {k: config[k] for k in settings.RECORDED if k in config}
     options = config.get("options", {})
     if with_options and isinstance(options, dict):
-        kwargs.update({k: v for k, v in options.items() if k not in settings.NAMES})
+        settings.check_options(options, "the recorded options")
+        kwargs.update(options)
     return kwargs
 
 

@@ -29,6 +29,11 @@ MAX_SEED = 2**32 - 1  # every framework's seed fits an unsigned 32-bit integer
 
 
 # -- checks: a value in, the valid value out, or a one-line ConfigError -----------------------
+MAX_LEARNING_RATE = 1e32
+"""Engines compute in float32 (largest 3.4e38): a learning rate above this overflows on its way
+to them (a warning, then infinities) and cannot train."""
+
+
 def integer(minimum: int, maximum: int | None = None) -> Callable[[str, Any], int]:
     def check(name: str, value: Any) -> int:
         if (
@@ -58,8 +63,9 @@ def number(*, above: float | None = None, below: float | None = None, minimum: f
             and (below is None or value < below)
         )
         if not ok:
+            opening = f"({above:g}" if above is not None else f"[{minimum:g}"
             low = f"> {above:g}" if above is not None else f"≥ {minimum:g}"
-            bounds = f"in [{minimum:g}, {below:g})" if below is not None else low
+            bounds = f"in {opening}, {below:g})" if below is not None else low
             raise ConfigError(f"{name} must be a number {bounds}, got {value!r}")
         return float(value)
 
@@ -159,7 +165,11 @@ class TrainConfig:
     epochs: int | None = setting(None, integer(1), "epochs to train", recipe=True, cli_type=int)
     batch_size: int | None = setting(None, integer(1), "images per step", recipe=True, cli_type=int)
     learning_rate: float | None = setting(
-        None, number(above=0), "(peak) learning rate", recipe=True, flag="--lr"
+        None,
+        number(above=0, below=MAX_LEARNING_RATE),
+        "(peak) learning rate",
+        recipe=True,
+        flag="--lr",
     )
     seed: int = setting(0, integer(0, MAX_SEED), "seed of the weights, order and augmentation")
     optimizer: Optimizer | None = setting(
@@ -300,14 +310,42 @@ def unknown(values: dict[str, Any], source: str | None = None) -> None:
 
     for key in values:
         if key not in NAMES:
-            near = difflib.get_close_matches(str(key), NAMES, n=1)
+            # a suggestion only for a name that could be a misspelt setting: difflib is
+            # quadratic, and a key read from a file may be a megabyte long
+            short = len(str(key)) <= 64
+            near = difflib.get_close_matches(str(key), NAMES, n=1) if short else []
             where = f"{source} has no setting" if source else "no setting is named"
+            shown = repr(key) if short else f"{str(key)[:40]!r}… ({len(str(key)):,} characters)"
             raise ConfigError(
-                f"{where} {key!r}"
+                f"{where} {shown}"
                 + (f" (did you mean {near[0]!r}?)" if near else "")
                 + f"; the settings: {', '.join(NAMES)}",
                 fix="remove or rename it",
             )
+
+
+TRAINER_ARGUMENTS = (
+    "backend",
+    "model",
+    "config",
+    "data",
+    "data_dir",
+    "verify_checksums",
+    "callbacks",
+    "verbose",
+)
+"""``Trainer``'s own keyword arguments: never a backend option's name."""
+
+
+def check_options(options: dict[str, Any], source: str) -> None:
+    """Refuse backend options named as a setting or as one of ``Trainer``'s own arguments."""
+    taken = sorted(str(k) for k in options if k in NAMES or k in TRAINER_ARGUMENTS)
+    if taken:
+        raise ConfigError(
+            f"{source}: the backend option(s) {', '.join(map(repr, taken))} are named as "
+            "settings or Trainer arguments, not options",
+            fix='give each setting once, at the top level (model = "cnn", not under options)',
+        )
 
 
 def split(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -439,7 +477,9 @@ def read_file(path: str) -> dict[str, Any]:
     text = read_user_file(path, "the config file", MAX_CONFIG_BYTES, fix)
     toml = str(path).endswith(".toml")
     brackets = max((len(m) for m in re.findall(r"[\[{]+", text)), default=0)
-    dots = max((m.count(".") for m in re.findall(r"(?:[\w-]+\.)+", text)), default=0)
+    # dotted keys (a.b.c = 1) nest too; counted per word in linear time (a pattern that
+    # backtracks over a megabyte-long word takes minutes)
+    dots = max((word.count(".") for word in re.split(r"[^\w.-]+", text)), default=0)
     if max(brackets, dots) > MAX_NESTING:
         raise ConfigError(f"the config file {path} nests too deeply to be settings", fix=fix)
     try:
@@ -469,12 +509,7 @@ def read_file(path: str) -> dict[str, Any]:
     options = config.get("options", {})
     if not isinstance(options, dict):
         raise ConfigError(f"the config file {path}: options must be a table of backend options")
-    if set(options) & set(NAMES):
-        twice = sorted(set(options) & set(NAMES))
-        raise ConfigError(
-            f"the config file {path}: options repeat the setting(s) {', '.join(twice)}",
-            fix="give each setting once, at the top level",
-        )
+    check_options(options, f"the config file {path}")
     workers = config.get("workers", 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 1024:
         raise ConfigError(f"the config file {path}: workers must be an integer in 1..1024")

@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, FmnistError, StorageError
+from ..atomic import (
+    check_replaceable,
+    move_into_place,
+    remove_staged,
+    staged_file,
+    staged_folder,
+)
+from ..errors import ExportError, FmnistError
 from ..io.exports import GATE_KEY, ExportTarget, Runner, export_metadata
 from ..plugins import get_export_target
 from .checkpoints import weights_of
@@ -138,43 +143,6 @@ def compare(
     )
 
 
-def _staging(path: Path, folder: bool) -> Path:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if folder:
-            return Path(
-                tempfile.mkdtemp(prefix=".partial-", suffix=f"-{path.name}", dir=path.parent)
-            )
-        # the name ends as the target's does: some writers check the suffix
-        handle, name = tempfile.mkstemp(prefix=".partial-", suffix=f"-{path.name}", dir=path.parent)
-        os.close(handle)
-        return Path(name)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot write the export in {path.parent} ({exc.strerror})",
-            fix="choose a writable folder with --out",
-        ) from None
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _move_into_place(staged: Path, path: Path) -> None:
-    """``staged`` becomes ``path``; a folder already there is set aside first, then removed."""
-    if path.is_dir() and not path.is_symlink():
-        old = path.parent / f".{path.name}.old"
-        _remove(old)
-        os.replace(path, old)
-        os.replace(staged, path)
-        _remove(old)
-    else:
-        os.replace(staged, path)
-
-
 def _size(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -192,7 +160,10 @@ def export_trainer(trainer: Any, path: str | os.PathLike, format: str, gate: boo
         train = trainer.splits()[0]
         picked = np.random.default_rng(0).permutation(len(train.images))[:CALIBRATION_IMAGES]
         calibration = np.ascontiguousarray(train.images[np.sort(picked)])
-    staged = _staging(path, folder=target.suffix.endswith("/"))
+    folder = target.suffix.endswith("/")
+    kind = f"export {target.name}" if folder else None
+    check_replaceable(path, kind)  # before anything is written: never the user's files
+    staged = staged_folder(path, kind) if kind else staged_file(path, target.suffix)
     try:
         try:
             target.write(staged, weights, export_metadata(weights, target.name), calibration)
@@ -214,7 +185,7 @@ def export_trainer(trainer: Any, path: str | os.PathLike, format: str, gate: boo
                 fix="--no-gate keeps it, marked as failed",
             )
         target.stamp(staged, {**target.read_metadata(staged), GATE_KEY: result.to_json()})
-        _move_into_place(staged, path)
+        move_into_place(staged, path, kind)
     finally:
-        _remove(staged)
+        remove_staged(staged)
     return ExportResult(path, target.name, _size(path), result)

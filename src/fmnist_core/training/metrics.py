@@ -4,6 +4,7 @@ and the per-epoch ``History`` of a training run."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +75,10 @@ class EvalResult:
         }
 
 
+def _bad(value: Any) -> Any:
+    raise ValueError(f"a history row holds {str(value)[:40]!r} where a number belongs")
+
+
 @dataclass
 class EpochRecord:
     """One epoch: mean per-sample training loss, accuracy, wall seconds, optional validation and
@@ -138,9 +143,31 @@ class History:
 
     @classmethod
     def from_dict(cls, data: dict) -> History:
+        def number(value: Any, kind: str) -> Any:
+            optional = kind.endswith("| None")
+            if value is None and optional:
+                return None
+            if kind.startswith("int"):
+                ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+                return value if ok else _bad(value)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return _bad(value)
+            return float(value)
+
         def build(kind, rows):
-            names = {f.name for f in fields(kind)}
-            return [kind(**{k: v for k, v in row.items() if k in names}) for row in rows]
+            if not isinstance(rows, list):
+                raise ValueError(f"history rows must be a list, got {type(rows).__name__}")
+            columns = {f.name: str(f.type) for f in fields(kind)}
+            built = []
+            for row in rows:
+                if not isinstance(row, dict):
+                    raise ValueError(f"a history row must be a table, got {str(row)[:40]!r}")
+                values = {k: number(v, columns[k]) for k, v in row.items() if k in columns}
+                built.append(kind(**values))
+            return built
+
+        if not isinstance(data, dict):
+            raise ValueError("a history must be a table of epochs and progress")
 
         return cls(
             build(EpochRecord, data.get("epochs", [])),

@@ -135,41 +135,102 @@ def program_text(sections: dict[str, str]) -> str:
     return text
 
 
-def eject(trainer, to: list[str], out: str | os.PathLike) -> list[Path]:
-    """Write the programs for the frameworks ``to`` into ``out/{framework}/``; returns the
-    programs' paths (and the side-by-side pages' for all three)."""
-    out = Path(out)
-    planned = plan(trainer)
-    spec = planned["spec"]
-    weights = Weights(spec.name, planned["initial"], {"architecture": json.dumps(spec.to_dict())})
-    written, everything = [], {}
+MAX_DRAW_BYTES = 256 * 2**20
+"""The most ``batches.npz`` may hold uncompressed (each epoch's order and draws): about 1,000
+epochs of the training split. A recipe asking for more is refused before anything is made."""
+
+
+def installed(framework: str) -> bool:
+    """Whether the fmnist plugin that writes ``framework``'s initial weights is installed."""
+    from ...errors import WeightsError
+    from ...io.formats import format_for
+
+    _, _, format_, initial, _ = FRAMEWORKS[framework]
+    try:
+        return format_for(initial, format_, for_writing=True).write is not None
+    except WeightsError:
+        return False
+
+
+def check_frameworks(to: list[str]) -> None:
+    """Refuse, before anything is written, a framework fmnist cannot write or whose plugin is
+    missing (its initial weights are written in that framework's format by that plugin)."""
     for framework in to:
         if framework not in FRAMEWORKS:
             raise ConfigError(
                 f"fmnist eject --to {framework!r}: not a framework it writes",
                 fix="pick torch, tf, keras or all",
             )
-        folder = out / framework
-        folder.mkdir(parents=True, exist_ok=True)
-        title, _, format_, initial, _ = FRAMEWORKS[framework]
-        sections = sections_of(framework, planned)
-        everything[framework] = sections
-        with open(folder / "batches.npz.partial", "wb") as handle:
-            np.savez_compressed(handle, **planned["draws"])
-        os.replace(folder / "batches.npz.partial", folder / "batches.npz")
-        try:
-            write_weights(folder / initial, weights, format_)
-        except Exception as exc:
-            raise ConfigError(
-                f"the {title} program's initial weights are written by fmnist's {title} plugin, "
-                f"which failed or is missing ({str(exc)[:120]})",
-                fix=f"pip install 'fmnist-core[{framework}]'",
-            ) from None
-        path = folder / f"{spec.name}.py"
-        atomic_write_bytes(path, program_text(sections).encode())
-        written.append(path)
-    if set(everything) == set(FRAMEWORKS):
-        written += side_by_side(spec, everything, out)
+    missing = [f for f in to if not installed(f)]
+    if missing:
+        names = " and ".join(FRAMEWORKS[f][0] for f in missing)
+        extras = ",".join(missing)
+        plural = "s" if len(missing) > 1 else ""
+        raise ConfigError(
+            f"fmnist eject --to {','.join(missing)}: the {names} program{plural}' initial weights "
+            f"are written by fmnist's {names} plugin{plural}, not installed; nothing was written",
+            fix=f"pip install 'fmnist-core[{extras}]', or leave out --to to write the programs "
+            "of the frameworks installed",
+        )
+
+
+def _check_plan_size(trainer) -> None:
+    config = trainer.config
+    per_epoch = len(trainer.data.train) * (2 + 1 + 2 + 4)  # order, flips, shifts, boxes
+    if config.epochs * per_epoch > MAX_DRAW_BYTES:
+        raise ConfigError(
+            f"fmnist eject: {config.epochs:,} epochs would need "
+            f"{config.epochs * per_epoch / 2**30:.1f} GiB of batch draws (batches.npz holds "
+            "every epoch's)",
+            fix=f"eject a recipe of at most {MAX_DRAW_BYTES // per_epoch:,} epochs (--epochs "
+            "of a run folder's config, or the model's recipe)",
+        )
+
+
+def eject(trainer, to: list[str], out: str | os.PathLike) -> list[Path]:
+    """Write the programs for the frameworks ``to`` into ``out/{framework}/``; returns the
+    programs' paths (and the side-by-side pages' for all three).
+
+    ``out`` appears whole or not at all: everything is written into a staged folder beside it,
+    then moved into place. An ``out`` that exists is replaced only if it is empty or an earlier
+    ``fmnist eject`` output; anything else is refused before anything is written."""
+    from ...atomic import check_replaceable, move_into_place, remove_staged, staged_folder
+
+    out = Path(out)
+    check_frameworks(to)
+    check_replaceable(out, "eject")
+    _check_plan_size(trainer)
+    planned = plan(trainer)
+    spec = planned["spec"]
+    weights = Weights(spec.name, planned["initial"], {"architecture": json.dumps(spec.to_dict())})
+    written, everything = [], {}
+    staged = staged_folder(out, "eject")
+    try:
+        for framework in to:
+            folder = staged / framework
+            folder.mkdir()
+            title, _, format_, initial, _ = FRAMEWORKS[framework]
+            sections = sections_of(framework, planned)
+            everything[framework] = sections
+            with open(folder / "batches.npz", "wb") as handle:
+                np.savez_compressed(handle, **planned["draws"])
+            try:
+                write_weights(folder / initial, weights, format_)
+            except Exception as exc:
+                raise ConfigError(
+                    f"the {title} program's initial weights could not be written by fmnist's "
+                    f"{title} plugin ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})",
+                    fix=f"pip install --upgrade 'fmnist-core[{framework}]'",
+                ) from None
+            program = folder / f"{spec.name}.py"
+            atomic_write_bytes(program, program_text(sections).encode())
+            written.append(out / framework / program.name)
+        if set(everything) == set(FRAMEWORKS):
+            pages = side_by_side(spec, everything, staged)
+            written += [out / page.name for page in pages]
+        move_into_place(staged, out, "eject")
+    finally:
+        remove_staged(staged)
     return written
 
 

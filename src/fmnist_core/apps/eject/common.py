@@ -4,6 +4,7 @@ plain NumPy (or Python), written once here so that the programs agree by constru
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 from ...labels import LABELS
@@ -13,7 +14,15 @@ def block(text: str) -> str:
     return textwrap.dedent(text).strip("\n") + "\n"
 
 
+def escaped(value: object) -> str:
+    """``value`` as text that can sit inside any of a program's string literals or docstrings
+    and stay text there: quotes, backslashes and control characters escaped (names and
+    descriptions come from files that users share)."""
+    return json.dumps(str(value), ensure_ascii=False)[1:-1]
+
+
 def header(framework: str, model: str, recipe: str, run: str, weights: str, initial: str) -> str:
+    model, recipe, run = escaped(model), escaped(recipe), escaped(run)
     return block(
         f'''
         """The {model} model of fmnist as a plain {framework} program, written by `fmnist eject`.

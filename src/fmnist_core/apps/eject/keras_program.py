@@ -4,7 +4,7 @@ Keras code, for any model fmnist knows."""
 from __future__ import annotations
 
 from . import common
-from .common import block
+from .common import block, escaped
 from .layers import Emitted, unknown
 from .tf_program import loss_parts, optimizer_line
 
@@ -93,11 +93,11 @@ def network(spec) -> str:
     forward = "\n".join("    " + line for line in lines.forwards)
     return (
         "def NeuralNetwork() -> keras.Model:\n"
-        f'    """fmnist\'s {spec.name}: {spec.description}. Its layers carry fmnist\'s names."""\n'
+        f'    """fmnist\'s {escaped(spec.name)}: {escaped(spec.description)}. Its layers carry fmnist\'s names."""\n'
         "    inputs = keras.Input(shape=(28, 28))\n"
         "    x = inputs\n"
         f"{reshape}{forward}\n"
-        f"    return keras.Model(inputs, x, name='fmnist_{spec.name}')\n"
+        f"    return keras.Model(inputs, x, name={'fmnist_' + spec.name!r})\n"
     )
 
 

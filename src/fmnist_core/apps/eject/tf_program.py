@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from . import common
-from .common import block
+from .common import block, escaped
 from .layers import Emitted, channels, unknown
 
 IMPORTS = """import argparse
@@ -149,7 +149,7 @@ def network(spec) -> str:
     )
     return (
         "class NeuralNetwork(tf.Module):\n"
-        f'    """fmnist\'s {spec.name}: {spec.description}. Its variables are named as fmnist\n'
+        f'    """fmnist\'s {escaped(spec.name)}: {escaped(spec.description)}. Its variables are named as fmnist\n'
         '    names them (conv1.weight → conv1__weight), in the same layouts."""\n\n'
         "    def __init__(self):\n"
         "        super().__init__()\n"

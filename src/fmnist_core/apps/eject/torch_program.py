@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import common
-from .common import block
+from .common import block, escaped
 from .layers import Emitted, channels, local, unknown
 
 IMPORTS = """import argparse
@@ -139,7 +139,7 @@ def network(spec) -> tuple[str, set]:
     forward = "\n".join("        " + line for line in lines.forwards)
     text = (
         "class NeuralNetwork(nn.Module):\n"
-        f'    """fmnist\'s {spec.name}: {spec.description}"""\n\n'
+        f'    """fmnist\'s {escaped(spec.name)}: {escaped(spec.description)}"""\n\n'
         "    def __init__(self):\n"
         "        super().__init__()\n"
         f"{init}\n\n"

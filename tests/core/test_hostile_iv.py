@@ -1,0 +1,171 @@
+"""Inputs built to hurt, part 4 (issue 42), where no framework is needed: names and values from
+shared files written into program text, options named as the API's own arguments, megabyte keys,
+tampered checkpoint histories, settings that cannot train. Each is a one-line error (exit 1, no
+traceback) or correct work; nothing the file says is run."""
+
+import ast
+import json
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fmnist_core import ConfigError, ModelSpec, Trainer
+from fmnist_core.spec.layers import Dense, Flatten
+
+
+def cli(*args, cwd=None, timeout=120):
+    done = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def one_line(code: int, text: str) -> str:
+    assert code == 1, text
+    assert "Traceback" not in text, text
+    lines = [line for line in text.splitlines() if line.startswith("fmnist: error:")]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['x"""\nimport os\n"""', "../../escaped", "/etc/passwd", ".hidden", "a b", "-rf", "x" * 65, ""],
+)
+def test_a_model_name_that_is_not_a_plain_name_is_refused(name):
+    with pytest.raises(ConfigError, match="model name"):
+        ModelSpec(name, [Flatten(), Dense(10)])
+
+
+@pytest.mark.parametrize(
+    "name", ['"]; import os; os.system("echo hi"); x=["', "a.b c", "1st", "a..b", "a/b", "é\n"]
+)
+def test_a_layer_name_that_is_not_identifiers_is_refused(name):
+    with pytest.raises(ConfigError, match="layer name"):
+        ModelSpec("m", [Flatten(), Dense(10, name=name)])
+
+
+def test_plain_names_are_kept():
+    spec = ModelSpec("tiny-resnet.v2", [Flatten(), Dense(10, name="head_1")])
+    assert spec.name == "tiny-resnet.v2" and spec.layers[1].name == "head_1"
+
+
+def test_a_spec_file_with_a_hostile_name_is_one_line(tmp_path):
+    spec = {
+        "name": "../../escaped",
+        "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 10}],
+    }
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    line = one_line(*cli("eject", "--model", path, "--out", tmp_path / "out"))
+    assert "model name" in line
+    assert not (tmp_path / "out").exists() and not (tmp_path.parent / "escaped.py").exists()
+
+
+@pytest.mark.parametrize("framework", ["torch", "tf", "keras"])
+def test_a_description_is_text_in_every_program(framework):
+    """A description (a plugin's, a shared file's) closing the docstring stays in the docstring:
+    the program parses, and its only calls are the template's."""
+    from fmnist_core.apps.eject import plan, program_text, sections_of
+
+    hostile = 'x"""\nimport os; os.system("echo owned")\n"""\\'
+    spec = ModelSpec("m", [Flatten(), Dense(16), Dense(10)], description=hostile)
+    text = program_text(sections_of(framework, plan(Trainer("numpy", spec, verbose=0))))
+    tree = ast.parse(text)
+    calls = {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    assert "system" not in calls
+    texts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)]
+    assert any(isinstance(t, str) and hostile in t for t in texts)  # kept whole, as text
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "0.1"])
+@pytest.mark.parametrize("setting", ["gamma", "min_fraction", "pct_start", "div_factor"])
+def test_schedule_values_that_are_not_finite_numbers(setting, value):
+    with pytest.raises(ConfigError, match=setting):
+        Trainer("numpy", "mlp", schedule={"kind": "onecycle", setting: value}, verbose=0)
+
+
+@pytest.mark.parametrize("setting", ["momentum", "weight_decay", "beta1", "eps"])
+def test_optimizer_values_that_are_not_finite_numbers(setting):
+    kind = "sgd" if setting in ("momentum",) else "adam"
+    with pytest.raises(ConfigError, match=setting):
+        Trainer("numpy", "mlp", optimizer={"kind": kind, setting: math.nan}, verbose=0)
+
+
+def test_a_learning_rate_that_cannot_train_is_one_line_with_no_warning(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("learning_rate = 1e308\n")
+    code, text = cli("train", "--config", path, "--backend", "numpy", "--out", tmp_path / "r")
+    line = one_line(code, text)
+    assert "learning_rate" in line and "Warning" not in text
+
+
+@pytest.mark.parametrize("key", ["model", "data_dir", "verbose", "callbacks", "epochs"])
+def test_options_named_as_the_apis_arguments(tmp_path, key):
+    path = tmp_path / "run.toml"
+    path.write_text(f'[options]\n{key} = "cnn"\n')
+    line = one_line(*cli("train", "--config", path, "--backend", "numpy", "--out", tmp_path / "r"))
+    assert repr(key) in line and "options" in line
+    line = one_line(*cli("train", "--option", f"{key}=cnn", "--backend", "numpy", "--out",
+                         tmp_path / "r2"))  # fmt: skip
+    assert repr(key) in line
+
+
+def test_trainer_arguments_listed_for_options_are_trainers_own():
+    import inspect
+
+    from fmnist_core.training.config import TRAINER_ARGUMENTS
+
+    named = inspect.signature(Trainer.__init__).parameters
+    declared = {n for n, p in named.items() if p.kind is not p.VAR_KEYWORD and n != "self"}
+    assert set(TRAINER_ARGUMENTS) == declared
+
+
+def test_a_megabyte_unknown_key_is_refused_in_a_second(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"x" * 1_000_000: 1}))
+    started = time.monotonic()
+    line = one_line(*cli("train", "--config", path, "--backend", "numpy"))
+    assert time.monotonic() - started < 30  # bounded: it took over a minute before
+    assert "no setting" in line and len(line) < 1000
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"epoch": "0", "loss": 1.0, "accuracy": 0.5, "seconds": 1, "steps": 1, "items": 1}],
+        [{"epoch": 0, "loss": None, "accuracy": 0.5, "seconds": 1, "steps": 1, "items": 1}],
+        [{"epoch": 0, "loss": "x", "accuracy": 0.5, "seconds": 1, "steps": 1, "items": 1}],
+        [None],
+        "not rows",
+    ],
+)
+def test_a_checkpoint_whose_history_rows_are_not_numbers(tmp_path, real_data_dir, rows):
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    run = tmp_path / "run"
+    trainer = Trainer("numpy", "mlp", data_dir=real_data_dir, epochs=1, verbose=0)
+    trainer.fit(checkpoint_dir=run)
+    path = run / "checkpoint.safetensors"
+    with safe_open(path, "np") as handle:
+        metadata = handle.metadata()
+    history = json.loads(metadata["history"])
+    history["epochs"] = rows
+    save_file(load_file(path), path, {**metadata, "history": json.dumps(history)})
+    with pytest.raises(Exception, match="history") as caught:
+        Trainer.resume(run)
+    assert type(caught.value).__name__ == "WeightsError"
+    line = one_line(*cli("train", "--resume", run, "--epochs", "2"))
+    assert "history" in line
