@@ -361,6 +361,14 @@ def bench_exports(session: nox.Session) -> None:
     session.run("python", "bench/exports.py", *session.posargs, env=env)
 
 
+@nox.session(name="bench-eject")
+def bench_eject(session: nox.Session) -> None:
+    """Every recipe's ejected program against fmnist, step by step, on every framework."""
+    ensure_data(session)
+    session.install("-e", ".", *(arg for path in PLUGINS.values() for arg in ("-e", path)))
+    session.run("python", "bench/eject.py", *session.posargs, env={"KERAS_BACKEND": "tensorflow"})
+
+
 @nox.session
 def build(session: nox.Session) -> None:
     """Wheels of fmnist-core and every plugin into dist/, quietly (the build's own output is

@@ -1,14 +1,15 @@
-"""`fmnist eject --to torch`: every built-in recipe's program, run as a plain script with fmnist
+"""`fmnist eject --to torch`: the programs of mlp, fast and accurate (which use every
+layer type and setting of the five recipes), run as a plain script with fmnist
 unimportable, takes fmnist's first 20 steps (the same losses within the recipe's tolerance) and
 saves weights fmnist loads and evaluates to the test loss the program printed."""
 
 import pytest
 
 from fmnist_core import models
-from fmnist_core.testing.eject import check_ejected
+from fmnist_core.testing.eject import CHECKED, check_ejected
 
 
-@pytest.mark.parametrize("model", ["mlp", "cnn", "fast", "balanced", "accurate"])
+@pytest.mark.parametrize("model", CHECKED)
 def test_ejected_program_takes_fmnists_steps(model, real_data_dir, tmp_path):
     assert model in models()
     figures = check_ejected(model, "torch", real_data_dir, tmp_path)

@@ -73,3 +73,78 @@ def test_an_archive_that_would_unpickle_is_refused_unread(real, tmp_path):
     )
     assert out.returncode == 1 and "pickled" in out.stderr, out.stderr[-500:]
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+class _Owned:
+    """A pickle that would run code when unpickled unrestricted."""
+
+    def __reduce__(self):
+        return (print, ("owned",))
+
+
+def _rewritten(path, out, change):
+    import zipfile
+
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            data = change(item.filename, source.read(item))
+            if data is not None:
+                target.writestr(item, data)
+    return out
+
+
+@pytest.mark.parametrize("where", ["data/sample_inputs/model.pt", "extra/notes.pkl"])
+def test_a_pickle_anywhere_in_the_archive_is_refused(real, tmp_path, where):
+    """torch.export.load reads data/sample_inputs with weights_only=False: a pickle there (or
+    anywhere) that the restricted loader refuses is refused before torch sees the archive."""
+    import io
+
+    import torch
+
+    from fmnist_core import WeightsError
+    from fmnist_core.apps.exported import load_servable
+
+    trainer = trained_briefly("mlp", "torch", real, images=256)
+    path = trainer.export(tmp_path / "m.pt2", format="torch-export").path
+    load_servable(path)  # fmnist's own archive (its sample inputs are tensors) is read
+    buffer = io.BytesIO()
+    torch.save({"x": _Owned()}, buffer)
+    prefix = next(n for n in __import__("zipfile").ZipFile(path).namelist() if "/data/" in n)
+    prefix = prefix.split("/data/")[0]
+    target = f"{prefix}/{where}"
+
+    def change(name, data):
+        return buffer.getvalue() if name == target else data
+
+    bad = _rewritten(path, tmp_path / "bad.pt2", change)
+    if target not in __import__("zipfile").ZipFile(bad).namelist():
+        with __import__("zipfile").ZipFile(bad, "a") as archive:
+            archive.writestr(target, buffer.getvalue())
+    with pytest.raises(WeightsError, match="pickle that could run code"):
+        load_servable(bad)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage-entry", "not-a-zip"])
+def test_a_damaged_archive_is_one_line(real, tmp_path, damage):
+    import subprocess
+    import sys
+
+    trainer = trained_briefly("mlp", "torch", real, images=256)
+    path = trainer.export(tmp_path / "m.pt2", format="torch-export").path
+    data = path.read_bytes()
+    bad = tmp_path / "bad.pt2"
+    if damage == "truncated":
+        bad.write_bytes(data[: len(data) * 2 // 3] + data[-200:])
+    elif damage == "garbage-entry":
+        _rewritten(path, bad, lambda n, d: b"\x00garbage{" if n.endswith("model.json") else d)
+    else:
+        bad.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 8)
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", "serve", str(bad), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stderr[-800:]
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert str(bad) in out.stderr

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..data.arrays import as_images
 from ..data.augment import flipped
-from ..errors import WeightsError
+from ..errors import FmnistError, WeightsError
 from ..io.exports import EXPORT_KEY, ExportTarget
 from ..io.weights import Weights, architecture_of
 from ..plugins import export_targets
@@ -30,9 +30,25 @@ def exported_target(path: str | os.PathLike) -> ExportTarget | None:
             return target
     int8 = export_targets().get("onnx-int8")
     if path.name.endswith(".onnx") and int8 is not None and int8.unavailable_reason() is None:
-        if int8.read_metadata(path).get(EXPORT_KEY) == "onnx-int8":
+        if read_by(int8, "read_metadata", path).get(EXPORT_KEY) == "onnx-int8":
             return int8
     return None
+
+
+def read_by(target: ExportTarget, what: str, path: Path):
+    """``target.read_metadata(path)`` or ``target.load(path)``: whatever the format's own
+    reader or runtime raises on a damaged or foreign file is one line naming the file."""
+    try:
+        return getattr(target, what)(path)
+    except FmnistError:
+        raise
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise WeightsError(
+            f"{path} is not a {target.name} export fmnist can read ({type(exc).__name__}: "
+            f"{reason})",
+            fix=f"export it again with `fmnist export --format {target.name}`",
+        ) from None
 
 
 class ExportedModel:
@@ -47,7 +63,7 @@ class ExportedModel:
                 fix=f"install {target.plugin}",
             )
         self.path, self.target = Path(path), target
-        self.source_metadata = target.read_metadata(self.path)
+        self.source_metadata = read_by(target, "read_metadata", self.path)
         if "fmnist_model" not in self.source_metadata:
             raise WeightsError(
                 f"{path} carries no fmnist metadata", fix="export it with `fmnist export`"
@@ -65,7 +81,7 @@ class ExportedModel:
         except (ValueError, RecursionError):
             recorded = {}
         self.tta = bool(recorded.get("tta")) if isinstance(recorded, dict) else False
-        self._run = target.load(self.path)
+        self._run = read_by(target, "load", self.path)
 
     def logits(self, images: np.ndarray, *, tta: bool | None = None) -> np.ndarray:
         images = as_images(images, "images")

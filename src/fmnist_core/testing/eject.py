@@ -79,17 +79,37 @@ def run_ejected(program: Path, data: Path, steps: int = 20, timeout: float = 900
 
 
 TOLERANCE = {"mlp": 1e-4, "cnn": 5e-4, "fast": 1e-3, "balanced": 1e-3, "accurate": 2e-3}
-"""Relative tolerance on each of the first 20 losses, ejected program against fmnist on the same
+"""Relative tolerance on the losses of steps 2-5, ejected program against fmnist on the same
 framework (docs/weights-and-parity.md): the per-layer 1e-4 (torch's channels-last 5e-4 for
 Conv2D) for mlp and cnn; 10× that for the speedrun's BatchNorm networks, as the conformance
 suite's recipe check allows, since fmnist's own torch and TensorFlow backends are 2e-5 (fast)
 and 1.5e-4 (accurate) apart at the second step already."""
+FIRST_STEP = 1e-5
+"""The first step's loss: the initial weights on the first batch, augmentation included, before
+any update; one computation in both, so any difference is the program's, not rounding's."""
+GROWTH_FROM = 5
+"""After this step the bound grows in proportion to the step (×2 at step 10, ×4 at step 20):
+rounding differences of BatchNorm and Adam grow with the steps, and by how much depends on the
+CPU's kernels (2.3e-3 at step 15 for accurate on an Intel Xeon with AMX, 1.5e-3 on an AMD
+EPYC), while a program that computes something else is off by far more from step 1 or 2."""
+CHECKED = ("mlp", "fast", "accurate")
+"""The recipes each framework's eject test runs: mlp (the article's), fast (Conv2D with
+TensorFlow's uneven padding, BatchNorm, max-pooling, Adam with onecycle, flips, label smoothing,
+the weight average, flip TTA: everything cnn and balanced use) and accurate (residual blocks,
+translation); ``bench/eject.py`` runs all five."""
+
+
+def bound(model: str, step: int) -> float:
+    """The largest relative loss difference allowed at 1-based ``step`` (see ``TOLERANCE``)."""
+    if step == 1:
+        return FIRST_STEP
+    return TOLERANCE[model] * max(1.0, step / GROWTH_FROM)
 
 
 def check_ejected(model: str, framework: str, data: Path, folder: Path, steps: int = 20) -> dict:
     """Eject ``model`` to ``framework``; run the program for ``steps`` steps without fmnist;
-    assert its losses are fmnist's within ``TOLERANCE`` and that fmnist, loading the weights it
-    saved, reports the test loss the program printed. Returns the figures."""
+    assert its losses are fmnist's within ``bound`` at each step and that fmnist, loading the
+    weights it saved, reports the test loss the program printed. Returns the figures."""
     import re
 
     import numpy as np
@@ -103,11 +123,17 @@ def check_ejected(model: str, framework: str, data: Path, folder: Path, steps: i
     theirs, outputs, printed = run_ejected(program, data, steps)
     mine = fmnist_losses(model, framework, steps, data=dataset, steps_per_execution=5)
     gap = np.abs(np.subtract(theirs, mine)) / np.abs(mine)
-    assert len(theirs) == steps and gap.max() <= TOLERANCE[model], (model, framework, gap)
+    bounds = np.array([bound(model, step) for step in range(1, steps + 1)])
+    assert len(theirs) == steps and (gap <= bounds).all(), (model, framework, gap, bounds)
     saved = outputs / FRAMEWORKS[framework][4]
     loaded = Trainer.load(saved, data=dataset, verbose=0)
     assert loaded.model.layers == trainer.model.layers
     result = loaded.evaluate()
     shown = float(re.search(r"test loss: *([0-9.]+)", printed).group(1))
     assert abs(result.loss - shown) < 2e-6 * max(1.0, shown), (result.loss, shown)
-    return {"largest relative gap": float(gap.max()), "test loss": shown}
+    return {
+        "largest relative gap": float(gap.max()),
+        "first step": float(gap[0]),
+        "largest share of the bound": float((gap / bounds).max()),
+        "test loss": shown,
+    }

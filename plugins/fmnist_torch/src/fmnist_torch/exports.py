@@ -53,6 +53,37 @@ def write(path: Path, weights, metadata: dict[str, str], calibration) -> None:
     torch.export.save(_program(weights), str(path), extra_files={EXTRA: json.dumps(metadata)})
 
 
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin")
+MAX_PICKLE_BYTES = 2**24
+
+
+def pickled_safely(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bool:
+    """False for an entry that is a pickle (by its name or its first byte, a zip of one too)
+    which torch's restricted loader (``weights_only=True``) refuses: torch.export.load reads
+    some entries (``data/sample_inputs``) with ``weights_only=False``, so each pickle anywhere in
+    the archive must be one that the restricted loader reads (tensors and plain containers)."""
+    import io
+
+    if member.is_dir():
+        return True
+    with archive.open(member) as handle:
+        head = handle.read(4)
+    name = member.filename.rpartition("/")[2]
+    raw_tensor = name.startswith(("weight_", "tensor_")) and "." not in name  # read as bytes
+    looks_pickled = member.filename.endswith(PICKLE_SUFFIXES) or (
+        head[:1] == b"\x80" and not raw_tensor
+    )
+    if not looks_pickled:
+        return True
+    if member.file_size > MAX_PICKLE_BYTES:
+        return False
+    try:
+        torch.load(io.BytesIO(archive.read(member)), weights_only=True, map_location="cpu")
+    except Exception:  # any refusal or damage: not a pickle the restricted loader reads
+        return False
+    return True
+
+
 def _checked(path: Path) -> Path:
     """``path`` if ``torch.export.load`` can read it without unpickling anything: it unpickles
     (``weights_only=False``) weights and constants marked ``use_pickle``, legacy ``.pt``
@@ -61,8 +92,24 @@ def _checked(path: Path) -> Path:
     fix = "export it again with `fmnist export --format torch-export`"
     if path.stat().st_size > MAX_BYTES or not zipfile.is_zipfile(path):
         raise WeightsError(f"{path} is not a torch.export archive written by fmnist", fix=fix)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()  # every entry read whole and checked against its CRC
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        damaged = f"({type(exc).__name__}: {str(exc)[:60]})"
+    if damaged is not None:
+        raise WeightsError(
+            f"{path} is a damaged archive (entry {str(damaged)[-60:]} cannot be read whole)",
+            fix=fix,
+        )
     with zipfile.ZipFile(path) as archive:
         for member in archive.infolist():
+            if not pickled_safely(archive, member):
+                raise WeightsError(
+                    f"{path} holds a pickle that could run code ({member.filename[-60:]}); "
+                    "refused, since torch would unpickle it unrestricted",
+                    fix=fix,
+                )
             folder, _, name = member.filename.rpartition("/")
             pickled = folder.endswith(("data/weights", "data/constants")) and (
                 name.endswith(".pt") or name.startswith(("custom_obj", "opaque_obj"))
