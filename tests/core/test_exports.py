@@ -56,10 +56,27 @@ def _target(name: str, noise: float) -> ExportTarget:
     )
 
 
+def _folder_target() -> ExportTarget:
+    inside = "model.safetensors"
+    return ExportTarget(
+        name="folder",
+        description="test target: a folder holding the weights",
+        suffix="/",
+        runtime="NumPy",
+        write=lambda path, w, m, c: _writer(0.0)(Path(path) / inside, w, m, c),
+        load=lambda path: Trainer.load(Path(path) / inside, backend="numpy", verbose=0).logits,
+        read_metadata=lambda path: dict(
+            read_weights(Path(path) / inside, format="safetensors").metadata
+        ),
+        stamp=lambda path, metadata: _stamp(Path(path) / inside, metadata),
+        plugin="tests",
+    )
+
+
 class TestTargets:
     @hookimpl
     def fmnist_export_targets(self):
-        return [_target("faithful", 0.0), _target("disturbed", 0.05)]
+        return [_target("faithful", 0.0), _target("disturbed", 0.05), _folder_target()]
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +178,51 @@ def test_unknown_or_listed_formats(trained, capsys):
     assert main(["export", str(run), "--format", "gif"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown export format 'gif'" in err[0] and "faithful" in err[0]
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_folder_of_the_users_files_is_never_replaced(trained, tmp_path):
+    from fmnist_core import StorageError
+
+    trainer, _ = trained
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("the user's page")
+    with pytest.raises(StorageError, match="did not write"):
+        trainer.export(site, format="folder")
+    assert [p.name for p in site.iterdir()] == ["index.html"]
+    assert (site / "index.html").read_text() == "the user's page"
+    assert leftovers(tmp_path) == []
+    fresh = tmp_path / "fresh"
+    trainer.export(fresh, format="folder")
+    assert (fresh / ".fmnist-written").is_file()
+    assert (fresh.stat().st_mode & 0o777) == 0o777 & ~_umask()
+    (fresh / "model.safetensors").write_bytes(b"stale")
+    trainer.export(fresh, format="folder")  # fmnist's own folder export: replaced
+    assert read_weights(fresh / "model.safetensors", format="safetensors").params
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_file_export_onto_a_folder_is_refused_and_any_name_works(trained, tmp_path):
+    from fmnist_core import StorageError
+
+    trainer, _ = trained
+    folder = tmp_path / "out.faithful.safetensors"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    with pytest.raises(StorageError, match="a folder"):
+        trainer.export(folder, format="faithful")
+    assert (folder / "keep.txt").read_text() == "mine"
+    named = trainer.export(tmp_path / "model", format="faithful").path  # no suffix: kept
+    assert named == tmp_path / "model" and named.is_file()
+    assert (named.stat().st_mode & 0o777) == 0o666 & ~_umask()
+    named.write_bytes(b"old")
+    trainer.export(named, format="faithful")  # a plain file at an explicit path: replaced
+    assert read_weights(named, format="safetensors").params
