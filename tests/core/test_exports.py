@@ -165,8 +165,55 @@ def test_cli_refuses_in_one_line_and_records_in_the_run(trained, capsys):
     assert card.count("## Exports") == 1
     assert "| `faithful` |" in card and "kept with --no-gate" in card
     exports = json.loads((run / "exports.json").read_text())
-    assert exports["faithful"]["gate"]["passed"] and not exports["disturbed"]["gate"]["passed"]
+    faithful, disturbed = (exports[f"model.{n}.safetensors"] for n in ("faithful", "disturbed"))
+    assert faithful["format"] == "faithful" and faithful["gate"]["passed"]
+    assert not disturbed["gate"]["passed"]
     assert (run / "model.faithful.safetensors").exists()
+
+
+def test_records_are_one_per_artifact_relative_to_the_run_and_keep_the_users_notes(
+    trained, tmp_path, capsys, monkeypatch
+):
+    import shutil
+
+    _, source = trained
+    run = tmp_path / "run"
+    shutil.copytree(source, run)
+    (run / "exports.json").unlink(missing_ok=True)
+    with open(run / "README.md", "a") as card:
+        card.write("\n## My notes\n\nTrained for the demo on Monday.\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "run", "--format", "faithful"]) == 0
+    outside = tmp_path / "elsewhere.faithful.safetensors"
+    assert main(["export", "run/weights.safetensors", str(outside), "--format", "faithful"]) == 0
+    exports = json.loads((run / "exports.json").read_text())
+    assert set(exports) == {"model.faithful.safetensors", str(outside.resolve())}
+    card = (run / "README.md").read_text()
+    assert "Trained for the demo on Monday." in card and card.count("## Exports") == 1
+    assert "`model.faithful.safetensors`" in card and str(tmp_path / "run") not in card
+
+
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        [1, 2],
+        {"onnx": "x"},
+        {"a.onnx": {"format": 3, "bytes": 1, "gate": {}}},
+        {"a.onnx": {"format": "onnx", "bytes": "many", "gate": {}}},
+        {"a.onnx": {"format": "onnx", "bytes": 1, "gate": [1]}},
+        {"a.onnx": {"format": "onnx", "bytes": 1, "gate": {"agreement": {"deep": 1}}}},
+    ],
+)
+def test_a_tampered_exports_record_is_one_line(trained, tmp_path, capsys, recorded):
+    import shutil
+
+    _, source = trained
+    run = tmp_path / "run"
+    shutil.copytree(source, run)
+    (run / "exports.json").write_text(json.dumps(recorded))
+    assert main(["export", str(run), "--format", "faithful"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exports.json" in err[0] and "Traceback" not in err[0]
 
 
 def test_unknown_or_listed_formats(trained, capsys):

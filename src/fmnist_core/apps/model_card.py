@@ -169,6 +169,10 @@ def _loading(run: Path) -> list[str]:
     ]
 
 
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
 def write_model_card(run: str | os.PathLike, *args) -> Path:
     """Write the card into the run folder atomically; returns its path."""
     return RunFolder(run).write_card(model_card(Path(run), *args))
@@ -178,16 +182,17 @@ EXPORTS_BEGIN, EXPORTS_END = "<!-- fmnist export: begin -->", "<!-- fmnist expor
 
 
 def record_export(run: str | os.PathLike, result) -> None:
-    """Add ``fmnist export``'s result to the run's ``exports.json`` and to its card's "Exports"
-    section (rewritten whole each time; the rest of the card is left as it is)."""
+    """Add ``fmnist export``'s result to the run's ``exports.json`` (one record per written
+    artifact, by its path relative to the run folder when inside it) and to its card's "Exports"
+    section (that marked section rewritten; the rest of the card, the user's notes included, is
+    left as it is)."""
     folder = RunFolder(run)
     with folder.lock():
         exports = folder.read_exports()
-        gate = result.gate
-        exports[result.target] = {
-            "path": str(result.path),
+        exports[folder.relative(result.path)] = {
+            "format": result.target,
             "bytes": result.size_bytes,
-            "gate": json.loads(gate.to_json()),
+            "gate": json.loads(result.gate.to_json()),
         }
         folder.write_exports(exports)
         if not folder.card.exists():
@@ -200,22 +205,23 @@ def record_export(run: str | os.PathLike, result) -> None:
             EXPORTS_BEGIN,
             "## Exports",
             "",
-            "Each run by its own runtime on the test set beside this model (`fmnist export`).",
+            "Each run by its own runtime on the test set beside this model (`fmnist export`); "
+            "paths are relative to this folder.",
             "",
             "| format | file | bytes | same top-1 | largest probability difference | test accuracy "
             "| gate |",
             "| --- | --- | ---: | ---: | ---: | ---: | --- |",
         ]
-        for name, record in sorted(exports.items()):
-            scores = record.get("gate", {})
+        for path, record in sorted(exports.items()):
+            scores = record["gate"]
             verdict = "passed" if scores.get("passed") else "failed"
             if not scores.get("enforced", True):
                 verdict += " (kept with --no-gate)"
             rows.append(
-                f"| {code(name)} | {code(record.get('path', ''))} | {record.get('bytes', 0):,} | "
-                f"{scores.get('agreement', 0):.2%} | "
-                f"{scores.get('max_probability_difference', 0):.2g} | "
-                f"{scores.get('export_accuracy', 0):.4f} | {verdict} |"
+                f"| {code(record['format'])} | {code(path)} | {record['bytes']:,} | "
+                f"{_number(scores.get('agreement')):.2%} | "
+                f"{_number(scores.get('max_probability_difference')):.2g} | "
+                f"{_number(scores.get('export_accuracy')):.4f} | {verdict} |"
             )
         rows += ["", EXPORTS_END, ""]
         folder.write_card(text.rstrip("\n") + "\n\n" + "\n".join(rows))

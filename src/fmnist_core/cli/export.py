@@ -77,6 +77,8 @@ def run(args) -> int:
             if run_folder is not None
             else target.default_path(source.parent, source.name.split(".")[0] or "model")
         )
+    if run_folder is not None:
+        RunFolder(run_folder).read_exports()  # a record it cannot keep: refused before writing
     trainer = Trainer.load(weights_in(source), backend=args.backend, verbose=0)
     result = trainer.export(out, format=target.name, gate=args.gate)
     print(f"wrote {result.path} ({target.name}, {result.size_bytes:,} bytes) from {args.source}")

@@ -121,11 +121,51 @@ class RunFolder:
             )
         return evaluation
 
-    def read_exports(self) -> dict[str, Any]:
-        """``fmnist export``'s records by format (``{}`` when nothing was exported)."""
+    def read_exports(self) -> dict[str, dict[str, Any]]:
+        """``fmnist export``'s records, one per written artifact, by its path (relative to the
+        run folder when inside it): ``{"format", "bytes", "gate"}``. ``{}`` when nothing was
+        exported. A record of another shape is one line naming the file (0.4 keyed the records
+        by format, each with its ``path``: those are read as they were meant)."""
         if not (self.path / self.EXPORTS).exists():
             return {}
-        return self._record(self.EXPORTS, dict)
+        recorded = self._record(self.EXPORTS, dict)
+        where = self.path / self.EXPORTS
+        checked: dict[str, dict[str, Any]] = {}
+        for key, record in recorded.items():
+            if not isinstance(record, dict):
+                raise ConfigError(
+                    f"{where}: the record {str(key)[:40]!r} is not a table",
+                    fix=f"remove {self.EXPORTS}; `fmnist export` writes it again",
+                )
+            if "format" not in record and isinstance(record.get("path"), str):
+                record = {**record, "format": key}  # 0.4's records, keyed by format
+                key = record["path"]
+            gate = record.get("gate", {})
+            size = record.get("bytes", 0)
+            ok = (
+                isinstance(record.get("format"), str)
+                and isinstance(gate, dict)
+                and all(
+                    isinstance(v, (int, float, str, bool, type(None))) for v in gate.values()
+                )
+                and isinstance(size, int)
+                and not isinstance(size, bool)
+            )
+            if not ok or len(key) > 4096:
+                raise ConfigError(
+                    f"{where}: the record {str(key)[:40]!r} is not one fmnist export writes",
+                    fix=f"remove {self.EXPORTS}; `fmnist export` writes it again",
+                )
+            checked[str(key)] = {"format": record["format"], "bytes": size, "gate": gate}
+        return checked
+
+    def relative(self, path: str | os.PathLike) -> str:
+        """``path`` relative to the run folder when it is inside it, else absolute."""
+        resolved = Path(path).resolve()
+        try:
+            return resolved.relative_to(self.path.resolve()).as_posix()
+        except ValueError:
+            return str(resolved)
 
     def write_exports(self, exports: dict[str, Any]) -> None:
         atomic_write_json(self.path / self.EXPORTS, exports)
