@@ -49,7 +49,9 @@ def _target(name: str, noise: float) -> ExportTarget:
         suffix=f".{name}.safetensors",
         runtime="NumPy",
         write=_writer(noise),
-        load=lambda path: Trainer.load(path, backend="numpy", verbose=0).logits,
+        load=lambda path: Trainer.load(
+            path, backend="numpy", format="safetensors", verbose=0
+        ).logits,
         read_metadata=lambda path: dict(read_weights(path, format="safetensors").metadata),
         stamp=_stamp,
         plugin="tests",
@@ -273,3 +275,16 @@ def test_a_file_export_onto_a_folder_is_refused_and_any_name_works(trained, tmp_
     named.write_bytes(b"old")
     trainer.export(named, format="faithful")  # a plain file at an explicit path: replaced
     assert read_weights(named, format="safetensors").params
+
+
+@pytest.mark.parametrize("format", ["faithful", "folder"])
+def test_fmnist_reads_back_what_it_exported(trained, tmp_path, format):
+    """`fmnist evaluate` of the export gives its gate's test accuracy; `fmnist predict` of 200
+    test images the source's labels (a file target and a folder target)."""
+    from fmnist_core.apps.exported import ExportedModel, open_model
+    from fmnist_core.testing.exports import read_back
+
+    trainer, _ = trained
+    result = trainer.export(tmp_path / f"out-{format}", format=format)
+    assert isinstance(open_model(result.path), ExportedModel)
+    read_back(trainer, result, tmp_path)

@@ -43,14 +43,14 @@ def test_export_is_gated_and_runs_in_plain_onnxruntime(trained, model, format, t
 def test_serve_answers_from_the_int8_file_itself(trained, real, tmp_path):
     from fastapi.testclient import TestClient
 
-    from fmnist_core.apps.exported import ExportedModel, load_servable
+    from fmnist_core.apps.exported import ExportedModel, open_model
     from fmnist_core.apps.serve import create_app
     from fmnist_core.data.images import save_samples
 
     trainer = trained["cnn"]
     path = trainer.export(tmp_path / "cnn.int8.onnx", format="onnx-int8").path
     renamed = path.rename(tmp_path / "cnn.onnx")  # recognised by its metadata too
-    served = load_servable(renamed)
+    served = open_model(renamed)
     assert isinstance(served, ExportedModel) and served.backend.name.startswith("onnx-int8")
     samples = [p for p, _, _ in save_samples(real.test, tmp_path / "samples", count=8)]
     expected = plain_logits(renamed, np.stack([real.test.images[i] for i in range(8)])).argmax(1)

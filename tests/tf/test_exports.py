@@ -36,9 +36,9 @@ def plain_metadata(path):
 def test_litert_export_is_gated_and_runs_in_the_plain_interpreter(real, model, tmp_path):
     trainer = trained_briefly(model, "tf", real)
     result = check_export(trainer, "litert", tmp_path, plain_logits, plain_metadata)
-    from fmnist_core.apps.exported import load_servable
+    from fmnist_core.apps.exported import open_model
 
-    served = load_servable(result.path)
+    served = open_model(result.path)
     assert served.backend.name == "litert (LiteRT)"
     images = real.test.images[:64]
     assert (served.logits(images).argmax(1) == trainer.logits(images).argmax(1)).all()

@@ -33,9 +33,9 @@ def plain_metadata(path):
 def test_torch_export_is_gated_and_runs_in_plain_torch(real, model, tmp_path):
     trainer = trained_briefly(model, "torch", real)
     result = check_export(trainer, "torch-export", tmp_path, plain_logits, plain_metadata)
-    from fmnist_core.apps.exported import load_servable
+    from fmnist_core.apps.exported import open_model
 
-    served = load_servable(result.path)
+    served = open_model(result.path)
     assert served.backend.name == "torch-export (torch.export)"
     images = real.test.images[:64]
     assert (served.logits(images).argmax(1) == trainer.logits(images).argmax(1)).all()
@@ -49,7 +49,7 @@ def test_an_archive_that_would_unpickle_is_refused_unread(real, tmp_path):
     import zipfile
 
     from fmnist_core import WeightsError
-    from fmnist_core.apps.exported import load_servable
+    from fmnist_core.apps.exported import open_model
 
     trainer = trained_briefly("mlp", "torch", real, images=256)
     path = trainer.export(tmp_path / "m.pt2", format="torch-export").path
@@ -64,7 +64,7 @@ def test_an_archive_that_would_unpickle_is_refused_unread(real, tmp_path):
                 data = json.dumps(config).encode()
             target.writestr(item, data)
     with pytest.raises(WeightsError, match="pickled"):
-        load_servable(bad)
+        open_model(bad)
     out = subprocess.run(
         [sys.executable, "-m", "fmnist_core.cli", "serve", str(bad), "--port", "0"],
         capture_output=True,
@@ -102,11 +102,11 @@ def test_a_pickle_anywhere_in_the_archive_is_refused(real, tmp_path, where):
     import torch
 
     from fmnist_core import WeightsError
-    from fmnist_core.apps.exported import load_servable
+    from fmnist_core.apps.exported import open_model
 
     trainer = trained_briefly("mlp", "torch", real, images=256)
     path = trainer.export(tmp_path / "m.pt2", format="torch-export").path
-    load_servable(path)  # fmnist's own archive (its sample inputs are tensors) is read
+    open_model(path)  # fmnist's own archive (its sample inputs are tensors) is read
     buffer = io.BytesIO()
     torch.save({"x": _Owned()}, buffer)
     prefix = next(n for n in __import__("zipfile").ZipFile(path).namelist() if "/data/" in n)
@@ -121,7 +121,7 @@ def test_a_pickle_anywhere_in_the_archive_is_refused(real, tmp_path, where):
         with __import__("zipfile").ZipFile(bad, "a") as archive:
             archive.writestr(target, buffer.getvalue())
     with pytest.raises(WeightsError, match="pickle that could run code"):
-        load_servable(bad)
+        open_model(bad)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage-entry", "not-a-zip"])

@@ -14,14 +14,22 @@ import numpy as np
 from ..data.arrays import as_images
 from ..data.augment import flipped
 from ..errors import FmnistError, WeightsError
-from ..io.exports import EXPORT_KEY, ExportTarget
+from ..io.exports import EXPORT_KEY, GATE_KEY, ExportTarget
 from ..io.weights import Weights, architecture_of
 from ..plugins import export_targets
 
 
 def exported_target(path: str | os.PathLike) -> ExportTarget | None:
-    """The export target ``path`` was written by, when it is one served by its own runtime."""
+    """The export target ``path`` was written by, when it is one run by its own runtime: by its
+    marker (a folder fmnist wrote whole, the web page), its suffix, or its metadata (an int8
+    ONNX under any name). None for weights, which ``Trainer.load`` reads."""
+    from ..atomic import written_kind
+
     path = Path(path)
+    if path.is_dir():
+        kind = written_kind(path) or ""
+        folders = {f"export {t.name}": t for t in export_targets().values()}
+        return folders.get(kind)
     if not path.is_file():
         return None
     targets = [t for t in export_targets().values() if not t.suffix.endswith("/")]
@@ -32,6 +40,21 @@ def exported_target(path: str | os.PathLike) -> ExportTarget | None:
     if path.name.endswith(".onnx") and int8 is not None and int8.unavailable_reason() is None:
         if read_by(int8, "read_metadata", path).get(EXPORT_KEY) == "onnx-int8":
             return int8
+    from ..io.formats import format_for
+
+    try:
+        format_for(path)
+        return None  # weights: a format claims it by its name or content
+    except WeightsError:
+        pass
+    for target in targets:  # a name of the user's choosing: the export's own metadata says
+        if target.unavailable_reason() is not None:
+            continue
+        try:
+            if target.read_metadata(path).get(EXPORT_KEY) == target.name:
+                return target
+        except Exception:  # not this target's format
+            continue
     return None
 
 
@@ -84,18 +107,53 @@ class ExportedModel:
         self._run = read_by(target, "load", self.path)
 
     def logits(self, images: np.ndarray, *, tta: bool | None = None) -> np.ndarray:
+        """Logits of uint8 images (n, 28, 28), run by the artifact's runtime in chunks; ``tta``
+        (default: the recorded recipe's) averages them with the mirror images'."""
+        from ..training.export import run_in_chunks
+
         images = as_images(images, "images")
-        logits = np.asarray(self._run(images), np.float32)
+        logits = run_in_chunks(self._run, images)
         if self.tta if tta is None else tta:
-            logits = (logits + np.asarray(self._run(flipped(images)), np.float32)) / np.float32(2)
+            mirrored = run_in_chunks(self._run, flipped(images))
+            logits = (logits + mirrored) / np.float32(2)
         return logits
 
+    @property
+    def gate(self) -> dict:
+        """The scores its export gate recorded in it (``{}`` if none)."""
+        try:
+            recorded = json.loads(self.source_metadata.get(GATE_KEY, "{}"))
+        except (ValueError, RecursionError):
+            return {}
+        return recorded if isinstance(recorded, dict) else {}
 
-def load_servable(path: str | os.PathLike, backend: str | None = None):
-    """What ``fmnist serve`` serves: an export by its own runtime, else ``Trainer.load``."""
+    def evaluate(self, split: str = "test", *, tta: bool | None = None, data_dir=None,
+                 verify_checksums: bool = True):  # fmt: skip
+        """Loss, accuracy and confusion matrix on a split of the real data, as
+        ``Trainer.evaluate`` gives them, computed by the artifact's own runtime."""
+        from ..training.metrics import EvalResult
+        from ..training.run_data import RunData
+
+        data = RunData(None, data_dir, verify_checksums, None).split(split)
+        return EvalResult.from_logits(self.logits(data.images, tta=tta), data.labels)
+
+    def predict(self, inputs, output: str = "labels", *, on_error: str = "raise",
+                max_pixels: int | None = None, tta: bool | None = None) -> list:  # fmt: skip
+        """As ``Trainer.predict``: image files, folders or a uint8 array, by the runtime."""
+        from ..training.predict import predict
+
+        return predict(lambda images: self.logits(images, tta=tta), inputs, output, on_error,
+                       max_pixels)  # fmt: skip
+
+
+def open_model(path: str | os.PathLike, backend: str | None = None, **load: object):
+    """Any file fmnist writes, ready for inference (``logits``, ``predict``, ``evaluate``): an
+    export run by its own runtime (``ExportedModel``), else weights or a run folder through
+    ``Trainer.load(path, backend, **load)``. ``fmnist serve``, ``evaluate`` and ``predict`` open
+    what they are given with it."""
     target = exported_target(path) if backend is None else None
     if target is not None:
         return ExportedModel(path, target)
     from ..training.trainer import Trainer
 
-    return Trainer.load(path, backend=backend, verbose=0)
+    return Trainer.load(path, backend=backend, **{"verbose": 0, **load})

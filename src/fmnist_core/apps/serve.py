@@ -633,10 +633,10 @@ def _socket_cap() -> int:
 
 def app_from_env():
     """For ``uvicorn --workers N``: the app described by ``$FMNIST_SERVE`` (JSON)."""
-    from .exported import load_servable
+    from .exported import open_model
 
     config = json.loads(os.environ["FMNIST_SERVE"])
-    trainer = load_servable(config["weights"], config.get("backend"))
+    trainer = open_model(config["weights"], config.get("backend"))
     return create_app(
         trainer, ServeSettings(**config.get("settings", {})), {"weights": config["weights"]}
     )
@@ -651,10 +651,10 @@ def serve(
     settings: ServeSettings | None = None,
 ) -> None:
     """Run the server until interrupted (``fmnist serve``)."""
-    from .exported import load_servable
+    from .exported import open_model
 
     settings = settings or ServeSettings()
-    trainer = load_servable(weights, backend)  # a bad file is a one-line error, checked first
+    trainer = open_model(weights, backend)  # a bad file is a one-line error, checked first
     try:
         import uvicorn
     except ImportError as exc:

@@ -8,7 +8,8 @@ from .common import checksum_flags, inference_backend, print_json
 
 
 def add_arguments(p) -> None:
-    p.add_argument("weights")
+    p.add_argument("weights", help="weights, a run folder, or an export (.onnx, .int8.onnx, "
+                   ".pt2, .tflite, a web folder), each run by its own runtime")  # fmt: skip
     p.add_argument(
         "--backend",
         help="the backend to run on (default: NumPy for a small model in a .safetensors file, "
@@ -32,21 +33,33 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..training.trainer import Trainer
+    from ..apps.exported import ExportedModel, open_model
 
-    trainer = Trainer.load(
+    model = open_model(
         args.weights,
-        backend=inference_backend(args.weights, args.backend),
+        inference_backend(args.weights, args.backend),
         data_dir=args.data_dir,
-        verbose=0,
         verify_checksums=not args.skip_checksums,
     )
-    result = trainer.evaluate(args.split, tta=args.tta)
+    if isinstance(model, ExportedModel):
+        result = model.evaluate(
+            args.split, tta=args.tta, data_dir=args.data_dir,
+            verify_checksums=not args.skip_checksums,
+        )  # fmt: skip
+    else:
+        result = model.evaluate(args.split, tta=args.tta)
+    gate = model.gate if isinstance(model, ExportedModel) else {}
     if args.json:
-        print_json({"backend": trainer.backend.name, **result.to_dict()})
+        print_json({"backend": model.backend.name, **result.to_dict(),
+                    **({"gate": gate} if gate else {})})  # fmt: skip
     else:
         print(
             f"{args.split} accuracy: {result.accuracy * 100:.2f}%, loss: {result.loss:.6f} "
-            f"({result.count} images, backend {trainer.backend.name})"
+            f"({result.count} images, backend {model.backend.name})"
         )
+        if gate.get("export_accuracy") is not None:
+            print(
+                f"its export gate measured {gate['export_accuracy'] * 100:.2f}% on the test set "
+                f"without TTA (the source: {gate.get('source_accuracy', 0) * 100:.2f}%)"
+            )
     return 0

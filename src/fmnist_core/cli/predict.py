@@ -41,12 +41,10 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from dataclasses import replace
 
+    from ..apps.exported import open_model
     from ..data.images import collect_image_paths, read_images
-    from ..training.trainer import Trainer
 
-    trainer = Trainer.load(
-        args.weights, backend=inference_backend(args.weights, args.backend), verbose=0
-    )
+    trainer = open_model(args.weights, inference_backend(args.weights, args.backend))
     listed = collect_image_paths(args.images)
     # read once: for the predictions and the grid
     paths, images, bad = read_images(

@@ -66,4 +66,41 @@ def check_export(
     assert recorded["passed"] is True and recorded["agreement"] == gate.agreement
     assert metadata["fmnist_model"] == trainer.model.name
     assert metadata["fmnist_export"] == format
+    read_back(trainer, result, Path(folder))
     return result
+
+
+def _cli(*args: str) -> str:
+    import contextlib
+    import io
+
+    from ..cli import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(list(args))
+    assert code == 0, (args, printed.getvalue()[-2000:])
+    return printed.getvalue()
+
+
+def read_back(trainer: Trainer, result: ExportResult, folder: Path, count: int = 200) -> None:
+    """fmnist reads what it wrote: ``fmnist evaluate`` of the artifact (its own runtime) gives
+    the test accuracy its gate recorded, and ``fmnist predict`` of ``count`` test images saved as
+    PNG files gives the source model's labels (float targets; int8: on ≥ 97%)."""
+    from PIL import Image
+
+    evaluated = json.loads(_cli("evaluate", str(result.path), "--no-tta", "--json"))
+    assert abs(evaluated["accuracy"] - result.gate.export_accuracy) < 1e-9, (
+        evaluated["accuracy"],
+        result.gate.export_accuracy,
+    )
+    assert evaluated["gate"]["export_accuracy"] == result.gate.export_accuracy
+    images = folder / "images"
+    images.mkdir(exist_ok=True)
+    for number, image in enumerate(trainer.run_data.split("test").images[:count]):
+        Image.fromarray(image).save(images / f"{number:04d}.png")
+    rows = json.loads(_cli("predict", "--weights", str(result.path), str(images), "--json",
+                           "--no-tta"))  # fmt: skip
+    mine = trainer.predict(images, output="indices", tta=False)
+    same = np.mean([row["index"] == index for row, index in zip(rows, mine, strict=True)])
+    assert same >= (0.97 if result.gate.quantized else 1.0), same

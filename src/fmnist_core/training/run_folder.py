@@ -145,9 +145,7 @@ class RunFolder:
             ok = (
                 isinstance(record.get("format"), str)
                 and isinstance(gate, dict)
-                and all(
-                    isinstance(v, (int, float, str, bool, type(None))) for v in gate.values()
-                )
+                and all(isinstance(v, (int, float, str, bool, type(None))) for v in gate.values())
                 and isinstance(size, int)
                 and not isinstance(size, bool)
             )
