@@ -19,6 +19,7 @@ this module and ``fmnist_core``'s top level (an import-linter contract in ``nox 
 from __future__ import annotations
 
 from .atomic import atomic_write_bytes
+from .data.dataset import cache_dir
 from .engine.backend import Backend, Engine, EngineConfig, Option, StepResult
 from .engine.batching import pad_block, shard
 from .engine.loss import LossOps, per_sample_loss
@@ -49,6 +50,7 @@ from .spec.layer import LAYOUTS, Layer, ParamSpec, ReferenceOp, ReferenceState, 
 from .spec.model import ModelSpec
 
 __all__ = [
+    "cache_dir",
     "ArrayOps",
     "Backend",
     "BackendError",

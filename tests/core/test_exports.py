@@ -49,9 +49,9 @@ def _target(name: str, noise: float) -> ExportTarget:
         suffix=f".{name}.safetensors",
         runtime="NumPy",
         write=_writer(noise),
-        load=lambda path: Trainer.load(
-            path, backend="numpy", format="safetensors", verbose=0
-        ).logits,
+        load=lambda path: (
+            Trainer.load(path, backend="numpy", format="safetensors", verbose=0).logits
+        ),
         read_metadata=lambda path: dict(read_weights(path, format="safetensors").metadata),
         stamp=_stamp,
         plugin="tests",

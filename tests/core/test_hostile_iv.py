@@ -169,3 +169,33 @@ def test_a_checkpoint_whose_history_rows_are_not_numbers(tmp_path, real_data_dir
     assert type(caught.value).__name__ == "WeightsError"
     line = one_line(*cli("train", "--resume", run, "--epochs", "2"))
     assert "history" in line
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (["a", 1, "b", 2], "Mix of label input types"),
+        ([1, None, 2, 3], "contains None"),
+        ([0, 1, math.nan, 2], "contains NaN"),
+        ([0.5, 1.5, 2.5, 3.5], "Unknown label type: continuous"),
+    ],
+)
+def test_the_estimator_checks_labels_as_scikit_learn_does(labels, message):
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("sklearn")
+    from fmnist_core.sklearn import FashionMNISTClassifier
+
+    with pytest.raises(ValueError, match=message):
+        mixed = any(isinstance(v, str) for v in labels) or None in labels
+        y = np.array(labels, dtype=object) if mixed else np.array(labels)
+        FashionMNISTClassifier(epochs=1).fit(np.zeros((4, 784), np.uint8), y)
+
+
+def test_the_estimator_refuses_zero_samples():
+    import numpy as np
+
+    pytest.importorskip("sklearn")
+    from fmnist_core.sklearn import FashionMNISTClassifier
+
+    with pytest.raises(ValueError, match="0 sample"):
+        FashionMNISTClassifier().fit(np.zeros((0, 784), np.uint8), np.array([], int))

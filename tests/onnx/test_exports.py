@@ -59,3 +59,66 @@ def test_serve_answers_from_the_int8_file_itself(trained, real, tmp_path):
         files = [("file", (p.name, p.read_bytes(), "image/png")) for p in samples]
         answer = client.post("/predict", files=files).json()["predictions"]
     assert [a["index"] for a in answer] == expected.tolist()
+
+
+def _fake_npm(tmp_path, tarball, published):
+    """An `npm` on PATH that answers `npm view` with ``published`` and `npm pack` with a copy
+    of ``tarball`` (no registry is reached in tests)."""
+    import stat
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "npm"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = view ]; then echo "{published}"; exit 0; fi\n'
+        f'if [ "$1" = pack ]; then cp "{tarball}" "$4/onnxruntime-web-1.31.1.tgz"; exit 0; fi\n'
+        "exit 1\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return bin_dir
+
+
+def _tarball(path):
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as archive:
+        for name in (
+            "ort.wasm.min.js",
+            "ort-wasm-simd-threaded.mjs",
+            "ort-wasm-simd-threaded.wasm",
+        ):
+            data = f"// {name}".encode()
+            info = tarfile.TarInfo(f"package/dist/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("honest", [True, False])
+def test_the_web_runtime_is_fetched_once_with_npm_and_checked(tmp_path, monkeypatch, capsys,
+                                                               honest):  # fmt: skip
+    import os
+
+    from fmnist_onnx.exports import _integrity, ort_web_source
+
+    from fmnist_core import WeightsError
+
+    tarball = _tarball(tmp_path / "real.tgz")
+    published = _integrity(tarball) if honest else "sha512-AAAA"
+    bin_dir = _fake_npm(tmp_path, tarball, published)
+    monkeypatch.delenv("FMNIST_ORT_WEB", raising=False)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FMNIST_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    if not honest:
+        with pytest.raises(WeightsError, match="does not match the integrity"):
+            ort_web_source()
+        assert not list((tmp_path / "cache").rglob("*.tgz"))
+        return
+    found = ort_web_source()
+    assert found is not None and found.read_bytes() == tarball.read_bytes()
+    assert "checked against its published sha512" in capsys.readouterr().out
+    (bin_dir / "npm").unlink()  # the second time: from the cache, no npm needed
+    assert ort_web_source() == found

@@ -23,6 +23,7 @@ import numpy as np
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.utils.multiclass import check_classification_targets, unique_labels
     from sklearn.utils.validation import check_is_fitted
 except ImportError as exc:  # an optional extra
     from ..errors import FmnistError
@@ -56,12 +57,25 @@ class FashionMNISTClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
             )
         images = _images(X)
+        if len(images) == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={images.shape}) while a minimum of 1 is "
+                f"required by {type(self).__name__}."
+            )
         labels = np.asarray(y)
         if labels.ndim != 1 or len(labels) != len(images):
             raise ConfigError(
                 f"y: {len(images)} images need {len(images)} labels, got shape {labels.shape}"
             )
-        self.classes_ = np.unique(labels)
+        if labels.dtype == object and any(label is None for label in labels):
+            raise ValueError("Input y contains None: every image needs a class label.")
+        if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+            raise ValueError("Input y contains NaN or infinity: every image needs a class label.")
+        if labels.dtype == object and len({isinstance(label, str) for label in labels}) > 1:
+            raise ValueError("Mix of label input types (string and number)")  # scikit-learn's
+        # scikit-learn's own checks and messages: continuous or multi-output targets
+        check_classification_targets(labels)
+        self.classes_ = unique_labels(labels)
         if len(self.classes_) > NUM_CLASSES:
             raise ConfigError(
                 f"y holds {len(self.classes_)} classes; the model has {NUM_CLASSES} outputs"

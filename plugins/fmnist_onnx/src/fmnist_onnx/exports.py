@@ -111,12 +111,70 @@ ORT_WEB_VERSION = "1.31.1"
 
 def ort_web_source() -> Path | None:
     """Where onnxruntime-web's files are: ``$FMNIST_ORT_WEB`` (the package folder, its dist/
-    folder or the .tgz ``npm pack onnxruntime-web`` writes), else ./node_modules/onnxruntime-web."""
+    folder or the .tgz ``npm pack onnxruntime-web`` writes), else ./node_modules/onnxruntime-web,
+    else the copy in fmnist's cache, fetched there once with ``npm pack`` when npm is on PATH
+    (``packed_ort_web``)."""
     named = os.environ.get("FMNIST_ORT_WEB")
-    for candidate in ([Path(named)] if named else []) + [Path("node_modules/onnxruntime-web")]:
-        if candidate.exists():
-            return candidate
-    return None
+    if named:
+        return Path(named) if Path(named).exists() else None
+    local = Path("node_modules/onnxruntime-web")
+    if local.exists():
+        return local
+    return packed_ort_web()
+
+
+def _integrity(path: Path) -> str:
+    import base64
+    import hashlib
+
+    return "sha512-" + base64.b64encode(hashlib.sha512(path.read_bytes()).digest()).decode()
+
+
+def packed_ort_web() -> Path | None:
+    """onnxruntime-web's npm tarball in fmnist's cache: fetched once with ``npm pack`` (npm's
+    configured registry) and kept only if its sha512 is the integrity the registry publishes
+    (``npm view ... dist.integrity``); None where npm is missing. Says what it does."""
+    import subprocess
+
+    from fmnist_core.plugin_api import cache_dir
+
+    folder = Path(cache_dir()) / "onnxruntime-web"
+    tarball = folder / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"
+    stamp = folder / f"onnxruntime-web-{ORT_WEB_VERSION}.integrity"
+    if tarball.is_file() and stamp.is_file() and stamp.read_text().strip() == _integrity(tarball):
+        return tarball
+    if shutil.which("npm") is None:
+        return None
+    spec = f"onnxruntime-web@{ORT_WEB_VERSION}"
+    print(f"fmnist: fetching {spec} once with npm pack into {folder}", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".partial-") as work:
+        try:
+            published = subprocess.run(
+                ["npm", "view", spec, "dist.integrity"],
+                capture_output=True, text=True, timeout=300, check=True,
+            ).stdout.strip()  # fmt: skip
+            subprocess.run(
+                ["npm", "pack", spec, "--pack-destination", work],
+                capture_output=True, text=True, timeout=600, check=True,
+            )  # fmt: skip
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise WeightsError(
+                f"npm could not fetch {spec} ({type(exc).__name__})",
+                fix="run `npm pack onnxruntime-web@1.31.1` yourself and set FMNIST_ORT_WEB to "
+                "the .tgz",
+            ) from None
+        packed = Path(work) / tarball.name
+        if not packed.is_file() or _integrity(packed) != published:
+            raise WeightsError(
+                f"the {spec} tarball npm fetched does not match the integrity its registry "
+                "publishes; nothing was kept",
+                fix="check npm's registry (npm config get registry), or set FMNIST_ORT_WEB",
+            )
+        os.replace(packed, tarball)
+        stamp.write_text(published + "\n")
+    print(f"fmnist: {spec} checked against its published sha512 and kept", flush=True)
+    return tarball
 
 
 def _ort_web_files(source: Path) -> dict[str, bytes]:
