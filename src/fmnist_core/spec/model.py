@@ -204,9 +204,12 @@ class ModelSpec:
         padding 0 or 'same', MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1), BatchNorm1d/2d,
         Dropout), its BatchNorm momentum and epsilon recorded; anything else is a
         ``ConfigError`` naming it. Weights are not taken: train or eject the spec."""
-        from .importers import from_torch
+        from .importers import check_declared, from_torch
 
-        return cls(name, from_torch(module), **kwargs)
+        layers, declared = from_torch(module)
+        spec = cls(name, layers, **kwargs)
+        check_declared(spec, declared)
+        return spec
 
     @classmethod
     def from_keras(cls, model: Any, name: str = "from_keras", **kwargs: Any) -> ModelSpec:
