@@ -118,14 +118,6 @@ class ExportedModel:
             logits = (logits + mirrored) / np.float32(2)
         return logits
 
-    @property
-    def gate(self) -> dict:
-        """The scores its export gate recorded in it (``{}`` if none)."""
-        try:
-            recorded = json.loads(self.source_metadata.get(GATE_KEY, "{}"))
-        except (ValueError, RecursionError):
-            return {}
-        return recorded if isinstance(recorded, dict) else {}
 
     def evaluate(self, split: str = "test", *, tta: bool | None = None, data_dir=None,
                  verify_checksums: bool = True):  # fmt: skip
@@ -144,6 +136,17 @@ class ExportedModel:
 
         return predict(lambda images: self.logits(images, tta=tta), inputs, output, on_error,
                        max_pixels)  # fmt: skip
+
+
+def recorded_gate(model) -> dict:
+    """The scores an export gate recorded in the file ``model`` was opened from (an
+    ``ExportedModel``, or a ``Trainer`` loaded from an ONNX export); ``{}`` if none."""
+    metadata = getattr(model, "source_metadata", {}) or {}
+    try:
+        recorded = json.loads(metadata.get(GATE_KEY, "{}"))
+    except (ValueError, RecursionError, TypeError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
 
 
 def open_model(path: str | os.PathLike, backend: str | None = None, **load: object):

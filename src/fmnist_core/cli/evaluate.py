@@ -33,7 +33,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..apps.exported import ExportedModel, open_model
+    from ..apps.exported import ExportedModel, open_model, recorded_gate
 
     model = open_model(
         args.weights,
@@ -48,7 +48,7 @@ def run(args) -> int:
         )  # fmt: skip
     else:
         result = model.evaluate(args.split, tta=args.tta)
-    gate = model.gate if isinstance(model, ExportedModel) else {}
+    gate = recorded_gate(model)
     if args.json:
         print_json({"backend": model.backend.name, **result.to_dict(),
                     **({"gate": gate} if gate else {})})  # fmt: skip

@@ -181,7 +181,8 @@ def read_onnx(path: Path):
             f"{path} is an ONNX model fmnist did not write (no fmnist metadata)",
             fix="run it with onnxruntime directly, or export it with `fmnist export`",
         )
-    metadata = {k: v for k, v in meta.items() if k in ("versions", "epochs_done", "test_accuracy")}
+    kept = ("versions", "epochs_done", "test_accuracy", "fmnist_gate", "fmnist_export")
+    metadata = {k: v for k, v in meta.items() if k in kept}
     spec = architecture_of(
         Weights(meta["fmnist_model"], {}, {"architecture": meta.get("fmnist_architecture", "")})
     )
