@@ -126,12 +126,15 @@ def reset() -> None:
     global _manager
     _manager = None
     _failures.clear()
+    _target_failures.clear()
 
 
 def plugin_failures() -> list[PluginFailure]:
-    """Entry points that failed to load."""
+    """Entry points that failed to load, and plugins whose export targets were left out."""
     get_plugin_manager()
-    return list(_failures)
+    export_targets()  # checks each plugin's targets, recording the broken ones
+    broken = [PluginFailure(name, "export targets", why) for name, why in _target_failures.items()]
+    return list(_failures) + broken
 
 
 def _collect(hook) -> list:
@@ -153,9 +156,82 @@ def weight_formats() -> dict[str, WeightFormat]:
     return {f.name: f for f in _collect(get_plugin_manager().hook.fmnist_weight_formats)}
 
 
+BUILT_IN_PACKAGES = ("fmnist_core", "fmnist_torch", "fmnist_tf", "fmnist_keras", "fmnist_onnx")
+"""The packages of fmnist's own plugins: their export targets' names and suffixes are reserved."""
+_target_failures: dict[str, str] = {}
+
+
+def _isolated(hook) -> list[tuple[str, bool, Any]]:
+    """(plugin name, built in, item) for each item each implementation of ``hook`` returns; an
+    implementation that raises, or returns something not a list, is recorded as a failure of
+    its plugin (``plugin_failures``) and left out, as a plugin that fails to import is."""
+    manager = get_plugin_manager()
+    found = []
+    for impl in hook.get_hookimpls():
+        name = manager.get_name(impl.plugin) or repr(impl.plugin)
+        module = getattr(impl.plugin, "__name__", type(impl.plugin).__module__)
+        built_in = str(module).split(".")[0] in BUILT_IN_PACKAGES
+        try:
+            items = impl.function()
+            if items is not None and not isinstance(items, (list, tuple)):
+                raise TypeError(f"returned {type(items).__name__}, not a list")
+        except Exception as exc:  # a broken plugin must not take the others down
+            _target_failures[name] = f"{type(exc).__name__}: {str(exc)[:120]}"
+            continue
+        found += [(name, built_in, item) for item in items or ()]
+    return found
+
+
+def _target_problem(target: Any, reserved_names: set, reserved_suffixes: set) -> str | None:
+    from .io.exports import ExportTarget as Target
+
+    if not isinstance(target, Target):
+        return f"gave {type(target).__name__}, not an ExportTarget"
+    name, suffix, requires = target.name, target.suffix, target.requires
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > 40
+        or not all(c.isalnum() or c in "-_" for c in name)
+    ):
+        return f"a target named {str(name)[:40]!r} (names are letters, digits, '-', '_')"
+    if not isinstance(suffix, str) or not (
+        (suffix.startswith(".") and len(suffix) > 1 and "/" not in suffix)
+        or suffix == "/"
+        or (suffix.endswith("/") and "/" not in suffix[:-1])
+    ):
+        return f"target {name!r} has suffix {str(suffix)[:40]!r} (a '.suffix', or a folder '/')"
+    if not isinstance(requires, tuple) or not all(isinstance(m, str) for m in requires):
+        return f"target {name!r} declares requires {str(requires)[:40]!r}, not module names"
+    calls = ("write", "load", "read_metadata", "stamp")
+    if not all(callable(getattr(target, c, None)) for c in calls):
+        return f"target {name!r} lacks one of {', '.join(calls)}"
+    if name in reserved_names:
+        return f"target {name!r} takes the name of a built-in target"
+    if suffix != "/" and suffix in reserved_suffixes:
+        return f"target {name!r} takes the suffix {suffix!r} of a built-in target or format"
+    return None
+
+
 def export_targets() -> dict[str, ExportTarget]:
-    """Registered export targets by name, available or not."""
-    return {t.name: t for t in _collect(get_plugin_manager().hook.fmnist_export_targets)}
+    """Registered export targets by name, available or not. A plugin whose hook raises, returns
+    something else or a malformed target, or takes a built-in target's name or suffix (or a
+    weight format's), is left out and named among ``plugin_failures``."""
+    found = _isolated(get_plugin_manager().hook.fmnist_export_targets)
+    built_in = [t for _, own, t in found if own]
+    names = {getattr(t, "name", None) for t in built_in}
+    suffixes = {getattr(t, "suffix", None) for t in built_in}
+    suffixes |= {s for f in weight_formats().values() for s in f.suffixes}
+    targets: dict[str, ExportTarget] = {}
+    for plugin, own, target in found:
+        problem = _target_problem(target, set() if own else names, set() if own else suffixes)
+        if problem is None and target.name in targets:
+            problem = f"target {target.name!r} is registered twice"
+        if problem:
+            _target_failures[plugin] = problem
+            continue
+        targets[target.name] = target
+    return targets
 
 
 def get_export_target(name: str) -> ExportTarget:

@@ -199,3 +199,56 @@ def test_the_estimator_refuses_zero_samples():
 
     with pytest.raises(ValueError, match="0 sample"):
         FashionMNISTClassifier().fit(np.zeros((0, 784), np.uint8), np.array([], int))
+
+
+def _broken_targets(returned):
+    from fmnist_core import hookimpl
+
+    class Broken:
+        @hookimpl
+        def fmnist_export_targets(self):
+            if isinstance(returned, Exception):
+                raise returned
+            return returned
+
+    return Broken()
+
+
+def _target(name="mine", suffix=".mine", requires=()):
+    from fmnist_core import ExportTarget
+
+    return ExportTarget(name=name, description="d", suffix=suffix, runtime="r",
+                        write=print, load=print, read_metadata=print, stamp=print,
+                        requires=requires)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "returned, said",
+    [
+        (RuntimeError("boom"), "RuntimeError: boom"),
+        ("garbage", "not a list"),
+        ([42], "not an ExportTarget"),
+        ([_target(requires="numpy")], "requires"),
+        ([_target(suffix="")], "suffix"),
+        ([_target(suffix=".safetensors")], "suffix '.safetensors'"),
+        ([_target(name="a b")], "names are"),
+    ],
+)
+def test_a_broken_export_target_plugin_is_left_out_and_named(returned, said, capsys):
+    from fmnist_core import plugins
+    from fmnist_core.cli import main
+
+    manager = plugins.get_plugin_manager()
+    plugin = _broken_targets(returned)
+    manager.register(plugin, name="broken-targets")
+    try:
+        targets = plugins.export_targets()
+        assert all(t.plugin != "broken-targets" for t in targets.values())
+        failures = {f.name: f.error for f in plugins.plugin_failures()}
+        assert said in failures["broken-targets"]
+        assert main(["export", "--list"]) == 0
+        assert main(["backends"]) == 0
+        assert "broken-targets" in capsys.readouterr().out
+    finally:
+        manager.unregister(plugin)
+        plugins.reset()

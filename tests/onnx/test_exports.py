@@ -122,3 +122,27 @@ def test_the_web_runtime_is_fetched_once_with_npm_and_checked(tmp_path, monkeypa
     assert "checked against its published sha512" in capsys.readouterr().out
     (bin_dir / "npm").unlink()  # the second time: from the cache, no npm needed
     assert ort_web_source() == found
+
+
+@pytest.mark.parametrize("name, suffix", [("onnx", ".theirs"), ("theirs", ".int8.onnx")])
+def test_a_third_party_target_cannot_take_a_built_in_name_or_suffix(name, suffix):
+    from fmnist_core import ExportTarget, hookimpl, plugins
+
+    class Theirs:
+        @hookimpl
+        def fmnist_export_targets(self):
+            return [ExportTarget(name=name, description="theirs", suffix=suffix, runtime="x",
+                                 write=print, load=print, read_metadata=print, stamp=print,
+                                 plugin="theirs")]  # fmt: skip
+
+    manager = plugins.get_plugin_manager()
+    plugin = Theirs()
+    manager.register(plugin, name="theirs")
+    try:
+        targets = plugins.export_targets()
+        assert targets["onnx"].plugin != "theirs" and "theirs" not in targets
+        failures = {f.name: f.error for f in plugins.plugin_failures()}
+        assert "built-in" in failures["theirs"]
+    finally:
+        manager.unregister(plugin)
+        plugins.reset()

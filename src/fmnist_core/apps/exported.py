@@ -118,7 +118,6 @@ class ExportedModel:
             logits = (logits + mirrored) / np.float32(2)
         return logits
 
-
     def evaluate(self, split: str = "test", *, tta: bool | None = None, data_dir=None,
                  verify_checksums: bool = True):  # fmt: skip
         """Loss, accuracy and confusion matrix on a split of the real data, as
