@@ -42,3 +42,32 @@ def test_litert_export_is_gated_and_runs_in_the_plain_interpreter(real, model, t
     assert served.backend.name == "litert (LiteRT)"
     images = real.test.images[:64]
     assert (served.logits(images).argmax(1) == trainer.logits(images).argmax(1)).all()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "fuzzed", "bad-offset", "not-tflite"])
+def test_a_damaged_tflite_is_one_line_before_the_interpreter_sees_it(real, tmp_path, damage):
+    import subprocess
+    import sys
+
+    trainer = trained_briefly("mlp", "tf", real, images=256)
+    path = trainer.export(tmp_path / "m.tflite", format="litert").path
+    data = bytearray(path.read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "fuzzed":
+        rng = np.random.default_rng(0)
+        for index in rng.integers(8, len(data), 400):
+            data[index] = int(rng.integers(0, 256))
+    elif damage == "bad-offset":
+        data[:4] = (len(data) + 1000).to_bytes(4, "little")
+    else:
+        data = bytearray(b"\x00" * 64)
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(bytes(data))
+    out = subprocess.run(
+        [sys.executable, "-m", "fmnist_core.cli", "serve", str(bad), "--port", "0"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr[-800:]
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert str(bad) in out.stderr

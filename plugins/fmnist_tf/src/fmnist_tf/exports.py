@@ -46,9 +46,29 @@ def _with_metadata(model: bytes, metadata: dict[str, str]) -> bytes:
 
 
 def _read(path: Path) -> bytes:
+    """The file's bytes, checked as a LiteRT flatbuffer (its identifier, its root table inside
+    the file, and a whole parse by TensorFlow's Python schema reader) before any native
+    interpreter is handed them."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    fix = "export it again with `fmnist export --format litert`"
     if path.stat().st_size > MAX_BYTES:
         raise WeightsError(f"{path} is larger than any fmnist export", fix="check the path")
-    return path.read_bytes()
+    data = path.read_bytes()
+    if len(data) < 8 or data[4:8] != b"TFL3" or int.from_bytes(data[:4], "little") >= len(data):
+        raise WeightsError(f"{path} is not a LiteRT (.tflite) model", fix=fix)
+    try:
+        parsed = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+        for buffer in parsed.buffers or []:
+            if getattr(buffer, "offset", 0) and buffer.offset + buffer.size > len(data):
+                raise ValueError("a buffer lies past the end of the file")
+        if not parsed.subgraphs:
+            raise ValueError("no subgraph")
+    except Exception as exc:  # the schema reader's struct.error, IndexError, ...
+        raise WeightsError(
+            f"{path} is a damaged LiteRT model ({type(exc).__name__}: {str(exc)[:80]})", fix=fix
+        ) from None
+    return data
 
 
 def _interpreter(model: bytes):
@@ -76,7 +96,8 @@ def load(path: Path):
 def read_metadata(path: Path) -> dict[str, str]:
     from tensorflow.lite.tools import flatbuffer_utils
 
-    parsed = flatbuffer_utils.read_model_from_bytearray(bytearray(_read(path)))
+    data = _read(path)
+    parsed = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
     for entry in parsed.metadata or []:
         name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
         if name == KEY:
