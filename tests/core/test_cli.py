@@ -155,7 +155,9 @@ def test_sample_writes_test_images_that_load_back(tmp_path, real_data_dir):
     test = load_dataset(real_data_dir).test
     assert (images == test.images[5:17]).all()
     rows = (tmp_path / "s" / "labels.csv").read_text().splitlines()
-    assert rows[0] == "file,index,label" and len(rows) == 13 and rows[1].startswith("00005-")
+    assert (
+        rows[0] == "file,dataset_index,label" and len(rows) == 13 and rows[1].startswith("00005-")
+    )
 
 
 def test_sample_bad_count_one_line(tmp_path, real_data_dir):

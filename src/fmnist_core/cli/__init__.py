@@ -64,6 +64,23 @@ def explain(parser: argparse.ArgumentParser) -> None:
             action.help += " (default: %(default)s)"
 
 
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a Unix tool whose reader went away."""
+
+
+def _quiet_after_broken_pipe() -> int:
+    """Say nothing more: point stdout at /dev/null so that Python's own flush at exit does not
+    print a second error, as Python's documentation advises for SIGPIPE."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``fmnist ARGV``; returns the exit code."""
     from ..errors import FmnistError
@@ -78,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fmnist: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # `fmnist predict ... | head`: the reader has what it wanted
+        return _quiet_after_broken_pipe()
     except OSError as exc:  # anything the system refused that no fmnist check named first
         if args.debug:
             raise

@@ -83,8 +83,19 @@ def run(args) -> int:
         position = {str(path): number for number, path in enumerate(listed)}
         print_json(sorted(rows, key=lambda row: position[row["path"]]))
     else:
+        from ..labels import LABELS
+
         for p in predictions:
-            extra = f"  p={max(p.probabilities):.3f}" if args.probabilities else ""
+            extra = ""
+            if args.probabilities:  # every class's, in the labels' order
+                extra = (
+                    "  ("
+                    + ", ".join(
+                        f"{name} {value:.3f}"
+                        for name, value in zip(LABELS, p.probabilities, strict=True)  # fmt: skip
+                    )
+                    + ")"
+                )
             print(f"{p.path}: {p.label}{extra}")
         for b in bad:
             print(f"fmnist: error: {b.error}", file=sys.stderr)

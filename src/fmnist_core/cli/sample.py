@@ -28,6 +28,7 @@ def run(args) -> int:
             [{"path": str(path), "index": index, "label": label} for path, index, label in written]
         )
     else:
-        for path, _, label in written:
-            print(f"{path}: {label}")
+        print(f"{len(written)} {args.split} images written, each with its true label:")
+        for path, index, label in written:
+            print(f"  {path}  (true label: {label}, {args.split} image {index})")
     return 0

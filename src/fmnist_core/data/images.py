@@ -230,7 +230,8 @@ def save_samples(
     """Write images ``start … start+count-1`` of a dataset split as PNG files into ``folder``.
 
     Files are named ``{index:05d}-{label}.png`` (label lower-case, spaces as dashes) and a
-    ``labels.csv`` (``file,index,label``) lists them, like the article's ``sample-request/``.
+    ``labels.csv`` (``file,dataset_index,label``: the image's index in its split, its true
+    label) lists them, like the article's ``sample-request/``.
     Returns ``(path, dataset index, label)`` per image.
     """
     import io
@@ -261,6 +262,6 @@ def save_samples(
         )
         atomic_write_bytes(path, buffer.getvalue())
         written.append((path, index, label))
-    rows = "file,index,label\n" + "".join(f"{p.name},{i},{lab}\n" for p, i, lab in written)
+    rows = "file,dataset_index,label\n" + "".join(f"{p.name},{i},{lab}\n" for p, i, lab in written)
     atomic_write_bytes(folder / "labels.csv", rows.encode())
     return written

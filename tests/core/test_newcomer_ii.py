@@ -1,0 +1,54 @@
+"""Tried as a new user would, part 2 (issue 45): output that says what it means, and quiet pipes."""
+
+import subprocess
+import sys
+
+from fmnist_core import LABELS
+
+
+def cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "fmnist_core.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, **kwargs)  # fmt: skip
+
+
+def test_sample_says_the_labels_are_true_labels(tmp_path, real_data_dir):
+    out = cli("sample", tmp_path / "s", "--count", "3", "--data-dir", real_data_dir)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "3 test images written, each with its true label:"
+    assert lines[1].endswith("(true label: Ankle Boot, test image 0)")
+    header = (tmp_path / "s" / "labels.csv").read_text().splitlines()[0]
+    assert header == "file,dataset_index,label"
+
+
+def test_probabilities_are_every_classs(tmp_path, real_data_dir):
+    from fmnist_core import Trainer
+
+    trainer = Trainer("numpy", "mlp", data_dir=real_data_dir, epochs=1, verbose=0)
+    trainer.fit()
+    weights = trainer.save(tmp_path / "w.safetensors")
+    cli("sample", tmp_path / "s", "--count", "2", "--data-dir", real_data_dir)
+    out = cli("predict", "--weights", weights, tmp_path / "s", "--probabilities")
+    first = out.stdout.splitlines()[0]
+    shown = first.split("(", 1)[1].rstrip(")").split(", ")
+    assert [item.rsplit(" ", 1)[0] for item in shown] == list(LABELS)
+    assert abs(sum(float(item.rsplit(" ", 1)[1]) for item in shown) - 1) < 0.01
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path, real_data_dir):
+    from fmnist_core import Trainer
+
+    weights = Trainer("numpy", "mlp", verbose=0).save(tmp_path / "w.safetensors")
+    cli("sample", tmp_path / "s", "--count", "2500", "--data-dir", real_data_dir)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fmnist_core.cli", "predict", "--weights", str(weights),
+         str(tmp_path / "s")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout.readline()  # the reader takes one line and goes, as `head -1` does
+    process.stdout.close()
+    try:
+        error = process.stderr.read().decode()
+        code = process.wait(timeout=300)
+    finally:
+        process.kill()
+    assert error == "" and code in (0, 141), (code, error)
