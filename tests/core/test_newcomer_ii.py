@@ -52,3 +52,14 @@ def test_a_closed_pipe_ends_quietly(tmp_path, real_data_dir):
     finally:
         process.kill()
     assert error == "" and code in (0, 141), (code, error)
+
+
+def test_history_holds_plain_numbers_and_counts_epochs_as_keras_does(real_data_dir):
+    from fmnist_core import Trainer
+
+    trainer = Trainer("numpy", "mlp", data_dir=real_data_dir, epochs=2, verbose=0)
+    history = trainer.fit()
+    assert [record.epoch for record in history] == [0, 1]  # Keras' History.epoch
+    for record in [*history.epochs, *history.progress]:
+        for name, value in vars(record).items():
+            assert value is None or type(value) in (int, float), (name, type(value))

@@ -524,3 +524,23 @@ def test_predict_can_return_what_the_model_was_given(server, samples):
     for prediction, path in zip(shown, samples[:3], strict=True):
         image = np.asarray(Image.open(io.BytesIO(base64.b64decode(prediction["input"]))))
         np.testing.assert_array_equal(image, load_image(path))
+
+
+def test_docs_open_without_warnings_and_describe_health_and_metadata(weights, real):
+    import warnings
+
+    from fmnist_core.apps.serve import ServeSettings, create_app, default_allowed_hosts
+
+    trainer = Trainer.load(weights / "w.safetensors", data=real, verbose=0)
+    app = create_app(trainer, ServeSettings())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # FastAPI's "Duplicate Operation ID" fails the test
+        paths = app.openapi()["paths"]
+    for path in ("/health", "/metadata"):
+        schema = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema.get("type") == "object", (path, schema)
+        assert "head" not in paths[path]
+    hosts = default_allowed_hosts("127.0.0.1")
+    assert len(hosts) == len(set(hosts)) and "127.0.0.1" in hosts
+    with running(trainer) as url:
+        assert httpx.head(f"{url}/health").status_code == 200

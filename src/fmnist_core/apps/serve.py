@@ -431,13 +431,20 @@ def create_app(
             raise BadRequest(404, f"no {name} here; fix: open / for the page")
         return Response(page[name], media_type=kinds[kind])
 
-    @app.api_route("/health", methods=["GET", "HEAD"])
+    # GET is described in the OpenAPI document; HEAD answers the same, undescribed (one route
+    # for both would give two operations one id, which FastAPI warns of when /docs is opened)
     async def health():
         return {"status": "ok"}
 
-    @app.api_route("/metadata", methods=["GET", "HEAD"])
     async def metadata_():
         return info
+
+    for path, endpoint, model in (
+        ("/health", health, dict[str, str]),
+        ("/metadata", metadata_, dict[str, Any]),
+    ):
+        app.add_api_route(path, endpoint, methods=["GET"], response_model=model)
+        app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
 
     @app.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)
     async def docs():
@@ -507,7 +514,7 @@ def default_allowed_hosts(host: str) -> tuple[str, ...] | None:
     if host in ("0.0.0.0", "::", ""):
         return None
     if host in ("localhost", "::1") or host.startswith("127."):
-        return ("localhost", "127.0.0.1", "::1", host)
+        return tuple(dict.fromkeys(("localhost", "127.0.0.1", "::1", host)))
     return (host,)
 
 

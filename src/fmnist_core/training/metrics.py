@@ -79,10 +79,19 @@ def _bad(value: Any) -> Any:
     raise ValueError(f"a history row holds {str(value)[:40]!r} where a number belongs")
 
 
+def _plain_numbers(record: Any) -> None:
+    """Every NumPy scalar field as the plain Python number it is (``float``, ``int``)."""
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if isinstance(value, np.generic):
+            setattr(record, f.name, value.item())
+
+
 @dataclass
 class EpochRecord:
     """One epoch: mean per-sample training loss, accuracy, wall seconds, optional validation and
-    test metrics."""
+    test metrics, each a plain Python number. ``epoch`` counts from 0, as Keras'
+    ``History.epoch`` does: the record of the line printed "Epoch 5" has ``epoch == 4``."""
 
     epoch: int
     loss: float
@@ -95,6 +104,9 @@ class EpochRecord:
     val_loss: float | None = None
     val_accuracy: float | None = None
 
+    def __post_init__(self) -> None:
+        _plain_numbers(self)
+
 
 @dataclass
 class ProgressRecord:
@@ -106,6 +118,9 @@ class ProgressRecord:
     loss: float  # mean per-sample loss since the epoch began
     accuracy: float  # running accuracy since the epoch began
     batch_loss: float  # the last batch's loss, as the article prints it
+
+    def __post_init__(self) -> None:
+        _plain_numbers(self)
 
 
 @dataclass
