@@ -11,6 +11,9 @@ from fmnist_core.testing.data_parallel import DataParallelAcceptance, fmnist
 
 class TestTFWorkers(DataParallelAcceptance):
     backend = "tf"
+    # a killed worker ends the run and resume finishes it: tests-cluster's killed machine
+    # (tests/cluster/test_multinode.py, TF_CONFIG as the README gives it) holds it for tf
+    test_killed_worker_stops_the_run_and_resume_finishes = None
 
 
 def tf_config(ports, index=0):

@@ -13,6 +13,9 @@ from fmnist_core.testing.data_parallel import DataParallelAcceptance
 class TestTorchWorkers(DataParallelAcceptance):
     backend = "torch"  # the mlp with plain SGD: the fused step, its four gradients all-reduced
     cnn_step_tolerance = 5e-4  # channels_last convolutions (measured 2.1e-4)
+    # a killed worker ends the run and resume finishes it: tests-cluster's killed machine
+    # (tests/cluster/test_multinode.py, torchrun as the README runs it) holds it for torch
+    test_killed_worker_stops_the_run_and_resume_finishes = None
 
 
 class TestTorchAutogradWorkers(DataParallelAcceptance):
