@@ -287,4 +287,4 @@ def test_fmnist_reads_back_what_it_exported(trained, tmp_path, format):
     trainer, _ = trained
     result = trainer.export(tmp_path / f"out-{format}", format=format)
     assert isinstance(open_model(result.path), ExportedModel)
-    read_back(trainer, result, tmp_path)
+    read_back(trainer, result, tmp_path, in_process=True)  # the test's targets: this process

@@ -71,25 +71,32 @@ def check_export(
 
 
 def _cli(*args: str) -> str:
-    import contextlib
-    import io
+    """``fmnist ARGS`` as a user runs it, in its own process; its standard output."""
+    import subprocess
+    import sys
 
-    from ..cli import main
-
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        code = main(list(args))
-    assert code == 0, (args, printed.getvalue()[-2000:])
-    return printed.getvalue()
+    done = subprocess.run([sys.executable, "-m", "fmnist_core.cli", *args], capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, (args, done.stderr[-2000:])
+    return done.stdout
 
 
-def read_back(trainer: Trainer, result: ExportResult, folder: Path, count: int = 200) -> None:
+def read_back(trainer: Trainer, result: ExportResult, folder: Path, count: int = 200,
+              in_process: bool = False) -> None:  # fmt: skip
     """fmnist reads what it wrote: ``fmnist evaluate`` of the artifact (its own runtime) gives
     the test accuracy its gate recorded, and ``fmnist predict`` of ``count`` test images saved as
-    PNG files gives the source model's labels (float targets; int8: on ≥ 97%)."""
+    PNG files gives the source model's labels (float targets; int8: on ≥ 97%). ``in_process``:
+    through ``open_model``, what both commands call (targets a test registers in its process)."""
     from PIL import Image
 
-    evaluated = json.loads(_cli("evaluate", str(result.path), "--no-tta", "--json"))
+    from ..apps.exported import open_model, recorded_gate
+
+    if in_process:
+        model = open_model(result.path)
+        evaluated = {"accuracy": model.evaluate("test", tta=False).accuracy,
+                     "gate": recorded_gate(model)}  # fmt: skip
+    else:
+        evaluated = json.loads(_cli("evaluate", str(result.path), "--no-tta", "--json"))
     assert abs(evaluated["accuracy"] - result.gate.export_accuracy) < 1e-9, (
         evaluated["accuracy"],
         result.gate.export_accuracy,
@@ -99,8 +106,12 @@ def read_back(trainer: Trainer, result: ExportResult, folder: Path, count: int =
     images.mkdir(exist_ok=True)
     for number, image in enumerate(trainer.run_data.split("test").images[:count]):
         Image.fromarray(image).save(images / f"{number:04d}.png")
-    rows = json.loads(_cli("predict", "--weights", str(result.path), str(images), "--json",
-                           "--no-tta"))  # fmt: skip
+    if in_process:
+        theirs = open_model(result.path).predict(images, output="indices", tta=False)
+    else:
+        rows = json.loads(_cli("predict", "--weights", str(result.path), str(images), "--json",
+                               "--no-tta"))  # fmt: skip
+        theirs = [row["index"] for row in rows]
     mine = trainer.predict(images, output="indices", tta=False)
-    same = np.mean([row["index"] == index for row, index in zip(rows, mine, strict=True)])
+    same = np.mean([a == b for a, b in zip(theirs, mine, strict=True)])
     assert same >= (0.97 if result.gate.quantized else 1.0), same
