@@ -133,6 +133,26 @@ def lint(session: nox.Session) -> None:
     session.run("mypy", "tests/typing/public_api.py")
 
 
+@nox.session
+def quick(session: nox.Session) -> None:
+    """The inner loop, a few minutes once its environment exists: ruff, the core's tests (NumPy
+    backend, data, CLI, hostile input, the estimator) and the torch backend's conformance suite
+    (every layer type and recipe against NumPy), in one environment. `nox` runs everything."""
+    ensure_data(session)
+    session.install("ruff", "-e", ".[test,plots,sklearn]", "-e", PLUGINS["torch"])
+    paths = [p for p in ("src", "plugins", "tests", "bench", "noxfile.py") if (ROOT / p).exists()]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+    pytest(
+        session,
+        "tests/core",
+        "tests/torch/test_torch_backend.py::TestTorchConformance",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    )
+
+
 @nox.session(name="tests-core")
 def tests_core(session: nox.Session) -> None:
     """The core with no framework installed: NumPy backend, data, CLI, pictures, conformance,

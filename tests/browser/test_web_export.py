@@ -108,3 +108,23 @@ def test_the_page_classifies_test_images_as_fmnist_does(exported, browser):
         "return performance.getEntriesByType('resource').map((e) => e.name)"
     )
     assert fetched and all(name.startswith(url) for name in fetched), fetched
+
+
+def test_fmnist_reads_the_web_folder_back(exported, tmp_path):
+    """fmnist evaluate and predict open the web folder (by its marker) with onnxruntime: the
+    gate's accuracy, the source's labels; another export onto it replaces it, a folder of the
+    user's files is refused."""
+    from fmnist_core import StorageError
+    from fmnist_core.testing.exports import read_back
+
+    _, trainer, _, result = exported
+    assert (result.path / ".fmnist-written").is_file()
+    read_back(trainer, result, tmp_path)
+    again = trainer.export(result.path, format="web")  # its own earlier output: replaced
+    assert again.path == result.path and (result.path / "index.html").is_file()
+    theirs = tmp_path / "site"
+    theirs.mkdir()
+    (theirs / "index.html").write_text("mine")
+    with pytest.raises(StorageError, match="did not write"):
+        trainer.export(theirs, format="web")
+    assert (theirs / "index.html").read_text() == "mine"

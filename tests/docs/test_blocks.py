@@ -172,7 +172,7 @@ def test_shell_blocks_name_real_commands_and_flags(path, block):
             except SystemExit as exit:
                 assert exit.code == 0, f"{path.name} line {block['line']}: `{command}` is refused"
             checked += 1
-        for session in re.findall(r"nox -s ([\w-]+)", command):
+        for session in re.findall(r"nox(?:\.sh)? -s ([\w-]+)", command):
             assert session in sessions, (
                 f"{path.name} line {block['line']}: no nox session {session}"
             )

@@ -146,3 +146,20 @@ def test_a_third_party_target_cannot_take_a_built_in_name_or_suffix(name, suffix
     finally:
         manager.unregister(plugin)
         plugins.reset()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_int8_file_is_one_line(trained, tmp_path, damage):
+    import subprocess
+    import sys
+
+    path = trained["mlp"].export(tmp_path / "m.int8.onnx", format="onnx-int8").path
+    data = path.read_bytes()
+    bad = tmp_path / "bad.int8.onnx"
+    bad.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x08\xff" * 999)
+    for command in (["serve", str(bad), "--port", "0"], ["evaluate", str(bad)]):
+        out = subprocess.run([sys.executable, "-m", "fmnist_core.cli", *command],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert out.returncode == 1, out.stderr[-800:]
+        assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+        assert str(bad) in out.stderr

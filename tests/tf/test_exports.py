@@ -44,14 +44,19 @@ def test_litert_export_is_gated_and_runs_in_the_plain_interpreter(real, model, t
     assert (served.logits(images).argmax(1) == trainer.logits(images).argmax(1)).all()
 
 
+@pytest.fixture(scope="module")
+def mlp_tflite(real, tmp_path_factory):
+    trainer = trained_briefly("mlp", "tf", real, images=256)
+    return trainer.export(tmp_path_factory.mktemp("litert") / "m.tflite", format="litert").path
+
+
 @pytest.mark.parametrize("damage", ["truncated", "fuzzed", "bad-offset", "not-tflite"])
-def test_a_damaged_tflite_is_one_line_before_the_interpreter_sees_it(real, tmp_path, damage):
+def test_a_damaged_tflite_is_one_line_before_the_interpreter_sees_it(mlp_tflite, tmp_path,
+                                                                      damage):  # fmt: skip
     import subprocess
     import sys
 
-    trainer = trained_briefly("mlp", "tf", real, images=256)
-    path = trainer.export(tmp_path / "m.tflite", format="litert").path
-    data = bytearray(path.read_bytes())
+    data = bytearray(mlp_tflite.read_bytes())
     if damage == "truncated":
         data = data[: len(data) // 2]
     elif damage == "fuzzed":

@@ -94,7 +94,7 @@ def _rewritten(path, out, change):
 
 
 @pytest.mark.parametrize("where", ["data/sample_inputs/model.pt", "extra/notes.pkl"])
-def test_a_pickle_anywhere_in_the_archive_is_refused(real, tmp_path, where):
+def test_a_pickle_anywhere_in_the_archive_is_refused(mlp_pt2, tmp_path, where):
     """torch.export.load reads data/sample_inputs with weights_only=False: a pickle there (or
     anywhere) that the restricted loader refuses is refused before torch sees the archive."""
     import io
@@ -104,8 +104,7 @@ def test_a_pickle_anywhere_in_the_archive_is_refused(real, tmp_path, where):
     from fmnist_core import WeightsError
     from fmnist_core.apps.exported import open_model
 
-    trainer = trained_briefly("mlp", "torch", real, images=256)
-    path = trainer.export(tmp_path / "m.pt2", format="torch-export").path
+    path = mlp_pt2
     open_model(path)  # fmnist's own archive (its sample inputs are tensors) is read
     buffer = io.BytesIO()
     torch.save({"x": _Owned()}, buffer)
@@ -124,13 +123,18 @@ def test_a_pickle_anywhere_in_the_archive_is_refused(real, tmp_path, where):
         open_model(bad)
 
 
+@pytest.fixture(scope="module")
+def mlp_pt2(real, tmp_path_factory):
+    trainer = trained_briefly("mlp", "torch", real, images=256)
+    return trainer.export(tmp_path_factory.mktemp("pt2") / "m.pt2", format="torch-export").path
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage-entry", "not-a-zip"])
-def test_a_damaged_archive_is_one_line(real, tmp_path, damage):
+def test_a_damaged_archive_is_one_line(mlp_pt2, tmp_path, damage):
     import subprocess
     import sys
 
-    trainer = trained_briefly("mlp", "torch", real, images=256)
-    path = trainer.export(tmp_path / "m.pt2", format="torch-export").path
+    path = mlp_pt2
     data = path.read_bytes()
     bad = tmp_path / "bad.pt2"
     if damage == "truncated":

@@ -70,15 +70,32 @@ def check_export(
     return result
 
 
-def _cli(*args: str) -> str:
-    """``fmnist ARGS`` as a user runs it, in its own process; its standard output."""
+_COMMANDS = """
+import contextlib, io, json, sys
+from fmnist_core.cli import main
+outputs = []
+for argv in json.loads(sys.argv[1]):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(argv)
+    outputs.append([code, printed.getvalue()])
+print(json.dumps(outputs))
+"""
+
+
+def _cli(*commands: list[str]) -> list[str]:
+    """Each ``fmnist ARGS`` of ``commands``, as a user runs them, in one process of their own
+    (one start-up of the runtime for all); their standard outputs."""
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "fmnist_core.cli", *args], capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
-    assert done.returncode == 0, (args, done.stderr[-2000:])
-    return done.stdout
+    done = subprocess.run([sys.executable, "-c", _COMMANDS, json.dumps(commands)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, (commands, done.stderr[-2000:])
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    for command, (code, _) in zip(commands, results, strict=True):
+        assert code == 0, (command, done.stderr[-2000:])
+    return [printed for _, printed in results]
 
 
 def read_back(trainer: Trainer, result: ExportResult, folder: Path, count: int = 200,
@@ -91,27 +108,27 @@ def read_back(trainer: Trainer, result: ExportResult, folder: Path, count: int =
 
     from ..apps.exported import open_model, recorded_gate
 
-    if in_process:
-        model = open_model(result.path)
-        evaluated = {"accuracy": model.evaluate("test", tta=False).accuracy,
-                     "gate": recorded_gate(model)}  # fmt: skip
-    else:
-        evaluated = json.loads(_cli("evaluate", str(result.path), "--no-tta", "--json"))
-    assert abs(evaluated["accuracy"] - result.gate.export_accuracy) < 1e-9, (
-        evaluated["accuracy"],
-        result.gate.export_accuracy,
-    )
-    assert evaluated["gate"]["export_accuracy"] == result.gate.export_accuracy
     images = folder / "images"
     images.mkdir(exist_ok=True)
     for number, image in enumerate(trainer.run_data.split("test").images[:count]):
         Image.fromarray(image).save(images / f"{number:04d}.png")
     if in_process:
-        theirs = open_model(result.path).predict(images, output="indices", tta=False)
+        model = open_model(result.path)
+        evaluated = {"accuracy": model.evaluate("test", tta=False).accuracy,
+                     "gate": recorded_gate(model)}  # fmt: skip
+        theirs = model.predict(images, output="indices", tta=False)
     else:
-        rows = json.loads(_cli("predict", "--weights", str(result.path), str(images), "--json",
-                               "--no-tta"))  # fmt: skip
-        theirs = [row["index"] for row in rows]
+        evaluation, rows = _cli(
+            ["evaluate", str(result.path), "--no-tta", "--json"],
+            ["predict", "--weights", str(result.path), str(images), "--json", "--no-tta"],
+        )
+        evaluated = json.loads(evaluation)
+        theirs = [row["index"] for row in json.loads(rows)]
+    assert abs(evaluated["accuracy"] - result.gate.export_accuracy) < 1e-9, (
+        evaluated["accuracy"],
+        result.gate.export_accuracy,
+    )
+    assert evaluated["gate"]["export_accuracy"] == result.gate.export_accuracy
     mine = trainer.predict(images, output="indices", tta=False)
     same = np.mean([a == b for a, b in zip(theirs, mine, strict=True)])
     assert same >= (0.97 if result.gate.quantized else 1.0), same
