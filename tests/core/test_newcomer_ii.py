@@ -63,3 +63,22 @@ def test_history_holds_plain_numbers_and_counts_epochs_as_keras_does(real_data_d
     for record in [*history.epochs, *history.progress]:
         for name, value in vars(record).items():
             assert value is None or type(value) in (int, float), (name, type(value))
+
+
+def test_the_card_travels_reads_plainly_and_links_what_report_draws(tmp_path, real_data_dir):
+    run = tmp_path / "run"
+    cli("train", "--backend", "numpy", "--epochs", "1", "--no-plots", "--out", run,
+        "--data-dir", real_data_dir)  # fmt: skip
+    card = (run / "README.md").read_text()
+    assert str(tmp_path) not in card  # "Load it" names the folder's own files
+    assert "Trainer.load('.')" in card and "`fmnist evaluate .`" in card
+    assert "\\-" not in card and "\\(" not in card  # plain text reads as written
+    with open(run / "README.md", "a") as handle:
+        handle.write("\nMy notes stay.\n")
+    for _ in range(2):
+        out = cli("report", run)
+        assert out.returncode == 0, out.stderr
+    card = (run / "README.md").read_text()
+    assert card.count("## Pictures") == 1 and "My notes stay." in card
+    for name in ("confusion", "curves", "predictions"):
+        assert card.count(f"]({name}.png)") == 1 and (run / f"{name}.png").is_file()

@@ -25,9 +25,12 @@ def code(text: object) -> str:
 
 
 def prose(text: object) -> str:
-    """``text`` as plain Markdown text: HTML escaped, Markdown's markup characters literal."""
+    """``text`` as plain Markdown text inside a line: HTML escaped, and only the characters that
+    could make markup there escaped (code, emphasis, links, table cells, strikethrough), so that
+    a plain-text viewer shows ``784-20-10`` and ``Dense(20)`` as they are."""
     value = html.escape(" ".join(str(text).split()), quote=False)
-    return re.sub(r"([\\`*_{}\[\]()#+!|~>-])", r"\\\1", value)
+    value = re.sub(r"([\\`*_\[\]|~])", r"\\\1", value)
+    return value.replace("](", "]\\(")  # no link target, even where a viewer ignores the \\]
 
 
 def fence(content: str, language: str = "") -> list[str]:
@@ -127,7 +130,8 @@ def _settings(optimizer) -> str:
 
 
 def _loading(run: Path) -> list[str]:
-    weights = RunFolder(run).weights
+    # paths relative to the run folder: the card travels with it
+    run, weights = Path("."), Path(RunFolder.WEIGHTS)
 
     def shell(*words: object) -> str:
         import shlex
@@ -137,7 +141,8 @@ def _loading(run: Path) -> list[str]:
     return [
         "## Load it",
         "",
-        "In fmnist (any installed backend; `backend=` picks one):",
+        "From this folder (the paths are relative to it). In fmnist (any installed backend; "
+        "`backend=` picks one):",
         "",
         *fence(
             f"from fmnist_core import Trainer\n\ntrainer = Trainer.load({str(run)!r})\n"
@@ -179,6 +184,44 @@ def write_model_card(run: str | os.PathLike, *args) -> Path:
 
 
 EXPORTS_BEGIN, EXPORTS_END = "<!-- fmnist export: begin -->", "<!-- fmnist export: end -->"
+PICTURES_BEGIN, PICTURES_END = "<!-- fmnist report: begin -->", "<!-- fmnist report: end -->"
+PICTURES = {
+    "confusion": "confusion matrix of the test set",
+    "curves": "training curves",
+    "predictions": "test images with their predictions",
+}
+
+
+def _replace_section(text: str, begin: str, end: str, rows: list[str]) -> str:
+    """``text`` with its section between the markers ``begin`` and ``end`` replaced by ``rows``
+    (appended where it has none): fmnist rewrites only its own marked sections of a card."""
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        text = head.rstrip("\n") + "\n" + rest.partition(end)[2].lstrip("\n")
+    if not rows:
+        return text
+    return text.rstrip("\n") + "\n\n" + "\n".join([begin, *rows, end, ""])
+
+
+def link_pictures(run: str | os.PathLike) -> None:
+    """After ``fmnist report`` draws a run's pictures: the card links every picture it does not
+    show yet, in a marked "Pictures" section (the rest of the card is left as it is)."""
+    folder = RunFolder(run)
+    if not folder.card.exists():
+        return
+    with folder.lock():
+        text = folder.card.read_text(encoding="utf-8")
+        outside = text
+        if PICTURES_BEGIN in text and PICTURES_END in text:
+            head, _, rest = text.partition(PICTURES_BEGIN)
+            outside = head + rest.partition(PICTURES_END)[2]
+        missing = [
+            f"![{alt}]({name}.png)"
+            for name, alt in PICTURES.items()
+            if folder.picture(name).exists() and f"]({name}.png)" not in outside
+        ]
+        rows = ["## Pictures", "", *(f"{link}\n" for link in missing)] if missing else []
+        folder.write_card(_replace_section(text, PICTURES_BEGIN, PICTURES_END, rows))
 
 
 def record_export(run: str | os.PathLike, result) -> None:

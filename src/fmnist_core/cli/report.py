@@ -13,6 +13,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from ..apps.model_card import link_pictures
     from ..apps.plots import comparison_figure, draw_run, load_run, save_figure
 
     runs = {}
@@ -20,6 +21,7 @@ def run(args) -> int:
         history, evaluation, config = load_run(folder)
         for path in draw_run(folder):
             print(f"wrote {path}")
+        link_pictures(folder)
         backend = config.get("backend", "?")
         name = folder.name if folder.name == backend else f"{folder.name} ({backend})"
         runs[name] = (history, evaluation.get("accuracy"))
