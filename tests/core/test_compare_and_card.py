@@ -37,6 +37,9 @@ def test_compare_writes_its_table_json_and_picture(tmp_path, real_data_dir, caps
     assert row["max_step_loss_difference"] == 0.0  # the reference itself: the same steps
     assert record["epochs"] == 1 and "--epochs 1 --seed 0" in table  # what was run, recorded
     assert (out / "compare.md").read_text() in table and (out / "compare.png").stat().st_size > 1000
+    # one epoch has no steady one: its first, compiling epoch is not shown as if it were
+    assert row["steady_epoch_seconds"] is None and "| numpy | — |" in table
+    assert "one epoch has no steady epoch" in table
 
 
 @pytest.mark.parametrize("flag, value", [("--epochs", "0"), ("--seed", "-1")])

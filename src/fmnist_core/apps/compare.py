@@ -86,7 +86,8 @@ def run_one(
     seconds = history.column("seconds")
     return {
         "backend": backend,
-        "steady_epoch_seconds": statistics.median(seconds[1:] or seconds),
+        # the first epoch compiles and warms up: with one epoch there is no steady one to show
+        "steady_epoch_seconds": statistics.median(seconds[1:]) if len(seconds) > 1 else None,
         "fit_seconds": sum(seconds),
         "process_seconds": wall,
         "peak_rss_mb": usage.ru_maxrss / 1024,
@@ -159,11 +160,16 @@ def markdown(rows: list[dict], model: str, seed: int, epochs: int, steps: int) -
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
+        steady = r["steady_epoch_seconds"]
         lines.append(
-            f"| {r['backend']} | {r['steady_epoch_seconds']:.3f} | {r['fit_seconds']:.1f} | "
+            f"| {r['backend']} | {'—' if steady is None else f'{steady:.3f}'} | "
+            f"{r['fit_seconds']:.1f} | "
             f"{r['process_seconds']:.1f} | {r['peak_rss_mb']:.0f} | {r['test_accuracy']:.4f} | "
             f"{r['max_step_loss_difference']:.1e} |"
         )
+    if any(r["steady_epoch_seconds"] is None for r in rows):
+        lines += ["", "— : one epoch has no steady epoch (the first compiles and warms up); "
+                  "`--epochs 2` or more measures one."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -178,10 +184,12 @@ def draw(rows: list[dict], model: str, path: Path) -> None:
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
     names = [r["backend"] for r in rows]
-    seconds = left.bar(names, [r["steady_epoch_seconds"] for r in rows], color="#4c72b0")
+    steady = all(r["steady_epoch_seconds"] is not None for r in rows)
+    key, title = ("steady_epoch_seconds", "steady epoch") if steady else ("fit_seconds", "fit")
+    seconds = left.bar(names, [r[key] for r in rows], color="#4c72b0")
     left.bar_label(seconds, fmt="%.3g", padding=2)
-    left.set_ylim(0, max(r["steady_epoch_seconds"] for r in rows) * 1.2)
-    left.set_title(f"{model}: steady epoch (s)")
+    left.set_ylim(0, max(r[key] for r in rows) * 1.2)
+    left.set_title(f"{model}: {title} (s)")
     accuracy = right.bar(names, [r["test_accuracy"] for r in rows], color="#55a868")
     right.bar_label(accuracy, fmt="%.4f", padding=2)
     low = min(r["test_accuracy"] for r in rows)
