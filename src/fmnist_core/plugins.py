@@ -241,7 +241,7 @@ def get_export_target(name: str) -> ExportTarget:
         raise BackendError(
             f"unknown export format {name!r}; installed: {known}" + _failure_hint(),
             fix="pick one of those, or install the plugin that provides it "
-            "(onnx, onnx-int8, web: fmnist-core[onnxruntime]; torch-export: fmnist-core[torch]; "
+            "(onnx, onnx-int8, web: fmnist-core[onnx]; torch-export: fmnist-core[torch]; "
             "litert: fmnist-core[tf])",
         )
     reason = registered[name].unavailable_reason()

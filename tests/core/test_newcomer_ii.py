@@ -82,3 +82,34 @@ def test_the_card_travels_reads_plainly_and_links_what_report_draws(tmp_path, re
     assert card.count("## Pictures") == 1 and "My notes stay." in card
     for name in ("confusion", "curves", "predictions"):
         assert card.count(f"]({name}.png)") == 1 and (run / f"{name}.png").is_file()
+
+
+def test_info_says_what_each_format_and_target_can_do_here():
+    import json
+
+    out = cli("info", "--json")
+    info = json.loads(out.stdout)
+    assert info["weight_formats"]["safetensors"] == "ok"
+    from fmnist_core import plugins
+
+    assert set(info["export_targets"]) == set(plugins.export_targets())
+    if plugins.weight_formats()["onnx"].unavailable_reason():  # tests-core: no onnx package
+        assert info["weight_formats"]["onnx"].startswith("needs onnx")
+
+
+def test_one_extra_name_per_capability():
+    """`fmnist-core[onnx]` is all of ONNX: writing .onnx, running and serving it, the export
+    targets (fmnist-onnx); no second name for part of it."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert extras["onnx"] == ["fmnist-onnx==" + extras["torch"][0].split("==")[1]]
+    assert "onnxruntime" not in extras
+    plugin = tomllib.loads((root / "plugins/fmnist_onnx/pyproject.toml").read_text())
+    needs = plugin["project"]["dependencies"]
+    assert any(d.startswith("onnx>=") for d in needs)
+    assert any(d.startswith("onnxruntime") for d in needs)

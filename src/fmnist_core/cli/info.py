@@ -41,7 +41,14 @@ def run(args) -> int:
         "backends": {
             n: (b.unavailable_reason() or b.versions()) for n, b in plugins.backends().items()
         },
-        "weight_formats": sorted(plugins.weight_formats()),
+        # what each can do here, as `fmnist backends` and `fmnist export --list` say it
+        "weight_formats": {
+            n: f.unavailable_reason() or "ok" for n, f in sorted(plugins.weight_formats().items())
+        },
+        "export_targets": {
+            n: t.unavailable_reason() or t.runtime
+            for n, t in sorted(plugins.export_targets().items())
+        },
     }
     if args.verify:
         info["cache_check"] = data.verify_cache(args.data_dir)
