@@ -100,8 +100,9 @@ def test_info_says_what_each_format_and_target_can_do_here():
 def test_one_extra_name_per_capability():
     """`fmnist-core[onnx]` is all of ONNX: writing .onnx, running and serving it, the export
     targets (fmnist-onnx); no second name for part of it."""
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     root = Path(__file__).resolve().parents[2]
     extras = tomllib.loads((root / "pyproject.toml").read_text())["project"][
@@ -113,3 +114,16 @@ def test_one_extra_name_per_capability():
     needs = plugin["project"]["dependencies"]
     assert any(d.startswith("onnx>=") for d in needs)
     assert any(d.startswith("onnxruntime") for d in needs)
+
+
+def test_predict_results_know_their_images(tmp_path, real_data_dir):
+    from fmnist_core import Trainer
+
+    trainer = Trainer("numpy", "mlp", verbose=0)
+    cli("sample", tmp_path / "s", "--count", "3", "--data-dir", real_data_dir)
+    single = tmp_path / "s" / "00000-ankle-boot.png"
+    results = trainer.predict([single, tmp_path / "s"])
+    assert len(results) == 4 and isinstance(results, list)  # a plain list of labels, as before
+    assert results.paths[0] == str(single) and results.paths[1].endswith("00000-ankle-boot.png")
+    by_path = results.by_path()
+    assert list(by_path)[-1].endswith("00002-trouser.png") and by_path[str(single)] == results[0]

@@ -103,6 +103,7 @@ def test_health_metadata_docs(server):
     assert set(body) == {"multipart/form-data", "application/json"}
     answer = api["responses"]["200"]["content"]["application/json"]["schema"]
     assert answer["properties"]["predictions"]["items"]["required"] == [
+        "name",
         "label",
         "index",
         "probabilities",
@@ -544,3 +545,14 @@ def test_docs_open_without_warnings_and_describe_health_and_metadata(weights, re
     assert len(hosts) == len(set(hosts)) and "127.0.0.1" in hosts
     with running(trainer) as url:
         assert httpx.head(f"{url}/health").status_code == 200
+
+
+def test_each_prediction_names_its_image(server, samples):
+    url, _ = server
+    files = [("file", ("shirt.png", samples[0].read_bytes(), "image/png")),
+             ("file", ("boot.png", samples[1].read_bytes(), "image/png"))]  # fmt: skip
+    got = httpx.post(f"{url}/predict", files=files).json()["predictions"]
+    assert [p["name"] for p in got] == ["shirt.png", "boot.png"]
+    body = {"images": [base64.b64encode(samples[0].read_bytes()).decode()] * 2}
+    got = httpx.post(f"{url}/predict", json=body).json()["predictions"]
+    assert [p["name"] for p in got] == ["images[0]", "images[1]"]

@@ -1,7 +1,7 @@
 """``fmnist serve``: a trained model over HTTP (``fmnist-core[serve]``: FastAPI and uvicorn).
 
 * ``POST /predict``: one or many images as multipart files (any field name), or JSON
-  ``{"images": ["<base64 PNG>", ...]}``; answers ``{"predictions": [{"label", "index",
+  ``{"images": ["<base64 PNG>", ...]}``; answers ``{"predictions": [{"name", "label", "index",
   "probabilities"}, ...]}`` in the order of the request (``?inputs=true``: each with ``input``,
   the 28×28 image the model was given, as a base64 PNG).
 * ``GET /``: a page to try the model in a browser (choose, drop or draw an image; the top
@@ -175,13 +175,18 @@ _PREDICTION = {
             "minItems": len(LABELS),
             "maxItems": len(LABELS),
         },
+        "name": {
+            "type": "string",
+            "description": "which image: the file name sent (else its form field's name), or "
+            "images[i] for JSON",
+        },
         "input": {
             "type": "string",
             "format": "byte",
             "description": "with ?inputs=true: the 28×28 image the model was given, a PNG",
         },
     },
-    "required": ["label", "index", "probabilities"],
+    "required": ["name", "label", "index", "probabilities"],
 }
 _ERROR = {
     "content": {
@@ -485,8 +490,13 @@ def create_app(
         logits = await batcher.submit(images)
         probabilities = softmax(logits)
         predictions = [
-            {"label": LABELS[int(i)], "index": int(i), "probabilities": [float(p) for p in row]}
-            for i, row in zip(logits.argmax(axis=1), probabilities, strict=True)
+            {
+                "name": name,
+                "label": LABELS[int(i)],
+                "index": int(i),
+                "probabilities": [float(p) for p in row],
+            }
+            for (name, _), i, row in zip(blobs, logits.argmax(axis=1), probabilities, strict=True)
         ]
         if request.query_params.get("inputs") in ("1", "true"):  # what the model was given
             for prediction, image in zip(predictions, images, strict=True):

@@ -15,6 +15,20 @@ from .metrics import softmax
 OUTPUTS = ("labels", "indices", "probabilities", "predictions")
 
 
+class Results(list):
+    """The results of ``predict``, a plain list in the order of the inputs, that also knows
+    which image each one is: ``paths`` (a file's path, ``<array i>`` for an array's rows) and
+    ``by_path()``, so a folder's results can be tied to its files."""
+
+    def __init__(self, results: Iterable, paths: Iterable[str]):
+        super().__init__(results)
+        self.paths = list(paths)
+
+    def by_path(self) -> dict[str, object]:
+        """``{path: result}``, in the order of the inputs."""
+        return dict(zip(self.paths, self, strict=True))
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One image's prediction."""
@@ -62,7 +76,7 @@ def predict(
         results[str(item.path)] = (
             Prediction(str(item.path), -1, "", (), item.error) if output == "predictions" else None
         )
-    return [results[path] for path in order]
+    return Results((results[path] for path in order), order)
 
 
 def _results(logits: np.ndarray, paths: list[str], output: str) -> list:
