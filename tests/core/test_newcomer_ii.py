@@ -127,3 +127,31 @@ def test_predict_results_know_their_images(tmp_path, real_data_dir):
     assert results.paths[0] == str(single) and results.paths[1].endswith("00000-ankle-boot.png")
     by_path = results.by_path()
     assert list(by_path)[-1].endswith("00002-trouser.png") and by_path[str(single)] == results[0]
+
+
+def test_models_are_listed_from_smallest_up_each_with_a_measured_line():
+    out = cli("models").stdout.splitlines()
+    names = [line.split()[0] for line in out if line and not line.startswith(" ")]
+    assert names[:5] == ["mlp", "cnn", "fast", "balanced", "accurate"]
+    assert sum(line.strip().startswith("measured:") for line in out) == len(names)
+
+
+def test_curves_are_titled_with_the_run_not_its_folder(tmp_path, real_data_dir):
+    from fmnist_core.apps import plots
+
+    run = tmp_path / "some-folder-name"
+    cli("train", "--backend", "numpy", "--epochs", "1", "--no-plots", "--out", run,
+        "--data-dir", real_data_dir)  # fmt: skip
+    titles = []
+    original = plots.curves_figure
+
+    def spy(history, test=None, title=""):
+        titles.append(title)
+        return original(history, test, title)
+
+    plots.curves_figure = spy
+    try:
+        plots.draw_run(run, test_set=False)
+    finally:
+        plots.curves_figure = original
+    assert titles == ["mlp on numpy, 1 epoch"]

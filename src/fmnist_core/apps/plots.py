@@ -285,12 +285,19 @@ def draw_run(run: str | os.PathLike, trainer=None, test_set: bool = True) -> lis
     ``test_set``, or with no evaluation.json, only the curves)."""
     run = Path(run)
     folder = RunFolder(run)
-    history, evaluation, _ = load_run(run)
+    history, evaluation, config = load_run(run)
+    # what the run is, not where it lies: "mlp on torch, 5 epochs"
+    model = config.get("model", "a model")
+    model = model.get("name", "a model") if isinstance(model, dict) else model
+    title = (
+        f"{str(model)[:40]} on {str(config.get('backend', '?'))[:20]}, "
+        f"{len(history)} epoch{'s' if len(history) != 1 else ''}"
+    )
     if not evaluation or not test_set:
-        return [save_figure(curves_figure(history, None, run.name), folder.picture("curves"))]
+        return [save_figure(curves_figure(history, None, title), folder.picture("curves"))]
     written = [
         save_figure(
-            curves_figure(history, (evaluation["loss"], evaluation["accuracy"]), run.name),
+            curves_figure(history, (evaluation["loss"], evaluation["accuracy"]), title),
             folder.picture("curves"),
         ),
         save_figure(confusion_figure(evaluation["confusion"]), folder.picture("confusion")),

@@ -52,7 +52,7 @@ def run(args) -> int:
     from ..data.augment import as_augment
     from ..plugins import models
 
-    registered = sorted(models().items())
+    registered = list(models().items())  # as registered: the built-ins from smallest up
     figures = measured()
     rows = [
         {
@@ -92,6 +92,9 @@ def run(args) -> int:
         )
         if row["measured"]:
             print(f"{'':<8} measured: {_measured_line(row['measured'])}")
+        else:
+            print(f"{'':<8} measured: not yet (nox -s speedrun -- --recipes {row['name']} "
+                  "--record)")  # fmt: skip
     if args.verbose:
         for name, spec in registered:
             print(f"\n{name}:\n{spec.summary()}")

@@ -194,10 +194,10 @@ TRAINING = block(
 
 
     def inference_phase(args: argparse.Namespace) -> None:
-        print('\\nPredicting:')
         model = keras.saving.load_model(args.out / 'model.keras')
-        if args.predict is None:
+        if args.predict is None:  # nothing to predict: the weights were read back
             return
+        print('\\nPredicting:')
         with Image.open(args.predict) as image:
             X = np.asarray(image.convert('L')).reshape((-1, 28, 28)) / 255.0
         predicted_index = np.argmax(model.predict(X, verbose=0))

@@ -289,11 +289,11 @@ TRAINING = block(
 
 
     def inference_phase(args: argparse.Namespace) -> None:
-        print('\\nPredicting:')
         model = NeuralNetwork()
         model.checkpoint().read(str(args.out / 'weights.ckpt')).assert_existing_objects_matched()
-        if args.predict is None:
+        if args.predict is None:  # nothing to predict: the weights were read back
             return
+        print('\\nPredicting:')
         with Image.open(args.predict) as image:
             X = np.asarray(image.convert('L')).reshape((-1, 28, 28)) / 255.0
         predicted_index = predict(model, tf.constant(X, tf.float32)).numpy()[0]

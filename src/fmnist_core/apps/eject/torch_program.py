@@ -276,12 +276,12 @@ TRAINING = block(
 
 
     def inference_phase(args: argparse.Namespace) -> None:
-        print('\\nPredicting:')
         model = NeuralNetwork()
         model.load_state_dict(torch.load(args.out / 'weights.pth', weights_only=True))
         model.eval()
-        if args.predict is None:
+        if args.predict is None:  # nothing to predict: the weights were read back
             return
+        print('\\nPredicting:')
         with Image.open(args.predict) as image:
             X = np.asarray(image.convert('L')).reshape((-1, 28, 28)) / 255.0
             X = torch.Tensor(X).unsqueeze(1)
