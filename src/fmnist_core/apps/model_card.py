@@ -241,11 +241,7 @@ def record_export(run: str | os.PathLike, result) -> None:
         if not folder.card.exists():
             return
         text = folder.card.read_text(encoding="utf-8")
-        if EXPORTS_BEGIN in text and EXPORTS_END in text:
-            head, _, rest = text.partition(EXPORTS_BEGIN)
-            text = head.rstrip("\n") + "\n" + rest.partition(EXPORTS_END)[2].lstrip("\n")
         rows = [
-            EXPORTS_BEGIN,
             "## Exports",
             "",
             "Each run by its own runtime on the test set beside this model (`fmnist export`); "
@@ -266,5 +262,5 @@ def record_export(run: str | os.PathLike, result) -> None:
                 f"{_number(scores.get('max_probability_difference')):.2g} | "
                 f"{_number(scores.get('export_accuracy')):.4f} | {verdict} |"
             )
-        rows += ["", EXPORTS_END, ""]
-        folder.write_card(text.rstrip("\n") + "\n\n" + "\n".join(rows))
+        rows.append("")
+        folder.write_card(_replace_section(text, EXPORTS_BEGIN, EXPORTS_END, rows))

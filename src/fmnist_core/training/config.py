@@ -477,9 +477,11 @@ def read_file(path: str) -> dict[str, Any]:
     text = read_user_file(path, "the config file", MAX_CONFIG_BYTES, fix)
     toml = str(path).endswith(".toml")
     brackets = max((len(m) for m in re.findall(r"[\[{]+", text)), default=0)
-    # dotted keys (a.b.c = 1) nest too; counted per word in linear time (a pattern that
-    # backtracks over a megabyte-long word takes minutes)
-    dots = max((word.count(".") for word in re.split(r"[^\w.-]+", text)), default=0)
+    # dotted keys (a.b.c = 1) nest too. A run starts only where a word does, and each word is
+    # taken whole (the lookahead and backreference make it atomic): linear time, where the plain
+    # (?:[\w-]+\.)+ backtracks through a megabyte-long word for minutes
+    dotted = re.finditer(r"(?<![\w-])(?:(?=([\w-]+))\1\.)+", text)
+    dots = max((m.group(0).count(".") for m in dotted), default=0)
     if max(brackets, dots) > MAX_NESTING:
         raise ConfigError(f"the config file {path} nests too deeply to be settings", fix=fix)
     try:

@@ -136,8 +136,8 @@ def program_text(sections: dict[str, str]) -> str:
 
 
 MAX_DRAW_BYTES = 256 * 2**20
-"""The most ``batches.npz`` may hold uncompressed (each epoch's order and draws): about 1,000
-epochs of the training split. A recipe asking for more is refused before anything is made."""
+"""The most ``batches.npz`` may hold uncompressed (each epoch's order and draws): about 500
+epochs of the training split (9 bytes an image). A recipe asking for more is refused before anything is made."""
 
 
 def installed(framework: str) -> bool:
