@@ -3,7 +3,8 @@ final test accuracy of a fixed schedule over seeds, and that schedule's time.
 
     python bench/speedrun.py [--recipes fast balanced accurate] [--backends torch tf keras]
                              [--seeds 0 1 2 3 4] [--epochs fast=2,3 balanced=6] [--by-hand]
-                             [--references 1] [--device cpu] [--out DIR] [--record]
+                             [--references 1] [--device cpu] [--precision auto]
+                             [--out DIR] [--record]
     python bench/speedrun.py --table DIR/speedrun.jsonl [...]   # the tables again, merged
 
 Every run is its own process and trains its recipe's fixed schedule (or, with ``--epochs``, the
@@ -12,7 +13,12 @@ crossing). Nothing is evaluated during training; after the last step the test se
 once, with the recipe's own weight average and test-time augmentation. "fit" counts from the
 first step to the last; "process" from the process's start (imports, data load, model build
 included) to the last step. Recipes are tuned on the validation split; the test set only
-reports here.
+reports here. ``--precision`` is fmnist's setting (``float32``, ``bfloat16``, ``auto``); each
+row names the arithmetic it ran in.
+
+Against the compute floor (bench/floor.py): each row's FLOPs per training image (counted from
+its layers), the GFLOP/s its fit achieved, and that as a share of this CPU's float32 GEMM peak,
+probed at the start of the run.
 
 Reference programs, in the same run: ``cnn-by-hand``, bench/cnn.py's plain PyTorch cnn (NCHW
 eager, ``torch.optim.Adam`` + ``OneCycleLR``, batch 128, 4 epochs), run ``--references`` times
@@ -41,7 +47,9 @@ MEASURED = HERE.parent / "src" / "fmnist_core" / "builtin" / "measured.json"
 REFERENCE = "cnn-by-hand"
 
 
-def child(recipe: str, backend: str, seed: int, epochs: int | None, device: str) -> dict:
+def child(
+    recipe: str, backend: str, seed: int, epochs: int | None, device: str, precision: str
+) -> dict:
     """Train ``recipe``'s fixed schedule on ``backend``; its final test accuracy and times."""
     launched = float(os.environ["FMNIST_SPEEDRUN_LAUNCHED"])
     from fmnist_core import Callback, Trainer, load_dataset
@@ -49,7 +57,14 @@ def child(recipe: str, backend: str, seed: int, epochs: int | None, device: str)
     data = load_dataset()
     options = {"device": device} if backend in ("torch", "tf") else {}
     trainer = Trainer(
-        backend=backend, model=recipe, seed=seed, epochs=epochs, verbose=0, data=data, **options
+        backend=backend,
+        model=recipe,
+        seed=seed,
+        epochs=epochs,
+        verbose=0,
+        data=data,
+        precision=precision,
+        **options,
     )
     trainer.config = trainer.config.replace(log_every=10**6)  # no progress reports
 
@@ -71,6 +86,9 @@ def child(recipe: str, backend: str, seed: int, epochs: int | None, device: str)
         "epochs": trainer.config.epochs,
         "recipe_epochs": trainer.model.recipe.epochs,
         "parameters": trainer.model.count_params(),
+        "precision": trainer.computes_in,
+        "training_flops": trainer.model.training_flops(),
+        "train_images": len(data.train),
         "fit_seconds": clock.ended - clock.begun,
         "process_seconds": clock.process,
         "epoch_seconds": trainer.history.column("seconds"),
@@ -130,7 +148,7 @@ def plain_torch_net(spec):
                 width = shape[0] if len(shape) == 1 else shape[0] * shape[1] * shape[2]
                 modules.append(nn.Linear(width, layer.units))
             elif isinstance(layer, Residual):
-                body = build(layer.layers, shape)
+                body = build(layer.body, shape)
                 shortcut = (
                     nn.Conv2d(shape[2], out[2], 1, shape[0] // out[0])
                     if out != shape
@@ -254,12 +272,32 @@ def spread(values: list[float], digits: int) -> str:
 def groups(records: list[dict]) -> dict[tuple[str, str, int], list[dict]]:
     found: dict[tuple[str, str, int], list[dict]] = {}
     for record in records:
-        key = (record["recipe"], record["backend"], record["epochs"])
+        if "recipe" not in record:  # the GEMM probe's record
+            continue
+        precision = record.get("precision", "float32")
+        backend = record["backend"] + ("" if precision == "float32" else f" ({precision})")
+        key = (record["recipe"], backend, record["epochs"])
         found.setdefault(key, []).append(record)
     return found
 
 
+def floor_cells(group: list[dict], peak: float | None) -> list[str]:
+    """MFLOP per training image, achieved GFLOP/s, and that as a share of the fp32 GEMM peak."""
+    first = group[0]
+    if "training_flops" not in first:
+        return ["", "", ""]
+    done = first["training_flops"] * first["train_images"] * first["epochs"]
+    rate = done / statistics.mean(r["fit_seconds"] for r in group) / 1e9
+    return [
+        f"{first['training_flops'] / 1e6:.2f}",
+        f"{rate:.0f}",
+        f"{rate / peak:.0%}" if peak else "",
+    ]
+
+
 def tables(records: list[dict], machine: str) -> str:
+    peaks = [r["gemm_peak"] for r in records if r.get("gemm_peak")]
+    peak = statistics.mean(peaks) if peaks else None
     references = [r["fit_seconds"] for r in records if r["backend"] == REFERENCE]
     reference = statistics.mean(references) if references else None
     by_hand = {
@@ -280,9 +318,13 @@ def tables(records: list[dict], machine: str) -> str:
         "fit ÷ cnn by hand",
         "fit ÷ same net, plain PyTorch",
         "fit ÷ same net, Keras fit",
+        "MFLOP / training image",
+        "GFLOP/s",
+        "of fp32 GEMM peak",
     ]
+    peak_text = f" float32 GEMM peak (bench/floor.py): {peak:,.0f} GFLOP/s." if peak else ""
     lines = [
-        f"Machine: {machine}.",
+        f"Machine: {machine}.{peak_text}",
         "",
         "| " + " | ".join(head) + " |",
         "| " + " | ".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + " |",
@@ -307,6 +349,7 @@ def tables(records: list[dict], machine: str) -> str:
             f"{fit / reference:.2f}" if reference else "",
             f"{fit / hand:.2f}" if hand and mine else "",
             f"{fit / keras:.2f}" if keras and mine else "",
+            *(floor_cells(group, peak) if mine else ["", "", ""]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
@@ -387,6 +430,12 @@ def main() -> None:
         help="also each recipe's network in plain PyTorch and Keras fit (seed 0)",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (torch and tf runs)")
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "bfloat16", "auto"),
+        help="fmnist's precision setting for every recipe run",
+    )
     parser.add_argument("--out", help="also write the records (JSON lines) and the tables here")
     parser.add_argument("--record", action="store_true", help="write measured.json (see above)")
     parser.add_argument("--table", nargs="+", metavar="JSONL", help="only tabulate these records")
@@ -395,7 +444,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         recipe, backend, seed, epochs = args.child
-        print(json.dumps(child(recipe, backend, int(seed), int(epochs) or None, args.device)))
+        epochs_or_none = int(epochs) or None
+        print(
+            json.dumps(
+                child(recipe, backend, int(seed), epochs_or_none, args.device, args.precision)
+            )
+        )
         return
     if args.reference_child:
         program, recipe, seed, epochs = args.reference_child
@@ -419,6 +473,7 @@ def main() -> None:
         lengths.setdefault(name, [0]).extend(int(v) for v in values.split(","))
     plan = [
         ["--child", recipe, backend, str(seed), str(epochs), "--device", args.device]
+        + ["--precision", args.precision]
         for recipe, schedule in lengths.items()
         for epochs in schedule
         for backend in args.backends
@@ -433,9 +488,12 @@ def main() -> None:
     reference = ["--reference-child", REFERENCE, "cnn", "0", "0", "--device", args.device]
     for i in range(args.references):  # spread over the session: the machine's pace drifts
         plan.insert(i * len(plan) // max(args.references, 1) + i, reference)
+    from floor import gemm_peak
+
+    probe = {"gemm_peak": gemm_peak("float32"), "backend": "probe"}
     records = []
-    for item in plan:
-        result = run(item)
+    for item in [None, *plan]:
+        result = run(item) if item else probe
         if result:
             print(json.dumps(result), flush=True)
             records.append(result)

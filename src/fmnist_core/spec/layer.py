@@ -163,6 +163,16 @@ class Layer:
         """The parameters (and buffers) for input ``shape``, in the order Keras keeps them."""
         return []
 
+    def macs(self, shape: Shape) -> int:
+        """Multiply-adds of one example's forward pass for an input of ``shape``: each weight
+        matrix (a parameter of layout ``dense`` or ``conv``) times the output positions it is
+        applied at. Elementwise work (biases, BatchNorm, activations, pooling) is not counted:
+        it is bound by memory, not arithmetic. Layers holding others add theirs."""
+        out = self.output_shape(shape)
+        positions = math.prod(out[:-1]) if len(out) == 3 else 1
+        weights = (p for p in self.params(shape) if p.layout in ("dense", "conv"))
+        return positions * sum(math.prod(p.shape) for p in weights)
+
     def children(self) -> tuple[Layer, ...]:
         """Layers this one holds (a ``Residual``'s body); named and checked with the spec."""
         return ()

@@ -174,6 +174,35 @@ class ModelSpec:
             total += positions * sum(math.prod(p.shape) for p in layer.params(shape) if p.trainable)
         return total
 
+    def training_flops(self) -> int:
+        """Floating-point operations to train on one image, counted from the layers: the forward
+        pass's multiply-adds (``Layer.macs``), again for the weight gradients and again for the
+        input gradients (but the first weighted layer's, which nothing needs), two operations a
+        multiply-add. What the speedrun's GFLOP/s figures divide by."""
+        macs = [layer.macs(shape) for layer, shape in self.stack()]
+        first = next((m for m in macs if m), 0)
+        return 2 * (3 * sum(macs) - first)
+
+    def macs_by_kind(self) -> dict[str, int]:
+        """``Layer.macs`` of one image's forward pass by layer type, nested layers (a
+        ``Residual``'s body and projection) counted as their own type; types without
+        multiply-adds left out."""
+        found: dict[str, int] = {}
+
+        def visit(layers, shape):
+            for layer in layers:
+                if layer.children():
+                    visit(layer.children(), shape)
+                    projection = getattr(layer, "shortcut", lambda _: None)(shape)
+                    if projection is not None:
+                        visit([projection], shape)
+                elif layer.macs(shape):
+                    found[layer.kind] = found.get(layer.kind, 0) + layer.macs(shape)
+                shape = layer.output_shape(shape)
+
+        visit(self.layers, self.input_shape)
+        return found
+
     def is_small(self) -> bool:
         """Whether CPU backends should train it on one thread (``SMALL_MODEL_MACS``)."""
         return self.forward_macs() < SMALL_MODEL_MACS

@@ -91,6 +91,14 @@ class Residual(Layer):
         projection = self.shortcut(shape)
         return found + (projection.params(shape) if projection else [])
 
+    def macs(self, shape):
+        total, inner = 0, shape
+        for layer in self.body:
+            total += layer.macs(inner)
+            inner = layer.output_shape(inner)
+        projection = self.shortcut(shape)
+        return total + (projection.macs(shape) if projection else 0)
+
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         prefix = f"{self.name}."
