@@ -156,23 +156,28 @@ def test_precision_and_layout_options_on_the_cpu():
     assert layout.engine.channels_last and not plain.engine.channels_last
     assert not Trainer(backend="torch", data=data, verbose=0).engine.channels_last
     np.testing.assert_allclose(layout.fit()[0].loss, plain.fit()[0].loss, rtol=1e-4)
-    bf16 = Trainer(
-        backend="torch",
-        model="cnn",
-        data=data,
-        epochs=2,
-        batch_size=32,
-        verbose=0,
-        device="cpu",
-        precision="bf16",
-    )
-    history = bf16.fit()
-    assert history[-1].loss < history[0].loss and bf16.recorded()["options"] == {
-        "device": "cpu",
-        "precision": "bf16",
-    }
-    with pytest.raises(BackendError, match="precision='tf32' applies to CUDA"):
-        _ = Trainer(backend="torch", data=data, device="cpu", precision="tf32").engine
+    with pytest.raises(BackendError, match="tf32=True applies to CUDA"):
+        _ = Trainer(backend="torch", data=data, device="cpu", tf32=True).engine
+
+
+def test_bfloat16_precision_trains_with_float32_weights(tmp_path):
+    data = synthetic_dataset()
+    settings = dict(model="cnn", data=data, epochs=2, batch_size=32, verbose=0, device="cpu")
+    bf16 = Trainer(backend="torch", precision="bfloat16", **settings)
+    exact = Trainer(backend="torch", **settings)
+    history, reference = bf16.fit(), exact.fit()
+    assert bf16.computes_in == "bfloat16" and not bf16.engine.fused
+    assert history[-1].loss < history[0].loss
+    # not the float32 steps, but close to them: bfloat16 keeps 8 bits of mantissa
+    assert history[0].loss != reference[0].loss
+    np.testing.assert_allclose(history[0].loss, reference[0].loss, rtol=0.05)
+    assert all(p.dtype == np.float32 for p in bf16.params.values())
+    assert bf16.recorded()["precision"] == "bfloat16"
+    assert bf16.logits(data.test.images[:4]).dtype == np.float32
+    bf16.save(tmp_path / "bf16.safetensors")  # float32 weights: NumPy loads them as they are
+    loaded = Trainer.load(tmp_path / "bf16.safetensors", backend="numpy", data=data, verbose=0)
+    assert loaded.computes_in == "float32"
+    np.testing.assert_array_equal(loaded.params["fc1.weight"], bf16.params["fc1.weight"])
 
 
 def test_refused_pth_is_fmnists_one_line(tmp_path):

@@ -58,6 +58,8 @@ class EngineConfig:
     world_size: int = 1
     # the loss: (1 - ε) · cross-entropy + ε · the mean over classes of -log softmax
     label_smoothing: float = 0.0
+    # "float32", or "bfloat16" (float32 weights, bfloat16 matmuls) where ``precisions`` has it
+    precision: str = "float32"
 
 
 class Engine(ABC):
@@ -150,6 +152,7 @@ class Backend(ABC):
     options: ClassVar[tuple[Option, ...]] = ()  # what Trainer(**options) may pass; nothing else
     trains: ClassVar[bool] = True  # False: an inference-only backend (train_steps is never called)
     trains_data_parallel: ClassVar[bool] = False  # True: world_size > 1 works, and launch_workers
+    precisions: ClassVar[tuple[str, ...]] = ("float32",)  # what EngineConfig.precision may be
 
     def launch_workers(self, argv: list[str], workers: int) -> int:
         """Run ``fmnist <argv>`` as ``workers`` data-parallel processes; return the exit code."""

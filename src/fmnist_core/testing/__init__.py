@@ -121,6 +121,9 @@ class BackendConformance:
     options: dict = {}
     #: relative tolerance against the NumPy reference, per-step losses of the first steps
     reference_rtol: float = 1e-4
+    #: relative tolerance of precision="bfloat16"'s first steps against the backend's float32
+    #: ones (bfloat16 keeps 8 bits of mantissa; the largest gap measured, 2.2e-3, a Residual)
+    bfloat16_rtol: float = 1e-2
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -276,6 +279,27 @@ class BackendConformance:
             np.testing.assert_allclose(
                 my_params[name], ref_params[name], rtol=2e-3, atol=2e-4, err_msg=name
             )
+
+    @pytest.mark.parametrize("example", _layer_example_ids())
+    def test_bfloat16_steps_follow_float32(self, dataset, example):
+        """Every layer example's first steps under precision="bfloat16" stay within
+        ``bfloat16_rtol`` of the float32 ones (a backend without bfloat16 refuses it in one
+        line, and "auto" is float32 there)."""
+        model = dict(layer_examples())[example]
+        if "bfloat16" not in get_backend(self.backend).precisions:
+            with pytest.raises(ConfigError, match="computes in float32 only"):
+                self.trainer(dataset, model=model, precision="bfloat16")
+            assert self.trainer(dataset, model=model, precision="auto").computes_in == "float32"
+            return
+        sgd = OPTIMIZERS["sgd-nesterov-wd"]
+        narrow, _, trainer = self.first_steps(
+            self.backend, dataset, model, sgd, 8, lr=0.01, precision="bfloat16"
+        )
+        exact, _, _ = self.first_steps(self.backend, dataset, model, sgd, 8, lr=0.01)
+        assert trainer.computes_in == "bfloat16"
+        assert all(p.dtype == np.float32 for p in trainer.params.values())
+        np.testing.assert_allclose(narrow.losses, exact.losses, rtol=self.bfloat16_rtol)
+        assert not np.array_equal(narrow.losses, exact.losses), "bfloat16 computed in float32"
 
     def test_inference_mode_uses_running_statistics(self, dataset):
         model = vocabulary_models()[0]

@@ -91,6 +91,8 @@ def recorded_arguments(config: dict[str, Any], with_options: bool) -> dict[str, 
     """``Trainer`` keyword arguments from a recorded config: its settings (checked), and its
     backend options when the same backend is used."""
     kwargs = {k: config[k] for k in settings.RECORDED if k in config}
+    if not with_options:  # arithmetic, not the weights (float32): another backend uses its own
+        kwargs.pop("precision", None)
     options = config.get("options", {})
     if with_options and isinstance(options, dict):
         settings.check_options(options, "the recorded options")

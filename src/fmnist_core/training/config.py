@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..data.augment import Augment, as_augment
+from ..engine.precision import PRECISIONS
 from ..errors import ConfigError
 from ..spec.model import ModelSpec, Recipe
 from ..spec.optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule, as_optimizer, as_schedule
@@ -217,6 +218,14 @@ class TrainConfig:
     )
     lookahead_alpha: float = setting(
         0.5, number(above=0, below=1), "lookahead's step towards the fast weights", metavar="A"
+    )
+    precision: str = setting(
+        "float32",
+        one_of(*PRECISIONS),
+        "float32: exact, the same steps on every backend; bfloat16: float32 weights, bfloat16 "
+        "matmuls and convolutions (torch); auto: bfloat16 where the backend has it and the CPU "
+        "computes it natively (AMX, AVX512-BF16), else float32",
+        choices=PRECISIONS,
     )
     init: str = setting(
         "core",

@@ -15,6 +15,7 @@ from .. import plugins
 from ..data import Dataset
 from ..data.dataset import Split
 from ..engine.backend import Backend, Engine, EngineConfig, check_trains, checked_workers
+from ..engine.precision import resolve_precision
 from ..errors import ConfigError
 from ..io.formats import write_weights
 from ..spec.model import ModelSpec
@@ -65,6 +66,7 @@ class Trainer:
         settings.check_memory(self.model, self.config)  # before anything is allocated
         self.backend: Backend = plugins.get_backend(backend)
         self.options = self.backend.check_options(options)
+        _ = self.computes_in  # a precision the backend lacks is refused here
         self.rank, self.world_size = checked_workers(self.backend, self.config.batch_size)
         self._given_options = dict(options)  # recorded: the defaults may differ elsewhere
         self.run_data = RunData(data, data_dir, verify_checksums, self.config.validation)
@@ -95,6 +97,13 @@ class Trainer:
 
     # -- data and engine -----------------------------------------------------------------------
     @property
+    def computes_in(self) -> str:
+        """The ``precision`` setting resolved for this backend and CPU: ``"float32"`` or
+        ``"bfloat16"`` (``ConfigError`` for one the backend lacks)."""
+        wanted = self.config.precision
+        return resolve_precision(wanted, self.backend.name, self.backend.precisions)
+
+    @property
     def data(self) -> Dataset:
         """The dataset, found, verified and loaded on first use."""
         return self.run_data.dataset
@@ -114,7 +123,8 @@ class Trainer:
             c = self.config
             self._engine = self.backend.create_engine(
                 EngineConfig(self.model, c.seed, c.optimizer, initial, dict(self.options),
-                             self.rank, self.world_size, label_smoothing=c.label_smoothing)
+                             self.rank, self.world_size, label_smoothing=c.label_smoothing,
+                             precision=self.computes_in)
             )  # fmt: skip
         return self._engine
 

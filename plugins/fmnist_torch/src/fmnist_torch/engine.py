@@ -170,17 +170,17 @@ class TorchEngine(Engine):
         threads = options.get("threads") or (1 if self.spec.is_small() else DEFAULT_THREADS)
         if self.device_obj.type == "cpu" or options.get("threads"):
             torch.set_num_threads(int(threads))
-        self.precision = options.get("precision") or "float32"
-        if self.precision == "tf32" and self.device_obj.type != "cuda":
+        self.precision = config.precision
+        tf32 = bool(options.get("tf32"))
+        if tf32 and self.device_obj.type != "cuda":
             raise BackendError(
-                f"precision='tf32' applies to CUDA matmuls and convolutions; this run is on "
-                f"{self.device}",
-                fix="use precision='float32' or 'bf16', or device='cuda'",
+                f"tf32=True applies to CUDA matmuls and convolutions; this run is on {self.device}",
+                fix="leave tf32 out (or use precision='bfloat16'), or use device='cuda'",
             )
         if self.device_obj.type == "cuda":
             # exact float32 by default, so that GPU results match the CPU and the other backends
-            torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
-            torch.backends.cudnn.allow_tf32 = self.precision == "tf32"
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
         wanted = options.get("channels_last")
         self.channels_last = (
             self.spec.has_capability("convolution") if wanted is None else bool(wanted)
@@ -217,7 +217,7 @@ class TorchEngine(Engine):
             and self.step_kind == "fused"
             and self.spec.is_two_layer_perceptron()
             and self.optimizer.is_plain_sgd
-            and self.precision != "bf16"
+            and self.precision == "float32"
         )
         self.labels: torch.Tensor | None = None
 
@@ -361,8 +361,9 @@ class TorchEngine(Engine):
         return logits.float().cpu().numpy().astype(np.float32, copy=False)
 
     def _autocast(self):
-        """bf16 autocast for precision='bf16' (matmuls and convolutions; the loss stays float32)."""
-        if self.precision != "bf16":
+        """bfloat16 autocast for precision='bfloat16' (matmuls and convolutions; weights, loss and
+        update stay float32)."""
+        if self.precision != "bfloat16":
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device_obj.type, dtype=torch.bfloat16)
 

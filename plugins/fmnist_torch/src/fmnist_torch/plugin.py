@@ -46,12 +46,11 @@ class TorchBackend(Backend):
             "own)",
         ),
         Option(
-            "precision",
-            str,
-            "float32",
-            "'float32': exact, the same numbers as every backend; 'tf32' (CUDA "
-            "matmuls/convolutions) or 'bf16' (autocast) for speed",
-            choices=("float32", "tf32", "bf16"),
+            "tf32",
+            bool,
+            False,
+            "TF32 CUDA matmuls and convolutions for speed (default: exact float32, the same "
+            "numbers as the CPU and every backend); bfloat16 is the precision setting",
         ),
         Option(
             "channels_last",
@@ -63,6 +62,7 @@ class TorchBackend(Backend):
         ),
     )
     trains_data_parallel = True
+    precisions = ("float32", "bfloat16")
 
     def launch_workers(self, argv: list[str], workers: int) -> int:
         """``torchrun --standalone --nproc-per-node N -m fmnist_core.cli ARGV`` (a free port)."""
