@@ -115,11 +115,13 @@ def test_fmnist_reads_the_web_folder_back(exported, tmp_path):
     gate's accuracy, the source's labels; another export onto it replaces it, a folder of the
     user's files is refused."""
     from fmnist_core import StorageError
-    from fmnist_core.testing.exports import read_back
+    from fmnist_core.testing.exports import READ_BACK_BY_COMMANDS, read_back
 
     _, trainer, _, result = exported
     assert (result.path / ".fmnist-written").is_file()
-    read_back(trainer, result, tmp_path)
+    read_back(trainer, result, tmp_path, in_process=trainer.model.name != READ_BACK_BY_COMMANDS)
+    if trainer.model.name != READ_BACK_BY_COMMANDS:
+        return  # the replacement and refusal below are the same for every model
     again = trainer.export(result.path, format="web")  # its own earlier output: replaced
     assert again.path == result.path and (result.path / "index.html").is_file()
     theirs = tmp_path / "site"

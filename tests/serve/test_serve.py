@@ -449,7 +449,8 @@ def test_a_foreign_host_header_is_refused(mlp):
         port = int(url.rsplit(":", 1)[1])
         assert httpx.get(f"{url}/health").status_code == 200
         for host in (f"localhost:{port}", f"[::1]:{port}", "127.0.0.1"):
-            answer = raw_request(port, f"GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            request = f"GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            answer = raw_request(port, request.encode())
             assert answer.startswith(b"HTTP/1.1 200"), (host, answer[:200])
         refused = httpx.get(f"{url}/health", headers={"Host": f"evil.example:{port}"})
         assert refused.status_code == 400 and "evil.example" in refused.json()["detail"]
