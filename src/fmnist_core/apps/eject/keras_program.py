@@ -207,7 +207,7 @@ TRAINING = block(
 )
 
 
-def program(spec, config, parts: dict) -> dict:
+def program(spec, config, parts: dict) -> dict[str, str]:
     loss_fn, _ = loss_parts(config, "keras")
     labels = (
         "keras.utils.to_categorical(labels, 10)"

@@ -326,7 +326,7 @@ def loss_parts(config, keras: str = "tf.keras") -> tuple[str, str]:
     return f"{keras}.losses.SparseCategoricalCrossentropy(from_logits=True)", "loss_fn(y, y_prime)"
 
 
-def program(spec, config, parts: dict) -> dict:
+def program(spec, config, parts: dict) -> dict[str, str]:
     loss_fn, loss_call = loss_parts(config)
     decay = config.optimizer.weight_decay and config.optimizer.kind != "adamw"
     grads = (

@@ -305,7 +305,7 @@ def optimizer_line(optimizer) -> str:
     )
 
 
-def program(spec, config, parts: dict) -> str:
+def program(spec, config, parts: dict) -> dict[str, str]:
     net, needs = network(spec)
     sections = {
         "header": parts["header"],
