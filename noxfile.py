@@ -337,10 +337,12 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def speedrun(session: nox.Session) -> None:
-    """Time to 0.90 / 0.92 / 0.935 test accuracy of the fast and accurate recipes on every
-    training backend, beside the plain-PyTorch cnn program (BENCHMARKS.md)."""
+    """The compute floor (bench/floor.py: FLOPs per image, each layer type's rate, the GEMM
+    peak), then each recipe's fixed schedule over 5 seeds on every training backend beside the
+    plain-PyTorch cnn program, each fit against the floor (BENCHMARKS.md)."""
     ensure_data(session)
     session.install("-e", ".", *(arg for path in PLUGINS.values() for arg in ("-e", path)))
+    session.run("python", "bench/floor.py")
     session.run("python", "bench/speedrun.py", *session.posargs)
 
 

@@ -3,7 +3,7 @@ final test accuracy of a fixed schedule over seeds, and that schedule's time.
 
     python bench/speedrun.py [--recipes fast balanced accurate] [--backends torch tf keras]
                              [--seeds 0 1 2 3 4] [--epochs fast=2,3 balanced=6] [--by-hand]
-                             [--references 1] [--device cpu] [--precision auto]
+                             [--references 1] [--device cpu] [--precision float32 auto]
                              [--out DIR] [--record]
     python bench/speedrun.py --table DIR/speedrun.jsonl [...]   # the tables again, merged
 
@@ -13,8 +13,8 @@ crossing). Nothing is evaluated during training; after the last step the test se
 once, with the recipe's own weight average and test-time augmentation. "fit" counts from the
 first step to the last; "process" from the process's start (imports, data load, model build
 included) to the last step. Recipes are tuned on the validation split; the test set only
-reports here. ``--precision`` is fmnist's setting (``float32``, ``bfloat16``, ``auto``); each
-row names the arithmetic it ran in.
+reports here. ``--precision`` is fmnist's setting (``float32``, ``bfloat16``, ``auto``; several:
+each recipe in each); a row not in float32 names the arithmetic it ran in.
 
 Against the compute floor (bench/floor.py): each row's FLOPs per training image (counted from
 its layers), the GFLOP/s its fit achieved, and that as a share of this CPU's float32 GEMM peak,
@@ -432,9 +432,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (torch and tf runs)")
     parser.add_argument(
         "--precision",
-        default="float32",
+        nargs="+",
+        default=["float32"],
         choices=("float32", "bfloat16", "auto"),
-        help="fmnist's precision setting for every recipe run",
+        help="fmnist's precision setting: each recipe run in each of these",
     )
     parser.add_argument("--out", help="also write the records (JSON lines) and the tables here")
     parser.add_argument("--record", action="store_true", help="write measured.json (see above)")
@@ -447,7 +448,7 @@ def main() -> None:
         epochs_or_none = int(epochs) or None
         print(
             json.dumps(
-                child(recipe, backend, int(seed), epochs_or_none, args.device, args.precision)
+                child(recipe, backend, int(seed), epochs_or_none, args.device, args.precision[0])
             )
         )
         return
@@ -473,10 +474,11 @@ def main() -> None:
         lengths.setdefault(name, [0]).extend(int(v) for v in values.split(","))
     plan = [
         ["--child", recipe, backend, str(seed), str(epochs), "--device", args.device]
-        + ["--precision", args.precision]
+        + ["--precision", precision]
         for recipe, schedule in lengths.items()
         for epochs in schedule
         for backend in args.backends
+        for precision in args.precision
         for seed in args.seeds
     ]
     if args.by_hand:

@@ -83,3 +83,25 @@ def test_precision_is_a_flag_of_fmnist_train():
     args = build_parser().parse_args(["train", "--precision", "auto"])
     assert args.precision == "auto"
     assert MaxPool2D(2).macs((28, 28, 4)) == 0
+
+
+def test_training_sets_the_c_allocator_once_and_can_be_told_not_to():
+    import subprocess
+    import sys
+
+    code = (
+        "from fmnist_core import Trainer; from fmnist_core.testing import synthetic_dataset\n"
+        "from fmnist_core.engine import allocator\n"
+        "assert allocator._applied is None\n"
+        "Trainer(backend='numpy', data=synthetic_dataset(), epochs=1, verbose=0).fit()\n"
+        "print(allocator._applied)\n"
+    )
+    said = {}
+    for opt_out in ("0", "1"):
+        env = {**__import__("os").environ, "FMNIST_KEEP_MALLOC": opt_out}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-1000:]
+        said[opt_out] = done.stdout.strip()
+    glibc = sys.platform.startswith("linux") and __import__("platform").libc_ver()[0] == "glibc"
+    assert said == {"0": str(glibc), "1": "False"}

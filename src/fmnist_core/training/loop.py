@@ -19,6 +19,7 @@ import numpy as np
 
 from ..data.augment import as_augment, flipped
 from ..data.dataset import Split
+from ..engine.allocator import keep_freed_memory
 from ..engine.backend import Engine, StepResult, chunked_logits
 from ..engine.batching import batch_count, epoch_blocks, epoch_permutation
 from ..errors import TrainingError
@@ -75,6 +76,7 @@ class Loop:
     def fit(self) -> History:
         """Train from the state's next epoch to ``config.epochs``."""
         state, config = self.state, self.config
+        keep_freed_memory()
         if not self.augment.active:
             self.attach()
         if config.ema and state.weight_average is None:
