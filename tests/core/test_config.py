@@ -14,8 +14,8 @@ import pytest
 
 from fmnist_core import ConfigError, RunFolder, TrainConfig, Trainer
 from fmnist_core.cli import build_parser
-from fmnist_core.training import config as schema
-from fmnist_core.training.config import NAMES, RECORDED, read_file, settings
+from fmnist_core.cli.settings import RUN_KEYS, read_file
+from fmnist_core.training.config import NAMES, RECORDED, settings
 
 
 def test_every_view_is_derived_from_the_fields():
@@ -174,7 +174,7 @@ def test_the_model_card_has_a_row_per_recorded_setting():
 
     rows = _settings_table(Fake())
     assert all(any(f"`{s.name}`" in row for row in rows) for s in settings() if s.recorded)
-    assert schema.RUN_KEYS  # the config file's other keys are listed once too
+    assert RUN_KEYS  # the config file's other keys are listed once too
 
 
 def test_lookahead_of_one_step_is_sgd_at_alpha_times_the_rate():

@@ -13,7 +13,7 @@ from .common import EXIT_ERROR, backend_options, checksum_flags, print_json
 
 
 def add_arguments(p) -> None:
-    from ..training.config import add_flags
+    from .settings import add_flags
 
     p.add_argument("--backend", help="backend name (default: best installed)")
     p.add_argument(
@@ -124,7 +124,8 @@ def _trainer(args, settings: dict):
 def training_settings(args) -> dict:
     """The Trainer's arguments: the config file's, the flags given on the command line winning."""
     from ..apps.run import resolve_model
-    from ..training.config import check_options, from_flags, read_file
+    from ..training.config import check_options
+    from .settings import from_flags, read_file
 
     file = read_file(args.config) if args.config else {}
     runs = {"backend": args.backend, "log": args.log, "workers": args.workers}

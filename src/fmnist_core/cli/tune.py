@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..training.config import count_or_fraction_flag
 from .common import print_json
+from .settings import count_or_fraction_flag
 
 
 def add_arguments(p) -> None:
