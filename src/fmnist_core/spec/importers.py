@@ -76,7 +76,7 @@ def _plain(framework: str, obj: Any, package: str, what: str) -> None:
 
 def _children(framework: str, model: Any, package: str) -> Iterator[Any]:
     """The layers of a plain Sequential, at most ``MAX_LAYERS`` of them."""
-    from .model import MAX_LAYERS
+    from .building import MAX_LAYERS
 
     if model is None or type(model).__name__ != "Sequential":
         raise ConfigError(
