@@ -71,7 +71,7 @@ def tensorflow_runtime():
 def torch_steps():
     """fmnist-torch's autograd step (Keras on torch trains through it)."""
     try:
-        from fmnist_torch.engine import TORCH_OPS, autograd_steps
+        from fmnist_torch.steps import TORCH_OPS, autograd_steps
     except ImportError as exc:
         raise BackendError(
             "Keras on torch trains through fmnist-torch, which is not installed",
