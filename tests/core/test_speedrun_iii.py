@@ -52,6 +52,7 @@ def test_precision_auto_is_bfloat16_only_where_the_backend_and_the_cpu_have_it(m
             "bfloat16" if native else "float32"
         )
         assert arithmetic.resolve_precision("auto", "numpy", ("float32",)) == "float32"
+        assert arithmetic.resolve_precision("auto", "x", both, pays=False) == "float32"
         assert arithmetic.resolve_precision("bfloat16", "x", both) == "bfloat16"
         assert arithmetic.resolve_precision("float32", "x", both) == "float32"
 

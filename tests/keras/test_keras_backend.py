@@ -96,3 +96,17 @@ def test_other_keras_backend_in_same_process_is_a_clear_error():
         _ = Trainer(
             backend="keras", keras_backend=OTHER, data=synthetic_dataset(), verbose=0
         ).engine
+
+
+def test_precision_auto_takes_bfloat16_only_where_it_was_measured_to_pay(monkeypatch):
+    """Keras' mixed_bfloat16 was faster on TensorFlow and torch, slower on JAX (BENCHMARKS.md,
+    "Speedrun III"): auto keeps float32 on JAX even on a CPU with AMX."""
+    from fmnist_core import get_backend
+
+    keras = get_backend("keras")
+    assert "bfloat16" in keras.precisions
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert keras.bfloat16_pays({}) and keras.bfloat16_pays({"keras_backend": "torch"})
+    assert not keras.bfloat16_pays({"keras_backend": "jax"})
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert not keras.bfloat16_pays({})

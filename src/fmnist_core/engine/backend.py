@@ -154,6 +154,11 @@ class Backend(ABC):
     trains_data_parallel: ClassVar[bool] = False  # True: world_size > 1 works, and launch_workers
     precisions: ClassVar[tuple[str, ...]] = ("float32",)  # what EngineConfig.precision may be
 
+    def bfloat16_pays(self, options: dict[str, Any]) -> bool:
+        """Whether ``precision="auto"`` should pick bfloat16 with these options on a CPU that
+        computes it natively: where the backend offers it and it was measured to be faster."""
+        return "bfloat16" in self.precisions
+
     def launch_workers(self, argv: list[str], workers: int) -> int:
         """Run ``fmnist <argv>`` as ``workers`` data-parallel processes; return the exit code."""
         raise not_data_parallel(self.name, workers)

@@ -37,11 +37,15 @@ def native_bfloat16() -> bool:
     return any(flag in cpu_flags() for flag in NATIVE_BFLOAT16_FLAGS)
 
 
-def resolve_precision(wanted: str, backend_name: str, offered: tuple[str, ...]) -> str:
+def resolve_precision(
+    wanted: str, backend_name: str, offered: tuple[str, ...], pays: bool = True
+) -> str:
     """``wanted`` (a ``PRECISIONS`` value) as the arithmetic the backend, which computes in
-    ``offered``, is to use here: ``"float32"`` or ``"bfloat16"``."""
+    ``offered``, is to use here: ``"float32"`` or ``"bfloat16"``. ``pays``: whether bfloat16
+    was measured faster on this backend's configuration (``Backend.bfloat16_pays``)."""
     if wanted == "auto":
-        return "bfloat16" if "bfloat16" in offered and native_bfloat16() else "float32"
+        native = "bfloat16" in offered and pays and native_bfloat16()
+        return "bfloat16" if native else "float32"
     if wanted not in offered:
         others = "float32 only" if offered == ("float32",) else ", ".join(offered)
         raise ConfigError(

@@ -100,8 +100,9 @@ class Trainer:
     def computes_in(self) -> str:
         """The ``precision`` setting resolved for this backend and CPU: ``"float32"`` or
         ``"bfloat16"`` (``ConfigError`` for one the backend lacks)."""
-        wanted = self.config.precision
-        return resolve_precision(wanted, self.backend.name, self.backend.precisions)
+        backend, wanted = self.backend, self.config.precision
+        pays = wanted == "auto" and backend.bfloat16_pays(self.options)
+        return resolve_precision(wanted, backend.name, backend.precisions, pays)
 
     @property
     def data(self) -> Dataset:

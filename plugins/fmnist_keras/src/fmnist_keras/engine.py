@@ -122,9 +122,18 @@ class KerasEngine(Engine):
         self.spec, self.optimizer = config.model, config.optimizer
         if config.initial_params is None:  # the framework's initialiser draws from the global seed;
             keras.utils.set_random_seed(config.seed)  # Dropout layers get their own seeds
-        self.model = build_model(
-            self.spec, config.seed, training=True, synchronized=config.world_size > 1
-        )
+        self.precision = config.precision
+        # precision="bfloat16": Keras' mixed_bfloat16 policy for the layers built here (float32
+        # variables, bfloat16 compute); the logits are cast back to float32 for the loss
+        policy = keras.config.dtype_policy()
+        if self.precision == "bfloat16":
+            keras.config.set_dtype_policy("mixed_bfloat16")
+        try:
+            self.model = build_model(
+                self.spec, config.seed, training=True, synchronized=config.world_size > 1
+            )
+        finally:
+            keras.config.set_dtype_policy(policy)
         if config.initial_params is not None:
             set_weights(self.model, self.spec, config.initial_params)
         by_name = variables(self.model, self.spec)
@@ -162,7 +171,7 @@ class KerasTFEngine(KerasEngine):
         self._largest_block = [0, 0]
         jit = runtime.tensorflow_jit(config.options.get("jit_compile"), conv, self.strategy)
         block = runtime.tensorflow_train_block(
-            lambda x: self.model(x, training=True),
+            lambda x: tf.cast(self.model(x, training=True), tf.float32),
             tensors,
             self.slots,
             self.strategy,
@@ -171,7 +180,9 @@ class KerasTFEngine(KerasEngine):
         self._train = tf.function(block, jit_compile=jit, reduce_retracing=True)
         # inference: one graph for any batch size; XLA would compile once per shape for no gain
         self._forward = tf.function(
-            lambda x: self.model(tf.cast(x, tf.float32) / 255.0, training=False),
+            lambda x: tf.cast(
+                self.model(tf.cast(x, tf.float32) / 255.0, training=False), tf.float32
+            ),
             input_signature=[tf.TensorSpec([None, *self.spec.input_shape], tf.uint8)],
         )
 
@@ -213,7 +224,11 @@ class KerasTorchEngine(KerasEngine):
         self.torch_device = keras.src.backend.torch.core.get_device()
         self.tensors = [v.value for v in self.variables]
         self.slots = OptimizerSlots(self.optimizer, self.spec.trainable(), self.tensors, ops)
-        self.fused = self.spec.is_two_layer_perceptron() and self.optimizer.is_plain_sgd
+        self.fused = (
+            self.spec.is_two_layer_perceptron()
+            and self.optimizer.is_plain_sgd
+            and self.precision == "float32"
+        )
 
     def attach(self, images, labels):
         torch = self.torch
@@ -256,7 +271,7 @@ class KerasTorchEngine(KerasEngine):
                 .to(torch.float32)
                 .div_(255.0)
             )
-            return self.model(x, training=False).cpu().numpy().astype(np.float32, copy=False)
+            return self.model(x, training=False).float().cpu().numpy()
 
 
 class KerasJaxEngine(KerasEngine):
@@ -292,7 +307,7 @@ class KerasJaxEngine(KerasEngine):
         self._forward = jax.jit(
             lambda trainable, non_trainable, x: self.model.stateless_call(
                 trainable, non_trainable, x.astype(jnp.float32) / 255.0, training=False
-            )[0]
+            )[0].astype(jnp.float32)
         )
 
     def attach(self, images, labels):
@@ -311,6 +326,7 @@ class KerasJaxEngine(KerasEngine):
             logits, updated_state = self.model.stateless_call(
                 values, non_trainable, x, training=True
             )
+            logits = logits.astype(jnp.float32)
             loss = per_sample_loss(logits, y, smoothing, self.jax_loss)
             return jnp.mean(loss), (logits, updated_state)
 
