@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..data.arrays import as_images
-from ..data.augment import flipped
+from ..engine.backend import chunked_logits
 from ..errors import FmnistError, WeightsError
 from ..io.exports import EXPORT_KEY, GATE_KEY, ExportTarget
 from ..io.weights import Weights, architecture_of
@@ -32,14 +32,22 @@ def exported_target(path: str | os.PathLike) -> ExportTarget | None:
         return folders.get(kind)
     if not path.is_file():
         return None
-    targets = [t for t in export_targets().values() if not t.suffix.endswith("/")]
+    from ..plugins import weight_formats
+
+    registered = export_targets()
+    formats = weight_formats()
+    targets = [t for t in registered.values() if not t.suffix.endswith("/")]
     for target in sorted(targets, key=lambda t: len(t.suffix), reverse=True):
-        if target.name != "onnx" and path.name.endswith(target.suffix):
+        if not path.name.endswith(target.suffix):
+            continue
+        if target.name not in formats:
             return target
-    int8 = export_targets().get("onnx-int8")
-    if path.name.endswith(".onnx") and int8 is not None and int8.unavailable_reason() is None:
-        if read_by(int8, "read_metadata", path).get(EXPORT_KEY) == "onnx-int8":
-            return int8
+        # the target's files are weights files too (onnx: Trainer.load reads them); another
+        # target's export under that suffix (an int8 file named .onnx) says so in its metadata
+        if target.unavailable_reason() is not None:
+            return None
+        other = registered.get(str(read_by(target, "read_metadata", path).get(EXPORT_KEY)))
+        return other if other is not None and other.name not in formats else None
     from ..io.formats import format_for
 
     try:
@@ -109,14 +117,10 @@ class ExportedModel:
     def logits(self, images: np.ndarray, *, tta: bool | None = None) -> np.ndarray:
         """Logits of uint8 images (n, 28, 28), run by the artifact's runtime in chunks; ``tta``
         (default: the recorded recipe's) averages them with the mirror images'."""
-        from ..training.export import run_in_chunks
+        from ..training.export import CHUNK
 
         images = as_images(images, "images")
-        logits = run_in_chunks(self._run, images)
-        if self.tta if tta is None else tta:
-            mirrored = run_in_chunks(self._run, flipped(images))
-            logits = (logits + mirrored) / np.float32(2)
-        return logits
+        return chunked_logits(self._run, images, self.tta if tta is None else tta, CHUNK)
 
     def evaluate(self, split: str = "test", *, tta: bool | None = None, data_dir=None,
                  verify_checksums: bool = True):  # fmt: skip

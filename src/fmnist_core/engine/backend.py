@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -309,10 +310,26 @@ def check_trains(backend: Backend) -> None:
     )
 
 
-def chunked_logits(engine: Engine, images: np.ndarray, chunk: int = INFERENCE_CHUNK) -> np.ndarray:
-    """Logits of any number of uint8 images, ``chunk`` images per engine call."""
-    parts = [
-        np.asarray(engine.logits(images[start : start + chunk]), np.float32)
-        for start in range(0, len(images), chunk)
-    ]
-    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+def chunked_logits(
+    run: Callable[[np.ndarray], Any],
+    images: np.ndarray,
+    tta: bool = False,
+    chunk: int = INFERENCE_CHUNK,
+) -> np.ndarray:
+    """Logits (float32) of any number of uint8 images by ``run`` (an engine's ``logits``, an
+    exported artifact's runtime), ``chunk`` images a call; ``tta``: averaged with the mirror
+    images' logits. The one place fmnist computes logits in chunks: the loop's evaluation, the
+    export gate and exported models (``fmnist serve`` calls those)."""
+    from ..data.augment import flipped
+
+    def once(batch: np.ndarray) -> np.ndarray:
+        parts = [
+            np.asarray(run(batch[start : start + chunk]), np.float32)
+            for start in range(0, len(batch), chunk)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+    logits = once(images)
+    if tta:
+        logits = (logits + once(flipped(images))) / np.float32(2)
+    return logits

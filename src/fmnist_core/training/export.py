@@ -25,8 +25,9 @@ from ..atomic import (
     staged_file,
     staged_folder,
 )
+from ..engine.backend import chunked_logits
 from ..errors import ExportError, FmnistError
-from ..io.exports import GATE_KEY, ExportTarget, Runner, export_metadata
+from ..io.exports import GATE_KEY, ExportTarget, export_metadata
 from ..plugins import get_export_target
 from .checkpoints import weights_of
 from .metrics import softmax
@@ -108,13 +109,6 @@ class ExportResult:
         return str(self.path)
 
 
-def run_in_chunks(run: Runner, images: np.ndarray) -> np.ndarray:
-    """``run`` over ``images`` a thousand at a time, as one float32 array."""
-    return np.concatenate(
-        [np.asarray(run(images[i : i + CHUNK]), np.float32) for i in range(0, len(images), CHUNK)]
-    )
-
-
 def compare(
     target: ExportTarget,
     source_logits: np.ndarray,
@@ -167,7 +161,7 @@ def export_trainer(trainer: Any, path: str | os.PathLike, format: str, gate: boo
     try:
         try:
             target.write(staged, weights, export_metadata(weights, target.name), calibration)
-            export_logits = run_in_chunks(target.load(staged), test.images)
+            export_logits = chunked_logits(target.load(staged), test.images, chunk=CHUNK)
         except FmnistError:
             raise
         except Exception as exc:  # a runtime's own error, e.g. an op it cannot run

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.augment import as_augment, flipped
+from ..data.augment import as_augment
 from ..data.dataset import Split
 from ..engine.allocator import keep_freed_memory
 from ..engine.backend import Engine, StepResult, chunked_logits
@@ -224,10 +224,7 @@ def evaluated_logits(
 ) -> np.ndarray:
     """Logits of the weights that are evaluated and saved (the average, with ``ema``)."""
     with evaluated_weights(engine, average):
-        logits = chunked_logits(engine, images)
-        if tta:
-            logits = (logits + chunked_logits(engine, flipped(images))) / np.float32(2)
-    return logits
+        return chunked_logits(engine.logits, images, tta)
 
 
 @contextlib.contextmanager
