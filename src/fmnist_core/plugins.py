@@ -18,16 +18,21 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from .errors import BackendError, ConfigError
 
-# The registry is the base layer: the types it holds are defined above it, which import it, so
-# it names them without importing them (an import, even for type checkers, would be a cycle).
-Backend = ModelSpec = WeightFormat = Layer = Lowerings = ExportTarget = Any
+if TYPE_CHECKING:  # the types it holds are defined above it, which import it: for type
+    # checkers only (import-linter leaves these out; at run time they would be a cycle)
+    from .engine.backend import Backend
+    from .engine.lowering import Lowerings
+    from .io.exports import ExportTarget
+    from .io.weights import WeightFormat
+    from .spec.layer import Layer
+    from .spec.model import ModelSpec
 
 ENTRY_POINT_GROUP = "fmnist"
 DEFAULT_PLUGINS = (
@@ -156,6 +161,14 @@ def weight_formats() -> dict[str, WeightFormat]:
     return {f.name: f for f in _collect(get_plugin_manager().hook.fmnist_weight_formats)}
 
 
+BUILT_IN_TARGETS = {
+    "fmnist-core[onnx]": ("onnx", "onnx-int8", "web"),
+    "fmnist-core[torch]": ("torch-export",),
+    "fmnist-core[tf]": ("litert",),
+}
+"""The export targets fmnist's own plugins register, by the extra that installs each: the one
+place their names are written, for the hint when one is not installed (the installed ones come
+from the registry, ``export_targets()``)."""
 BUILT_IN_PACKAGES = ("fmnist_core", "fmnist_torch", "fmnist_tf", "fmnist_keras", "fmnist_onnx")
 """The packages of fmnist's own plugins: their export targets' names and suffixes are reserved."""
 _target_failures: dict[str, str] = {}
@@ -240,9 +253,9 @@ def get_export_target(name: str) -> ExportTarget:
         known = ", ".join(sorted(registered)) or "none"
         raise BackendError(
             f"unknown export format {name!r}; installed: {known}" + _failure_hint(),
-            fix="pick one of those, or install the plugin that provides it "
-            "(onnx, onnx-int8, web: fmnist-core[onnx]; torch-export: fmnist-core[torch]; "
-            "litert: fmnist-core[tf])",
+            fix="pick one of those, or install the plugin that provides it ("
+            + "; ".join(f"{', '.join(names)}: {extra}" for extra, names in BUILT_IN_TARGETS.items())
+            + ")",
         )
     reason = registered[name].unavailable_reason()
     if reason:

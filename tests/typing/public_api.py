@@ -19,6 +19,8 @@ from fmnist_core import (
     Residual,
     Schedule,
     Trainer,
+    export_targets,
+    get_backend,
     load_dataset,
 )
 
@@ -51,3 +53,8 @@ saved: Path = trainer.save("typed.safetensors")
 again: Trainer = Trainer.load(saved, backend="numpy")
 labels: list = again.predict(np.zeros((2, 28, 28), np.uint8))
 count: int = len(load_dataset().train)
+
+# the registry's lookups are typed (issue 44: they were Any)
+backend_name: str = get_backend("numpy").name
+offers: tuple[str, ...] = get_backend("numpy").precisions
+suffixes: list[str] = [target.suffix for target in export_targets().values()]

@@ -17,7 +17,7 @@ COMMANDS = (
     ("tune", "a hyper-parameter sweep on Ray Tune (needs fmnist-core[tune])"),
     ("serve", "serve a model over HTTP (POST /predict; needs fmnist-core[serve])"),
     ("eject", "the model and its recipe as plain PyTorch, TensorFlow and Keras programs"),
-    ("export", "a deployable artifact (onnx, onnx-int8, torch-export, litert, web), gated"),
+    ("export", "a deployable artifact, gated on parity (--list: the installed targets)"),
     ("convert", "convert weights between formats (any installed plugin's)"),
 )
 

@@ -14,13 +14,12 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--format",
         default="onnx",
-        help="onnx, onnx-int8, torch-export, litert or web (default onnx; --list shows the "
-        "installed ones)",
+        help="the export target (default onnx; --list shows the installed ones)",
     )
     p.add_argument(
         "--out",
-        help="file (a folder for web) to write; default: beside the source, model.onnx, "
-        "model.int8.onnx, model.pt2, model.tflite or web/ in a run folder",
+        help="file (or folder) to write; default: beside the source, the model's name with "
+        "the target's suffix (--list shows each), in a run folder",
     )
     p.add_argument(
         "--no-gate",

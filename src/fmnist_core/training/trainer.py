@@ -234,8 +234,8 @@ class Trainer:
         return Path(path)
 
     def export(self, path: str | os.PathLike, format: str = "onnx", *, gate: bool = True):
-        """Write a deployable artifact (``onnx``, ``onnx-int8``, ``torch-export``, ``litert``,
-        ``web``: ``fmnist export --list``), run it with its own runtime on the test set and keep it
+        """Write a deployable artifact (``format``: an export target, ``fmnist export --list``
+        lists the installed ones), run it with its own runtime on the test set and keep it
         only if it behaves like this model; ``gate=False`` keeps it whatever the scores. Returns
         an ``ExportResult`` (``.path``, ``.gate``: the scores, also in the artifact's metadata)."""
         return export_trainer(self, path, format, gate)
