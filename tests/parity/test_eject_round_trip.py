@@ -8,7 +8,7 @@ import pytest
 
 from fmnist_core import ConfigError, ModelSpec, Trainer, load_dataset
 from fmnist_core.apps.eject import eject
-from fmnist_core.testing.eject import fmnist_losses, run_ejected
+from fmnist_core.testing.eject import fmnist_losses, run_ejected, with_fewer_test_images
 
 
 def test_a_torch_sequential_ejected_to_keras_takes_the_torch_steps(real_data_dir, tmp_path):
@@ -30,9 +30,10 @@ def test_a_torch_sequential_ejected_to_keras_takes_the_torch_steps(real_data_dir
     assert (batch_norm.momentum, batch_norm.eps) == (0.2, 1e-3)
     data = load_dataset(real_data_dir)
     trainer = Trainer(backend="numpy", model=spec, data=data, verbose=0)
-    programs = eject(trainer, ["torch", "keras"], tmp_path)
-    in_torch, _, _ = run_ejected(programs[0], real_data_dir, 20)
-    in_keras, _, printed = run_ejected(programs[1], real_data_dir, 20)
+    programs = eject(trainer, ["torch", "keras"], tmp_path / "ejected")
+    fewer = with_fewer_test_images(real_data_dir, 1000, tmp_path / "data")  # steps are the check
+    in_torch, _, _ = run_ejected(programs[0], fewer, 20)
+    in_keras, _, printed = run_ejected(programs[1], fewer, 20)
     in_fmnist = fmnist_losses(spec, "torch", 20, data=data, steps_per_execution=5)
     np.testing.assert_allclose(in_keras, in_torch, rtol=5e-4)
     np.testing.assert_allclose(in_torch, in_fmnist, rtol=5e-4)

@@ -157,12 +157,13 @@ def trained_cnn(real):
 def test_cnn_weights_move_to_every_backend(trained_cnn, target, real, tmp_path):
     from fmnist_core import Trainer
 
-    reference = trained_cnn.logits(real.test.images)
+    images = real.test.images[:2000]  # agreement to 0.999 over 2,000 (NumPy's convolutions)
+    reference = trained_cnn.logits(images)
     for fmt in ("safetensors", "pth"):
         path = tmp_path / f"cnn.{fmt}"
         trained_cnn.save(path)
         moved = Trainer.load(path, backend=target, data=real, verbose=0)
-        logits = moved.logits(real.test.images)
+        logits = moved.logits(images)
         agreement = float(np.mean(logits.argmax(1) == reference.argmax(1)))
         print(
             f"cnn torch -> {target} via {fmt}: argmax agreement {agreement:.4f}, "
@@ -180,7 +181,8 @@ def test_readme_backend_table_lists_the_declared_options():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for name, backend in backends().items():
         row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
-        documented = re.findall(r"`([a-z_]+)`", re.sub(r"\([^)]*\)", "", row.split("|")[4]))
+        options = re.sub(r"\([^)]*\)", "", row.split("|")[4])
+        documented = re.findall(r"`([a-z_][a-z0-9_]*)`", options)
         assert documented == [o.name for o in backend.options], (name, documented)
 
 

@@ -18,12 +18,14 @@ class TestTorchConformance(BackendConformance):
 class TestTorchAutogradConformance(BackendConformance):
     backend = "torch"
     options = {"step": "autograd"}
+    numbers_only = True  # the default options' class checks the rest
 
 
 class TestTorchExactKernelsConformance(BackendConformance):
     # channels_last=False: NCHW convolutions, the exact path kept beside the faster default
     backend = "torch"
     options = {"channels_last": False}
+    numbers_only = True  # the default options' class checks the rest
 
 
 class ArticleNetwork(nn.Module):

@@ -37,6 +37,33 @@ class BackendConformance(SettingsConformance):
     options: dict = {}
     #: relative tolerance against the NumPy reference, per-step losses of the first steps
     reference_rtol: float = 1e-4
+    #: a variant of a backend another class checks whole (other options: XLA off, autograd
+    #: only, exact kernels): only the checks of its numbers run, not those of files, errors,
+    #: registration and whole fits, which the options do not change
+    numbers_only: bool = False
+    NOT_NUMBERS = (
+        "test_registered_and_available",
+        "test_lowers_every_registered_layer_type",
+        "test_unknown_layer_type_is_an_error",
+        "test_framework_initialiser_gives_valid_params",
+        "test_train_steps_shapes",
+        "test_fit_learns",
+        "test_user_model_trains_without_backend_code",
+        "test_predict_is_argmax_of_logits",
+        "test_save_load_roundtrip_every_format",
+        "test_wrong_shape_weights_rejected",
+        "test_bad_images_rejected",
+        "test_nan_loss_stops_and_keeps_weights",
+        "test_bfloat16_steps_follow_the_reference",
+        "test_bfloat16_is_narrower_and_keeps_float32_weights",
+    )
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.numbers_only:
+            for name in cls.NOT_NUMBERS:
+                setattr(cls, name, None)  # not collected
+
     #: relative tolerance of precision="bfloat16"'s first steps against the backend's float32
     #: ones (bfloat16 keeps 8 bits of mantissa; the largest gap measured, 2.2e-3, a Residual)
     bfloat16_rtol: float = 1e-2
