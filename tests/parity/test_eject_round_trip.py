@@ -31,7 +31,7 @@ def test_a_torch_sequential_ejected_to_keras_takes_the_torch_steps(real_data_dir
     data = load_dataset(real_data_dir)
     trainer = Trainer(backend="numpy", model=spec, data=data, verbose=0)
     programs = eject(trainer, ["torch", "keras"], tmp_path / "ejected")
-    fewer = with_fewer_test_images(real_data_dir, 1000, tmp_path / "data")  # steps are the check
+    fewer = with_fewer_test_images(real_data_dir, data.test, 1000, tmp_path / "data")
     in_torch, _, _ = run_ejected(programs[0], fewer, 20)
     in_keras, _, printed = run_ejected(programs[1], fewer, 20)
     in_fmnist = fmnist_losses(spec, "torch", 20, data=data, steps_per_execution=5)

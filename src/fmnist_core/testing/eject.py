@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..data import Split
 from ..training.callbacks import Callback
 from ..training.trainer import Trainer
 
@@ -106,15 +107,13 @@ def bound(model: str, step: int) -> float:
     return TOLERANCE[model] * max(1.0, step / GROWTH_FROM)
 
 
-def with_fewer_test_images(data: Path, count: int, folder: Path) -> Path:
-    """A data folder in ``folder`` holding ``data``'s training files (linked) and its first
-    ``count`` test images and labels (raw IDX files): where a check reads the whole training
-    set but needs only part of the test set."""
-    from ..data import load_dataset
+def with_fewer_test_images(data: Path, test: Split, count: int, folder: Path) -> Path:
+    """A data folder in ``folder`` holding ``data``'s training files (linked) and the first
+    ``count`` images and labels of ``test`` (its test split, already loaded) as raw IDX files:
+    where a check reads the whole training set but needs only part of the test set."""
     from ..data.spec import FILES
 
     folder.mkdir(parents=True, exist_ok=True)
-    test = load_dataset(data).test
     for name in FILES:
         if name.startswith("train"):
             source = next(p for p in (data / name, data / f"{name}.gz") if p.exists())
@@ -140,11 +139,11 @@ def check_ejected(model: str, framework: str, data: Path, folder: Path, steps: i
     import numpy as np
 
     from ..apps.eject import FRAMEWORKS, eject
-    from ..data import Dataset, Split, load_dataset
+    from ..data import Dataset, load_dataset
 
     dataset = load_dataset(data)
     if test_images:
-        data = with_fewer_test_images(data, test_images, folder / "data")
+        data = with_fewer_test_images(data, dataset.test, test_images, folder / "data")
         test = Split(dataset.test.images[:test_images], dataset.test.labels[:test_images])
         dataset = Dataset(dataset.train, test, source=str(data))
     trainer = Trainer(backend="numpy", model=model, data=dataset, verbose=0)

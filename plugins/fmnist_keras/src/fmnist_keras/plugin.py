@@ -27,8 +27,13 @@ def not_data_parallel_on(keras_backend: str) -> BackendError:
     )
 
 
+def _keras_backend(options: dict) -> str:
+    """The Keras backend these options run on (``keras_backend``, else ``$KERAS_BACKEND``)."""
+    return options.get("keras_backend") or os.environ.get("KERAS_BACKEND") or "tensorflow"
+
+
 def _tensorflow_only(options: dict) -> str | None:
-    wanted = options.get("keras_backend") or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    wanted = _keras_backend(options)
     return (
         None
         if wanted == "tensorflow"
@@ -73,11 +78,10 @@ class KerasBackend(Backend):
     def bfloat16_pays(self, options):
         # measured on a Xeon with AMX (fast, an epoch): TensorFlow 7.5 -> 6.0 s, torch 11.9 ->
         # 10.7 s, JAX 19.4 -> 22.4 s (slower: auto keeps float32 there)
-        wanted = options.get("keras_backend") or os.environ.get("KERAS_BACKEND") or "tensorflow"
-        return wanted != "jax"
+        return _keras_backend(options) != "jax"
 
     def launch_workers(self, argv: list[str], workers: int) -> int:
-        wanted = os.environ.get("KERAS_BACKEND") or "tensorflow"
+        wanted = _keras_backend({})
         if wanted != "tensorflow":
             raise not_data_parallel_on(wanted)
         if importlib.util.find_spec("fmnist_tf") is None:
