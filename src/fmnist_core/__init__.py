@@ -15,6 +15,7 @@ from .data import Dataset, Split, load_dataset
 from .data.augment import Augment
 from .data.images import load_image, load_images
 from .engine.backend import Backend, Engine, EngineConfig, Option, StepResult
+from .engine.ejection import Ejections, EjectionTable
 from .engine.lowering import Lowerings, LoweringTable
 from .errors import (
     BackendError,
@@ -106,6 +107,8 @@ __all__ = [
     "Layer",
     "LoweringTable",
     "Lowerings",
+    "Ejections",
+    "EjectionTable",
     "ModelCheckpoint",
     "ModelSpec",
     "Optimizer",

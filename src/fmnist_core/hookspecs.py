@@ -57,5 +57,12 @@ def fmnist_lowerings():
 
 
 @hookspec
+def fmnist_ejections():
+    """Return ``fmnist_core.Ejections``: for one framework, a module whose ``EJECTION`` table
+    writes layer types (and, from the framework's own plugin, the program) as ``fmnist eject``'s
+    text (imported when a program is written)."""
+
+
+@hookspec
 def fmnist_commands():
     """Return ``fmnist_core.Command`` objects: subcommands of the ``fmnist`` command line."""

@@ -11,6 +11,8 @@ this module and ``fmnist_core``'s top level (an import-linter contract in ``nox 
   ``LAYOUTS``, ``image_shape``, ``layer_types``;
 - a weight format: ``WeightFormat``, ``Weights``, ``architecture_of``, ``models``,
   ``build_onnx``, ``atomic_write_bytes``;
+- ejected programs: ``EjectionTable``, ``Ejections``, ``ProgramLines`` and the text helpers
+  ``block``, ``escaped``, ``keras_optimizer``, ``keras_loss``;
 - an export target: ``ExportTarget``, ``export_metadata``, ``page_asset`` (the serve page's
   files, for a page that looks the same);
 - every plugin: ``hookimpl``, ``load_on_call`` and the errors.
@@ -22,6 +24,15 @@ from .atomic import atomic_write_bytes
 from .data.dataset import cache_dir
 from .engine.backend import Backend, Engine, EngineConfig, Option, StepResult
 from .engine.batching import pad_block, shard
+from .engine.ejection import (
+    Ejections,
+    EjectionTable,
+    ProgramLines,
+    block,
+    escaped,
+    keras_loss,
+    keras_optimizer,
+)
 from .engine.loss import LossOps, per_sample_loss
 from .engine.lowering import Lowerings, LoweringTable, lowering_table
 from .engine.optimizer_slots import ArrayOps, OptimizerSlots, updated
@@ -64,6 +75,13 @@ __all__ = [
     "Layer",
     "LossOps",
     "LoweringTable",
+    "EjectionTable",
+    "Ejections",
+    "ProgramLines",
+    "block",
+    "escaped",
+    "keras_loss",
+    "keras_optimizer",
     "Lowerings",
     "ModelSpec",
     "Option",

@@ -28,6 +28,7 @@ from .errors import BackendError, ConfigError
 if TYPE_CHECKING:  # the types it holds are defined above it, which import it: for type
     # checkers only (import-linter leaves these out; at run time they would be a cycle)
     from .engine.backend import Backend
+    from .engine.ejection import Ejections
     from .engine.lowering import Lowerings
     from .io.exports import ExportTarget
     from .io.weights import WeightFormat
@@ -283,6 +284,11 @@ def layer_types() -> dict[str, type[Layer]]:
 def lowerings() -> list[Lowerings]:
     """Every registered lowering table, for every backend."""
     return _collect(get_plugin_manager().hook.fmnist_lowerings)
+
+
+def ejections() -> list[Ejections]:
+    """Every registered ejection table, for every framework."""
+    return _collect(get_plugin_manager().hook.fmnist_ejections)
 
 
 def commands() -> dict[str, Command]:

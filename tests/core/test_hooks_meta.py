@@ -20,6 +20,7 @@ def test_hooks_exist():
     assert hook_names() == [
         "fmnist_backends",
         "fmnist_commands",
+        "fmnist_ejections",
         "fmnist_export_targets",
         "fmnist_layers",
         "fmnist_lowerings",
@@ -48,6 +49,7 @@ def test_every_hook_tested():
         "fmnist_lowerings": "lowers(",
         "fmnist_commands": "commands()",
         "fmnist_export_targets": "export_targets()",
+        "fmnist_ejections": "ejectable_frameworks()",
     }
     for name in hook_names():
         assert callers[name] in sources, f"no test exercises {name}"

@@ -3,7 +3,6 @@ shared files written into program text, options named as the API's own arguments
 tampered checkpoint histories, settings that cannot train. Each is a one-line error (exit 1, no
 traceback) or correct work; nothing the file says is run."""
 
-import ast
 import json
 import math
 import subprocess
@@ -67,26 +66,6 @@ def test_a_spec_file_with_a_hostile_name_is_one_line(tmp_path):
     line = one_line(*cli("eject", "--model", path, "--out", tmp_path / "out"))
     assert "model name" in line
     assert not (tmp_path / "out").exists() and not (tmp_path.parent / "escaped.py").exists()
-
-
-@pytest.mark.parametrize("framework", ["torch", "tf", "keras"])
-def test_a_description_is_text_in_every_program(framework):
-    """A description (a plugin's, a shared file's) closing the docstring stays in the docstring:
-    the program parses, and its only calls are the template's."""
-    from fmnist_core.apps.eject import plan, program_text, sections_of
-
-    hostile = 'x"""\nimport os; os.system("echo owned")\n"""\\'
-    spec = ModelSpec("m", [Flatten(), Dense(16), Dense(10)], description=hostile)
-    text = program_text(sections_of(framework, plan(Trainer("numpy", spec, verbose=0))))
-    tree = ast.parse(text)
-    calls = {
-        node.func.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-    }
-    assert "system" not in calls
-    texts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)]
-    assert any(isinstance(t, str) and hostile in t for t in texts)  # kept whole, as text
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "0.1"])

@@ -1,10 +1,12 @@
-"""Issue 44's mechanisms in the core: one chunked_logits, export target names from the registry."""
+"""Issue 44's mechanisms in the core: one chunked_logits, export target names from the registry,
+eject's frameworks and layer texts from the plugins' ejection tables."""
 
 import numpy as np
 import pytest
 
-from fmnist_core import BackendError
+from fmnist_core import BackendError, ConfigError, Ejections, EjectionTable, hookimpl, plugins
 from fmnist_core.engine import chunked_logits
+from fmnist_core.engine.ejection import ejectable_frameworks, ejection_table
 
 
 def test_one_chunked_logits_for_engines_and_exported_runtimes():
@@ -34,3 +36,60 @@ def test_an_unknown_export_target_names_the_extras_from_one_table():
         get_export_target("nope")
     for extra, names in BUILT_IN_TARGETS.items():
         assert extra in refused.value.fix and all(name in refused.value.fix for name in names)
+
+
+class ToyEjection:
+    @hookimpl
+    def fmnist_ejections(self):
+        return [Ejections("toy", "tests.core.toy_ejection")]
+
+
+@pytest.fixture
+def toy_framework(request):
+    manager = plugins.get_plugin_manager()
+    plugin = ToyEjection()
+    manager.register(plugin, name="toy-ejection")
+    request.addfinalizer(lambda: manager.unregister(plugin))
+    return plugin
+
+
+def test_a_plugins_ejection_table_writes_its_framework_and_refuses_what_it_lacks(
+    toy_framework, tmp_path
+):
+    """Eject's frameworks and the layer types each writes come from the registered tables."""
+    from fmnist_core import Trainer
+    from fmnist_core.apps.eject import eject
+    from fmnist_core.cli import main
+
+    assert "toy" in ejectable_frameworks()
+    assert set(ejection_table("toy").writers) == {"Flatten", "Dense", "ReLU"}
+    written = eject(Trainer(backend="numpy", model="mlp", verbose=0), ["toy"], tmp_path / "mlp")
+    text = written[0].read_text()
+    assert written == [tmp_path / "mlp" / "toy" / "mlp.py"]
+    assert "self.fc1 = np.zeros((784, 20))" in text and "x = np.maximum(x, 0)" in text
+    assert "def learning_rate(step: int)" in text  # the core's shared sections
+    assert (tmp_path / "mlp" / "toy" / "initial.safetensors").is_file()
+    with pytest.raises(ConfigError, match="cannot write layer type 'Conv2D' in Toy") as refused:
+        eject(Trainer(backend="numpy", model="cnn", verbose=0), ["toy"], tmp_path / "cnn")
+    assert "Flatten, Dense, ReLU" in str(refused.value) and not (tmp_path / "cnn").exists()
+    assert main(["eject", "--model", "mlp", "--to", "toy", "--out", str(tmp_path / "cli")]) == 0
+    assert (tmp_path / "cli" / "toy" / "mlp.py").read_text() == text
+
+
+def test_ejection_tables_refuse_two_writers_of_one_layer_or_program():
+    first, second = EjectionTable("toy"), EjectionTable("toy")
+    first.layer("Dense")(lambda *args: None)
+    second.layer("Dense")(lambda *args: None)
+    union = EjectionTable("toy")
+    union.merged(first, "one.module")
+    with pytest.raises(BackendError, match="ejected to 'toy' twice .one.module and two.module"):
+        union.merged(second, "two.module")
+    first, second = EjectionTable("toy"), EjectionTable("toy")
+    first.program(lambda *args: {})
+    second.program(lambda *args: {})
+    union = EjectionTable("toy")
+    union.merged(first, "one.module")
+    with pytest.raises(BackendError, match="two plugins write the 'toy' program"):
+        union.merged(second, "two.module")
+    with pytest.raises(BackendError, match="not an EjectionTable for framework 'tf'"):
+        Ejections("tf", "tests.core.toy_ejection").load()

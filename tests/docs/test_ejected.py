@@ -2,6 +2,7 @@
 (ruff's own defaults, as a user would check them) and, for the article's recipe, recognisably the
 article's: the same functions and the same printed lines."""
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_core import Trainer
+from fmnist_core import Dense, Flatten, ModelSpec, Trainer
 from fmnist_core.apps.eject import FRAMEWORKS, eject, pages
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,3 +84,26 @@ def test_cli_writes_one_framework_and_refuses_what_it_cannot(tmp_path, capsys):
          str(tmp_path / "odd")], capture_output=True, text=True,
     )  # fmt: skip
     assert code.returncode == 1 and "Traceback" not in code.stderr, code.stderr
+
+
+@pytest.mark.parametrize("framework", ["torch", "tf", "keras"])
+def test_a_description_is_text_in_every_program(framework):
+    """A description (a plugin's, a shared file's) closing the docstring stays in the docstring:
+    the program parses, and its only calls are the template's (issue 42; here since each program's
+    text is its plugin's)."""
+    from fmnist_core.apps.eject import plan, program_text, sections_of
+
+    hostile = 'x"""\nimport os; os.system("echo owned")\n"""\\'
+    spec = ModelSpec("m", [Flatten(), Dense(16), Dense(10)], description=hostile)
+    text = program_text(
+        sections_of(framework, plan(Trainer(backend="numpy", model=spec, verbose=0)))
+    )
+    tree = ast.parse(text)
+    calls = {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    assert "system" not in calls
+    texts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)]
+    assert any(isinstance(t, str) and hostile in t for t in texts)  # kept whole, as text

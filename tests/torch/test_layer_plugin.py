@@ -54,3 +54,21 @@ def test_plugin_layer_weights_move_between_backends(swish, tmp_path):
     np.testing.assert_allclose(
         moved.logits(data.test.images), trainer.logits(data.test.images), rtol=1e-5, atol=1e-5
     )
+
+
+def test_a_plugin_layer_with_its_text_is_ejected_and_takes_fmnists_steps(
+    swish, real_data_dir, tmp_path
+):
+    """The plugin's ejection table adds Swish's line to the PyTorch program: the program, run
+    without fmnist, takes fmnist-torch's first 10 steps (mlp's tolerance)."""
+    from fmnist_core import Conv2D, Dense, Flatten, ModelSpec
+    from fmnist_core.testing.eject import check_ejected
+
+    spec = ModelSpec(
+        "swishy",
+        [Conv2D(8, 3, stride=2), swish(beta=1.5), Flatten(), Dense(32), swish(), Dense(10)],
+    )
+    figures = check_ejected(spec, "torch", real_data_dir, tmp_path, steps=10)
+    program = (tmp_path / "ejected" / "torch" / "swishy.py").read_text()
+    assert "x = x * torch.sigmoid(1.5 * x)" in program and "torch.sigmoid(1.0 * x)" in program
+    assert figures["largest share of the bound"] <= 1.0

@@ -13,9 +13,10 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--to",
         default=None,
-        choices=["torch", "tf", "keras", "all"],
-        help="the framework to write (default: each one whose fmnist plugin is installed; all: "
-        "the three, and MODEL.html and MODEL.md side by side)",
+        metavar="FRAMEWORK",
+        help="the framework to write: torch, tf, keras, one a plugin adds, or all (default: each "
+        "one whose fmnist plugin is installed; all: every one, with PyTorch, TensorFlow and "
+        "Keras side by side in MODEL.html and MODEL.md)",
     )
     p.add_argument("--out", help="folder to write into (default: ejected/MODEL)")
     p.add_argument("--seed", type=int, default=None, help="the seed of the initial weights and "
@@ -25,6 +26,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from ..apps.eject import FRAMEWORKS, check_frameworks, eject, installed
     from ..apps.run import model_named
+    from ..engine.ejection import ejectable_frameworks
     from ..errors import ConfigError
     from ..training.trainer import Trainer
 
@@ -35,8 +37,9 @@ def run(args) -> int:
         trainer = Trainer.load(args.run, verbose=0, **settings)
     else:
         trainer = Trainer(backend="numpy", model=model_named(args.model), verbose=0, **settings)
+    every = [*FRAMEWORKS, *(f for f in ejectable_frameworks() if f not in FRAMEWORKS)]
     if args.to is None:
-        to = [f for f in FRAMEWORKS if installed(f)]
+        to = [f for f in every if installed(f)]
         skipped = [f for f in FRAMEWORKS if f not in to]
         if not to:
             raise ConfigError(
@@ -46,12 +49,12 @@ def run(args) -> int:
             )
         if skipped:
             print(
-                f"fmnist eject: writing {', '.join(FRAMEWORKS[f][0] for f in to)}; skipped "
-                f"{', '.join(FRAMEWORKS[f][0] for f in skipped)}, whose fmnist plugins are not "
+                f"fmnist eject: writing {', '.join(FRAMEWORKS.get(f, f) for f in to)}; skipped "
+                f"{', '.join(FRAMEWORKS[f] for f in skipped)}, whose fmnist plugins are not "
                 f"installed (pip install 'fmnist-core[{','.join(skipped)}]' adds them)"
             )
     else:
-        to = list(FRAMEWORKS) if args.to == "all" else [args.to]
+        to = every if args.to == "all" else [args.to]
         check_frameworks(to)
     out = Path(args.out or Path("ejected") / trainer.model.name)
     for path in eject(trainer, to, out):

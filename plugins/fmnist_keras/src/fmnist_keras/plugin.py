@@ -9,6 +9,7 @@ import os
 from fmnist_core import (
     Backend,
     BackendError,
+    Ejections,
     EngineConfig,
     Lowerings,
     Option,
@@ -132,6 +133,11 @@ def fmnist_backends():
 @hookimpl
 def fmnist_lowerings():
     return [Lowerings("keras", "fmnist_keras.lowering")]
+
+
+@hookimpl
+def fmnist_ejections():
+    return [Ejections("keras", "fmnist_keras.ejection")]
 
 
 @hookimpl

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fmnist_core import (
     Backend,
+    Ejections,
     EngineConfig,
     ExportTarget,
     Lowerings,
@@ -99,6 +100,11 @@ def fmnist_backends():
 @hookimpl
 def fmnist_lowerings():
     return [Lowerings("tf", "fmnist_tf.lowering")]
+
+
+@hookimpl
+def fmnist_ejections():
+    return [Ejections("tf", "fmnist_tf.ejection")]
 
 
 @hookimpl

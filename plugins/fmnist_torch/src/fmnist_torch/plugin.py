@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fmnist_core import (
     Backend,
+    Ejections,
     EngineConfig,
     ExportTarget,
     Lowerings,
@@ -109,6 +110,11 @@ def fmnist_backends():
 @hookimpl
 def fmnist_lowerings():
     return [Lowerings("torch", "fmnist_torch.lowering")]
+
+
+@hookimpl
+def fmnist_ejections():
+    return [Ejections("torch", "fmnist_torch.ejection")]
 
 
 @hookimpl

@@ -1,6 +1,10 @@
 """``fmnist eject``: a model and its recipe as the article's three plain programs (PyTorch,
 low-level TensorFlow, Keras), each importing only its framework, NumPy and Pillow.
 
+What the programs share is written here (``common``); each framework's own text (its imports,
+its layers, its training functions) comes from its plugin's ejection table
+(``fmnist_core.engine.ejection``), so a plugin's layer type that supplies its text is ejected too.
+
 Each program is written into its own folder with what it needs beside it: its initial weights in
 its framework's format (fmnist's seeded initialisation, or a run's weights), written by that
 framework's fmnist plugin, and ``batches.npz``, the order and augmentation draws of every epoch
@@ -20,18 +24,21 @@ from typing import Any
 import numpy as np
 
 from ...atomic import atomic_write_bytes
+from ...engine.ejection import (
+    BUILT_IN_FRAMEWORKS,
+    PROGRAM_SECTIONS,
+    EjectionTable,
+    ejectable_frameworks,
+    ejection_table,
+)
 from ...errors import ConfigError
 from ...io.formats import write_weights
 from ...io.weights import Weights
 from ...spec.model import ModelSpec
-from . import common, keras_program, tf_program, torch_program
-from .layers import check_supported
+from . import common
 
-FRAMEWORKS = {
-    "torch": ("PyTorch", torch_program, "pth", "initial.pth", "weights.pth"),
-    "tf": ("TensorFlow", tf_program, "tf-checkpoint", "initial.ckpt", "weights.ckpt"),
-    "keras": ("Keras", keras_program, None, "initial.weights.h5", "model.keras"),
-}
+FRAMEWORKS = BUILT_IN_FRAMEWORKS
+"""The article's three frameworks, whose programs ``--to all`` writes side by side."""
 SECTIONS = (
     ("header", "What it is"),
     ("imports", "Imports"),
@@ -57,7 +64,6 @@ def plan(trainer) -> dict[str, Any]:
     from ...engine.batching import epoch_permutation
 
     spec, config = trainer.model, trainer.config
-    check_supported(spec)
     if trainer.source_metadata:
         initial = trainer.params
     else:
@@ -103,25 +109,53 @@ def _recipe_line(spec: ModelSpec, config) -> str:
     return f"Recipe: {', '.join(parts)}."
 
 
+def table_of(framework: str) -> EjectionTable:
+    """``framework``'s ejection table (the union of every plugin's), with its program."""
+    table = ejection_table(framework)
+    if table.program_text is None:
+        check_frameworks([framework])
+    return table
+
+
 def sections_of(framework: str, planned: dict) -> dict[str, str]:
     """The program for ``framework`` as its named sections, in order."""
-    title, module, _, initial, weights = FRAMEWORKS[framework]
+    table = table_of(framework)
     spec, config = planned["spec"], planned["config"]
+    table.check(spec.walk())
     run = (
         f"python {spec.name}.py --data /usr/share/datasets/fashion-mnist [--epochs N] "
         "[--steps N] [--losses losses.json] [--out outputs] [--predict image.png]"
     )
     augment = "flips" in planned["draws"] or "shifts" in planned["draws"]
     augment = augment or "boxes" in planned["draws"]
-    parts = {
+    own = table.program_text(spec, config, table.lines())  # type: ignore[misc]
+    if set(own) != set(PROGRAM_SECTIONS):
+        raise ConfigError(
+            f"the {table.name} ejection table's program wrote sections {sorted(own)}, not "
+            f"{list(PROGRAM_SECTIONS)}",
+            fix="update the plugin that writes it",
+        )
+    return {
         "header": common.header(
-            title, spec.name, _recipe_line(spec, config), run, f"outputs/{weights}", initial
+            table.name,
+            spec.name,
+            _recipe_line(spec, config),
+            run,
+            f"outputs/{table.weights}",
+            str(table.initial),
         ),
-        "settings": common.settings_block(config, spec, planned["steps_per_epoch"]),
-        "schedule": common.schedule(config.schedule.kind, config.schedule.__dict__),
-        "augment": common.AUGMENT if augment else common.NO_AUGMENT,
+        "imports": own["imports"],
+        "labels": common.LABELS_MAP,
+        "settings": common.settings_block(config, spec, planned["steps_per_epoch"])
+        + "HERE = Path(__file__).resolve().parent\n",
+        "get_data": common.DATA,
+        "learning_rate": common.schedule(config.schedule.kind, config.schedule.__dict__),
+        "batches": common.BATCHES + "\n\n" + (common.AUGMENT if augment else common.NO_AUGMENT),
+        "average": common.AVERAGE,
+        "NeuralNetwork": own["NeuralNetwork"],
+        "training": own["training"],
+        "main": common.CLI,
     }
-    return module.program(spec, config, parts)
 
 
 def program_text(sections: dict[str, str]) -> str:
@@ -141,34 +175,40 @@ epochs of the training split (9 bytes an image). A recipe asking for more is ref
 
 
 def installed(framework: str) -> bool:
-    """Whether the fmnist plugin that writes ``framework``'s initial weights is installed."""
+    """Whether an installed plugin writes ``framework``'s program and its initial weights."""
     from ...errors import WeightsError
     from ...io.formats import format_for
 
-    _, _, format_, initial, _ = FRAMEWORKS[framework]
+    if framework not in ejectable_frameworks():
+        return False
+    table = ejection_table(framework)
     try:
-        return format_for(initial, format_, for_writing=True).write is not None
+        return (
+            format_for(str(table.initial), table.weights_format, for_writing=True).write is not None
+        )
     except WeightsError:
         return False
 
 
 def check_frameworks(to: list[str]) -> None:
     """Refuse, before anything is written, a framework fmnist cannot write or whose plugin is
-    missing (its initial weights are written in that framework's format by that plugin)."""
+    missing (its program's text and initial weights are that framework's plugin's)."""
+    known = [*BUILT_IN_FRAMEWORKS, *(f for f in ejectable_frameworks() if f not in FRAMEWORKS)]
     for framework in to:
-        if framework not in FRAMEWORKS:
+        if framework not in known:
             raise ConfigError(
                 f"fmnist eject --to {framework!r}: not a framework it writes",
-                fix="pick torch, tf, keras or all",
+                fix=f"pick {', '.join(known)} or all",
             )
     missing = [f for f in to if not installed(f)]
     if missing:
-        names = " and ".join(FRAMEWORKS[f][0] for f in missing)
+        names = " and ".join(BUILT_IN_FRAMEWORKS.get(f, f) for f in missing)
         extras = ",".join(missing)
         plural = "s" if len(missing) > 1 else ""
         raise ConfigError(
-            f"fmnist eject --to {','.join(missing)}: the {names} program{plural}' initial weights "
-            f"are written by fmnist's {names} plugin{plural}, not installed; nothing was written",
+            f"fmnist eject --to {','.join(missing)}: the {names} program{plural} and "
+            f"initial weights are written by fmnist's {names} plugin{plural}, not installed; "
+            "nothing was written",
             fix=f"pip install 'fmnist-core[{extras}]', or leave out --to to write the programs "
             "of the frameworks installed",
         )
@@ -198,6 +238,8 @@ def eject(trainer, to: list[str], out: str | os.PathLike) -> list[Path]:
 
     out = Path(out)
     check_frameworks(to)
+    for framework in to:
+        ejection_table(framework).check(trainer.model.walk())
     check_replaceable(out, "eject")
     _check_plan_size(trainer)
     planned = plan(trainer)
@@ -209,7 +251,8 @@ def eject(trainer, to: list[str], out: str | os.PathLike) -> list[Path]:
         for framework in to:
             folder = staged / framework
             folder.mkdir()
-            title, _, format_, initial, _ = FRAMEWORKS[framework]
+            table = ejection_table(framework)
+            title, format_, initial = table.name, table.weights_format, str(table.initial)
             sections = sections_of(framework, planned)
             everything[framework] = sections
             with open(folder / "batches.npz", "wb") as handle:
@@ -225,7 +268,7 @@ def eject(trainer, to: list[str], out: str | os.PathLike) -> list[Path]:
             program = folder / f"{spec.name}.py"
             atomic_write_bytes(program, program_text(sections).encode())
             written.append(out / framework / program.name)
-        if set(everything) == set(FRAMEWORKS):
+        if set(FRAMEWORKS) <= set(everything):
             pages = side_by_side(spec, everything, staged)
             written += [out / page.name for page in pages]
         move_into_place(staged, out, "eject")
@@ -238,6 +281,7 @@ def pages(trainer, out: str | os.PathLike) -> list[Path]:
     """Only the side-by-side pages of ``trainer``'s model (docs/ejected/ holds mlp's and cnn's;
     ``nox -s tests-docs`` checks they are what this writes)."""
     planned = plan(trainer)
+    check_frameworks(list(FRAMEWORKS))
     programs = {framework: sections_of(framework, planned) for framework in FRAMEWORKS}
     Path(out).mkdir(parents=True, exist_ok=True)
     return side_by_side(planned["spec"], programs, Path(out))
@@ -257,9 +301,9 @@ def side_by_side(spec: ModelSpec, programs: dict[str, dict[str, str]], out: Path
         )
         markdown += [f"## {title}", ""]
         for framework in order:
-            markdown += [f"{FRAMEWORKS[framework][0]}", "", "```python", programs[framework][key]
+            markdown += [f"{FRAMEWORKS[framework]}", "", "```python", programs[framework][key]
                          .rstrip("\n"), "```", ""]  # fmt: skip
-    heads = "".join(f"<th>{FRAMEWORKS[f][0]}</th>" for f in order)
+    heads = "".join(f"<th>{FRAMEWORKS[f]}</th>" for f in order)
     page = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>fmnist {html.escape(spec.name)}: side by side</title><style>"

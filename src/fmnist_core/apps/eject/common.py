@@ -4,21 +4,10 @@ plain NumPy (or Python), written once here so that the programs agree by constru
 
 from __future__ import annotations
 
-import json
 import textwrap
 
+from ...engine.ejection import block, escaped
 from ...labels import LABELS
-
-
-def block(text: str) -> str:
-    return textwrap.dedent(text).strip("\n") + "\n"
-
-
-def escaped(value: object) -> str:
-    """``value`` as text that can sit inside any of a program's string literals or docstrings
-    and stay text there: quotes, backslashes and control characters escaped (names and
-    descriptions come from files that users share)."""
-    return json.dumps(str(value), ensure_ascii=False)[1:-1]
 
 
 def header(framework: str, model: str, recipe: str, run: str, weights: str, initial: str) -> str:

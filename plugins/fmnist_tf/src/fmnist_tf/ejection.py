@@ -1,13 +1,27 @@
-"""The low-level TensorFlow program: variables, ``tf.GradientTape`` and ``tf.function``, as the
-article's TensorFlow code, for any model fmnist knows."""
+"""fmnist-tf's ejection table: each layer type, and the rest of the low-level TensorFlow program
+(variables, ``tf.GradientTape`` and ``tf.function``, as the article's TensorFlow code), as the
+text ``fmnist eject --to tf`` writes. No TensorFlow import here."""
 
 from __future__ import annotations
 
 import math
 
-from . import common
-from .common import block, escaped
-from .layers import Emitted, channels, unknown
+from fmnist_core.plugin_api import (
+    EjectionTable,
+    block,
+    escaped,
+    image_shape,
+    keras_loss,
+    keras_optimizer,
+)
+
+EJECTION = EjectionTable(
+    "tf",
+    title="TensorFlow",
+    weights_format="tf-checkpoint",
+    initial="initial.ckpt",
+    weights="weights.ckpt",
+)
 
 IMPORTS = """import argparse
 import gzip
@@ -29,69 +43,97 @@ def key(name: str) -> str:
     return name.replace(".", "__")
 
 
-def _variable(lines: Emitted, name: str, shape, trainable: bool = True) -> None:
+def _variable(lines, name: str, shape, trainable: bool = True) -> None:
     extra = "" if trainable else ", trainable=False"
     lines.init(f"self.params[{key(name)!r}] = tf.Variable(tf.zeros({tuple(shape)!r}){extra})")
 
 
-def _layers(layers, shape, lines: Emitted, x: str = "x") -> tuple:
-    for layer in layers:
-        kind, name = layer.kind, layer.name
-        if kind == "Flatten":
-            lines.forward(f"{x} = tf.reshape({x}, [-1, {math.prod(shape)}])")
-        elif kind == "Dense":
-            _variable(lines, f"{name}.weight", (shape[0], layer.units))
-            _variable(lines, f"{name}.bias", (layer.units,))
-            w, b = (f"self.params[{key(f'{name}.{s}')!r}]" for s in ("weight", "bias"))
-            lines.forward(f"{x} = tf.matmul({x}, {w}) + {b}")
-        elif kind == "ReLU":
-            lines.forward(f"{x} = tf.nn.relu({x})")
-        elif kind == "Conv2D":
-            c = channels(shape)
-            _variable(lines, f"{name}.weight", (layer.kernel, layer.kernel, c, layer.filters))
-            _variable(lines, f"{name}.bias", (layer.filters,))
-            w, b = (f"self.params[{key(f'{name}.{s}')!r}]" for s in ("weight", "bias"))
-            top, bottom, left, right = layer.pads(shape)
-            padding = (
-                repr([[0, 0], [top, bottom], [left, right], [0, 0]])
-                if top or bottom or left or right
-                else '"VALID"'
-            )
-            lines.forward(
-                f"{x} = tf.nn.conv2d({x}, {w}, strides={layer.stride}, padding={padding}) + {b}"
-            )
-        elif kind in ("MaxPool2D", "AvgPool2D"):
-            function = "max_pool2d" if kind == "MaxPool2D" else "avg_pool2d"
-            lines.forward(f'{x} = tf.nn.{function}({x}, {layer.pool}, {layer.step}, "VALID")')
-        elif kind == "GlobalAvgPool":
-            lines.forward(f"{x} = tf.reduce_mean({x}, axis=[1, 2])")
-        elif kind == "BatchNorm":
-            c = channels(shape)
-            _variable(lines, f"{name}.weight", (c,))
-            _variable(lines, f"{name}.bias", (c,))
-            _variable(lines, f"{name}.running_mean", (c,), trainable=False)
-            _variable(lines, f"{name}.running_var", (c,), trainable=False)
-            lines.needs.add("BatchNorm")
-            lines.forward(
-                f"{x} = self.batch_norm({x}, {key(name)!r}, training, "
-                f"momentum={layer.momentum!r}, epsilon={layer.eps!r})"
-            )
-        elif kind == "Dropout":
-            lines.forward(f"{x} = tf.nn.dropout({x}, {layer.rate!r}) if training else {x}")
-        elif kind == "Residual":
-            y = f"y{lines.depth}"
-            lines.forward(f"{y} = {x}  # {name}: a residual block")
-            lines.depth += 1
-            _layers(layer.body, shape, lines, y)
-            lines.depth -= 1
-            projection = layer.shortcut(shape)
-            if projection is not None:
-                _layers([projection], shape, lines, f"{x}")
-            lines.forward(f"{x} = {y} + {x}")
-        else:
-            unknown(layer, "TensorFlow")
-        shape = layer.output_shape(shape)
-    return shape
+def channels(shape) -> int:
+    return image_shape(shape)[2] if len(shape) >= 2 else shape[0]
+
+
+def _params(name: str) -> tuple[str, str]:
+    return tuple(f"self.params[{key(f'{name}.{s}')!r}]" for s in ("weight", "bias"))  # type: ignore[return-value]
+
+
+@EJECTION.layer("Flatten")
+def flatten(layer, shape, lines, x):
+    lines.forward(f"{x} = tf.reshape({x}, [-1, {math.prod(shape)}])")
+
+
+@EJECTION.layer("Dense")
+def dense(layer, shape, lines, x):
+    _variable(lines, f"{layer.name}.weight", (shape[0], layer.units))
+    _variable(lines, f"{layer.name}.bias", (layer.units,))
+    w, b = _params(layer.name)
+    lines.forward(f"{x} = tf.matmul({x}, {w}) + {b}")
+
+
+@EJECTION.layer("ReLU")
+def relu(layer, shape, lines, x):
+    lines.forward(f"{x} = tf.nn.relu({x})")
+
+
+@EJECTION.layer("Conv2D")
+def conv2d(layer, shape, lines, x):
+    c = channels(shape)
+    _variable(lines, f"{layer.name}.weight", (layer.kernel, layer.kernel, c, layer.filters))
+    _variable(lines, f"{layer.name}.bias", (layer.filters,))
+    w, b = _params(layer.name)
+    top, bottom, left, right = layer.pads(shape)
+    padding = (
+        repr([[0, 0], [top, bottom], [left, right], [0, 0]])
+        if top or bottom or left or right
+        else '"VALID"'
+    )
+    lines.forward(f"{x} = tf.nn.conv2d({x}, {w}, strides={layer.stride}, padding={padding}) + {b}")
+
+
+@EJECTION.layer("MaxPool2D")
+def max_pool(layer, shape, lines, x):
+    lines.forward(f'{x} = tf.nn.max_pool2d({x}, {layer.pool}, {layer.step}, "VALID")')
+
+
+@EJECTION.layer("AvgPool2D")
+def avg_pool(layer, shape, lines, x):
+    lines.forward(f'{x} = tf.nn.avg_pool2d({x}, {layer.pool}, {layer.step}, "VALID")')
+
+
+@EJECTION.layer("GlobalAvgPool")
+def global_avg_pool(layer, shape, lines, x):
+    lines.forward(f"{x} = tf.reduce_mean({x}, axis=[1, 2])")
+
+
+@EJECTION.layer("BatchNorm")
+def batch_norm(layer, shape, lines, x):
+    c, name = channels(shape), layer.name
+    _variable(lines, f"{name}.weight", (c,))
+    _variable(lines, f"{name}.bias", (c,))
+    _variable(lines, f"{name}.running_mean", (c,), trainable=False)
+    _variable(lines, f"{name}.running_var", (c,), trainable=False)
+    lines.needs.add("BatchNorm")
+    lines.forward(
+        f"{x} = self.batch_norm({x}, {key(name)!r}, training, "
+        f"momentum={layer.momentum!r}, epsilon={layer.eps!r})"
+    )
+
+
+@EJECTION.layer("Dropout")
+def dropout(layer, shape, lines, x):
+    lines.forward(f"{x} = tf.nn.dropout({x}, {layer.rate!r}) if training else {x}")
+
+
+@EJECTION.layer("Residual")
+def residual(layer, shape, lines, x):
+    y = f"y{lines.depth}"
+    lines.forward(f"{y} = {x}  # {layer.name}: a residual block")
+    lines.depth += 1
+    lines.stack(layer.body, shape, y)
+    lines.depth -= 1
+    projection = layer.shortcut(shape)
+    if projection is not None:
+        lines.stack([projection], shape, x)
+    lines.forward(f"{x} = {y} + {x}")
 
 
 BATCH_NORM = block(
@@ -113,7 +155,7 @@ BATCH_NORM = block(
 )
 
 
-def network(spec) -> str:
+def network(spec, lines) -> str:
     if spec.name == "mlp" and spec.is_two_layer_perceptron():
         hidden = spec.layers[1].units
         return block(
@@ -138,8 +180,7 @@ def network(spec) -> str:
                     return tf.train.Checkpoint(w1=self.W1, b1=self.b1, w2=self.W2, b2=self.b2)
             """
         )
-    lines = Emitted()
-    _layers(spec.layers, (*spec.input_shape, 1), lines)
+    lines.stack(spec.layers, (*spec.input_shape, 1))
     init = "\n".join("        " + line for line in lines.inits)
     forward = "\n".join("        " + line for line in lines.forwards)
     helper = (
@@ -303,31 +344,9 @@ TRAINING = block(
 )
 
 
-def optimizer_line(optimizer, keras: str = "tf.keras") -> str:
-    if optimizer.kind == "sgd":
-        return f"{keras}.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM, nesterov=NESTEROV)"
-    if optimizer.kind == "adam":
-        return (
-            f"{keras}.optimizers.Adam(LEARNING_RATE, beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON)"
-        )
-    return (
-        f"{keras}.optimizers.AdamW(LEARNING_RATE, weight_decay=WEIGHT_DECAY, beta_1=BETA_1, "
-        "beta_2=BETA_2, epsilon=EPSILON)"
-    )
-
-
-def loss_parts(config, keras: str = "tf.keras") -> tuple[str, str]:
-    if config.label_smoothing:
-        return (
-            f"{keras}.losses.CategoricalCrossentropy(from_logits=True, "
-            "label_smoothing=LABEL_SMOOTHING)",
-            "loss_fn(tf.one_hot(y, 10), y_prime)",
-        )
-    return f"{keras}.losses.SparseCategoricalCrossentropy(from_logits=True)", "loss_fn(y, y_prime)"
-
-
-def program(spec, config, parts: dict) -> dict[str, str]:
-    loss_fn, loss_call = loss_parts(config)
+@EJECTION.program
+def program(spec, config, lines) -> dict[str, str]:
+    loss_fn, loss_call = keras_loss(config, "tf.keras")
     decay = config.optimizer.weight_decay and config.optimizer.kind != "adamw"
     grads = (
         "grads = [g + WEIGHT_DECAY * v for g, v in zip(grads, model.trainable_variables)]\n    "
@@ -335,21 +354,9 @@ def program(spec, config, parts: dict) -> dict[str, str]:
         else ""
     )
     training = (
-        TRAINING.replace("OPTIMIZER_LINE", optimizer_line(config.optimizer))
+        TRAINING.replace("OPTIMIZER_LINE", keras_optimizer(config.optimizer, "tf.keras"))
         .replace("LOSS_FN", loss_fn)
         .replace("LOSS_CALL", loss_call)
         .replace("GRADS_LINE", grads)
     )
-    return {
-        "header": parts["header"],
-        "imports": IMPORTS,
-        "labels": common.LABELS_MAP,
-        "settings": parts["settings"] + "HERE = Path(__file__).resolve().parent\n",
-        "get_data": common.DATA,
-        "learning_rate": parts["schedule"],
-        "batches": common.BATCHES + "\n\n" + parts["augment"],
-        "average": common.AVERAGE,
-        "NeuralNetwork": network(spec),
-        "training": training,
-        "main": common.CLI,
-    }
+    return {"imports": IMPORTS, "NeuralNetwork": network(spec, lines), "training": training}

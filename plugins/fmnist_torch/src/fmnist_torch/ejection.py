@@ -1,10 +1,14 @@
-"""The PyTorch program: the article's PyTorch code, for any model fmnist knows."""
+"""fmnist-torch's ejection table: each layer type, and the rest of the PyTorch program, as the
+text ``fmnist eject --to torch`` writes (the article's PyTorch code, for any model fmnist knows).
+No torch import here: the text is written without the framework."""
 
 from __future__ import annotations
 
-from . import common
-from .common import block, escaped
-from .layers import Emitted, channels, local, unknown
+from fmnist_core.plugin_api import EjectionTable, block, escaped, image_shape
+
+EJECTION = EjectionTable(
+    "torch", title="PyTorch", weights_format="pth", initial="initial.pth", weights="weights.pth"
+)
 
 IMPORTS = """import argparse
 import gzip
@@ -44,78 +48,101 @@ BATCH_NORM = block(
 )
 
 
-def _layers(layers, shape, owner: str, lines: Emitted, x: str = "x") -> tuple:
-    for layer in layers:
-        name = local(layer)
-        kind = layer.kind
-        attr = f"{owner}.{name}"
-        if kind == "Flatten":
-            if len(shape) == 3 and shape[2] > 1:
-                lines.forward(
-                    f"{x} = {x}.permute(0, 2, 3, 1).flatten(1)  # fmnist's (H, W, C) order"
-                )
-            else:
-                lines.forward(f"{x} = {x}.flatten(1)")
-        elif kind == "Dense":
-            lines.init(f"{attr} = nn.Linear({shape[0]}, {layer.units})")
-            lines.forward(f"{x} = {attr}({x})")
-        elif kind == "ReLU":
-            lines.forward(f"{x} = F.relu({x})")
-        elif kind == "Conv2D":
-            top, bottom, left, right = layer.pads(shape)
-            even = top == bottom and left == right
-            padding = f", padding={(top, left)!r}" if even and (top or left) else ""
-            lines.init(
-                f"{attr} = nn.Conv2d({channels(shape)}, {layer.filters}, "
-                f"kernel_size={layer.kernel}, stride={layer.stride}{padding})"
-            )
-            if even:
-                lines.forward(f"{x} = {attr}({x})")
-            else:  # TensorFlow's 'same': the extra row and column at the bottom and right
-                lines.forward(f"{x} = {attr}(F.pad({x}, {(left, right, top, bottom)!r}))")
-        elif kind in ("MaxPool2D", "AvgPool2D"):
-            function = "max_pool2d" if kind == "MaxPool2D" else "avg_pool2d"
-            lines.forward(f"{x} = F.{function}({x}, {layer.pool}, {layer.step})")
-        elif kind == "GlobalAvgPool":
-            lines.forward(f"{x} = {x}.mean(dim=(2, 3))")
-        elif kind == "BatchNorm":
-            lines.needs.add("BatchNorm")
-            lines.init(
-                f"{attr} = BatchNorm({channels(shape)}, momentum={layer.momentum!r}, "
-                f"eps={layer.eps!r})"
-            )
-            lines.forward(f"{x} = {attr}({x})")
-        elif kind == "Dropout":
-            lines.init(f"{attr} = nn.Dropout({layer.rate!r})")
-            lines.forward(f"{x} = {attr}({x})")
-        elif kind == "Residual":
-            lines.init(f"{attr} = nn.Module()  # a residual block's layers")
-            y = f"y{lines.depth}"
-            lines.forward(f"{y} = {x}")
-            lines.depth += 1
-            _layers(layer.body, shape, attr, lines, y)
-            lines.depth -= 1
-            projection = layer.shortcut(shape)
-            if projection is not None:
-                lines.init(
-                    f"{attr}.proj = nn.Conv2d({channels(shape)}, {projection.filters}, "
-                    f"kernel_size={projection.kernel}, stride={projection.stride})"
-                )
-                lines.forward(f"{x} = {y} + {attr}.proj({x})")
-            else:
-                lines.forward(f"{x} = {y} + {x}")
-        else:
-            unknown(layer, "torch")
-        shape = layer.output_shape(shape)
-    return shape
+def channels(shape) -> int:
+    return image_shape(shape)[2] if len(shape) >= 2 else shape[0]
 
 
-def network(spec) -> tuple[str, set]:
+@EJECTION.layer("Flatten")
+def flatten(layer, shape, lines, x):
+    if len(shape) == 3 and shape[2] > 1:
+        lines.forward(f"{x} = {x}.permute(0, 2, 3, 1).flatten(1)  # fmnist's (H, W, C) order")
+    else:
+        lines.forward(f"{x} = {x}.flatten(1)")
+
+
+@EJECTION.layer("Dense")
+def dense(layer, shape, lines, x):
+    lines.init(f"{lines.attribute(layer)} = nn.Linear({shape[0]}, {layer.units})")
+    lines.forward(f"{x} = {lines.attribute(layer)}({x})")
+
+
+@EJECTION.layer("ReLU")
+def relu(layer, shape, lines, x):
+    lines.forward(f"{x} = F.relu({x})")
+
+
+@EJECTION.layer("Conv2D")
+def conv2d(layer, shape, lines, x):
+    attr = lines.attribute(layer)
+    top, bottom, left, right = layer.pads(shape)
+    even = top == bottom and left == right
+    padding = f", padding={(top, left)!r}" if even and (top or left) else ""
+    lines.init(
+        f"{attr} = nn.Conv2d({channels(shape)}, {layer.filters}, "
+        f"kernel_size={layer.kernel}, stride={layer.stride}{padding})"
+    )
+    if even:
+        lines.forward(f"{x} = {attr}({x})")
+    else:  # TensorFlow's 'same': the extra row and column at the bottom and right
+        lines.forward(f"{x} = {attr}(F.pad({x}, {(left, right, top, bottom)!r}))")
+
+
+@EJECTION.layer("MaxPool2D")
+def max_pool(layer, shape, lines, x):
+    lines.forward(f"{x} = F.max_pool2d({x}, {layer.pool}, {layer.step})")
+
+
+@EJECTION.layer("AvgPool2D")
+def avg_pool(layer, shape, lines, x):
+    lines.forward(f"{x} = F.avg_pool2d({x}, {layer.pool}, {layer.step})")
+
+
+@EJECTION.layer("GlobalAvgPool")
+def global_avg_pool(layer, shape, lines, x):
+    lines.forward(f"{x} = {x}.mean(dim=(2, 3))")
+
+
+@EJECTION.layer("BatchNorm")
+def batch_norm(layer, shape, lines, x):
+    lines.needs.add("BatchNorm")
+    lines.init(
+        f"{lines.attribute(layer)} = BatchNorm({channels(shape)}, "
+        f"momentum={layer.momentum!r}, eps={layer.eps!r})"
+    )
+    lines.forward(f"{x} = {lines.attribute(layer)}({x})")
+
+
+@EJECTION.layer("Dropout")
+def dropout(layer, shape, lines, x):
+    lines.init(f"{lines.attribute(layer)} = nn.Dropout({layer.rate!r})")
+    lines.forward(f"{x} = {lines.attribute(layer)}({x})")
+
+
+@EJECTION.layer("Residual")
+def residual(layer, shape, lines, x):
+    attr = lines.attribute(layer)
+    lines.init(f"{attr} = nn.Module()  # a residual block's layers")
+    y = f"y{lines.depth}"
+    lines.forward(f"{y} = {x}")
+    lines.depth += 1
+    lines.stack(layer.body, shape, y, owner=attr)
+    lines.depth -= 1
+    projection = layer.shortcut(shape)
+    if projection is not None:
+        lines.init(
+            f"{attr}.proj = nn.Conv2d({channels(shape)}, {projection.filters}, "
+            f"kernel_size={projection.kernel}, stride={projection.stride})"
+        )
+        lines.forward(f"{x} = {y} + {attr}.proj({x})")
+    else:
+        lines.forward(f"{x} = {y} + {x}")
+
+
+def network(spec, lines) -> str:
     if spec.name == "mlp" and spec.is_two_layer_perceptron():
         hidden = spec.layers[1].units
-        return (
-            block(
-                f"""
+        return block(
+            f"""
                 class NeuralNetwork(nn.Module):
                     def __init__(self):
                         super().__init__()
@@ -130,11 +157,8 @@ def network(spec) -> tuple[str, set]:
                         y_prime = self.sequence(x)
                         return y_prime
                 """
-            ),
-            set(),
         )
-    lines = Emitted()
-    _layers(spec.layers, (*spec.input_shape, 1), "self", lines)
+    lines.stack(spec.layers, (*spec.input_shape, 1))
     init = "\n".join("        " + line for line in lines.inits)
     forward = "\n".join("        " + line for line in lines.forwards)
     text = (
@@ -147,7 +171,7 @@ def network(spec) -> tuple[str, set]:
         f"{forward}\n"
         "        return x\n"
     )
-    return text, lines.needs
+    return (BATCH_NORM + "\n\n" if "BatchNorm" in lines.needs else "") + text
 
 
 TRAINING = block(
@@ -305,21 +329,8 @@ def optimizer_line(optimizer) -> str:
     )
 
 
-def program(spec, config, parts: dict) -> dict[str, str]:
-    net, needs = network(spec)
-    sections = {
-        "header": parts["header"],
-        "imports": IMPORTS,
-        "labels": common.LABELS_MAP,
-        "settings": parts["settings"] + "HERE = Path(__file__).resolve().parent\n",
-        "get_data": common.DATA,
-        "learning_rate": parts["schedule"],
-        "batches": common.BATCHES + "\n\n" + parts["augment"],
-        "average": common.AVERAGE,
-        "NeuralNetwork": (BATCH_NORM + "\n\n" if "BatchNorm" in needs else "") + net,
-    }
+@EJECTION.program
+def program(spec, config, lines) -> dict[str, str]:
     training = TRAINING.replace("OPTIMIZER_LINE", optimizer_line(config.optimizer))
     training = training.replace("INITIAL", "initial.pth")
-    sections["training"] = training
-    sections["main"] = common.CLI
-    return sections
+    return {"imports": IMPORTS, "NeuralNetwork": network(spec, lines), "training": training}

@@ -1,12 +1,14 @@
-"""The Keras program: Keras' own layers, ``compile`` and ``train_on_batch``, as the article's
-Keras code, for any model fmnist knows."""
+"""fmnist-keras' ejection table: each layer type as Keras' own layer, and the rest of the Keras
+program (``compile`` and ``train_on_batch``, as the article's Keras code), as the text ``fmnist
+eject --to keras`` writes. No Keras import here."""
 
 from __future__ import annotations
 
-from . import common
-from .common import block, escaped
-from .layers import Emitted, unknown
-from .tf_program import loss_parts, optimizer_line
+from fmnist_core.plugin_api import EjectionTable, block, escaped, keras_loss, keras_optimizer
+
+EJECTION = EjectionTable(
+    "keras", title="Keras", initial="initial.weights.h5", weights="model.keras"
+)
 
 IMPORTS = """import argparse
 import gzip
@@ -25,54 +27,62 @@ def keras_name(name: str) -> str:
     return name.replace(".", "__")
 
 
-def _layers(layers, shape, lines: Emitted, x: str = "x") -> tuple:
-    for layer in layers:
-        kind = layer.kind
-        named = f", name={keras_name(layer.name)!r}" if layer.name else ""
-        if kind == "Flatten":
-            call = "keras.layers.Flatten()"
-        elif kind == "Dense":
-            call = f"keras.layers.Dense({layer.units}{named})"
-        elif kind == "ReLU":
-            call = "keras.layers.ReLU()"
-        elif kind == "Conv2D":
-            call = (
-                f"keras.layers.Conv2D({layer.filters}, {layer.kernel}, strides={layer.stride}, "
-                f"padding={layer.padding!r}{named})"
-            )
-        elif kind == "MaxPool2D":
-            call = f"keras.layers.MaxPooling2D({layer.pool}, strides={layer.step})"
-        elif kind == "AvgPool2D":
-            call = f"keras.layers.AveragePooling2D({layer.pool}, strides={layer.step})"
-        elif kind == "GlobalAvgPool":
-            call = "keras.layers.GlobalAveragePooling2D()"
-        elif kind == "BatchNorm":  # Keras' momentum is the share of the old statistics
-            call = (
-                f"keras.layers.BatchNormalization(momentum={1 - layer.momentum!r}, "
-                f"epsilon={layer.eps!r}{named})"
-            )
-        elif kind == "Dropout":
-            call = f"keras.layers.Dropout({layer.rate!r})"
-        elif kind == "Residual":
-            y = f"y{lines.depth}"
-            lines.forward(f"{y} = {x}  # {layer.name}: a residual block")
-            lines.depth += 1
-            _layers(layer.body, shape, lines, y)
-            lines.depth -= 1
-            projection = layer.shortcut(shape)
-            if projection is not None:
-                _layers([projection], shape, lines, x)
-            lines.forward(f"{x} = keras.layers.Add()([{y}, {x}])")
-            shape = layer.output_shape(shape)
-            continue
-        else:
-            unknown(layer, "Keras")
-        lines.forward(f"{x} = {call}({x})")
-        shape = layer.output_shape(shape)
-    return shape
+def _named(layer) -> str:
+    return f", name={keras_name(layer.name)!r}" if layer.name else ""
 
 
-def network(spec) -> str:
+def _applies(call):
+    """A writer of a layer applied as one Keras layer: ``call(layer)`` is its constructor."""
+
+    def write(layer, shape, lines, x):
+        lines.forward(f"{x} = {call(layer)}({x})")
+
+    return write
+
+
+EJECTION.layer("Flatten")(_applies(lambda layer: "keras.layers.Flatten()"))
+EJECTION.layer("Dense")(_applies(lambda layer: f"keras.layers.Dense({layer.units}{_named(layer)})"))
+EJECTION.layer("ReLU")(_applies(lambda layer: "keras.layers.ReLU()"))
+EJECTION.layer("Conv2D")(
+    _applies(
+        lambda layer: (
+            f"keras.layers.Conv2D({layer.filters}, {layer.kernel}, strides={layer.stride}, "
+            f"padding={layer.padding!r}{_named(layer)})"
+        )
+    )
+)
+EJECTION.layer("MaxPool2D")(
+    _applies(lambda layer: f"keras.layers.MaxPooling2D({layer.pool}, strides={layer.step})")
+)
+EJECTION.layer("AvgPool2D")(
+    _applies(lambda layer: f"keras.layers.AveragePooling2D({layer.pool}, strides={layer.step})")
+)
+EJECTION.layer("GlobalAvgPool")(_applies(lambda layer: "keras.layers.GlobalAveragePooling2D()"))
+EJECTION.layer("BatchNorm")(  # Keras' momentum is the share of the old statistics
+    _applies(
+        lambda layer: (
+            f"keras.layers.BatchNormalization(momentum={1 - layer.momentum!r}, "
+            f"epsilon={layer.eps!r}{_named(layer)})"
+        )
+    )
+)
+EJECTION.layer("Dropout")(_applies(lambda layer: f"keras.layers.Dropout({layer.rate!r})"))
+
+
+@EJECTION.layer("Residual")
+def residual(layer, shape, lines, x):
+    y = f"y{lines.depth}"
+    lines.forward(f"{y} = {x}  # {layer.name}: a residual block")
+    lines.depth += 1
+    lines.stack(layer.body, shape, y)
+    lines.depth -= 1
+    projection = layer.shortcut(shape)
+    if projection is not None:
+        lines.stack([projection], shape, x)
+    lines.forward(f"{x} = keras.layers.Add()([{y}, {x}])")
+
+
+def network(spec, lines) -> str:
     if spec.name == "mlp" and spec.is_two_layer_perceptron():
         hidden = spec.layers[1].units
         return block(
@@ -85,10 +95,9 @@ def network(spec) -> str:
                 return keras.Model(inputs, x, name='fmnist_mlp')
             """
         )
-    lines = Emitted()
     flat = spec.layers[0].kind == "Flatten"
     start = (*spec.input_shape,) if flat else (*spec.input_shape, 1)
-    _layers(spec.layers, start, lines)
+    lines.stack(spec.layers, start)
     reshape = "" if flat else "    x = keras.layers.Reshape((28, 28, 1))(x)\n"
     forward = "\n".join("    " + line for line in lines.forwards)
     return (
@@ -207,28 +216,17 @@ TRAINING = block(
 )
 
 
-def program(spec, config, parts: dict) -> dict[str, str]:
-    loss_fn, _ = loss_parts(config, "keras")
+@EJECTION.program
+def program(spec, config, lines) -> dict[str, str]:
+    loss_fn, _ = keras_loss(config, "keras")
     labels = (
         "keras.utils.to_categorical(labels, 10)"
         if config.label_smoothing
         else "labels.astype(np.int64)"
     )
     training = (
-        TRAINING.replace("OPTIMIZER_LINE", optimizer_line(config.optimizer, "keras"))
+        TRAINING.replace("OPTIMIZER_LINE", keras_optimizer(config.optimizer, "keras"))
         .replace("LOSS_FN", loss_fn)
         .replace("LABELS_LINE", labels)
     )
-    return {
-        "header": parts["header"],
-        "imports": IMPORTS,
-        "labels": common.LABELS_MAP,
-        "settings": parts["settings"] + "HERE = Path(__file__).resolve().parent\n",
-        "get_data": common.DATA,
-        "learning_rate": parts["schedule"],
-        "batches": common.BATCHES + "\n\n" + parts["augment"],
-        "average": common.AVERAGE,
-        "NeuralNetwork": network(spec),
-        "training": training,
-        "main": common.CLI,
-    }
+    return {"imports": IMPORTS, "NeuralNetwork": network(spec, lines), "training": training}
