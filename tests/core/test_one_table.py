@@ -1,10 +1,19 @@
 """Issue 44's mechanisms in the core: one chunked_logits, export target names from the registry,
-eject's frameworks and layer texts from the plugins' ejection tables."""
+eject's frameworks from the plugins' ejection tables and layer texts from their lowering tables."""
 
 import numpy as np
 import pytest
 
-from fmnist_core import BackendError, ConfigError, Ejections, EjectionTable, hookimpl, plugins
+from fmnist_core import (
+    BackendError,
+    ConfigError,
+    Ejections,
+    EjectionTable,
+    Lowerings,
+    LoweringTable,
+    hookimpl,
+    plugins,
+)
 from fmnist_core.engine import chunked_logits
 from fmnist_core.engine.ejection import ejectable_frameworks, ejection_table
 
@@ -43,6 +52,10 @@ class ToyEjection:
     def fmnist_ejections(self):
         return [Ejections("toy", "tests.core.toy_ejection")]
 
+    @hookimpl
+    def fmnist_lowerings(self):
+        return [Lowerings("toy", "tests.core.toy_ejection")]
+
 
 @pytest.fixture
 def toy_framework(request):
@@ -77,12 +90,12 @@ def test_a_plugins_ejection_table_writes_its_framework_and_refuses_what_it_lacks
 
 
 def test_ejection_tables_refuse_two_writers_of_one_layer_or_program():
-    first, second = EjectionTable("toy"), EjectionTable("toy")
-    first.layer("Dense")(lambda *args: None)
-    second.layer("Dense")(lambda *args: None)
-    union = EjectionTable("toy")
+    first, second = LoweringTable("toy"), LoweringTable("toy")
+    first.text("Dense")(lambda *args: None)
+    second.text("Dense")(lambda *args: None)
+    union = LoweringTable("toy")
     union.merged(first, "one.module")
-    with pytest.raises(BackendError, match="ejected to 'toy' twice .one.module and two.module"):
+    with pytest.raises(BackendError, match="'Dense''s ejected text is given for backend 'toy' tw"):
         union.merged(second, "two.module")
     first, second = EjectionTable("toy"), EjectionTable("toy")
     first.program(lambda *args: {})

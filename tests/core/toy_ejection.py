@@ -1,7 +1,10 @@
-"""A toy framework's ejection table for tests/core/test_one_table.py: a NumPy "program" whose
-initial weights are fmnist's own safetensors, so that tests-core ejects with no plugin."""
+"""A toy framework for tests/core/test_one_table.py: a lowering table with only layer texts and
+an ejection table writing a NumPy "program" whose initial weights are fmnist's own safetensors,
+so that tests-core ejects with no plugin."""
 
-from fmnist_core import EjectionTable
+from fmnist_core import EjectionTable, LoweringTable
+
+LOWERINGS = LoweringTable("toy")
 
 EJECTION = EjectionTable(
     "toy", title="Toy", weights_format="safetensors", initial="initial.safetensors",
@@ -9,18 +12,18 @@ EJECTION = EjectionTable(
 )  # fmt: skip
 
 
-@EJECTION.layer("Flatten")
+@LOWERINGS.text("Flatten")
 def flatten(layer, shape, lines, x):
     lines.forward(f"{x} = {x}.reshape(len({x}), -1)")
 
 
-@EJECTION.layer("Dense")
+@LOWERINGS.text("Dense")
 def dense(layer, shape, lines, x):
     lines.init(f"{lines.attribute(layer)} = np.zeros(({shape[0]}, {layer.units}))")
     lines.forward(f"{x} = {x} @ {lines.attribute(layer)}")
 
 
-@EJECTION.layer("ReLU")
+@LOWERINGS.text("ReLU")
 def relu(layer, shape, lines, x):
     lines.forward(f"{x} = np.maximum({x}, 0)")
 

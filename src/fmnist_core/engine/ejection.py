@@ -1,27 +1,31 @@
-"""Ejection tables: how a plugin writes each layer type, and its framework's program, as text.
+"""Ejection tables: a framework's program as ``fmnist eject`` writes it, from its plugin.
 
 ``fmnist eject`` writes a model and its recipe as a plain program of one framework. What every
 program shares (the data reader, the schedule, the batches, the weight average, the command line)
-is the core's (``fmnist_core.apps.eject``); what is the framework's is its plugin's, registered
-through the ``fmnist_ejections`` hook as an ``Ejections(framework, module)`` whose module (imported
-only when a program is written; it need not import the framework) defines ``EJECTION``::
+is the core's (``fmnist_core.apps.eject``); what is the framework's is its plugin's:
+
+- each layer type's text sits beside its lowering, in the backend's lowering table (a plugin that
+  adds a layer type adds its text there too)::
+
+    @LOWERINGS.text("Dense")              # the layer applied to variable x, input ``shape``
+    def dense_text(layer, shape, lines, x):
+        lines.init(f"{lines.attribute(layer)} = nn.Linear({shape[0]}, {layer.units})")
+        lines.forward(f"{x} = {lines.attribute(layer)}({x})")
+
+- the rest of the program (its imports, the network around the layers, the training functions)
+  and the files beside it are an ``EjectionTable`` registered through the ``fmnist_ejections``
+  hook as an ``Ejections(framework, module)``, whose module (imported only when a program is
+  written) defines ``EJECTION``::
 
     EJECTION = EjectionTable("torch", title="PyTorch", weights_format="pth",
                              initial="initial.pth", weights="weights.pth")
 
-    @EJECTION.layer("Dense")
-    def dense(layer, shape, lines, x):      # the layer applied to variable x, input ``shape``
-        lines.init(f"{lines.attribute(layer)} = nn.Linear({shape[0]}, {layer.units})")
-        lines.forward(f"{x} = {lines.attribute(layer)}({x})")
-
     @EJECTION.program
-    def program(spec, config, lines):       # {"imports", "NeuralNetwork", "training"}
+    def program(spec, config, lines):     # {"imports", "NeuralNetwork", "training"}
         ...
 
-A plugin that adds a layer type registers an ``Ejections`` with only its layers' text for each
-framework it writes; a framework's table is the union of them all, as lowering tables are. The
-layer types a framework writes are its table's; any other is one error naming it, before anything
-is written.
+The layer types a framework writes are its lowering table's texts; any other is one error naming
+it, before anything is written.
 """
 
 from __future__ import annotations
@@ -75,27 +79,19 @@ class Ejections:
 
 @dataclass
 class EjectionTable:
-    """Layer type → its text in ``framework``; for the plugin that owns the framework, also the
-    program's own sections and the files beside it (the initial weights in ``weights_format``,
-    named ``initial``; the trained ones the program saves, ``weights``)."""
+    """``framework``'s program: its own sections (``program``), the files beside it (the initial
+    weights in ``weights_format``, named ``initial``; the trained ones it saves, ``weights``),
+    and the backend whose lowering table holds its layers' texts (``lowering``, by default the
+    framework's name). ``writers`` are those texts, filled in by ``ejection_table``."""
 
     framework: str
     title: str | None = None
     weights_format: str | None = None
     initial: str | None = None
     weights: str | None = None
-    writers: dict[str, LayerText] = field(default_factory=dict)
+    lowering: str | None = None
     program_text: ProgramText | None = None
-    sources: dict[str, str] = field(default_factory=dict)  # layer type → the module that writes it
-
-    def layer(self, kind: str) -> Callable[[LayerText], LayerText]:
-        """Decorator: the function writes layer type ``kind``."""
-
-        def register(writer: LayerText) -> LayerText:
-            self.writers[kind] = writer
-            return writer
-
-        return register
+    writers: dict[str, LayerText] = field(default_factory=dict)
 
     def program(self, writer: ProgramText) -> ProgramText:
         """Decorator: the function writes the program's ``PROGRAM_SECTIONS``."""
@@ -114,8 +110,9 @@ class EjectionTable:
             raise ConfigError(
                 f"fmnist eject cannot write layer type {layer.kind!r} in {self.name} (it writes "
                 f"{', '.join(self.writers)})",
-                fix="install the plugin that ejects that layer type, eject a model made of "
-                "those, or train it with fmnist's backends",
+                fix="install the plugin that writes that layer type's text for "
+                f"{self.framework}, eject a model made of those, or train it with fmnist's "
+                "backends",
             ) from None
 
     def check(self, layers: Iterable[Any]) -> None:
@@ -127,15 +124,7 @@ class EjectionTable:
         return ProgramLines(self)
 
     def merged(self, other: EjectionTable, module: str) -> None:
-        for kind, writer in other.writers.items():
-            if kind in self.writers and self.writers[kind] is not writer:
-                raise BackendError(
-                    f"layer type {kind!r} is ejected to {self.framework!r} twice "
-                    f"({self.sources[kind]} and {module})",
-                    fix="uninstall one of the two plugins",
-                )
-            self.writers[kind], self.sources[kind] = writer, module
-        for name in ("title", "weights_format", "initial", "weights", "program_text"):
+        for name in ("title", "weights_format", "initial", "weights", "lowering", "program_text"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if theirs is not None and mine is not None and mine is not theirs:
                 raise BackendError(
@@ -221,9 +210,12 @@ BUILT_IN_FRAMEWORKS = {"torch": "PyTorch", "tf": "TensorFlow", "keras": "Keras"}
 _tables: dict[tuple, EjectionTable] = {}
 
 
-def ejection_table(framework: str) -> EjectionTable:
-    """The union of every registered ejection table for ``framework`` (imports their modules)."""
+def ejection_table(framework: str, with_layers: bool = True) -> EjectionTable:
+    """The union of every registered ejection table for ``framework`` (imports their modules);
+    ``with_layers``: its ``writers`` are the texts of its backend's lowering table (whose
+    modules import the framework)."""
     from .. import plugins
+    from .lowering import lowering_table
 
     entries = tuple(entry for entry in plugins.ejections() if entry.framework == framework)
     key = (framework, entries)
@@ -232,7 +224,10 @@ def ejection_table(framework: str) -> EjectionTable:
         for entry in entries:
             table.merged(entry.load(), entry.module)
         _tables[key] = table
-    return _tables[key]
+    table = _tables[key]
+    if with_layers and table.program_text is not None:
+        table.writers = dict(lowering_table(table.lowering or framework).texts)
+    return table
 
 
 def ejectable_frameworks() -> list[str]:
@@ -244,4 +239,4 @@ def ejectable_frameworks() -> list[str]:
     order = [f for f in BUILT_IN_FRAMEWORKS if f in named] + sorted(
         named - set(BUILT_IN_FRAMEWORKS)
     )
-    return [f for f in order if ejection_table(f).program_text is not None]
+    return [f for f in order if ejection_table(f, with_layers=False).program_text is not None]

@@ -12,6 +12,10 @@ defines ``LOWERINGS``, a ``LoweringTable``::
 
     LOWERINGS.layout("dense", to_framework=transpose, to_neutral=transpose)
 
+    @LOWERINGS.text("Dense")                # its text in the program ``fmnist eject`` writes
+    def dense_text(layer, shape, lines, x):  # (``fmnist_core.engine.ejection``)
+        lines.forward(f"{x} = {lines.attribute(layer)}({x})")
+
 A plugin that adds a layer type registers a ``Lowerings`` for each backend it supports; the
 backend's table is the union of all of them. A layer type no table lowers is an error naming it
 and the backends that do (``table.builder``), never a skipped layer.
@@ -57,6 +61,7 @@ class LoweringTable:
     builders: dict[str, Callable] = field(default_factory=dict)
     layouts: dict[str, tuple[Callable, Callable]] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # layer type → the module that lowers it
+    texts: dict[str, Callable] = field(default_factory=dict)  # layer type → its ejected text
 
     def layer(self, kind: str) -> Callable[[Callable], Callable]:
         """Decorator: the function builds layer type ``kind``."""
@@ -64,6 +69,16 @@ class LoweringTable:
         def register(builder: Callable) -> Callable:
             self.builders[kind] = builder
             return builder
+
+        return register
+
+    def text(self, kind: str) -> Callable[[Callable], Callable]:
+        """Decorator: the function writes layer type ``kind`` into the framework's ejected
+        program: ``(layer, shape, lines, x)``, ``lines`` a ``ProgramLines``."""
+
+        def register(writer: Callable) -> Callable:
+            self.texts[kind] = writer
+            return writer
 
         return register
 
@@ -110,6 +125,14 @@ class LoweringTable:
                     fix="uninstall one of the two plugins",
                 )
             self.builders[kind], self.sources[kind] = builder, module
+        for kind, writer in other.texts.items():
+            if kind in self.texts and self.texts[kind] is not writer:
+                raise BackendError(
+                    f"layer type {kind!r}'s ejected text is given for backend {self.backend!r} "
+                    f"twice ({self.sources.get(kind)} and {module})",
+                    fix="uninstall one of the two plugins",
+                )
+            self.texts[kind] = writer
         self.layouts.update(other.layouts)
 
 

@@ -1,6 +1,6 @@
-"""fmnist-keras' ejection table: each layer type as Keras' own layer, and the rest of the Keras
-program (``compile`` and ``train_on_batch``, as the article's Keras code), as the text ``fmnist
-eject --to keras`` writes. No Keras import here."""
+"""fmnist-keras' ejection table: the Keras program ``fmnist eject --to keras`` writes
+(``compile`` and ``train_on_batch``, as the article's Keras code) around its layers, Keras' own,
+whose texts are in the lowering table (``lowering.py``, beside each layer's builder)."""
 
 from __future__ import annotations
 
@@ -21,65 +21,6 @@ import keras
 import numpy as np
 from PIL import Image
 """
-
-
-def keras_name(name: str) -> str:
-    return name.replace(".", "__")
-
-
-def _named(layer) -> str:
-    return f", name={keras_name(layer.name)!r}" if layer.name else ""
-
-
-def _applies(call):
-    """A writer of a layer applied as one Keras layer: ``call(layer)`` is its constructor."""
-
-    def write(layer, shape, lines, x):
-        lines.forward(f"{x} = {call(layer)}({x})")
-
-    return write
-
-
-EJECTION.layer("Flatten")(_applies(lambda layer: "keras.layers.Flatten()"))
-EJECTION.layer("Dense")(_applies(lambda layer: f"keras.layers.Dense({layer.units}{_named(layer)})"))
-EJECTION.layer("ReLU")(_applies(lambda layer: "keras.layers.ReLU()"))
-EJECTION.layer("Conv2D")(
-    _applies(
-        lambda layer: (
-            f"keras.layers.Conv2D({layer.filters}, {layer.kernel}, strides={layer.stride}, "
-            f"padding={layer.padding!r}{_named(layer)})"
-        )
-    )
-)
-EJECTION.layer("MaxPool2D")(
-    _applies(lambda layer: f"keras.layers.MaxPooling2D({layer.pool}, strides={layer.step})")
-)
-EJECTION.layer("AvgPool2D")(
-    _applies(lambda layer: f"keras.layers.AveragePooling2D({layer.pool}, strides={layer.step})")
-)
-EJECTION.layer("GlobalAvgPool")(_applies(lambda layer: "keras.layers.GlobalAveragePooling2D()"))
-EJECTION.layer("BatchNorm")(  # Keras' momentum is the share of the old statistics
-    _applies(
-        lambda layer: (
-            f"keras.layers.BatchNormalization(momentum={1 - layer.momentum!r}, "
-            f"epsilon={layer.eps!r}{_named(layer)})"
-        )
-    )
-)
-EJECTION.layer("Dropout")(_applies(lambda layer: f"keras.layers.Dropout({layer.rate!r})"))
-
-
-@EJECTION.layer("Residual")
-def residual(layer, shape, lines, x):
-    y = f"y{lines.depth}"
-    lines.forward(f"{y} = {x}  # {layer.name}: a residual block")
-    lines.depth += 1
-    lines.stack(layer.body, shape, y)
-    lines.depth -= 1
-    projection = layer.shortcut(shape)
-    if projection is not None:
-        lines.stack([projection], shape, x)
-    lines.forward(f"{x} = keras.layers.Add()([{y}, {x}])")
 
 
 def network(spec, lines) -> str:

@@ -1,4 +1,5 @@
-"""How fmnist-keras builds each layer type: ``LOWERINGS``, its lowering table.
+"""How fmnist-keras builds each layer type, and writes it in an ejected program: ``LOWERINGS``,
+its lowering table.
 
 A builder is ``build(layer, shape, ctx) -> callable`` (every backend's signature): the callable
 (a Keras layer, or a function of Keras layers) takes the symbolic ``x`` (channels-last, the
@@ -175,3 +176,61 @@ def residual(layer, shape, ctx):
         return ctx.keras.layers.Add()([y, shortcut])
 
     return apply
+
+
+# ---- each layer type as text in the program `fmnist eject --to keras` writes ----
+
+
+def _named(layer) -> str:
+    return f", name={keras_name(layer.name)!r}" if layer.name else ""
+
+
+def _applies(call):
+    """A writer of a layer applied as one Keras layer: ``call(layer)`` is its constructor."""
+
+    def write(layer, shape, lines, x):
+        lines.forward(f"{x} = {call(layer)}({x})")
+
+    return write
+
+
+LOWERINGS.text("Flatten")(_applies(lambda layer: "keras.layers.Flatten()"))
+LOWERINGS.text("Dense")(_applies(lambda layer: f"keras.layers.Dense({layer.units}{_named(layer)})"))
+LOWERINGS.text("ReLU")(_applies(lambda layer: "keras.layers.ReLU()"))
+LOWERINGS.text("Conv2D")(
+    _applies(
+        lambda layer: (
+            f"keras.layers.Conv2D({layer.filters}, {layer.kernel}, strides={layer.stride}, "
+            f"padding={layer.padding!r}{_named(layer)})"
+        )
+    )
+)
+LOWERINGS.text("MaxPool2D")(
+    _applies(lambda layer: f"keras.layers.MaxPooling2D({layer.pool}, strides={layer.step})")
+)
+LOWERINGS.text("AvgPool2D")(
+    _applies(lambda layer: f"keras.layers.AveragePooling2D({layer.pool}, strides={layer.step})")
+)
+LOWERINGS.text("GlobalAvgPool")(_applies(lambda layer: "keras.layers.GlobalAveragePooling2D()"))
+LOWERINGS.text("BatchNorm")(  # Keras' momentum is the share of the old statistics
+    _applies(
+        lambda layer: (
+            f"keras.layers.BatchNormalization(momentum={1 - layer.momentum!r}, "
+            f"epsilon={layer.eps!r}{_named(layer)})"
+        )
+    )
+)
+LOWERINGS.text("Dropout")(_applies(lambda layer: f"keras.layers.Dropout({layer.rate!r})"))
+
+
+@LOWERINGS.text("Residual")
+def residual_text(layer, shape, lines, x):
+    y = f"y{lines.depth}"
+    lines.forward(f"{y} = {x}  # {layer.name}: a residual block")
+    lines.depth += 1
+    lines.stack(layer.body, shape, y)
+    lines.depth -= 1
+    projection = layer.shortcut(shape)
+    if projection is not None:
+        lines.stack([projection], shape, x)
+    lines.forward(f"{x} = keras.layers.Add()([{y}, {x}])")

@@ -1,16 +1,13 @@
-"""fmnist-tf's ejection table: each layer type, and the rest of the low-level TensorFlow program
-(variables, ``tf.GradientTape`` and ``tf.function``, as the article's TensorFlow code), as the
-text ``fmnist eject --to tf`` writes. No TensorFlow import here."""
+"""fmnist-tf's ejection table: the low-level TensorFlow program ``fmnist eject --to tf`` writes
+(variables, ``tf.GradientTape`` and ``tf.function``, as the article's TensorFlow code) around its
+layers, whose texts are in the lowering table (``lowering.py``, beside each layer's ops)."""
 
 from __future__ import annotations
-
-import math
 
 from fmnist_core.plugin_api import (
     EjectionTable,
     block,
     escaped,
-    image_shape,
     keras_loss,
     keras_optimizer,
 )
@@ -37,103 +34,6 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 """
-
-
-def key(name: str) -> str:
-    return name.replace(".", "__")
-
-
-def _variable(lines, name: str, shape, trainable: bool = True) -> None:
-    extra = "" if trainable else ", trainable=False"
-    lines.init(f"self.params[{key(name)!r}] = tf.Variable(tf.zeros({tuple(shape)!r}){extra})")
-
-
-def channels(shape) -> int:
-    return image_shape(shape)[2] if len(shape) >= 2 else shape[0]
-
-
-def _params(name: str) -> tuple[str, str]:
-    return tuple(f"self.params[{key(f'{name}.{s}')!r}]" for s in ("weight", "bias"))  # type: ignore[return-value]
-
-
-@EJECTION.layer("Flatten")
-def flatten(layer, shape, lines, x):
-    lines.forward(f"{x} = tf.reshape({x}, [-1, {math.prod(shape)}])")
-
-
-@EJECTION.layer("Dense")
-def dense(layer, shape, lines, x):
-    _variable(lines, f"{layer.name}.weight", (shape[0], layer.units))
-    _variable(lines, f"{layer.name}.bias", (layer.units,))
-    w, b = _params(layer.name)
-    lines.forward(f"{x} = tf.matmul({x}, {w}) + {b}")
-
-
-@EJECTION.layer("ReLU")
-def relu(layer, shape, lines, x):
-    lines.forward(f"{x} = tf.nn.relu({x})")
-
-
-@EJECTION.layer("Conv2D")
-def conv2d(layer, shape, lines, x):
-    c = channels(shape)
-    _variable(lines, f"{layer.name}.weight", (layer.kernel, layer.kernel, c, layer.filters))
-    _variable(lines, f"{layer.name}.bias", (layer.filters,))
-    w, b = _params(layer.name)
-    top, bottom, left, right = layer.pads(shape)
-    padding = (
-        repr([[0, 0], [top, bottom], [left, right], [0, 0]])
-        if top or bottom or left or right
-        else '"VALID"'
-    )
-    lines.forward(f"{x} = tf.nn.conv2d({x}, {w}, strides={layer.stride}, padding={padding}) + {b}")
-
-
-@EJECTION.layer("MaxPool2D")
-def max_pool(layer, shape, lines, x):
-    lines.forward(f'{x} = tf.nn.max_pool2d({x}, {layer.pool}, {layer.step}, "VALID")')
-
-
-@EJECTION.layer("AvgPool2D")
-def avg_pool(layer, shape, lines, x):
-    lines.forward(f'{x} = tf.nn.avg_pool2d({x}, {layer.pool}, {layer.step}, "VALID")')
-
-
-@EJECTION.layer("GlobalAvgPool")
-def global_avg_pool(layer, shape, lines, x):
-    lines.forward(f"{x} = tf.reduce_mean({x}, axis=[1, 2])")
-
-
-@EJECTION.layer("BatchNorm")
-def batch_norm(layer, shape, lines, x):
-    c, name = channels(shape), layer.name
-    _variable(lines, f"{name}.weight", (c,))
-    _variable(lines, f"{name}.bias", (c,))
-    _variable(lines, f"{name}.running_mean", (c,), trainable=False)
-    _variable(lines, f"{name}.running_var", (c,), trainable=False)
-    lines.needs.add("BatchNorm")
-    lines.forward(
-        f"{x} = self.batch_norm({x}, {key(name)!r}, training, "
-        f"momentum={layer.momentum!r}, epsilon={layer.eps!r})"
-    )
-
-
-@EJECTION.layer("Dropout")
-def dropout(layer, shape, lines, x):
-    lines.forward(f"{x} = tf.nn.dropout({x}, {layer.rate!r}) if training else {x}")
-
-
-@EJECTION.layer("Residual")
-def residual(layer, shape, lines, x):
-    y = f"y{lines.depth}"
-    lines.forward(f"{y} = {x}  # {layer.name}: a residual block")
-    lines.depth += 1
-    lines.stack(layer.body, shape, y)
-    lines.depth -= 1
-    projection = layer.shortcut(shape)
-    if projection is not None:
-        lines.stack([projection], shape, x)
-    lines.forward(f"{x} = {y} + {x}")
 
 
 BATCH_NORM = block(

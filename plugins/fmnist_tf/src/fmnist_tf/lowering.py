@@ -1,4 +1,5 @@
-"""How fmnist-tf runs each layer type: ``LOWERINGS``, its lowering table.
+"""How fmnist-tf runs each layer type, and writes it in an ejected program: ``LOWERINGS``, its
+lowering table.
 
 A builder is ``build(layer, shape, ctx) -> callable`` (every backend's signature): the callable
 applies the layer's ops to ``x`` (channels-last, the neutral layout, so no layout conversions),
@@ -10,9 +11,12 @@ for a nested stack. Builders run while ``tf.function`` traces.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fmnist_core import LoweringTable
+from fmnist_core.plugin_api import image_shape
 
 from .runtime import import_tensorflow
 
@@ -157,3 +161,103 @@ def residual(layer, shape, ctx):
         return y + (image(x) if len(y.shape) == 4 else x)
 
     return apply
+
+
+# ---- each layer type as text in the program `fmnist eject --to tf` writes ----
+
+
+def key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+def _variable(lines, name: str, shape, trainable: bool = True) -> None:
+    extra = "" if trainable else ", trainable=False"
+    lines.init(f"self.params[{key(name)!r}] = tf.Variable(tf.zeros({tuple(shape)!r}){extra})")
+
+
+def channels(shape) -> int:
+    return image_shape(shape)[2] if len(shape) >= 2 else shape[0]
+
+
+def _params(name: str) -> tuple[str, str]:
+    return tuple(f"self.params[{key(f'{name}.{s}')!r}]" for s in ("weight", "bias"))  # type: ignore[return-value]
+
+
+@LOWERINGS.text("Flatten")
+def flatten_text(layer, shape, lines, x):
+    lines.forward(f"{x} = tf.reshape({x}, [-1, {math.prod(shape)}])")
+
+
+@LOWERINGS.text("Dense")
+def dense_text(layer, shape, lines, x):
+    _variable(lines, f"{layer.name}.weight", (shape[0], layer.units))
+    _variable(lines, f"{layer.name}.bias", (layer.units,))
+    w, b = _params(layer.name)
+    lines.forward(f"{x} = tf.matmul({x}, {w}) + {b}")
+
+
+@LOWERINGS.text("ReLU")
+def relu_text(layer, shape, lines, x):
+    lines.forward(f"{x} = tf.nn.relu({x})")
+
+
+@LOWERINGS.text("Conv2D")
+def conv2d_text(layer, shape, lines, x):
+    c = channels(shape)
+    _variable(lines, f"{layer.name}.weight", (layer.kernel, layer.kernel, c, layer.filters))
+    _variable(lines, f"{layer.name}.bias", (layer.filters,))
+    w, b = _params(layer.name)
+    top, bottom, left, right = layer.pads(shape)
+    padding = (
+        repr([[0, 0], [top, bottom], [left, right], [0, 0]])
+        if top or bottom or left or right
+        else '"VALID"'
+    )
+    lines.forward(f"{x} = tf.nn.conv2d({x}, {w}, strides={layer.stride}, padding={padding}) + {b}")
+
+
+@LOWERINGS.text("MaxPool2D")
+def max_pool_text(layer, shape, lines, x):
+    lines.forward(f'{x} = tf.nn.max_pool2d({x}, {layer.pool}, {layer.step}, "VALID")')
+
+
+@LOWERINGS.text("AvgPool2D")
+def avg_pool_text(layer, shape, lines, x):
+    lines.forward(f'{x} = tf.nn.avg_pool2d({x}, {layer.pool}, {layer.step}, "VALID")')
+
+
+@LOWERINGS.text("GlobalAvgPool")
+def global_avg_pool_text(layer, shape, lines, x):
+    lines.forward(f"{x} = tf.reduce_mean({x}, axis=[1, 2])")
+
+
+@LOWERINGS.text("BatchNorm")
+def batch_norm_text(layer, shape, lines, x):
+    c, name = channels(shape), layer.name
+    _variable(lines, f"{name}.weight", (c,))
+    _variable(lines, f"{name}.bias", (c,))
+    _variable(lines, f"{name}.running_mean", (c,), trainable=False)
+    _variable(lines, f"{name}.running_var", (c,), trainable=False)
+    lines.needs.add("BatchNorm")
+    lines.forward(
+        f"{x} = self.batch_norm({x}, {key(name)!r}, training, "
+        f"momentum={layer.momentum!r}, epsilon={layer.eps!r})"
+    )
+
+
+@LOWERINGS.text("Dropout")
+def dropout_text(layer, shape, lines, x):
+    lines.forward(f"{x} = tf.nn.dropout({x}, {layer.rate!r}) if training else {x}")
+
+
+@LOWERINGS.text("Residual")
+def residual_text(layer, shape, lines, x):
+    y = f"y{lines.depth}"
+    lines.forward(f"{y} = {x}  # {layer.name}: a residual block")
+    lines.depth += 1
+    lines.stack(layer.body, shape, y)
+    lines.depth -= 1
+    projection = layer.shortcut(shape)
+    if projection is not None:
+        lines.stack([projection], shape, x)
+    lines.forward(f"{x} = {y} + {x}")

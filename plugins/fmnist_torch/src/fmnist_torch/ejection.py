@@ -1,10 +1,10 @@
-"""fmnist-torch's ejection table: each layer type, and the rest of the PyTorch program, as the
-text ``fmnist eject --to torch`` writes (the article's PyTorch code, for any model fmnist knows).
-No torch import here: the text is written without the framework."""
+"""fmnist-torch's ejection table: the PyTorch program ``fmnist eject --to torch`` writes (the
+article's PyTorch code, for any model fmnist knows) around its layers, whose texts are in the
+lowering table (``lowering.py``, beside each layer's module)."""
 
 from __future__ import annotations
 
-from fmnist_core.plugin_api import EjectionTable, block, escaped, image_shape
+from fmnist_core.plugin_api import EjectionTable, block, escaped
 
 EJECTION = EjectionTable(
     "torch", title="PyTorch", weights_format="pth", initial="initial.pth", weights="weights.pth"
@@ -46,96 +46,6 @@ BATCH_NORM = block(
             return out
     '''
 )
-
-
-def channels(shape) -> int:
-    return image_shape(shape)[2] if len(shape) >= 2 else shape[0]
-
-
-@EJECTION.layer("Flatten")
-def flatten(layer, shape, lines, x):
-    if len(shape) == 3 and shape[2] > 1:
-        lines.forward(f"{x} = {x}.permute(0, 2, 3, 1).flatten(1)  # fmnist's (H, W, C) order")
-    else:
-        lines.forward(f"{x} = {x}.flatten(1)")
-
-
-@EJECTION.layer("Dense")
-def dense(layer, shape, lines, x):
-    lines.init(f"{lines.attribute(layer)} = nn.Linear({shape[0]}, {layer.units})")
-    lines.forward(f"{x} = {lines.attribute(layer)}({x})")
-
-
-@EJECTION.layer("ReLU")
-def relu(layer, shape, lines, x):
-    lines.forward(f"{x} = F.relu({x})")
-
-
-@EJECTION.layer("Conv2D")
-def conv2d(layer, shape, lines, x):
-    attr = lines.attribute(layer)
-    top, bottom, left, right = layer.pads(shape)
-    even = top == bottom and left == right
-    padding = f", padding={(top, left)!r}" if even and (top or left) else ""
-    lines.init(
-        f"{attr} = nn.Conv2d({channels(shape)}, {layer.filters}, "
-        f"kernel_size={layer.kernel}, stride={layer.stride}{padding})"
-    )
-    if even:
-        lines.forward(f"{x} = {attr}({x})")
-    else:  # TensorFlow's 'same': the extra row and column at the bottom and right
-        lines.forward(f"{x} = {attr}(F.pad({x}, {(left, right, top, bottom)!r}))")
-
-
-@EJECTION.layer("MaxPool2D")
-def max_pool(layer, shape, lines, x):
-    lines.forward(f"{x} = F.max_pool2d({x}, {layer.pool}, {layer.step})")
-
-
-@EJECTION.layer("AvgPool2D")
-def avg_pool(layer, shape, lines, x):
-    lines.forward(f"{x} = F.avg_pool2d({x}, {layer.pool}, {layer.step})")
-
-
-@EJECTION.layer("GlobalAvgPool")
-def global_avg_pool(layer, shape, lines, x):
-    lines.forward(f"{x} = {x}.mean(dim=(2, 3))")
-
-
-@EJECTION.layer("BatchNorm")
-def batch_norm(layer, shape, lines, x):
-    lines.needs.add("BatchNorm")
-    lines.init(
-        f"{lines.attribute(layer)} = BatchNorm({channels(shape)}, "
-        f"momentum={layer.momentum!r}, eps={layer.eps!r})"
-    )
-    lines.forward(f"{x} = {lines.attribute(layer)}({x})")
-
-
-@EJECTION.layer("Dropout")
-def dropout(layer, shape, lines, x):
-    lines.init(f"{lines.attribute(layer)} = nn.Dropout({layer.rate!r})")
-    lines.forward(f"{x} = {lines.attribute(layer)}({x})")
-
-
-@EJECTION.layer("Residual")
-def residual(layer, shape, lines, x):
-    attr = lines.attribute(layer)
-    lines.init(f"{attr} = nn.Module()  # a residual block's layers")
-    y = f"y{lines.depth}"
-    lines.forward(f"{y} = {x}")
-    lines.depth += 1
-    lines.stack(layer.body, shape, y, owner=attr)
-    lines.depth -= 1
-    projection = layer.shortcut(shape)
-    if projection is not None:
-        lines.init(
-            f"{attr}.proj = nn.Conv2d({channels(shape)}, {projection.filters}, "
-            f"kernel_size={projection.kernel}, stride={projection.stride})"
-        )
-        lines.forward(f"{x} = {y} + {attr}.proj({x})")
-    else:
-        lines.forward(f"{x} = {y} + {x}")
 
 
 def network(spec, lines) -> str:

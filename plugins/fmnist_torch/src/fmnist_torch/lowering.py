@@ -1,4 +1,5 @@
-"""How fmnist-torch builds each layer type: ``LOWERINGS``, its lowering table.
+"""How fmnist-torch builds each layer type, and writes it in an ejected program: ``LOWERINGS``,
+its lowering table.
 
 A builder is ``build(layer, shape, ctx) -> torch.nn.Module`` for an input of neutral ``shape``
 (``(H, W, C)`` or ``(features,)``; torch's own tensors are NCHW). ``ctx`` is a ``BuildContext``:
@@ -260,3 +261,92 @@ def residual(layer, shape, ctx):
     return ResidualBlock(
         body, ctx.table.builder(projection)(projection, shape, ctx) if projection else None
     )
+
+
+# ---- each layer type as text in the program `fmnist eject --to torch` writes ----
+
+
+@LOWERINGS.text("Flatten")
+def flatten_text(layer, shape, lines, x):
+    if len(shape) == 3 and shape[2] > 1:
+        lines.forward(f"{x} = {x}.permute(0, 2, 3, 1).flatten(1)  # fmnist's (H, W, C) order")
+    else:
+        lines.forward(f"{x} = {x}.flatten(1)")
+
+
+@LOWERINGS.text("Dense")
+def dense_text(layer, shape, lines, x):
+    lines.init(f"{lines.attribute(layer)} = nn.Linear({shape[0]}, {layer.units})")
+    lines.forward(f"{x} = {lines.attribute(layer)}({x})")
+
+
+@LOWERINGS.text("ReLU")
+def relu_text(layer, shape, lines, x):
+    lines.forward(f"{x} = F.relu({x})")
+
+
+@LOWERINGS.text("Conv2D")
+def conv2d_text(layer, shape, lines, x):
+    attr = lines.attribute(layer)
+    top, bottom, left, right = layer.pads(shape)
+    even = top == bottom and left == right
+    padding = f", padding={(top, left)!r}" if even and (top or left) else ""
+    lines.init(
+        f"{attr} = nn.Conv2d({channels(shape)}, {layer.filters}, "
+        f"kernel_size={layer.kernel}, stride={layer.stride}{padding})"
+    )
+    if even:
+        lines.forward(f"{x} = {attr}({x})")
+    else:  # TensorFlow's 'same': the extra row and column at the bottom and right
+        lines.forward(f"{x} = {attr}(F.pad({x}, {(left, right, top, bottom)!r}))")
+
+
+@LOWERINGS.text("MaxPool2D")
+def max_pool_text(layer, shape, lines, x):
+    lines.forward(f"{x} = F.max_pool2d({x}, {layer.pool}, {layer.step})")
+
+
+@LOWERINGS.text("AvgPool2D")
+def avg_pool_text(layer, shape, lines, x):
+    lines.forward(f"{x} = F.avg_pool2d({x}, {layer.pool}, {layer.step})")
+
+
+@LOWERINGS.text("GlobalAvgPool")
+def global_avg_pool_text(layer, shape, lines, x):
+    lines.forward(f"{x} = {x}.mean(dim=(2, 3))")
+
+
+@LOWERINGS.text("BatchNorm")
+def batch_norm_text(layer, shape, lines, x):
+    lines.needs.add("BatchNorm")
+    lines.init(
+        f"{lines.attribute(layer)} = BatchNorm({channels(shape)}, "
+        f"momentum={layer.momentum!r}, eps={layer.eps!r})"
+    )
+    lines.forward(f"{x} = {lines.attribute(layer)}({x})")
+
+
+@LOWERINGS.text("Dropout")
+def dropout_text(layer, shape, lines, x):
+    lines.init(f"{lines.attribute(layer)} = nn.Dropout({layer.rate!r})")
+    lines.forward(f"{x} = {lines.attribute(layer)}({x})")
+
+
+@LOWERINGS.text("Residual")
+def residual_text(layer, shape, lines, x):
+    attr = lines.attribute(layer)
+    lines.init(f"{attr} = nn.Module()  # a residual block's layers")
+    y = f"y{lines.depth}"
+    lines.forward(f"{y} = {x}")
+    lines.depth += 1
+    lines.stack(layer.body, shape, y, owner=attr)
+    lines.depth -= 1
+    projection = layer.shortcut(shape)
+    if projection is not None:
+        lines.init(
+            f"{attr}.proj = nn.Conv2d({channels(shape)}, {projection.filters}, "
+            f"kernel_size={projection.kernel}, stride={projection.stride})"
+        )
+        lines.forward(f"{x} = {y} + {attr}.proj({x})")
+    else:
+        lines.forward(f"{x} = {y} + {x}")

@@ -181,7 +181,7 @@ def installed(framework: str) -> bool:
 
     if framework not in ejectable_frameworks():
         return False
-    table = ejection_table(framework)
+    table = ejection_table(framework, with_layers=False)
     try:
         return (
             format_for(str(table.initial), table.weights_format, for_writing=True).write is not None

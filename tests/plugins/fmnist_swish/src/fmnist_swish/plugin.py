@@ -1,7 +1,7 @@
-"""Registers the ``Swish`` layer type, its torch lowering, its text in ejected PyTorch programs
-and the ``fmnist swish`` command."""
+"""Registers the ``Swish`` layer type, its torch lowering (with its text in ejected PyTorch
+programs) and the ``fmnist swish`` command."""
 
-from fmnist_core import Command, Ejections, Lowerings, hookimpl
+from fmnist_core import Command, Lowerings, hookimpl
 
 
 @hookimpl
@@ -14,11 +14,6 @@ def fmnist_layers():
 @hookimpl
 def fmnist_lowerings():
     return [Lowerings("torch", "fmnist_swish.torch_lowering")]
-
-
-@hookimpl
-def fmnist_ejections():
-    return [Ejections("torch", "fmnist_swish.torch_ejection")]
 
 
 @hookimpl

@@ -1,4 +1,5 @@
-"""``Swish`` for fmnist-torch (imported only when a torch engine is built)."""
+"""``Swish`` for fmnist-torch (imported only when a torch engine is built or a PyTorch program
+ejected): its module, and its line in the program ``fmnist eject --to torch`` writes."""
 
 from __future__ import annotations
 
@@ -22,3 +23,8 @@ class SwishModule(nn.Module):
 @LOWERINGS.layer("Swish")
 def swish(layer, shape, ctx):
     return SwishModule(layer.beta)
+
+
+@LOWERINGS.text("Swish")
+def swish_text(layer, shape, lines, x):
+    lines.forward(f"{x} = {x} * torch.sigmoid({layer.beta!r} * {x})")
