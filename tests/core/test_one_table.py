@@ -106,3 +106,12 @@ def test_ejection_tables_refuse_two_writers_of_one_layer_or_program():
         union.merged(second, "two.module")
     with pytest.raises(BackendError, match="not an EjectionTable for framework 'tf'"):
         Ejections("tf", "tests.core.toy_ejection").load()
+
+
+def test_the_eject_tests_cover_every_built_in_layer_type():
+    from fmnist_core.testing.eject import other_layers, unchecked_layer_types
+
+    assert unchecked_layer_types() == set()
+    assert {"AvgPool2D", "Dropout", "GlobalAvgPool"} <= {
+        layer.kind for layer in other_layers().walk()
+    }

@@ -6,7 +6,7 @@ saves weights fmnist loads and evaluates to the test loss the program printed.""
 import pytest
 
 from fmnist_core import models
-from fmnist_core.testing.eject import CHECKED, check_ejected
+from fmnist_core.testing.eject import CHECKED, check_ejected, other_layers
 
 
 @pytest.mark.parametrize("model", CHECKED)
@@ -14,3 +14,10 @@ def test_ejected_program_takes_fmnists_steps(model, real_data_dir, tmp_path):
     assert model in models()
     figures = check_ejected(model, "tf", real_data_dir, tmp_path)
     print(model, figures)
+
+
+def test_the_other_layer_types_are_ejected_and_take_fmnists_steps(real_data_dir, tmp_path):
+    """The built-in layer types the checked recipes do not use (AvgPool2D, Dropout,
+    GlobalAvgPool), in one network."""
+    figures = check_ejected(other_layers(), "tf", real_data_dir, tmp_path, steps=10)
+    print(figures)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fmnist_core import models
-from fmnist_core.testing.eject import CHECKED, check_ejected
+from fmnist_core.testing.eject import CHECKED, check_ejected, other_layers
 
 
 @pytest.mark.parametrize("model", CHECKED)
@@ -114,3 +114,10 @@ def test_a_run_folder_naming_a_path_writes_nothing_outside_out(tmp_path, name, r
     assert done.returncode == 1 and "model name" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "o").exists() and not Path("/tmp/absolute.py").exists()
+
+
+def test_the_other_layer_types_are_ejected_and_take_fmnists_steps(real_data_dir, tmp_path):
+    """The built-in layer types the checked recipes do not use (AvgPool2D, Dropout,
+    GlobalAvgPool), in one network."""
+    figures = check_ejected(other_layers(), "torch", real_data_dir, tmp_path, steps=10)
+    print(figures)

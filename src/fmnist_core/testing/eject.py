@@ -101,6 +101,35 @@ the weight average, flip TTA: everything cnn and balanced use) and accurate (res
 translation); ``bench/eject.py`` runs all five."""
 
 
+def other_layers() -> ModelSpec:
+    """One network of the built-in layer types the ``CHECKED`` recipes leave out (AvgPool2D,
+    Dropout, GlobalAvgPool), so that one more program per framework covers them all;
+    ``unchecked_layer_types()`` names any built-in layer type neither uses (a core test keeps it
+    empty)."""
+    from ..spec.layers import (
+        AvgPool2D,
+        Conv2D,
+        Dense,
+        Dropout,
+        GlobalAvgPool,
+        ReLU,
+    )
+
+    return ModelSpec("other-layers", [
+        Conv2D(6, 3, stride=2), ReLU(), AvgPool2D(2), Dropout(0.0), Conv2D(8, 3), ReLU(),
+        GlobalAvgPool(), Dense(10),
+    ])  # fmt: skip
+
+
+def unchecked_layer_types() -> set[str]:
+    """Built-in layer types that no eject test's network uses."""
+    from ..plugins import get_model
+    from ..spec.layers import BUILTIN_LAYERS
+
+    used = {layer.kind for name in CHECKED for layer in get_model(name).walk()}
+    return set(BUILTIN_LAYERS) - used - {layer.kind for layer in other_layers().walk()}
+
+
 def bound(model: str, step: int) -> float:
     """The largest relative loss difference allowed at 1-based ``step`` (see ``TOLERANCE``)."""
     if step == 1:
