@@ -48,6 +48,7 @@ from .plugins import (
 from .spec.layer import Layer, ParamSpec, hyper
 from .spec.layers import (
     BUILTIN_LAYERS,
+    GELU,
     AvgPool2D,
     BatchNorm,
     Conv2D,
@@ -77,6 +78,7 @@ __all__ = [
     "Dense",
     "Dropout",
     "Flatten",
+    "GELU",
     "GlobalAvgPool",
     "MaxPool2D",
     "ReLU",

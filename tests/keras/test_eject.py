@@ -23,7 +23,7 @@ def test_ejected_program_takes_fmnists_steps(model, real_data_dir, tmp_path):
 
 
 def test_the_other_layer_types_are_ejected_and_take_fmnists_steps(real_data_dir, tmp_path):
-    """The built-in layer types the checked recipes do not use (AvgPool2D, Dropout,
+    """The built-in layer types the checked recipes do not use (GELU, AvgPool2D, Dropout,
     GlobalAvgPool), in one network."""
     figures = check_ejected(other_layers(), "keras", real_data_dir, tmp_path, steps=10)
     print(figures)

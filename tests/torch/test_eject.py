@@ -117,7 +117,7 @@ def test_a_run_folder_naming_a_path_writes_nothing_outside_out(tmp_path, name, r
 
 
 def test_the_other_layer_types_are_ejected_and_take_fmnists_steps(real_data_dir, tmp_path):
-    """The built-in layer types the checked recipes do not use (AvgPool2D, Dropout,
+    """The built-in layer types the checked recipes do not use (GELU, AvgPool2D, Dropout,
     GlobalAvgPool), in one network."""
     figures = check_ejected(other_layers(), "torch", real_data_dir, tmp_path, steps=10)
     print(figures)

@@ -102,11 +102,12 @@ translation); ``bench/eject.py`` runs all five."""
 
 
 def other_layers() -> ModelSpec:
-    """One network of the built-in layer types the ``CHECKED`` recipes leave out (AvgPool2D,
-    Dropout, GlobalAvgPool), so that one more program per framework covers them all;
+    """One network of the built-in layer types the ``CHECKED`` recipes leave out (GELU,
+    AvgPool2D, Dropout, GlobalAvgPool), so that one more program per framework covers them all;
     ``unchecked_layer_types()`` names any built-in layer type neither uses (a core test keeps it
     empty)."""
     from ..spec.layers import (
+        GELU,
         AvgPool2D,
         Conv2D,
         Dense,
@@ -116,7 +117,7 @@ def other_layers() -> ModelSpec:
     )
 
     return ModelSpec("other-layers", [
-        Conv2D(6, 3, stride=2), ReLU(), AvgPool2D(2), Dropout(0.0), Conv2D(8, 3), ReLU(),
+        Conv2D(6, 3, stride=2), GELU(), AvgPool2D(2), Dropout(0.0), Conv2D(8, 3), ReLU(),
         GlobalAvgPool(), Dense(10),
     ])  # fmt: skip
 

@@ -133,6 +133,14 @@ def relu(layer, shape, ctx):
     return apply
 
 
+@LOWERINGS.layer("GELU")
+def gelu(layer, shape, ctx):
+    def apply(x):
+        return ctx.keras.layers.Activation("gelu")(x)  # Keras' gelu is exact (erf) by default
+
+    return apply
+
+
 @LOWERINGS.layer("BatchNorm")
 def batch_norm(layer, shape, ctx):  # Keras' momentum is the share of the old statistics
     return ctx.batch_norm(  # a Keras layer is itself the callable a builder returns
@@ -197,6 +205,7 @@ def _applies(call):
 LOWERINGS.text("Flatten")(_applies(lambda layer: "keras.layers.Flatten()"))
 LOWERINGS.text("Dense")(_applies(lambda layer: f"keras.layers.Dense({layer.units}{_named(layer)})"))
 LOWERINGS.text("ReLU")(_applies(lambda layer: "keras.layers.ReLU()"))
+LOWERINGS.text("GELU")(_applies(lambda layer: "keras.layers.Activation('gelu')"))
 LOWERINGS.text("Conv2D")(
     _applies(
         lambda layer: (

@@ -56,6 +56,14 @@ def relu(layer, shape, ctx):
     return apply
 
 
+@LOWERINGS.layer("GELU")
+def gelu(layer, shape, ctx):
+    def apply(x):
+        return tf.nn.gelu(x, approximate=False)
+
+    return apply
+
+
 @LOWERINGS.layer("Conv2D")
 def conv2d(layer, shape, ctx):
     def apply(x):
@@ -199,6 +207,11 @@ def dense_text(layer, shape, lines, x):
 @LOWERINGS.text("ReLU")
 def relu_text(layer, shape, lines, x):
     lines.forward(f"{x} = tf.nn.relu({x})")
+
+
+@LOWERINGS.text("GELU")
+def gelu_text(layer, shape, lines, x):
+    lines.forward(f"{x} = tf.nn.gelu({x}, approximate=False)")
 
 
 @LOWERINGS.text("Conv2D")

@@ -131,6 +131,11 @@ def relu(layer, shape, ctx):
     return nn.ReLU()
 
 
+@LOWERINGS.layer("GELU")
+def gelu(layer, shape, ctx):
+    return nn.GELU()  # exact: erf
+
+
 class SummedAcrossWorkers(torch.autograd.Function):
     """An all-reduce (sum) that autograd goes through: the gradient is summed likewise."""
 
@@ -283,6 +288,11 @@ def dense_text(layer, shape, lines, x):
 @LOWERINGS.text("ReLU")
 def relu_text(layer, shape, lines, x):
     lines.forward(f"{x} = F.relu({x})")
+
+
+@LOWERINGS.text("GELU")
+def gelu_text(layer, shape, lines, x):
+    lines.forward(f"{x} = F.gelu({x})")
 
 
 @LOWERINGS.text("Conv2D")

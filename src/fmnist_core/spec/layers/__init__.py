@@ -5,7 +5,7 @@ through the ``fmnist_layers`` hook by ``fmnist_core.builtin.layers``, exported a
 from __future__ import annotations
 
 from ..layer import Layer
-from .activation import ReLU
+from .activation import GELU, ReLU
 from .batch_norm import BatchNorm
 from .conv import Conv2D
 from .dense import Dense
@@ -23,6 +23,7 @@ BUILTIN_LAYERS: dict[str, type[Layer]] = {
         Dense,
         Dropout,
         Flatten,
+        GELU,
         GlobalAvgPool,
         MaxPool2D,
         ReLU,
