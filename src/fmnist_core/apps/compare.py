@@ -121,7 +121,7 @@ def compare(
     TrainConfig(seed=seed, epochs=epochs)  # the run schema's checks: --epochs 0 is one line
     names = training_backends(backends)
     spec = plugins.get_model(model)
-    epochs = epochs or spec.recipe.epochs
+    epochs = epochs or TrainConfig().resolve(spec.recipe).epochs
     steps = REFERENCE_STEPS["default"] if spec.is_small() else REFERENCE_STEPS["slow"]
     out = Path(out)
     rows = []

@@ -14,6 +14,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from .. import plugins
     from ..engine.backend import EngineConfig
+    from ..training.config import TrainConfig
 
     rows = []
     registered = sorted(plugins.backends().items())
@@ -22,7 +23,8 @@ def run(args) -> int:
         if reason is None and args.check:
             try:
                 backend.versions()
-                backend.create_engine(EngineConfig(plugins.get_model("mlp")))
+                mlp = plugins.get_model("mlp")
+                backend.create_engine(EngineConfig(mlp, TrainConfig().resolve(mlp.recipe)))
             except Exception as exc:  # report, keep listing the others
                 reason = f"{type(exc).__name__}: {exc}"
         rows.append(

@@ -40,6 +40,13 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def given(spec, name: str):
+    """What ``spec``'s recipe gives setting ``name`` (the article's where it gives none)."""
+    from ..training.config import SETTINGS
+
+    return spec.recipe.get(name, SETTINGS[name].fallback)
+
+
 def _name(value) -> str:
     """An optimizer or schedule as its name (and non-default settings)."""
     if isinstance(value, str):
@@ -61,15 +68,15 @@ def run(args) -> int:
             "layers": len(spec.layers),
             "description": spec.description,
             "recipe": {
-                "epochs": spec.recipe.epochs,
-                "batch_size": spec.recipe.batch_size,
-                "learning_rate": spec.recipe.learning_rate,
-                "optimizer": _name(spec.recipe.optimizer),
-                "schedule": _name(spec.recipe.schedule),
-                "augment": str(as_augment(spec.recipe.augment)),
-                "label_smoothing": spec.recipe.label_smoothing,
-                "ema": spec.recipe.ema,
-                "tta": spec.recipe.tta,
+                "epochs": given(spec, "epochs"),
+                "batch_size": given(spec, "batch_size"),
+                "learning_rate": given(spec, "learning_rate"),
+                "optimizer": _name(given(spec, "optimizer")),
+                "schedule": _name(given(spec, "schedule")),
+                "augment": str(as_augment(given(spec, "augment"))),
+                "label_smoothing": given(spec, "label_smoothing"),
+                "ema": given(spec, "ema"),
+                "tta": given(spec, "tta"),
             },
             "architecture": spec.to_dict()["layers"],
             "measured": figures.get(name, {}),

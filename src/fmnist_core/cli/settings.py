@@ -68,7 +68,7 @@ def from_flags(args: argparse.Namespace, base: dict[str, Any], recipe: Recipe) -
         }
         if parts:
             current = values.get(s.name)
-            current = getattr(recipe, s.name) if current is None else current
+            current = recipe.get(s.name, s.fallback) if current is None else current
             whole = _plain(s.check(s.name, current))
             values[s.name] = {**(whole if isinstance(whole, dict) else {}), **parts}
             if s.name in given:

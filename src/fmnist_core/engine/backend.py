@@ -26,7 +26,7 @@ import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from ..errors import BackendError, ConfigError
 from ..spec.model import ModelSpec
 from ..spec.optimizers import Optimizer
 from .optimizer_slots import OptimizerSlots
+
+if TYPE_CHECKING:  # the run's settings are declared above the engines (training.config)
+    from ..training.config import TrainConfig
 
 INFERENCE_CHUNK = 8192
 
@@ -48,19 +51,36 @@ class StepResult:
 
 @dataclass
 class EngineConfig:
-    """Everything a backend needs to build an engine."""
+    """Everything a backend needs to build an engine: the model, the run's resolved settings
+    (``settings``, a ``TrainConfig`` whose every field an engine may read; ``precision`` already
+    what this backend computes in), the initial weights, the backend's options and the worker's
+    place. A setting that engines implement is a ``TrainConfig`` field they read here."""
 
     model: ModelSpec
-    seed: int = 0
-    optimizer: Optimizer = field(default_factory=Optimizer)
+    settings: TrainConfig
     initial_params: dict[str, np.ndarray] | None = None  # None: the framework's own initialiser
     options: dict[str, Any] = field(default_factory=dict)  # backend-specific, e.g. device
     rank: int = 0  # data-parallel: this worker's rank among ``world_size`` (see ``shard``)
     world_size: int = 1
-    # the loss: (1 - ε) · cross-entropy + ε · the mean over classes of -log softmax
-    label_smoothing: float = 0.0
-    # "float32", or "bfloat16" (float32 weights, bfloat16 matmuls) where ``precisions`` has it
-    precision: str = "float32"
+
+    @property
+    def seed(self) -> int:
+        return self.settings.seed
+
+    @property
+    def optimizer(self) -> Optimizer:
+        return self.settings.optimizer  # type: ignore[return-value]
+
+    @property
+    def label_smoothing(self) -> float:
+        """The loss: (1 - ε) · cross-entropy + ε · the mean over classes of -log softmax."""
+        return float(self.settings.label_smoothing or 0.0)
+
+    @property
+    def precision(self) -> str:
+        """ "float32", or "bfloat16" (float32 weights, bfloat16 matmuls) where the backend's
+        ``precisions`` has it."""
+        return self.settings.precision
 
 
 class Engine(ABC):

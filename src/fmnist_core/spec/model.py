@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,22 +41,42 @@ one thread: a small model's steps gain nothing measurable from two, and fall off
 another process is busy on the cores (BENCHMARKS.md, "Beside a busy process")."""
 
 
-@dataclass(frozen=True)
 class Recipe:
-    """A model's training hyper-parameters, used unless the user overrides them."""
+    """A model's training settings, used unless the user gives them: a partial
+    ``fmnist_core.TrainConfig``. ``Recipe(epochs=4, optimizer="adam")`` names any of its recipe
+    settings (``TrainConfig``'s declarations say which, their checks and their defaults: a
+    setting the recipe leaves out is the article's); they are checked, as the user's are, when a
+    run resolves them (``TrainConfig.resolve``)."""
 
-    epochs: int = 5
-    batch_size: int = 64
-    learning_rate: float = 0.1
-    optimizer: Any = "sgd"  # a name or an ``fmnist_core.Optimizer``
-    schedule: Any = "constant"  # a name or an ``fmnist_core.Schedule``
-    augment: Any = None  # None, a text like "flip,translate:2" or an ``fmnist_core.Augment``
-    label_smoothing: float = 0.0
-    ema: float = 0.0  # the decay of an average of the weights (0: none)
-    tta: bool = False  # evaluate and predict on each image and its mirror image
+    __slots__ = ("given",)
+
+    def __init__(self, **settings: Any):
+        object.__setattr__(self, "given", dict(settings))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a Recipe is immutable: use recipe.replace(...)")
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value the recipe gives ``name``, else ``default``."""
+        return self.given.get(name, default)
+
+    def replace(self, **changes: Any) -> Recipe:
+        """This recipe with ``changes``."""
+        return Recipe(**{**self.given, **changes})
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Recipe) and self.given == other.given
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((k, repr(v)) for k, v in self.given.items())))
+
+    def __repr__(self) -> str:
+        return f"Recipe({', '.join(f'{k}={v!r}' for k, v in self.given.items())})"
 
 
 ARTICLE_RECIPE = Recipe()
+"""The article's: every recipe setting at ``TrainConfig``'s default (SGD at 0.1, batch 64, 5
+epochs, a constant rate, no augmentation)."""
 
 
 class ModelSpec:

@@ -12,6 +12,7 @@ from ..labels import NUM_CLASSES
 from ..plugins import get_backend, get_model, layer_types
 from ..spec.layers import Conv2D, Dense, Flatten, ReLU
 from ..spec.model import ModelSpec
+from ..training.config import TrainConfig
 from ..training.trainer import Trainer
 from .models import (
     OPTIMIZERS,
@@ -103,7 +104,7 @@ class SettingsConformance:
     def test_speedrun_recipes_first_steps_match_numpy(self, dataset, model):
         """Each speedrun recipe's network with its own settings (augmentation, label smoothing,
         weight average) takes the same first steps as the NumPy reference."""
-        recipe = get_model(model).recipe
+        recipe = TrainConfig().resolve(get_model(model).recipe)
         settings = dict(
             augment=recipe.augment, label_smoothing=recipe.label_smoothing, ema=recipe.ema
         )

@@ -12,13 +12,18 @@ Adding a setting: one ``setting`` field here, and the engines that implement it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-import numpy as np
-
+from ..checks import (
+    MAX_LEARNING_RATE,
+    boolean,
+    count_or_fraction,
+    integer,
+    number,
+    one_of,
+)
 from ..data.augment import Augment, as_augment
 from ..engine.precision import PRECISIONS
 from ..errors import ConfigError
@@ -26,75 +31,6 @@ from ..spec.model import ModelSpec, Recipe
 from ..spec.optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule, as_optimizer, as_schedule
 
 MAX_SEED = 2**32 - 1  # every framework's seed fits an unsigned 32-bit integer
-
-
-# -- checks: a value in, the valid value out, or a one-line ConfigError -----------------------
-MAX_LEARNING_RATE = 1e32
-"""Engines compute in float32 (largest 3.4e38): a learning rate above this overflows on its way
-to them (a warning, then infinities) and cannot train."""
-
-
-def integer(minimum: int, maximum: int | None = None) -> Callable[[str, Any], int]:
-    def check(name: str, value: Any) -> int:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, np.integer))
-            or value < minimum
-            or (maximum is not None and value > maximum)
-        ):
-            bounds = f"in {minimum}..{maximum}" if maximum is not None else f"≥ {minimum}"
-            raise ConfigError(
-                f"{name} must be an integer {bounds}, got {value!r}",
-                fix=f"pass {name}={max(minimum, 1)} or more",
-            )
-        return int(value)
-
-    return check
-
-
-def number(*, above: float | None = None, below: float | None = None, minimum: float = -math.inf):
-    def check(name: str, value: Any) -> float:
-        ok = (
-            not isinstance(value, bool)
-            and isinstance(value, (int, float, np.integer, np.floating))
-            and math.isfinite(value)
-            and value >= minimum
-            and (above is None or value > above)
-            and (below is None or value < below)
-        )
-        if not ok:
-            opening = f"({above:g}" if above is not None else f"[{minimum:g}"
-            low = f"> {above:g}" if above is not None else f"≥ {minimum:g}"
-            bounds = f"in {opening}, {below:g})" if below is not None else low
-            raise ConfigError(f"{name} must be a number {bounds}, got {value!r}")
-        return float(value)
-
-    return check
-
-
-def boolean(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ConfigError(
-            f"{name} must be true or false, got {value!r}", fix=f"pass {name}=True or False"
-        )
-    return bool(value)
-
-
-def one_of(*choices: str) -> Callable[[str, Any], str]:
-    def check(name: str, value: Any) -> str:
-        if value not in choices:
-            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    return check
-
-
-def count_or_fraction(name: str, value: Any) -> int | float | None:
-    if value is None or value == 0:
-        return None
-    if isinstance(value, float) and 0 < value < 1:
-        return value
-    return integer(1)(name, value)
 
 
 def _built(convert: Callable[[Any], Any]) -> Callable[[str, Any], Any]:
@@ -111,6 +47,7 @@ class Setting:
     check: Callable[[str, Any], Any]
     help: str
     recipe: bool  # None takes the model's recipe
+    fallback: Any  # a recipe setting's value where the recipe gives none: the article's
     recorded: bool  # in config.json and weights files
     flag: str  # the fmnist train flag
     cli_type: Any  # argparse's type, or "flag" (--x/--no-x), or "switch" (--x)
@@ -132,6 +69,7 @@ def setting(
     help: str,
     *,
     recipe: bool = False,
+    fallback: Any = None,
     recorded: bool = True,
     flag: str | None = None,
     cli_type: Any = None,
@@ -146,6 +84,7 @@ def setting(
                 check=check,
                 help=help,
                 recipe=recipe,
+                fallback=fallback,
                 recorded=recorded,
                 flag=flag,
                 cli_type=cli_type,
@@ -162,13 +101,18 @@ class TrainConfig:
     """Every setting of a training run. ``None`` in a recipe field means "the model's recipe";
     ``resolve(recipe)`` fills those in. Built with checks: a bad value is a ``ConfigError``."""
 
-    epochs: int | None = setting(None, integer(1), "epochs to train", recipe=True, cli_type=int)
-    batch_size: int | None = setting(None, integer(1), "images per step", recipe=True, cli_type=int)
+    epochs: int | None = setting(
+        None, integer(1), "epochs to train", recipe=True, fallback=5, cli_type=int
+    )
+    batch_size: int | None = setting(
+        None, integer(1), "images per step", recipe=True, fallback=64, cli_type=int
+    )
     learning_rate: float | None = setting(
         None,
         number(above=0, below=MAX_LEARNING_RATE),
         "(peak) learning rate",
         recipe=True,
+        fallback=0.1,
         flag="--lr",
     )
     seed: int = setting(0, integer(0, MAX_SEED), "seed of the weights, order and augmentation")
@@ -177,6 +121,7 @@ class TrainConfig:
         _built(as_optimizer),
         "optimizer",
         recipe=True,
+        fallback="sgd",
         choices=OPTIMIZERS,
         parts=(
             ("momentum", float, "SGD momentum"),
@@ -185,7 +130,12 @@ class TrainConfig:
         ),
     )
     schedule: Schedule | None = setting(
-        None, _built(as_schedule), "learning-rate schedule", recipe=True, choices=SCHEDULES
+        None,
+        _built(as_schedule),
+        "learning-rate schedule",
+        recipe=True,
+        fallback="constant",
+        choices=SCHEDULES,
     )
     augment: Augment | None = setting(
         None,
@@ -196,17 +146,23 @@ class TrainConfig:
         metavar="LIST",
     )
     label_smoothing: float | None = setting(
-        None, number(minimum=0, below=1), "label smoothing", recipe=True, metavar="E"
+        None, number(minimum=0, below=1), "label smoothing", recipe=True, fallback=0.0, metavar="E"
     )
     ema: float | None = setting(
         None,
         number(minimum=0, below=1),
         "evaluate and save an average of the weights (e.g. 0.999; 0: off)",
         recipe=True,
+        fallback=0.0,
         metavar="DECAY",
     )
     tta: bool | None = setting(
-        None, boolean, "evaluate on each image and its mirror image", recipe=True, cli_type="flag"
+        None,
+        boolean,
+        "evaluate on each image and its mirror image",
+        recipe=True,
+        fallback=False,
+        cli_type="flag",
     )
     lookahead_steps: int = setting(
         0,
@@ -257,11 +213,13 @@ class TrainConfig:
 
     # -- derived views ----------------------------------------------------------------------
     def resolve(self, recipe: Recipe) -> TrainConfig:
-        """This config with every recipe setting left at ``None`` taken from ``recipe``."""
+        """This config with every recipe setting left at ``None`` taken from ``recipe`` (a
+        partial config: where it gives none, the setting's ``fallback``, the article's)."""
+        check_recipe(recipe)
         return replace(
             self,
             **{
-                s.name: s.check(s.name, getattr(recipe, s.name))
+                s.name: s.check(s.name, recipe.get(s.name, s.fallback))
                 for s in settings()
                 if s.recipe and getattr(self, s.name) is None
             },
@@ -330,6 +288,26 @@ def unknown(values: dict[str, Any], source: str | None = None) -> None:
                 + f"; the settings: {', '.join(NAMES)}",
                 fix="remove or rename it",
             )
+
+
+RECIPE_SETTINGS = tuple(s.name for s in settings() if s.recipe)
+"""What a model's ``Recipe`` may give."""
+
+
+def check_recipe(recipe: Recipe) -> None:
+    """A recipe naming anything but a recipe setting is a one-line error."""
+    if not isinstance(recipe, Recipe):
+        raise ConfigError(
+            f"a model's recipe must be an fmnist_core.Recipe, got {type(recipe).__name__}",
+            fix="pass recipe=Recipe(epochs=..., ...)",
+        )
+    wrong = [str(name) for name in recipe.given if name not in RECIPE_SETTINGS]
+    if wrong:
+        raise ConfigError(
+            f"a model's recipe gives {', '.join(map(repr, wrong))}, not recipe settings; a "
+            f"recipe gives {', '.join(RECIPE_SETTINGS)}",
+            fix="pass the others to Trainer (or in the run's config)",
+        )
 
 
 TRAINER_ARGUMENTS = (

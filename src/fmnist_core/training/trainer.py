@@ -123,9 +123,8 @@ class Trainer:
                 initial = self.model.init_params(self.config.seed)
             c = self.config
             self._engine = self.backend.create_engine(
-                EngineConfig(self.model, c.seed, c.optimizer, initial, dict(self.options),
-                             self.rank, self.world_size, label_smoothing=c.label_smoothing,
-                             precision=self.computes_in)
+                EngineConfig(self.model, c.replace(precision=self.computes_in), initial,
+                             dict(self.options), self.rank, self.world_size)
             )  # fmt: skip
         return self._engine
 
