@@ -1,5 +1,6 @@
 """How closely each ejected program follows fmnist, step by step, for all five recipes on every
-installed framework (the tests run mlp, fast and accurate; ``CHECKED`` says why those).
+installed framework (the tests run mlp, fast and one network of the other layer types and
+settings; ``CHECKED`` says why).
 
     python bench/eject.py [--recipes mlp cnn fast balanced accurate] [--frameworks torch tf keras]
 

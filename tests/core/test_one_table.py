@@ -112,6 +112,6 @@ def test_the_eject_tests_cover_every_built_in_layer_type():
     from fmnist_core.testing.eject import other_layers, unchecked_layer_types
 
     assert unchecked_layer_types() == set()
-    assert {"GELU", "AvgPool2D", "Dropout", "GlobalAvgPool"} <= {
+    assert {"GELU", "AvgPool2D", "Dropout", "GlobalAvgPool", "Residual"} <= {
         layer.kind for layer in other_layers().walk()
     }

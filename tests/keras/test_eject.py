@@ -1,7 +1,8 @@
-"""`fmnist eject --to keras`: the programs of mlp, fast and accurate (which use every
-layer type and setting of the five recipes), run as a plain script with fmnist
-unimportable, takes fmnist's first 20 steps (the same losses within the recipe's tolerance) and
-saves weights fmnist loads and evaluates to the test loss the program printed."""
+"""`fmnist eject --to keras`: the programs of mlp, fast and one network of
+every other layer type and setting (accurate's residual blocks and translation among them), run
+as a plain script with fmnist unimportable, takes fmnist's first 20 steps (the same losses within
+the recipe's tolerance) and saves weights fmnist loads and evaluates to the test loss the program
+printed."""
 
 import os
 
@@ -23,7 +24,7 @@ def test_ejected_program_takes_fmnists_steps(model, real_data_dir, tmp_path):
 
 
 def test_the_other_layer_types_are_ejected_and_take_fmnists_steps(real_data_dir, tmp_path):
-    """The built-in layer types the checked recipes do not use (GELU, AvgPool2D, Dropout,
-    GlobalAvgPool), in one network."""
-    figures = check_ejected(other_layers(), "keras", real_data_dir, tmp_path, steps=10)
+    """The built-in layer types and settings the checked recipes do not use (GELU, AvgPool2D,
+    Dropout, GlobalAvgPool, a Residual with a projection; translation, erasing), in one network."""
+    figures = check_ejected(other_layers(), "keras", real_data_dir, tmp_path, steps=20)
     print(figures)
