@@ -122,7 +122,7 @@ def pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None)
 def lint(session: nox.Session) -> None:
     """ruff (lines ≤ 100, formatted) over everything; import-linter's contracts (pyproject.toml:
     the core's folders are layers, nothing imports the CLI, no framework in the core); mypy over
-    a typed use of the public API."""
+    the core, every plugin and a typed use of the public API."""
     session.install("ruff", "import-linter", "mypy", "-e", ".")
     # the plugins' code only, for the contract that they import nothing but the public API
     session.install("--no-deps", *(arg for path in PLUGINS.values() for arg in ("-e", path)))
@@ -130,7 +130,8 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
     session.run("lint-imports")
-    session.run("mypy", "tests/typing/public_api.py")
+    packages = [str(path / "src" / path.name) for path in map(Path, PLUGINS.values())]
+    session.run("mypy", "src/fmnist_core", *packages, "tests/typing/public_api.py")
 
 
 @nox.session

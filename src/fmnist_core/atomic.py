@@ -33,7 +33,7 @@ def storage_error(path: str | os.PathLike, exc: OSError) -> StorageError:
     """The one-line error for a write to ``path`` that the system refused."""
     return StorageError(
         f"cannot write {path}: {exc.strerror or exc}",
-        fix=_HINTS.get(exc.errno, "check the folder") + "; what was saved before is intact",
+        fix=_HINTS.get(exc.errno or 0, "check the folder") + "; what was saved before is intact",
     )
 
 

@@ -69,6 +69,7 @@ def run_one(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     )
     lines = []
+    assert child.stdout is not None  # stdout=PIPE
     for line in child.stdout:  # each epoch's summary as it comes (not the per-batch lines)
         lines.append(line.rstrip())
         if re.match(r"Epoch \d+:|Test accuracy", line):

@@ -86,7 +86,7 @@ def curves_figure(history: History, test: tuple[float, float] | None = None, tit
         )
         ax_acc.plot(
             [r.epoch + 1 for r in validated],
-            [r.val_accuracy * 100 for r in validated],
+            [100 * (r.val_accuracy or 0.0) for r in validated],
             "d-.",
             color="tab:purple",
             label="validation",
@@ -102,7 +102,7 @@ def curves_figure(history: History, test: tuple[float, float] | None = None, tit
         )
         ax_acc.plot(
             [r.epoch + 1 for r in tested],
-            [r.test_accuracy * 100 for r in tested],
+            [100 * (r.test_accuracy or 0.0) for r in tested],
             "s--",
             color="tab:red",
             label="test",
@@ -182,8 +182,9 @@ def predictions_figure(
         top, left = row * cell_h + label_space, col * cell_w + gap // 2
         canvas[top : top + 28, left : left + 28] = images[index]
         label = LABELS[predicted[index]]
-        wrong = truth is not None and truth[index] != predicted[index]
-        text = f"{label}\n(true: {LABELS[truth[index]]})" if wrong else label
+        true = None if truth is None else truth[index]
+        wrong = true is not None and true != predicted[index]
+        text = f"{label}\n(true: {LABELS[true]})" if wrong and true is not None else label
         if names is not None:
             name = names[index]
             text = f"{name if len(name) <= 16 else name[:7] + '…' + name[-8:]}\n{text}"

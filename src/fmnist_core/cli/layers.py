@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .common import print_json
 
 
@@ -19,7 +21,7 @@ def run(args) -> int:
     usable = {n: b for n, b in sorted(plugins.backends().items()) if b.unavailable_reason() is None}
     rows = []
     for kind, layer in sorted(plugins.layer_types().items()):
-        row = {
+        row: dict[str, Any] = {
             "type": kind,
             "module": layer.__module__,
             "doc": (layer.__doc__ or "").strip().split("\n")[0],

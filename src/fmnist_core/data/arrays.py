@@ -55,9 +55,9 @@ own size in temporaries."""
 
 def _pixels(chunk: np.ndarray, what: str) -> np.ndarray:
     if chunk.dtype.kind in "iu":
-        low, high = (int(chunk.min()), int(chunk.max())) if chunk.size else (0, 0)
-        if low < 0 or high > 255:
-            raise ConfigError(f"{what}: integer pixels must lie in 0..255, found {low}..{high}")
+        least, most = (int(chunk.min()), int(chunk.max())) if chunk.size else (0, 0)
+        if least < 0 or most > 255:
+            raise ConfigError(f"{what}: integer pixels must lie in 0..255, found {least}..{most}")
         return chunk.astype(np.uint8)
     if chunk.size and not np.isfinite(chunk).all():
         raise ConfigError(f"{what}: images hold NaN or infinite values", fix="clean them first")
@@ -106,6 +106,6 @@ def as_split(x: Any, y: Any, what: str = "x, y") -> Split:
 
 def digest(split: Split) -> str:
     """A short SHA-256 of a split's images and labels (runs on arrays record it)."""
-    sha = hashlib.sha256(np.ascontiguousarray(split.images))
-    sha.update(np.ascontiguousarray(split.labels))
+    sha = hashlib.sha256(np.ascontiguousarray(split.images).data)
+    sha.update(np.ascontiguousarray(split.labels).data)
     return sha.hexdigest()[:16]

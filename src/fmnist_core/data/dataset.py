@@ -249,7 +249,7 @@ def load_arrays(files: dict[str, Path], verify: bool = True) -> dict[str, np.nda
         for name, array in arrays.items():
             atomic_write_bytes(cached[name], _npy_bytes(array))
         digests = {
-            name: hashlib.sha256(np.ascontiguousarray(array)).hexdigest()
+            name: hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
             for name, array in arrays.items()
         }
         atomic_write_bytes(_digest_path(cached), json.dumps(digests, indent=1).encode())
@@ -292,7 +292,7 @@ def verify_cache(data_dir: str | os.PathLike | None = None) -> dict[str, str]:
             report[name] = "not cached yet"
             continue
         try:
-            digest = hashlib.sha256(np.ascontiguousarray(np.load(path))).hexdigest()
+            digest = hashlib.sha256(np.ascontiguousarray(np.load(path)).data).hexdigest()
         except (OSError, ValueError) as exc:
             digest = f"unreadable ({exc})"
         if digest == digests.get(name):

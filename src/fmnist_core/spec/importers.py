@@ -7,9 +7,10 @@ fmnist's (torch's) conventions, so every backend and every ejected program write
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import ConfigError
+from .layer import Layer
 from .layers import (
     AvgPool2D,
     BatchNorm,
@@ -37,7 +38,7 @@ def check_declared(spec: Any, declared: dict[int, tuple[str, str, int]]) -> None
             )
 
 
-def _refuse(framework: str, layer: Any, why: str) -> None:
+def _refuse(framework: str, layer: Any, why: str) -> NoReturn:
     raise ConfigError(
         f"ModelSpec.from_{framework}: cannot import {type(layer).__name__} ({why})",
         fix="use Flatten, Linear/Dense, ReLU, Conv2d/Conv2D, MaxPool2d, AvgPool2d, BatchNorm, "
@@ -162,7 +163,8 @@ def from_torch(module: Any) -> tuple[list, dict[int, tuple[str, str, int]]]:
         else:
             _refuse("torch", child, "a layer type fmnist does not know")
     # GlobalAvgPool already flattens: torch needs a Flatten after AdaptiveAvgPool2d(1)
-    kept, indices = [], {}
+    kept: list[Layer] = []
+    indices: dict[int, int] = {}
     for i, layer in enumerate(layers):
         if isinstance(layer, Flatten) and i and isinstance(layers[i - 1], GlobalAvgPool):
             continue

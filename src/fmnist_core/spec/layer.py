@@ -153,7 +153,7 @@ class Layer:
             check_name(self.name, "layer")
         for f in fields(self):
             if f.metadata.get("hyper"):
-                check_hyper(f.name, getattr(self, f.name), f.default, f.metadata)
+                check_hyper(f.name, getattr(self, f.name), f.default, dict(f.metadata))
 
     def output_shape(self, shape: Shape) -> Shape:
         """The shape this layer gives for an input of ``shape`` (batch axis excluded)."""

@@ -49,6 +49,7 @@ class Recipe:
     run resolves them (``TrainConfig.resolve``)."""
 
     __slots__ = ("given",)
+    given: dict[str, Any]  # the settings it names, as given
 
     def __init__(self, **settings: Any):
         object.__setattr__(self, "given", dict(settings))

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import cast
 
 from ..data import Split
 from ..spec.model import ModelSpec
@@ -38,7 +39,7 @@ class _Enough(Exception):
 
 class _Losses(Callback):
     def __init__(self, steps: int):
-        self.steps, self.losses = steps, []
+        self.steps, self.losses = steps, cast(list[float], [])
 
     def on_progress(self, trainer, record, batches):
         self.losses.append(record.batch_loss)
@@ -209,7 +210,9 @@ def check_ejected(model: str | ModelSpec, framework: str, data: Path, folder: Pa
     bounds = np.array([bound(name, step) for step in range(1, steps + 1)])
     assert len(theirs) == steps and (gap <= bounds).all(), (model, framework, gap, bounds)
     assert "Predicting:" not in printed  # no image given: no heading with nothing under it
-    shown = float(re.search(r"test loss: *([0-9.]+)", printed).group(1))
+    found = re.search(r"test loss: *([0-9.]+)", printed)
+    assert found is not None, printed[-2000:]
+    shown = float(found.group(1))
     figures = {
         "largest relative gap": float(gap.max()),
         "first step": float(gap[0]),

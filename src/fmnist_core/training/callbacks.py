@@ -149,4 +149,5 @@ def progress_callbacks(verbose: int | str) -> list[Callback]:
     terminal and lines otherwise."""
     if verbose == "auto":
         verbose = 1 if sys.stderr.isatty() else 2
-    return {1: [ProgressBar()], 2: [PrintProgress()]}.get(int(verbose), [])
+    shown: dict[int, list[Callback]] = {1: [ProgressBar()], 2: [PrintProgress()]}
+    return shown.get(int(verbose), [])

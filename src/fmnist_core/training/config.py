@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..checks import (
     MAX_LEARNING_RATE,
@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from ..spec.model import ModelSpec, Recipe
 from ..spec.optimizers import OPTIMIZERS, SCHEDULES, Optimizer, Schedule, as_optimizer, as_schedule
 
+Config = TypeVar("Config", bound="TrainConfig")
 MAX_SEED = 2**32 - 1  # every framework's seed fits an unsigned 32-bit integer
 
 
@@ -212,20 +213,23 @@ class TrainConfig:
             object.__setattr__(self, spec.name, spec.coerce(getattr(self, spec.name)))
 
     # -- derived views ----------------------------------------------------------------------
-    def resolve(self, recipe: Recipe) -> TrainConfig:
+    def resolve(self, recipe: Recipe) -> ResolvedConfig:
         """This config with every recipe setting left at ``None`` taken from ``recipe`` (a
         partial config: where it gives none, the setting's ``fallback``, the article's)."""
         check_recipe(recipe)
-        return replace(
-            self,
-            **{
-                s.name: s.check(s.name, recipe.get(s.name, s.fallback))
-                for s in settings()
-                if s.recipe and getattr(self, s.name) is None
-            },
+        return cast(
+            ResolvedConfig,
+            replace(
+                self,
+                **{
+                    s.name: s.check(s.name, recipe.get(s.name, s.fallback))
+                    for s in settings()
+                    if s.recipe and getattr(self, s.name) is None
+                },
+            ),
         )
 
-    def replace(self, **changes: Any) -> TrainConfig:
+    def replace(self: Config, **changes: Any) -> Config:
         """A copy with ``changes`` (checked)."""
         unknown(changes)
         return replace(self, **changes)
@@ -241,6 +245,26 @@ class TrainConfig:
             raise ConfigError(f"{source} holds a {type(values).__name__}, not a table of settings")
         unknown(values, source)
         return cls(**values)
+
+
+if TYPE_CHECKING:
+
+    class ResolvedConfig(TrainConfig):
+        """A ``TrainConfig`` whose recipe settings are filled in (``resolve``): what the loop,
+        the engines and the trainer hold, for type checkers."""
+
+        epochs: int
+        batch_size: int
+        learning_rate: float
+        optimizer: Optimizer
+        schedule: Schedule
+        augment: Augment
+        label_smoothing: float
+        ema: float
+        tta: bool
+
+else:
+    ResolvedConfig = TrainConfig
 
 
 def _declared() -> dict[str, Setting]:
@@ -350,7 +374,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def check_memory(model: ModelSpec, config: TrainConfig) -> None:
+def check_memory(model: ModelSpec, config: ResolvedConfig) -> None:
     """A model that training would need more memory for than ``max_memory_gb`` is refused
     from its shapes alone (a recorded architecture or a JSON file can declare anything)."""
     params, activations = model.memory_estimate(config.batch_size)

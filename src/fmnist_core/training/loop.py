@@ -24,7 +24,7 @@ from ..engine.backend import Engine, StepResult, chunked_logits
 from ..engine.batching import batch_count, epoch_blocks, epoch_permutation
 from ..errors import TrainingError
 from .callbacks import Callback
-from .config import TrainConfig
+from .config import ResolvedConfig
 from .ema import WeightAverage
 from .metrics import EpochRecord, EvalResult, History, ProgressRecord
 
@@ -56,7 +56,7 @@ class Loop:
     def __init__(
         self,
         engine: Engine,
-        config: TrainConfig,
+        config: ResolvedConfig,
         data: LoopData,
         state: RunState | None = None,
         callbacks: Sequence[Callback] = (),
@@ -168,7 +168,7 @@ class Loop:
                 engine.set_params(snapshot)
                 if optimizer_snapshot:
                     engine.set_optimizer_state(optimizer_snapshot)
-                if average is not None:
+                if average is not None and average_snapshot is not None:
                     average.load(average_snapshot)
                 raise TrainingError(
                     f"the loss became {losses[bad - steps - 1]} at epoch {epoch + 1}, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def predict(
 
     if output not in OUTPUTS:
         raise ConfigError(f"output must be {', '.join(OUTPUTS)}, got {output!r}")
-    bad = []
+    bad: list[Any] = []
     if isinstance(inputs, np.ndarray):
         from ..data.arrays import as_images
 

@@ -36,7 +36,10 @@ class RunData:
         from ..data.arrays import as_split, digest
 
         train = as_split(x, y, "x, y")
-        held = as_split(*validation_data, "validation_data") if validation_data else None
+        held = None
+        if validation_data:
+            held_x, held_y = validation_data
+            held = as_split(held_x, held_y, "validation_data")
         if self.arrays_digest and digest(train) != self.arrays_digest:
             raise ConfigError(
                 "these arrays are not the ones this run was trained on (their digest differs)",

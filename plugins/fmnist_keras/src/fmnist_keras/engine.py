@@ -157,6 +157,7 @@ def create_engine(config: EngineConfig) -> KerasEngine:
 
         raise not_data_parallel_on(keras.backend.backend())
     backend = keras.backend.backend()
+    engine: type[KerasEngine]
     if backend == "tensorflow":
         from .engine_tensorflow import KerasTFEngine as engine
     elif backend == "torch":

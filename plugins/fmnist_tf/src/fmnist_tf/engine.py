@@ -10,6 +10,8 @@ the device; the optimizer is the core's (``OptimizerSlots`` over ``tf.Variable``
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from fmnist_core import BackendError, Engine, EngineConfig, ModelSpec
@@ -25,7 +27,7 @@ from .runtime import (
     tensorflow_train_steps,
 )
 
-tf = import_tensorflow()
+tf: Any = import_tensorflow()
 
 #: the article's variable names for the MLP (its checkpoints and SavedModel hold these)
 ARTICLE_NAMES = {"w1": "fc1.weight", "b1": "fc1.bias", "w2": "fc2.weight", "b2": "fc2.bias"}

@@ -12,6 +12,7 @@ for a nested stack. Builders run while ``tf.function`` traces.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from fmnist_core.plugin_api import image_shape
 
 from .runtime import import_tensorflow
 
-tf = import_tensorflow()
+tf: Any = import_tensorflow()
 
 LOWERINGS = LoweringTable("tf")
 

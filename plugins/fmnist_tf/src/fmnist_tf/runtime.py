@@ -23,7 +23,7 @@ def block_triton_after_tensorflow() -> None:
     crashing the process. Called by the TensorFlow-based backends right after importing TF.
     """
     if "triton" not in sys.modules:
-        sys.modules["triton"] = None  # import triton -> ImportError
+        sys.modules["triton"] = None  # type: ignore[assignment]  # import triton -> ImportError
 
 
 @contextlib.contextmanager

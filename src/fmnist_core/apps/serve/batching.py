@@ -29,13 +29,16 @@ class MicroBatcher:
 
     async def submit(self, images: np.ndarray) -> np.ndarray:
         future = asyncio.get_running_loop().create_future()
+        assert self.queue is not None, "start() first"
         await self.queue.put((images, future))
         return await future
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        queue = self.queue
+        assert queue is not None, "start() first"
         while True:
-            items = [await self.queue.get()]
+            items = [await queue.get()]
             count = len(items[0][0])
             deadline = loop.time() + self.settings.wait_ms / 1000
             while count < self.settings.max_batch:
@@ -43,7 +46,7 @@ class MicroBatcher:
                 if remaining <= 0:
                     break
                 try:
-                    item = await asyncio.wait_for(self.queue.get(), remaining)
+                    item = await asyncio.wait_for(queue.get(), remaining)
                 except asyncio.TimeoutError:
                     break
                 items.append(item)
