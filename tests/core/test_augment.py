@@ -76,3 +76,25 @@ def test_parsing(text, expected):
 def test_bad_augmentation_is_one_clear_error(text, message):
     with pytest.raises(ConfigError, match=message):
         as_augment(text)
+
+
+def test_alternating_flips_follow_each_image_across_epochs():
+    from fmnist_core.engine.batching import epoch_permutation
+
+    augment = as_augment("flip:alternate,translate:2")
+    assert augment.alternate and str(augment) == "flip:alternate,translate:2"
+    size, by_image = 1000, []
+    for epoch in range(4):
+        order = epoch_permutation(7, epoch, size)
+        made = augment.draws(7, epoch, size, order)
+        flipped_images = np.zeros(size, bool)
+        flipped_images[order] = made.flips  # by image, not by place
+        by_image.append(flipped_images)
+        plain = Augment(flip=True, translate=2).draws(7, epoch, size)
+        assert np.array_equal(made.shifts, plain.shifts)  # the other draws are the same
+    assert 400 < by_image[0].sum() < 600
+    assert all(np.array_equal(by_image[e], ~by_image[e + 1]) for e in range(3))
+    with pytest.raises(ValueError, match="order"):
+        augment.draws(7, 0, size)
+    with pytest.raises(ConfigError, match="needs flip"):
+        Augment(alternate=True)

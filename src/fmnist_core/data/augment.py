@@ -7,7 +7,9 @@ padded image) and whether a random rectangle of it is erased to black. The draws
 workers see exactly the images one uninterrupted process sees. The core applies it to each block
 of batches on the host and hands the engine the augmented pixels; evaluation never augments.
 
-As text (``--augment``, config files): ``"flip,translate:2,erase:0.5"``.
+As text (``--augment``, config files): ``"flip,translate:2,erase:0.5"``; ``"flip:alternate"``
+flips each image in every other epoch instead of at random (airbench's alternating flips: from
+a random half in the first epoch, each image is seen unflipped and flipped in turn).
 """
 
 from __future__ import annotations
@@ -31,10 +33,16 @@ class Augment:
     flip: bool = False  # left-right, with probability 1/2
     translate: int = 0  # up to this many pixels in x and in y
     erase: float = 0.0  # the probability of erasing a random rectangle
+    alternate: bool = False  # with flip: each image flipped in every other epoch, not at random
 
     def __post_init__(self):
         if not isinstance(self.flip, bool):
             raise ConfigError(f"augment flip must be True or False, got {self.flip!r}")
+        if not isinstance(self.alternate, bool) or (self.alternate and not self.flip):
+            raise ConfigError(
+                f"augment alternate must be True or False, and needs flip; got {self.alternate!r}",
+                fix="use flip:alternate",
+            )
         if (
             isinstance(self.translate, bool)
             or not isinstance(self.translate, int)
@@ -62,15 +70,24 @@ class Augment:
         return {k: v for k, v in asdict(self).items() if v != getattr(Augment, k)}
 
     def __str__(self) -> str:
-        parts = ["flip"] if self.flip else []
+        parts = (["flip:alternate"] if self.alternate else ["flip"]) if self.flip else []
         parts += [f"translate:{self.translate}"] if self.translate else []
         parts += [f"erase:{self.erase:g}"] if self.erase else []
         return ",".join(parts) or "none"
 
-    def draws(self, seed: int, epoch: int, size: int) -> EpochDraws:
-        """Every sample's draws for ``epoch``, by place in the epoch's order."""
+    def draws(
+        self, seed: int, epoch: int, size: int, order: np.ndarray | None = None
+    ) -> EpochDraws:
+        """Every sample's draws for ``epoch``, by place in the epoch's order; ``order`` (the
+        epoch's permutation of the ``size`` samples) is needed for alternating flips, which
+        follow each sample, not each place."""
         rng = np.random.default_rng(np.random.SeedSequence([seed, epoch, 0xA06]))
         flips = rng.random(size) < 0.5 if self.flip else np.zeros(size, bool)
+        if self.alternate:  # the random draw above is still made: the others stay the same
+            if order is None or len(order) != size:
+                raise ValueError("alternating flips need the epoch's order of the samples")
+            first = np.random.default_rng(np.random.SeedSequence([seed, 0xF11F])).random(size)
+            flips = (first < 0.5)[order] ^ bool(epoch % 2)
         t = self.translate
         shifts = rng.integers(-t, t + 1, size=(size, 2)) if t else np.zeros((size, 2), np.int64)
         boxes = np.zeros((size, 4), np.int64)  # top, left, height, width; height 0: no erasing
@@ -130,7 +147,7 @@ def as_augment(value: Any) -> Augment:
             return Augment(**value)
         except TypeError as exc:
             raise ConfigError(
-                f"bad augment {value!r}: {exc}", fix="use flip, translate and erase"
+                f"bad augment {value!r}: {exc}", fix="use flip, alternate, translate and erase"
             ) from None
     if not isinstance(value, str):
         raise ConfigError(
@@ -141,8 +158,9 @@ def as_augment(value: Any) -> Augment:
         name, _, argument = part.partition(":")
         if part == "none":
             continue
-        if name == "flip" and not argument:
+        if name == "flip" and argument in ("", "alternate"):
             values["flip"] = True
+            values["alternate"] = argument == "alternate"
         elif name == "translate":
             values["translate"] = _number(part, argument or "2", int)
         elif name == "erase":
@@ -150,7 +168,7 @@ def as_augment(value: Any) -> Augment:
         else:
             raise ConfigError(
                 f"unknown augmentation {part!r}",
-                fix="use flip, translate:N and erase:P (e.g. "
+                fix="use flip (or flip:alternate), translate:N and erase:P (e.g. "
                 "'flip,translate:2,erase:0.5'), or none",
             )
     return Augment(**values)

@@ -145,7 +145,8 @@ class Loop:
         optimizer_snapshot = engine.optimizer_state()
         average = state.weight_average
         average_snapshot = average.state() if average is not None else None
-        draws = self.augment.draws(config.seed, epoch, len(train)) if self.augment.active else None
+        augment = self.augment
+        draws = augment.draws(config.seed, epoch, len(train), order) if augment.active else None
         block_steps = min(config.steps_per_execution, average.every if average else 1 << 30)
         lookahead = config.lookahead_steps
         block_steps = min(block_steps, lookahead or block_steps)

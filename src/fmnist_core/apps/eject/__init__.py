@@ -77,9 +77,10 @@ def plan(trainer) -> dict[str, Any]:
     draws: dict[str, list[np.ndarray]] = {"order": []}
     augment = trainer.augment
     for epoch in range(config.epochs):
-        draws["order"].append(kept[epoch_permutation(config.seed, epoch, len(kept))])
+        permutation = epoch_permutation(config.seed, epoch, len(kept))
+        draws["order"].append(kept[permutation])
         if augment.active:
-            made = augment.draws(config.seed, epoch, len(kept))
+            made = augment.draws(config.seed, epoch, len(kept), permutation)
             if augment.flip:
                 draws.setdefault("flips", []).append(made.flips)
             if augment.translate:
