@@ -95,7 +95,7 @@ def test_ejection_tables_refuse_two_writers_of_one_layer_or_program():
     second.text("Dense")(lambda *args: None)
     union = LoweringTable("toy")
     union.merged(first, "one.module")
-    with pytest.raises(BackendError, match="'Dense''s ejected text is given for backend 'toy' tw"):
+    with pytest.raises(BackendError, match="'Dense' is written as text for backend 'toy' twice"):
         union.merged(second, "two.module")
     first, second = EjectionTable("toy"), EjectionTable("toy")
     first.program(lambda *args: {})

@@ -117,22 +117,17 @@ class LoweringTable:
         return np.ascontiguousarray(convert[1](value)) if convert else value
 
     def merged(self, other: LoweringTable, module: str) -> None:
-        for kind, builder in other.builders.items():
-            if kind in self.builders and self.builders[kind] is not builder:
-                raise BackendError(
-                    f"layer type {kind!r} is lowered for backend {self.backend!r} twice "
-                    f"({self.sources[kind]} and {module})",
-                    fix="uninstall one of the two plugins",
-                )
-            self.builders[kind], self.sources[kind] = builder, module
-        for kind, writer in other.texts.items():
-            if kind in self.texts and self.texts[kind] is not writer:
-                raise BackendError(
-                    f"layer type {kind!r}'s ejected text is given for backend {self.backend!r} "
-                    f"twice ({self.sources.get(kind)} and {module})",
-                    fix="uninstall one of the two plugins",
-                )
-            self.texts[kind] = writer
+        for mine, theirs, what in ((self.builders, other.builders, "lowered"),
+                                   (self.texts, other.texts, "written as text")):  # fmt: skip
+            for kind, function in theirs.items():
+                if kind in mine and mine[kind] is not function:
+                    raise BackendError(
+                        f"layer type {kind!r} is {what} for backend {self.backend!r} twice "
+                        f"({self.sources.get(kind, 'a plugin')} and {module})",
+                        fix="uninstall one of the two plugins",
+                    )
+                mine[kind] = function
+                self.sources.setdefault(kind, module)
         self.layouts.update(other.layouts)
 
 
