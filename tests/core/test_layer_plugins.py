@@ -62,7 +62,9 @@ def test_a_plugin_layer_trains_on_numpy_and_round_trips(with_swish, tmp_path):
     path = trainer.save(tmp_path / "mine.safetensors")
     loaded = Trainer.load(path, data=data, verbose=0)
     np.testing.assert_array_equal(loaded.logits(data.test.images), trainer.logits(data.test.images))
-    with pytest.raises(ConfigError, match=r"layer 2 \(Swish\): beta must be > 0.0"):
+    with pytest.raises(
+        ConfigError, match=r"layer 2 \(Swish\): beta must be a number > 0, got -1.0"
+    ):
         ModelSpec("bad", [Flatten(), swish(beta=-1.0), Dense(10)])
 
 

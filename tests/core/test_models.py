@@ -91,9 +91,12 @@ def test_shapes_are_inferred_and_layers_named():
             ],
             "pool 2 is larger",
         ),
-        ([Dropout(1.5), Flatten(), Dense(10)], "rate must be in"),
+        ([Dropout(1.5), Flatten(), Dense(10)], r"rate must be a number in \[0, 1\), got 1.5"),
         ([Conv2D(0, 3), Flatten(), Dense(10)], "filters must be an integer"),
-        ([Conv2D(4, 3, padding="full"), Flatten(), Dense(10)], "padding must be 'same' or 'valid'"),
+        (
+            [Conv2D(4, 3, padding="full"), Flatten(), Dense(10)],
+            "padding must be one of same, valid, got 'full'",
+        ),
         (["relu", Flatten(), Dense(10)], "layer 1 is 'relu', not a layer"),
     ],
 )

@@ -143,7 +143,7 @@ class Option:
     """
 
     name: str
-    type: type | tuple[type, ...]
+    type: type  # bool, int (≥ 1), float or str (checked by ``fmnist_core.checks.declared``)
     default: Any
     help: str
     choices: tuple[Any, ...] = ()
@@ -205,7 +205,8 @@ class Backend(ABC):
         wrong type or outside the allowed values, or an option that does nothing here.
         """
         import difflib
-        import re
+
+        from .. import checks
 
         declared = {option.name: option for option in self.options}
         for name in given:
@@ -224,32 +225,16 @@ class Backend(ABC):
         for name, option in declared.items():
             value = given.get(name, option.default)
             if value is not None and name in given:
-                types = option.type if isinstance(option.type, tuple) else (option.type,)
-                if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-                    raise ConfigError(
-                        f"backend {self.name!r} option {name}={value!r} must be "
-                        f"{' or '.join(t.__name__ for t in types)}",
-                        fix=option.describe(),
-                    )
-                if (
-                    option.choices
-                    and value not in option.choices
-                    and not (
-                        option.pattern
-                        and isinstance(value, str)
-                        and re.fullmatch(option.pattern, value)
-                    )
-                ):
-                    raise ConfigError(
-                        f"backend {self.name!r} option {name}={value!r} is not one of "
-                        f"{', '.join(map(repr, option.choices))}",
-                        fix=option.describe(),
-                    )
-                if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-                    raise ConfigError(
-                        f"backend {self.name!r} option {name}={value!r} must be ≥ 1",
-                        fix=option.describe(),
-                    )
+                check = checks.declared(
+                    option.type,
+                    choices=option.choices,
+                    pattern=option.pattern,
+                    minimum=1 if option.type is int else None,
+                )
+                try:
+                    value = check(f"backend {self.name!r} option {name}", value)
+                except ConfigError as exc:
+                    raise ConfigError(exc.message, fix=option.describe()) from None
             resolved[name] = value
         for name in given:
             reason = declared[name].does_nothing(resolved) if declared[name].does_nothing else None

@@ -25,6 +25,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..checks import declared
+from ..errors import ConfigError
+
 Shape = tuple[int, ...]
 
 LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,15}")
@@ -223,52 +226,21 @@ def is_stack(value: Any) -> bool:
 
 
 def check_hyper(name: str, value: Any, default: Any, meta: dict) -> None:
-    """The check ``Layer.validate`` makes of one ``hyper`` field."""
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ValueError(
-                f"{name} must be True or False, got {str(value)[:40]!r}|pass {name}={default}"
-            )
-        return
-    if isinstance(default, str):
-        if value not in meta["choices"]:
-            allowed = " or ".join(repr(c) for c in meta["choices"])
-            raise ValueError(
-                f"{name} must be {allowed}, got {str(value)[:40]!r}|use {name}={default!r}"
-            )
-        return
-    what = "an integer" if isinstance(default, int) else "a number"
-    if isinstance(default, int):
-        good_type = not isinstance(value, bool) and isinstance(value, (int, np.integer))
-    else:
-        good_type = (
-            not isinstance(value, bool)
-            and isinstance(value, (int, float, np.number))
-            and math.isfinite(value)
-        )
-    low = meta["minimum"] if meta["minimum"] is not None else meta["above"]
-    high = meta["maximum"] if meta["maximum"] is not None else meta["below"]
-    in_range = good_type and not (
-        (meta["minimum"] is not None and value < meta["minimum"])
-        or (meta["above"] is not None and value <= meta["above"])
-        or (meta["maximum"] is not None and value > meta["maximum"])
-        or (meta["below"] is not None and value >= meta["below"])
+    """The check ``Layer.validate`` makes of one ``hyper`` field: the declared check of its
+    default's type and bounds (``fmnist_core.checks.declared``, as settings and backend options
+    are checked), as ``ValueError("what|fix")``."""
+    check = declared(
+        type(default),
+        choices=tuple(meta["choices"]),
+        minimum=meta["minimum"],
+        above=meta["above"],
+        maximum=meta["maximum"],
+        below=meta["below"],
     )
-    if in_range:
-        return
-    opening = "[" if meta["minimum"] is not None else "("
-    closing = "]" if meta["maximum"] is not None else ")"
-    if low is not None and high is not None:
-        bounds = f" in {opening}{low}, {high}{closing}"
-    elif low is not None:
-        bounds = f" {'≥' if opening == '[' else '>'} {low}"
-    elif high is not None:
-        bounds = f" {'≤' if closing == ']' else '<'} {high}"
-    else:
-        bounds = ""
-    # a number of the right type out of range reads "rate must be in [0, 1)"
-    wanted = bounds.lstrip() if good_type and not isinstance(default, int) else f"{what}{bounds}"
-    raise ValueError(f"{name} must be {wanted}, got {str(value)[:40]!r}|pass {name}={default}")
+    try:
+        check(name, value)
+    except ConfigError as exc:
+        raise ValueError(f"{exc.message}|pass {name}={default!r}") from None
 
 
 # -- the NumPy reference -------------------------------------------------------------------
