@@ -99,7 +99,7 @@ TRAINING = block(
         y_prime = model(X, training=False)
         if TTA:
             y_prime = (y_prime + model(X[:, :, ::-1], training=False)) / 2
-        return np.asarray(y_prime)
+        return keras.ops.convert_to_numpy(y_prime)
 
 
     def evaluate(images: np.ndarray, labels: np.ndarray, model: keras.Model) -> tuple[float, float]:
