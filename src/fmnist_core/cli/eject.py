@@ -24,9 +24,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..apps.eject import FRAMEWORKS, check_frameworks, eject, installed
+    from ..apps.eject import FRAMEWORKS, check_frameworks, eject, installed, known_frameworks
     from ..apps.run import model_named
-    from ..engine.ejection import ejectable_frameworks
     from ..errors import ConfigError
     from ..training.trainer import Trainer
 
@@ -37,7 +36,7 @@ def run(args) -> int:
         trainer = Trainer.load(args.run, verbose=0, **settings)
     else:
         trainer = Trainer(backend="numpy", model=model_named(args.model), verbose=0, **settings)
-    every = [*FRAMEWORKS, *(f for f in ejectable_frameworks() if f not in FRAMEWORKS)]
+    every = known_frameworks()
     if args.to is None:
         to = [f for f in every if installed(f)]
         skipped = [f for f in FRAMEWORKS if f not in to]

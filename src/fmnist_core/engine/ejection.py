@@ -82,7 +82,7 @@ class EjectionTable:
     """``framework``'s program: its own sections (``program``), the files beside it (the initial
     weights in ``weights_format``, named ``initial``; the trained ones it saves, ``weights``),
     and the backend whose lowering table holds its layers' texts (``lowering``, by default the
-    framework's name). ``writers`` are those texts, filled in by ``ejection_table``."""
+    framework's name)."""
 
     framework: str
     title: str | None = None
@@ -91,7 +91,6 @@ class EjectionTable:
     weights: str | None = None
     lowering: str | None = None
     program_text: ProgramText | None = None
-    writers: dict[str, LayerText] = field(default_factory=dict)
 
     def program(self, writer: ProgramText) -> ProgramText:
         """Decorator: the function writes the program's ``PROGRAM_SECTIONS``."""
@@ -101,6 +100,14 @@ class EjectionTable:
     @property
     def name(self) -> str:
         return self.title or self.framework
+
+    @property
+    def writers(self) -> dict[str, LayerText]:
+        """Its layers' texts: its backend's lowering table's (whose modules import the
+        framework, so only writing a program reads them)."""
+        from .lowering import lowering_table
+
+        return lowering_table(self.lowering or self.framework).texts
 
     def writer(self, layer: Any) -> LayerText:
         """The writer of ``layer``'s type; a ``ConfigError`` naming it when there is none."""
@@ -210,12 +217,9 @@ BUILT_IN_FRAMEWORKS = {"torch": "PyTorch", "tf": "TensorFlow", "keras": "Keras"}
 _tables: dict[tuple, EjectionTable] = {}
 
 
-def ejection_table(framework: str, with_layers: bool = True) -> EjectionTable:
-    """The union of every registered ejection table for ``framework`` (imports their modules);
-    ``with_layers``: its ``writers`` are the texts of its backend's lowering table (whose
-    modules import the framework)."""
+def ejection_table(framework: str) -> EjectionTable:
+    """The union of every registered ejection table for ``framework`` (imports their modules)."""
     from .. import plugins
-    from .lowering import lowering_table
 
     entries = tuple(entry for entry in plugins.ejections() if entry.framework == framework)
     key = (framework, entries)
@@ -224,10 +228,7 @@ def ejection_table(framework: str, with_layers: bool = True) -> EjectionTable:
         for entry in entries:
             table.merged(entry.load(), entry.module)
         _tables[key] = table
-    table = _tables[key]
-    if with_layers and table.program_text is not None:
-        table.writers = dict(lowering_table(table.lowering or framework).texts)
-    return table
+    return _tables[key]
 
 
 def ejectable_frameworks() -> list[str]:
@@ -239,4 +240,4 @@ def ejectable_frameworks() -> list[str]:
     order = [f for f in BUILT_IN_FRAMEWORKS if f in named] + sorted(
         named - set(BUILT_IN_FRAMEWORKS)
     )
-    return [f for f in order if ejection_table(f, with_layers=False).program_text is not None]
+    return [f for f in order if ejection_table(f).program_text is not None]

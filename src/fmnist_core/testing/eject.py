@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import cast
 
 from ..data import Split
 from ..spec.model import ModelSpec
@@ -39,7 +38,8 @@ class _Enough(Exception):
 
 class _Losses(Callback):
     def __init__(self, steps: int):
-        self.steps, self.losses = steps, cast(list[float], [])
+        self.steps = steps
+        self.losses: list[float] = []
 
     def on_progress(self, trainer, record, batches):
         self.losses.append(record.batch_loss)
@@ -136,7 +136,7 @@ def other_layers() -> ModelSpec:
         learning_rate=0.003,
         optimizer="adam",
         augment="translate:2,erase:0.5",
-    )  # fmt: skip (a constant rate: steps that move)
+    )  # the article's constant rate, not onecycle's warm-up: the 20 steps move the weights
     return ModelSpec("other-layers", [
         Conv2D(6, 3, stride=2), GELU(), AvgPool2D(2), Dropout(0.0), block, ReLU(),
         GlobalAvgPool(), Dense(10),

@@ -122,7 +122,6 @@ def sections_of(framework: str, planned: dict) -> dict[str, str]:
     """The program for ``framework`` as its named sections, in order."""
     table = table_of(framework)
     spec, config = planned["spec"], planned["config"]
-    table.check(spec.walk())
     run = (
         f"python {spec.name}.py --data /usr/share/datasets/fashion-mnist [--epochs N] "
         "[--steps N] [--losses losses.json] [--out outputs] [--predict image.png]"
@@ -182,7 +181,7 @@ def installed(framework: str) -> bool:
 
     if framework not in ejectable_frameworks():
         return False
-    table = ejection_table(framework, with_layers=False)
+    table = ejection_table(framework)
     try:
         return (
             format_for(str(table.initial), table.weights_format, for_writing=True).write is not None
@@ -191,10 +190,16 @@ def installed(framework: str) -> bool:
         return False
 
 
+def known_frameworks() -> list[str]:
+    """The frameworks ``--to`` may name (``all``: every one): the article's three, installed or
+    not (a missing one is refused naming its extra), then any a plugin adds."""
+    return [*FRAMEWORKS, *(f for f in ejectable_frameworks() if f not in FRAMEWORKS)]
+
+
 def check_frameworks(to: list[str]) -> None:
     """Refuse, before anything is written, a framework fmnist cannot write or whose plugin is
     missing (its program's text and initial weights are that framework's plugin's)."""
-    known = [*BUILT_IN_FRAMEWORKS, *(f for f in ejectable_frameworks() if f not in FRAMEWORKS)]
+    known = known_frameworks()
     for framework in to:
         if framework not in known:
             raise ConfigError(
