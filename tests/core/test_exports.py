@@ -127,7 +127,10 @@ def test_a_faithful_export_passes_and_carries_its_scores(trained, tmp_path):
     trainer, _ = trained
     result = trainer.export(tmp_path / "m.faithful.safetensors", format="faithful")
     assert result.gate.passed and result.gate.agreement == 1.0 and result.gate.images == 10_000
-    assert result.gate.max_probability_difference < 1e-6
+    # float32 rounding alone: the source and the exported model multiply in different
+    # chunks, which BLAS blocks differently per CPU (1.2e-6 on an AMD EPYC with AVX2);
+    # the gate's bound for a float target is 1e-4
+    assert result.gate.max_probability_difference < 1e-5
     recorded = json.loads(read_weights(result.path, format="safetensors").metadata["fmnist_gate"])
     assert recorded["passed"] is True and recorded["enforced"] is True
     assert recorded["export_accuracy"] == pytest.approx(trainer.evaluate(tta=False).accuracy)

@@ -104,9 +104,22 @@ class SameConv2d(nn.Conv2d):
         return super().forward(F.pad(x, self.pads))
 
 
+class StridedPointwiseConv2d(nn.Conv2d):
+    """A 1×1 ``nn.Conv2d`` with a stride, computed as the strided pixels' 1×1 convolution (the
+    same products). torch 2.14's oneDNN weight gradient of a strided 1×1 convolution crashes the
+    process (SIGSEGV/SIGABRT) on AVX2-only CPUs for 2-7 input channels, channels-last, on one
+    thread (a Residual's projection shortcut)."""
+
+    def forward(self, x):
+        step_y, step_x = self.stride
+        return F.conv2d(x[:, :, ::step_y, ::step_x], self.weight, self.bias)
+
+
 @LOWERINGS.layer("Conv2D")
 def conv2d(layer, shape, ctx):
     top, bottom, left, right = layer.pads(shape)
+    if layer.kernel == 1 and layer.stride > 1:
+        return StridedPointwiseConv2d(channels(shape), layer.filters, 1, layer.stride)
     if left == right and top == bottom:
         return nn.Conv2d(
             channels(shape), layer.filters, layer.kernel, layer.stride, padding=(top, left)
