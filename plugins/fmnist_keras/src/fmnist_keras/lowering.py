@@ -105,11 +105,19 @@ def dense(layer, shape, ctx):
 
 @LOWERINGS.layer("Conv2D")
 def conv2d(layer, shape, ctx):
+    strided_pointwise = layer.kernel == 1 and layer.stride > 1
+
     def apply(x):
+        if strided_pointwise:
+            # The strided pixels, then a 1×1 convolution: the same products. On Keras' torch
+            # backend a strided 1×1 convolution's weight gradient is wrong on AVX2-only CPUs
+            # (torch 2.14's oneDNN, 2-7 input channels, Keras' NHWC tensors being channels-last
+            # to torch); a 1×1 pooling with the stride picks the same pixels on every backend.
+            x = ctx.keras.layers.AveragePooling2D(1, strides=layer.stride)(x)
         return ctx.keras.layers.Conv2D(
             layer.filters,
             layer.kernel,
-            strides=layer.stride,
+            strides=1 if strided_pointwise else layer.stride,
             padding=layer.padding,
             name=keras_name(layer.name),
         )(x)
