@@ -234,10 +234,10 @@ def trained_to_the_end(sweep: Path, epochs: int) -> list[str]:
 
 
 def test_driver_stopped_mid_sweep_resumes_and_keeps_finished_trials(cluster, tmp_path):
-    """Eight trials, two at a time: when the first has trained to its end, three rounds are
+    """Six trials, two at a time: when the first has trained to its end, two rounds are
     left, however fast the machine, so Ctrl-C comes mid-sweep by construction."""
     sweep = tmp_path / "resumed"
-    rates = "0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4"
+    rates = "0.05,0.1,0.15,0.2,0.25,0.3"
     args = [a.format(port=cluster.port) for a in sweep_args(sweep, rates, 6)]
     driver = cluster.driver(*args)
     try:
@@ -265,7 +265,7 @@ def test_driver_stopped_mid_sweep_resumes_and_keeps_finished_trials(cluster, tmp
     # yet returned is saved as pending, and --resume runs it again)
     saved = ExperimentAnalysis(str(sweep)).trials
     done_before = [f"trial-{t.trial_id}" for t in saved if t.status == "TERMINATED"]
-    assert 1 <= len(done_before) < 8, [t.status for t in saved]
+    assert 1 <= len(done_before) < 6, [t.status for t in saved]
     kept = {t: (sweep / t / "weights.safetensors").read_bytes() for t in done_before}
     out = subprocess.run(
         [sys.executable, "-m", "fmnist_core.cli", *args, "--resume"],
@@ -276,7 +276,7 @@ def test_driver_stopped_mid_sweep_resumes_and_keeps_finished_trials(cluster, tmp
     )
     assert out.returncode == 0, out.stderr[-3000:]
     rows = read_rows(sweep)
-    assert len(rows) == 8 and all(r["status"] == "done" for r in rows), rows
+    assert len(rows) == 6 and all(r["status"] == "done" for r in rows), rows
     assert sorted(finished(trial_records(sweep), 6)) == sorted(r["trial"] for r in rows)
     for trial, weights in kept.items():  # finished trials were kept, not trained again
         assert (sweep / trial / "weights.safetensors").read_bytes() == weights
@@ -343,10 +343,10 @@ def trial_running_in(session: int) -> bool:
 
 def test_a_node_killed_mid_trial_its_trial_is_retried_and_the_sweep_finishes(cluster, tmp_path):
     """Last in this module: it kills the second node. The node is killed once the test has
-    seen a trial running there (each node holds one trial at a time, each trial 25 epochs),
+    seen a trial running there (each node holds one trial at a time, each trial 15 epochs),
     not after a race with Tune's result files."""
     sweep = tmp_path / "killed"
-    epochs = 25
+    epochs = 15
     args = [a.format(port=cluster.port) for a in sweep_args(sweep, "0.05,0.1,0.2,0.3", epochs)]
     driver = cluster.driver(*args, "--max-failures", "1")
     try:
