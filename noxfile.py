@@ -111,7 +111,7 @@ def pytest(
     session: nox.Session, *paths: str, env: dict[str, str] | None = None, parallel: bool = False
 ) -> None:
     """pytest over ``paths``; ``parallel``: in two processes (pytest-xdist) where the machine has
-    two cores or more. The conformance suites are thousands of small single-threaded steps, so a
+    two cores or more. The conformance suites are hundreds of small single-threaded tests, so a
     second process uses the second core: on a 2-core AMD EPYC tests-tf took 407 → 332 s,
     tests-core 179 → 130, tests-keras 228 → 179. Sessions on torch stay serial (its steps use
     both cores already: tests-torch 250 s either way, Keras on torch 93 → 186 s), as do those

@@ -106,9 +106,9 @@ class SameConv2d(nn.Conv2d):
 
 class StridedPointwiseConv2d(nn.Conv2d):
     """A 1×1 ``nn.Conv2d`` with a stride, computed as the strided pixels' 1×1 convolution (the
-    same products). torch 2.14's oneDNN weight gradient of a strided 1×1 convolution crashes the
-    process (SIGSEGV/SIGABRT) on AVX2-only CPUs for 2-7 input channels, channels-last, on one
-    thread (a Residual's projection shortcut)."""
+    same products). On AVX2-only CPUs, torch 2.14's oneDNN weight gradient of a strided 1×1
+    convolution with 2-7 input channels in channels-last memory is wrong on two threads and
+    crashes the process (SIGSEGV/SIGABRT) on one: a Residual's projection shortcut."""
 
     def forward(self, x):
         step_y, step_x = self.stride
