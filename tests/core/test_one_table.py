@@ -115,3 +115,27 @@ def test_the_eject_tests_cover_every_built_in_layer_type():
     assert {"GELU", "AvgPool2D", "Dropout", "GlobalAvgPool", "Residual"} <= {
         layer.kind for layer in other_layers().walk()
     }
+
+
+def test_an_ejected_program_takes_the_first_batches_with_steps_per_epoch(toy_framework, tmp_path):
+    """``steps_per_epoch``: the program's batches.npz holds each epoch's first batches and their
+    draws as the core's loop takes them, and its schedule counts those steps."""
+    import numpy as np
+
+    from fmnist_core import Trainer
+    from fmnist_core.apps.eject import eject
+    from fmnist_core.engine.batching import epoch_permutation
+    from fmnist_core.testing import synthetic_dataset
+
+    data = synthetic_dataset(train=1000, test=100)
+    trainer = Trainer(backend="numpy", model="mlp", data=data, epochs=2, batch_size=64,
+                      steps_per_epoch=3, augment="flip", verbose=0)  # fmt: skip
+    (program,) = eject(trainer, ["toy"], tmp_path / "mlp")
+    assert "STEPS_PER_EPOCH = 3" in program.read_text()
+    with np.load(program.parent / "batches.npz") as batches:
+        assert batches["order"].shape == batches["flips"].shape == (2, 3 * 64)
+        for epoch in (0, 1):
+            whole = epoch_permutation(trainer.config.seed, epoch, 1000)
+            np.testing.assert_array_equal(batches["order"][epoch], whole[: 3 * 64])
+            made = trainer.augment.draws(trainer.config.seed, epoch, 1000, whole)
+            np.testing.assert_array_equal(batches["flips"][epoch], made.flips[: 3 * 64])

@@ -226,3 +226,54 @@ def test_progress_bar(fake_backend, dataset, capsys):
     ).fit()
     err = capsys.readouterr().err
     assert "Epoch 1/2" in err and "Epoch 2/2" in err and "16/16" in err and "accuracy=" in err
+
+
+def test_steps_per_epoch_trains_the_first_batches_of_each_epochs_order(fake_backend, dataset):
+    """Keras' steps_per_epoch: each epoch the first N batches of its seeded order; the
+    schedule's length, progress and records count those steps, and the rest of the order is
+    never gathered."""
+    recorder = Recorder()
+    trainer = Trainer(
+        backend=fake_backend,
+        data=dataset,
+        epochs=2,
+        batch_size=64,
+        steps_per_epoch=7,
+        steps_per_execution=5,
+        log_every=5,
+        verbose=0,
+        callbacks=[recorder],
+    )
+    history = trainer.fit()
+    assert [c[1] for c in trainer.engine.calls[1:]] == [(5, 64), (2, 64)] * 2
+    assert [e for e in recorder.events if e.startswith("progress")] == [
+        "progress 5/7",
+        "progress 7/7",
+    ] * 2
+    assert [(r.steps, r.items) for r in history] == [(7, 7 * 64)] * 2
+    assert trainer.config.steps_per_epoch == 7
+    # more steps than an epoch has: the whole epoch
+    whole = Trainer(backend=fake_backend, data=dataset, epochs=1, batch_size=64,
+                    steps_per_epoch=1000, verbose=0)  # fmt: skip
+    assert whole.fit()[0].steps == 16 and whole.fit()[0].items == 1000
+
+
+def test_steps_per_epoch_with_a_schedule_resumes_as_uninterrupted(dataset, tmp_path):
+    """A resumed run takes the same batches and draws as one that was not stopped, and a
+    schedule's length is epochs × steps_per_epoch."""
+    settings = dict(backend="numpy", data=dataset, verbose=0, seed=3, steps_per_epoch=4,
+                    augment="flip,erase:0.5")  # fmt: skip
+    full = Trainer(epochs=3, **settings)
+    full.fit()
+    part = Trainer(epochs=1, **settings)
+    part.fit(checkpoint_dir=tmp_path)
+    resumed = Trainer.resume(tmp_path, data=dataset, verbose=0)
+    assert resumed.config.steps_per_epoch == 4
+    assert resumed.fit(epochs=3).metrics() == full.history.metrics()
+    assert [r.items for r in full.history] == [4 * full.config.batch_size] * 3
+    cycle = Trainer(epochs=3, schedule="onecycle", **settings)
+    cycle.fit()
+    rates = cycle.loop().step_scalars(2, 3, 1)[0, 0]  # the last step: onecycle ends near zero
+    assert rates < 0.01 * cycle.config.learning_rate
+    with pytest.raises(ConfigError, match="steps_per_epoch"):
+        Trainer(backend="numpy", steps_per_epoch=0)

@@ -116,6 +116,14 @@ class TrainConfig:
         fallback=0.1,
         flag="--lr",
     )
+    steps_per_epoch: int | None = setting(
+        None,
+        integer(1),
+        "train each epoch on the first N batches of its seeded order only (default: all), as "
+        "Keras' steps_per_epoch: a short run to try a setting",
+        cli_type=int,
+        metavar="N",
+    )
     seed: int = setting(0, integer(0, MAX_SEED), "seed of the weights, order and augmentation")
     optimizer: Optimizer | None = setting(
         None,

@@ -71,6 +71,8 @@ class Loop:
         self.after_epoch = after_epoch  # e.g. write a checkpoint
         self.augment = as_augment(config.augment)
         self.batches = batch_count(len(data.train), config.batch_size)
+        if config.steps_per_epoch:
+            self.batches = min(self.batches, config.steps_per_epoch)
 
     # -- the whole run -----------------------------------------------------------------------
     def fit(self) -> History:
@@ -147,6 +149,7 @@ class Loop:
         average_snapshot = average.state() if average is not None else None
         augment = self.augment
         draws = augment.draws(config.seed, epoch, len(train), order) if augment.active else None
+        order = order[: self.batches * config.batch_size]  # steps_per_epoch: the first batches
         block_steps = min(config.steps_per_execution, average.every if average else 1 << 30)
         lookahead = config.lookahead_steps
         block_steps = min(block_steps, lookahead or block_steps)

@@ -74,23 +74,26 @@ def plan(trainer) -> dict[str, Any]:
         if config.validation
         else np.arange(len(train))
     )
+    steps = -(-len(kept) // config.batch_size)
+    steps = min(steps, config.steps_per_epoch or steps)
+    used = slice(0, steps * config.batch_size)  # steps_per_epoch: the first batches of the order
     draws: dict[str, list[np.ndarray]] = {"order": []}
     augment = trainer.augment
     for epoch in range(config.epochs):
         permutation = epoch_permutation(config.seed, epoch, len(kept))
-        draws["order"].append(kept[permutation])
+        draws["order"].append(kept[permutation][used])
         if augment.active:
             made = augment.draws(config.seed, epoch, len(kept), permutation)
             if augment.flip:
-                draws.setdefault("flips", []).append(made.flips)
+                draws.setdefault("flips", []).append(made.flips[used])
             if augment.translate:
-                draws.setdefault("shifts", []).append(made.shifts.astype(np.int8))
+                draws.setdefault("shifts", []).append(made.shifts[used].astype(np.int8))
             if augment.erase:
-                draws.setdefault("boxes", []).append(made.boxes.astype(np.uint8))
+                draws.setdefault("boxes", []).append(made.boxes[used].astype(np.uint8))
     arrays = {k: np.stack(v) for k, v in draws.items()}
     arrays["order"] = arrays["order"].astype(np.uint16)
     return {"spec": spec, "config": config, "initial": initial, "draws": arrays,
-            "steps_per_epoch": -(-len(kept) // config.batch_size)}  # fmt: skip
+            "steps_per_epoch": steps}  # fmt: skip
 
 
 def _recipe_line(spec: ModelSpec, config) -> str:
@@ -222,7 +225,10 @@ def check_frameworks(to: list[str]) -> None:
 
 def _check_plan_size(trainer) -> None:
     config = trainer.config
-    per_epoch = len(trainer.data.train) * (2 + 1 + 2 + 4)  # order, flips, shifts, boxes
+    images = len(trainer.data.train)
+    if config.steps_per_epoch:
+        images = min(images, config.steps_per_epoch * config.batch_size)
+    per_epoch = images * (2 + 1 + 2 + 4)  # order, flips, shifts, boxes
     if config.epochs * per_epoch > MAX_DRAW_BYTES:
         raise ConfigError(
             f"fmnist eject: {config.epochs:,} epochs would need "
