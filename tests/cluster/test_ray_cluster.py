@@ -195,6 +195,9 @@ def test_readme_sweep_runs_its_trials_on_both_nodes(cluster, tmp_path):
     assert json.loads((tmp_path / "lr" / "best.json").read_text())["test_accuracy"] > 0.75
 
 
+STEPS_PER_EPOCH = 300  # of an epoch's 860: what is tested is the sweep, not the training
+
+
 def sweep_args(out: Path, rates: str, epochs: int, *extra: str) -> list[str]:
     return [
         "tune",
@@ -204,6 +207,8 @@ def sweep_args(out: Path, rates: str, epochs: int, *extra: str) -> list[str]:
         "numpy",
         "--space",
         f"learning_rate=grid:{rates}",
+        "--space",
+        f"steps_per_epoch={STEPS_PER_EPOCH}",
         "--epochs",
         str(epochs),
         "--cpus-per-trial",
