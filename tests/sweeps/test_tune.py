@@ -13,6 +13,7 @@ SPACE = {
     "backend": "numpy",
     "learning_rate": ("grid", 0.02, 0.3),
     "batch_size": ("grid", 64, 128),
+    "steps_per_epoch": 300,  # what is tested is the sweep, not the training: short epochs
 }
 
 
@@ -69,12 +70,13 @@ def test_same_seed_same_table(sweep, tmp_path, real_data_dir):
         assert plain(row) == first[(row["learning_rate"], row["batch_size"])], row
 
 
-def test_asha_stops_some_trials_early_and_failures_are_recorded(tmp_path, real_data_dir):
+def test_asha_stops_some_trials_early_and_failures_are_recorded(tmp_path, real_data_dir, capfd):
     # good rates first: ASHA stops a trial that falls below the better half of those before it
     space = {
         "backend": "numpy",
         "learning_rate": ("grid", 0.2, 0.1, 0.002, 0.001, 1e30),
         "batch_size": 64,
+        "steps_per_epoch": 300,
     }
     result = run_sweep(
         space,
@@ -86,6 +88,9 @@ def test_asha_stops_some_trials_early_and_failures_are_recorded(tmp_path, real_d
         num_cpus=2,
         data_dir=str(real_data_dir),
     )
+    # max_concurrent=1 is the search's limit (Tune ignored it in TuneConfig, saying so)
+    said = capfd.readouterr()
+    assert "will be ignored" not in said.out + said.err
     statuses = {r["learning_rate"]: r["status"] for r in result.rows}
     assert statuses[1e30].startswith("failed: TrainingError: the loss became nan"), statuses
     assert any(s.startswith("stopped early") for s in statuses.values()), statuses

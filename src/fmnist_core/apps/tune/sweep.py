@@ -135,9 +135,12 @@ def run_sweep(
                     metric=METRIC,
                     mode="max",
                     num_samples=num_samples,
-                    max_concurrent_trials=max_concurrent,
                     scheduler=asha,
-                    search_alg=BasicVariantGenerator(random_state=seed),
+                    # the limit is the search's: Tune ignores max_concurrent_trials (saying so)
+                    # where a search generator is given
+                    search_alg=BasicVariantGenerator(
+                        random_state=seed, max_concurrent=max_concurrent or 0
+                    ),
                     trial_dirname_creator=lambda trial: f"trial-{trial.trial_id}",
                 ),
                 run_config=tune.RunConfig(
