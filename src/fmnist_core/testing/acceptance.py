@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from ..data import Dataset
@@ -12,9 +11,11 @@ from ..training.trainer import Trainer
 class RealDataAcceptance:
     """The article's recipe on the real data, for a backend: subclass with ``backend``/``options``.
 
-    Trains 5 epochs from seed 0 (test accuracy ≥ 0.80), seeds 1-4 (mean ≥ 0.83), checks that
-    the same seed gives the same history and that the framework's own initialiser also trains.
-    The data is found as ``Trainer`` finds it (the Debian package's folder on CI).
+    Trains 5 epochs from seed 0 (test accuracy ≥ 0.80), checks that the same seed gives the
+    same history and that the framework's own initialiser also trains. The data is found as
+    ``Trainer`` finds it (the Debian package's folder on CI). The mean over five seeds is the
+    NumPy reference backend's test (tests/core): every backend takes its steps (the conformance
+    suite), and ``nox -s speedrun`` measures recipes over five seeds on a backend.
     """
 
     backend: str = ""
@@ -36,15 +37,6 @@ class RealDataAcceptance:
 
     def test_article_recipe_accuracy(self, trained):
         assert trained.evaluate().accuracy >= 0.80
-
-    def test_mean_over_seeds(self, trained, real):
-        accuracies = [trained.evaluate().accuracy]
-        for seed in range(1, 5):
-            trainer = Trainer(backend=self.backend, seed=seed, verbose=0, data=real, **self.options)
-            trainer.fit()
-            accuracies.append(trainer.evaluate().accuracy)
-        print(f"{self.backend} {self.options} accuracies over seeds 0-4:", accuracies)
-        assert np.mean(accuracies) >= 0.83
 
     def test_same_seed_identical_history(self, trained, real):
         again = Trainer(backend=self.backend, seed=0, verbose=0, data=real, **self.options)
