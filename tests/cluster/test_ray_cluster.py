@@ -240,13 +240,15 @@ def trained_to_the_end(sweep: Path, epochs: int) -> list[str]:
 
 def test_driver_stopped_mid_sweep_resumes_and_keeps_finished_trials(cluster, tmp_path):
     """Six trials, two at a time: when the first has trained to its end, two rounds are
-    left, however fast the machine, so Ctrl-C comes mid-sweep by construction."""
+    left, however fast the machine, so Ctrl-C comes mid-sweep by construction (the 3 s the
+    test then waits are a fraction of a round: 20 short epochs a trial, some 6 s here)."""
     sweep = tmp_path / "resumed"
     rates = "0.05,0.1,0.15,0.2,0.25,0.3"
-    args = [a.format(port=cluster.port) for a in sweep_args(sweep, rates, 6)]
+    epochs = 20
+    args = [a.format(port=cluster.port) for a in sweep_args(sweep, rates, epochs)]
     driver = cluster.driver(*args)
     try:
-        wait_for(lambda: trained_to_the_end(sweep, 6), 300, "a finished trial", driver)
+        wait_for(lambda: trained_to_the_end(sweep, epochs), 300, "a finished trial", driver)
         time.sleep(3)  # Tune marks a trial finished once it has returned, after its last report
         assert driver.poll() is None, "the sweep ended before Ctrl-C"
         driver.send_signal(signal.SIGINT)  # Ctrl-C
@@ -282,7 +284,7 @@ def test_driver_stopped_mid_sweep_resumes_and_keeps_finished_trials(cluster, tmp
     assert out.returncode == 0, out.stderr[-3000:]
     rows = read_rows(sweep)
     assert len(rows) == 6 and all(r["status"] == "done" for r in rows), rows
-    assert sorted(finished(trial_records(sweep), 6)) == sorted(r["trial"] for r in rows)
+    assert sorted(finished(trial_records(sweep), epochs)) == sorted(r["trial"] for r in rows)
     for trial, weights in kept.items():  # finished trials were kept, not trained again
         assert (sweep / trial / "weights.safetensors").read_bytes() == weights
 
