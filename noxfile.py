@@ -138,7 +138,8 @@ def pytest(
 def lint(session: nox.Session) -> None:
     """ruff (lines ≤ 100, formatted) over everything; import-linter's contracts (pyproject.toml:
     the core's folders are layers, nothing imports the CLI, no framework in the core); mypy over
-    the core, every plugin and a typed use of the public API."""
+    the core, every plugin and a typed use of the public API, and --strict over the public
+    modules (``STRICT``)."""
     session.install("ruff", "import-linter", "mypy", "-e", ".")
     # the plugins' code only, for the contract that they import nothing but the public API
     session.install("--no-deps", *(arg for path in PLUGINS.values() for arg in ("-e", path)))
@@ -148,6 +149,19 @@ def lint(session: nox.Session) -> None:
     session.run("lint-imports")
     packages = [str(path / "src" / path.name) for path in map(Path, PLUGINS.values())]
     session.run("mypy", "src/fmnist_core", *packages, "tests/typing/public_api.py")
+    # strict on what users import: the package's names, the registry, Trainer, the hooks
+    session.run("mypy", "--strict", "--follow-imports=silent", *STRICT)
+
+
+STRICT = [
+    "src/fmnist_core/__init__.py",
+    "src/fmnist_core/errors.py",
+    "src/fmnist_core/hookspecs.py",
+    "src/fmnist_core/labels.py",
+    "src/fmnist_core/plugins.py",
+    "src/fmnist_core/training/trainer.py",
+]
+"""The public modules mypy checks with --strict (issue 44); the rest is checked by default."""
 
 
 @nox.session

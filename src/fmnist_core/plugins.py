@@ -13,6 +13,7 @@ so that every layer above can look things up.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 from collections.abc import Callable
@@ -63,19 +64,19 @@ class Command:
     help: str
     module: str
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         importlib.import_module(self.module).add_arguments(parser)
 
-    def run(self, args) -> int:
-        return importlib.import_module(self.module).run(args)
+    def run(self, args: argparse.Namespace) -> int:
+        return int(importlib.import_module(self.module).run(args))
 
 
-def load_on_call(module: str, name: str) -> Callable:
+def load_on_call(module: str, name: str) -> Callable[..., Any]:
     """A function that imports ``module`` and calls its ``name`` when it is called: plugins
     register formats without importing their framework
     (``read=load_on_call("fmnist_tf.formats", "read_checkpoint")``)."""
 
-    def call(*args, **kwargs):
+    def call(*args: Any, **kwargs: Any) -> Any:
         return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
     call.__name__ = call.__qualname__ = name
@@ -143,7 +144,7 @@ def plugin_failures() -> list[PluginFailure]:
     return list(_failures) + broken
 
 
-def _collect(hook) -> list:
+def _collect(hook: Any) -> list[Any]:
     return [item for items in hook() for item in (items or [])]
 
 
@@ -175,7 +176,7 @@ BUILT_IN_PACKAGES = ("fmnist_core", "fmnist_torch", "fmnist_tf", "fmnist_keras",
 _target_failures: dict[str, str] = {}
 
 
-def _isolated(hook) -> list[tuple[str, bool, Any]]:
+def _isolated(hook: Any) -> list[tuple[str, bool, Any]]:
     """(plugin name, built in, item) for each item each implementation of ``hook`` returns; an
     implementation that raises, or returns something not a list, is recorded as a failure of
     its plugin (``plugin_failures``) and left out, as a plugin that fails to import is."""
@@ -196,7 +197,9 @@ def _isolated(hook) -> list[tuple[str, bool, Any]]:
     return found
 
 
-def _target_problem(target: Any, reserved_names: set, reserved_suffixes: set) -> str | None:
+def _target_problem(
+    target: Any, reserved_names: set[str], reserved_suffixes: set[str]
+) -> str | None:
     # the registry sits below io/ (import-linter): an ExportTarget is known by its class name
     if type(target).__name__ != "ExportTarget" or not hasattr(target, "unavailable_reason"):
         return f"gave {type(target).__name__}, not an ExportTarget"
@@ -232,8 +235,8 @@ def export_targets() -> dict[str, ExportTarget]:
     weight format's), is left out and named among ``plugin_failures``."""
     found = _isolated(get_plugin_manager().hook.fmnist_export_targets)
     built_in = [t for _, own, t in found if own]
-    names = {getattr(t, "name", None) for t in built_in}
-    suffixes = {getattr(t, "suffix", None) for t in built_in}
+    names = {t.name for t in built_in if isinstance(getattr(t, "name", None), str)}
+    suffixes = {t.suffix for t in built_in if isinstance(getattr(t, "suffix", None), str)}
     suffixes |= {s for f in weight_formats().values() for s in f.suffixes}
     targets: dict[str, ExportTarget] = {}
     for plugin, own, target in found:

@@ -62,7 +62,7 @@ class Loop:
         callbacks: Sequence[Callback] = (),
         *,
         owner: Any = None,
-        after_epoch: Callable[[], None] | None = None,
+        after_epoch: Callable[[], object] | None = None,
     ):
         self.engine, self.config, self.data = engine, config, data
         self.state = state if state is not None else RunState()

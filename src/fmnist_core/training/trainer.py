@@ -4,9 +4,9 @@ what the run has done a ``RunState``, its data ``RunData``, saving and loading `
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -23,7 +23,7 @@ from . import checkpoints  # fmt: skip
 from . import config as settings
 from .callbacks import Callback, progress_callbacks
 from .config import TrainConfig
-from .export import export_trainer
+from .export import ExportResult, export_trainer
 from .loop import Loop, LoopData, RunState, evaluated_logits
 from .metrics import EvalResult, History
 from .predict import Prediction, predict
@@ -31,7 +31,7 @@ from .run_data import RunData
 
 __all__ = ["Prediction", "Trainer"]
 
-Inputs = Iterable[str | os.PathLike] | str | os.PathLike | np.ndarray
+Inputs = Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | np.ndarray
 
 
 class Trainer:
@@ -54,7 +54,7 @@ class Trainer:
         *,
         config: TrainConfig | None = None,
         data: Dataset | None = None,
-        data_dir: str | os.PathLike | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
         verify_checksums: bool = True,
         callbacks: Sequence[Callback] = (),
         verbose: int | str = "auto",
@@ -128,7 +128,9 @@ class Trainer:
             )  # fmt: skip
         return self._engine
 
-    def loop(self, callbacks: Sequence[Callback] = (), after_epoch=None) -> Loop:
+    def loop(
+        self, callbacks: Sequence[Callback] = (), after_epoch: Callable[[], object] | None = None
+    ) -> Loop:
         """A ``Loop`` over this trainer's engine, settings, splits and state."""
         train, validation = self.splits()
         test = None if self.run_data.on_arrays else (lambda: self.data.test)
@@ -162,7 +164,7 @@ class Trainer:
         *,
         epochs: int | None = None,
         validation_data: tuple[ArrayLike, ArrayLike] | None = None,
-        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
     ) -> History:
         """Train until ``epochs`` (default: the config's); the ``History``. On the training set
         (less ``validation``), or on your arrays ``x, y`` (images ``(n, 28, 28)`` or ``(n, 784)``,
@@ -215,7 +217,7 @@ class Trainer:
         return evaluated_logits(self.engine, self.state.weight_average, images, bool(tta))
 
     def predict(self, inputs: Inputs, output: str = "labels", *, on_error: str = "raise",
-                max_pixels: int | None = None, tta: bool | None = None) -> list:  # fmt: skip
+                max_pixels: int | None = None, tta: bool | None = None) -> list[Any]:  # fmt: skip
         """Predict image files, folders of images, or a uint8 array (n, 28, 28); ``output``:
         "labels", "indices", "probabilities" or "predictions" (``Prediction`` objects).
         ``on_error="skip"`` puts ``None`` (an errored ``Prediction``) for unreadable images.
@@ -224,7 +226,7 @@ class Trainer:
         return predict(logits, inputs, output, on_error, max_pixels)
 
     # -- saving and loading ---------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, format: str | None = None) -> Path:
+    def save(self, path: str | os.PathLike[str], format: str | None = None) -> Path:
         """Save the weights atomically; the format follows the suffix (default: safetensors).
         Data-parallel, only rank 0 writes (every worker holds the same weights)."""
         weights = checkpoints.weights_of(self)
@@ -232,29 +234,32 @@ class Trainer:
             write_weights(path, weights, format)
         return Path(path)
 
-    def export(self, path: str | os.PathLike, format: str = "onnx", *, gate: bool = True):
+    def export(
+        self, path: str | os.PathLike[str], format: str = "onnx", *, gate: bool = True
+    ) -> ExportResult:
         """Write a deployable artifact (``format``: an export target, ``fmnist export --list``
         lists the installed ones), run it with its own runtime on the test set and keep it
         only if it behaves like this model; ``gate=False`` keeps it whatever the scores. Returns
         an ``ExportResult`` (``.path``, ``.gate``: the scores, also in the artifact's metadata)."""
-        return export_trainer(self, path, format, gate)
+        return cast(ExportResult, export_trainer(self, path, format, gate))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, backend: str | None = None, *, format=None,
+    def load(cls, path: str | os.PathLike[str], backend: str | None = None, *,
+             format: str | None = None,
              **overrides: Any) -> Trainer:  # fmt: skip
         """A trainer holding the weights in ``path`` (any format an installed plugin reads, or
         a run folder). The recorded backend is used unless ``backend`` is given or it is not
         installed. ``fit()`` trains further; ``Trainer.resume`` continues an interrupted run."""
-        return checkpoints.load(cls, path, backend, format, overrides)
+        return cast(Trainer, checkpoints.load(cls, path, backend, format, overrides))
 
-    def save_checkpoint(self, folder: str | os.PathLike) -> Path:
+    def save_checkpoint(self, folder: str | os.PathLike[str]) -> Path:
         """Write weights, optimizer state, epoch and history to ``folder`` atomically."""
         return checkpoints.write_checkpoint(self, folder)
 
     @classmethod
-    def resume(cls, folder: str | os.PathLike, **overrides: Any) -> Trainer:
+    def resume(cls, folder: str | os.PathLike[str], **overrides: Any) -> Trainer:
         """A trainer that continues the run checkpointed in ``folder``; call ``fit()`` next."""
-        return checkpoints.resume(cls, folder, overrides)
+        return cast(Trainer, checkpoints.resume(cls, folder, overrides))
 
     def __repr__(self) -> str:
         c = self.config

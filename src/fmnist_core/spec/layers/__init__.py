@@ -32,4 +32,17 @@ BUILTIN_LAYERS: dict[str, type[Layer]] = {
 }
 """The built-in layer types by class name (which is also their ``kind``)."""
 
-__all__ = ["BUILTIN_LAYERS", *BUILTIN_LAYERS]
+__all__ = [
+    "BUILTIN_LAYERS",
+    "AvgPool2D",
+    "BatchNorm",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GELU",
+    "GlobalAvgPool",
+    "MaxPool2D",
+    "ReLU",
+    "Residual",
+]
