@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
@@ -152,7 +153,7 @@ def recorded_gate(model) -> dict:
     return recorded if isinstance(recorded, dict) else {}
 
 
-def open_model(path: str | os.PathLike, backend: str | None = None, **load: object):
+def open_model(path: str | os.PathLike, backend: str | None = None, **load: Any):
     """Any file fmnist writes, ready for inference (``logits``, ``predict``, ``evaluate``): an
     export run by its own runtime (``ExportedModel``), else weights or a run folder through
     ``Trainer.load(path, backend, **load)``. ``fmnist serve``, ``evaluate`` and ``predict`` open
