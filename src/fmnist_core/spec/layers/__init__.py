@@ -14,24 +14,6 @@ from .flatten import Flatten
 from .pooling import AvgPool2D, GlobalAvgPool, MaxPool2D
 from .residual import Residual
 
-BUILTIN_LAYERS: dict[str, type[Layer]] = {
-    layer.__name__: layer
-    for layer in (
-        AvgPool2D,
-        BatchNorm,
-        Conv2D,
-        Dense,
-        Dropout,
-        Flatten,
-        GELU,
-        GlobalAvgPool,
-        MaxPool2D,
-        ReLU,
-        Residual,
-    )
-}
-"""The built-in layer types by class name (which is also their ``kind``)."""
-
 __all__ = [
     "BUILTIN_LAYERS",
     "AvgPool2D",
@@ -46,3 +28,7 @@ __all__ = [
     "ReLU",
     "Residual",
 ]
+"""Written out, as type checkers need to see what is re-exported; the one list of the names."""
+
+BUILTIN_LAYERS: dict[str, type[Layer]] = {name: globals()[name] for name in __all__[1:]}
+"""The built-in layer types by class name (which is also their ``kind``)."""
