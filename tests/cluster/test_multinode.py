@@ -20,12 +20,11 @@ import numpy as np
 import pytest
 
 from fmnist_core.engine.workers import free_ports
-from fmnist_core.testing.data_parallel import accuracy_of, fmnist, per_step_losses
+from fmnist_core.testing.data_parallel import STEPS, accuracy_of, fmnist, per_step_losses
 
 from .readme import bash_block, swapped
 
 BIN = Path(sys.executable).parent
-STEPS = 100  # compared, then the test set evaluated: an epoch of 100 steps
 COMMON = ("--epochs", "1", "--steps-per-epoch", str(STEPS), "--log-every", "1", "--no-plots",
           "--quiet")  # fmt: skip
 EPOCHS = 6  # the kill comes at the first checkpoint: five epochs of 200 steps still to run

@@ -23,6 +23,13 @@ def batch_count(size: int, batch_size: int) -> int:
     return -(-size // batch_size)
 
 
+def epoch_steps(size: int, batch_size: int, limit: int | None = None) -> int:
+    """Steps of an epoch of ``size`` samples: every batch, or the first ``limit`` of them
+    (``TrainConfig.steps_per_epoch``; None: no limit)."""
+    count = batch_count(size, batch_size)
+    return min(count, limit) if limit else count
+
+
 def epoch_blocks(
     order: np.ndarray, batch_size: int, steps_per_execution: int
 ) -> Iterator[np.ndarray]:

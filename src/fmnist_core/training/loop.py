@@ -21,7 +21,7 @@ from ..data.augment import as_augment
 from ..data.dataset import Split
 from ..engine.allocator import keep_freed_memory
 from ..engine.backend import Engine, StepResult, chunked_logits
-from ..engine.batching import batch_count, epoch_blocks, epoch_permutation
+from ..engine.batching import epoch_blocks, epoch_permutation, epoch_steps
 from ..errors import TrainingError
 from .callbacks import Callback
 from .config import ResolvedConfig
@@ -70,9 +70,7 @@ class Loop:
         self.owner = self if owner is None else owner
         self.after_epoch = after_epoch  # e.g. write a checkpoint
         self.augment = as_augment(config.augment)
-        self.batches = batch_count(len(data.train), config.batch_size)
-        if config.steps_per_epoch:
-            self.batches = min(self.batches, config.steps_per_epoch)
+        self.batches = epoch_steps(len(data.train), config.batch_size, config.steps_per_epoch)
 
     # -- the whole run -----------------------------------------------------------------------
     def fit(self) -> History:

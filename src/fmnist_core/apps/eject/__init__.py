@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ...atomic import atomic_write_bytes
+from ...engine.batching import epoch_steps
 from ...engine.ejection import (
     BUILT_IN_FRAMEWORKS,
     PROGRAM_SECTIONS,
@@ -74,8 +75,7 @@ def plan(trainer) -> dict[str, Any]:
         if config.validation
         else np.arange(len(train))
     )
-    steps = -(-len(kept) // config.batch_size)
-    steps = min(steps, config.steps_per_epoch or steps)
+    steps = epoch_steps(len(kept), config.batch_size, config.steps_per_epoch)
     used = slice(0, steps * config.batch_size)  # steps_per_epoch: the first batches of the order
     draws: dict[str, list[np.ndarray]] = {"order": []}
     augment = trainer.augment
@@ -226,8 +226,9 @@ def check_frameworks(to: list[str]) -> None:
 def _check_plan_size(trainer) -> None:
     config = trainer.config
     images = len(trainer.data.train)
-    if config.steps_per_epoch:
-        images = min(images, config.steps_per_epoch * config.batch_size)
+    images = min(
+        images, epoch_steps(images, config.batch_size, config.steps_per_epoch) * config.batch_size
+    )
     per_epoch = images * (2 + 1 + 2 + 4)  # order, flips, shifts, boxes
     if config.epochs * per_epoch > MAX_DRAW_BYTES:
         raise ConfigError(
